@@ -1,0 +1,1 @@
+"""Dear PyGui studio: viewport and panels. Holds GUI handles only; maths lives in core/ and render/."""

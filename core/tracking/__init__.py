@@ -1,0 +1,1 @@
+"""Webcam and video sources, landmark tracking, retargeting to the avatar, filters."""

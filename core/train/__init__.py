@@ -1,0 +1,1 @@
+"""Losses, regularisers, optimisation, the training loop, checkpoints, metrics and evaluation."""

@@ -1,0 +1,119 @@
+"""Command line of the avatar studio: a thin layer over `core`, `render` and `app`.
+
+Every subcommand imports its implementation lazily, so `python main.py --help` and
+`python main.py install` work before torch or any other dependency is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+# The CPU wheel that these machines carry locally; pinned only when no torch is installed yet.
+CPU_TORCH = "torch==2.13.0"
+
+# name -> (help, "module:function" that adds arguments and returns the runner, or None if not built yet)
+COMMANDS: dict[str, tuple[str, str | None]] = {
+    "install": ("install the project (CPU torch only when no torch is present)", "main:_install_cli"),
+    "studio": ("open the Dear PyGui studio on the bundled default avatar", None),
+    "create": ("create an avatar from 1-16 photos", None),
+    "view": ("view an avatar or a .ply in a standalone OpenGL window", None),
+    "render": ("render an avatar to PNG / mp4 headlessly", None),
+    "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", None),
+    "prepare": ("generate or ingest training data (synthetic world, real videos)", None),
+    "train": ("train a model from a YAML config", None),
+    "eval": ("evaluate a checkpoint (PSNR / SSIM on held-out identities)", None),
+    "drive": ("drive an avatar from a webcam, video or image folder", None),
+    "body": ("inspect the body model: bones, expressions, parts; rebuild its baked asset", "core.body.cli:add_cli"),
+    "info": ("print versions, devices and which optional backends are available", "main:_info_cli"),
+}
+
+
+def _install_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    p.add_argument("--dev", action="store_true", help="also install the test and lint tools")
+    p.add_argument("--gpu", action="store_true", help="also install gsplat (needs a CUDA torch)")
+
+    def run(args: argparse.Namespace) -> int:
+        pip = [sys.executable, "-m", "pip", "install"]
+        if importlib.util.find_spec("torch") is None:
+            logging.info("no torch found: installing the CPU build %s", CPU_TORCH)
+            subprocess.check_call([*pip, CPU_TORCH])
+        else:
+            logging.info("keeping the installed torch")
+        extras = [e for e, on in (("dev", args.dev), ("gpu", args.gpu)) if on]
+        target = f"{ROOT}[{','.join(extras)}]" if extras else str(ROOT)
+        subprocess.check_call([*pip, "-e", target])
+        return 0
+
+    return run
+
+
+def _info_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import json
+
+        from core.env import describe_environment
+
+        print(json.dumps(describe_environment(), indent=2))
+        return 0
+
+    return run
+
+
+def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        print(f"`{name}` is not built yet in this version of the studio; nothing was done.", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int] | None]]:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Large-scale Codec Avatars studio: create, inspect, drive and train Gaussian-splat avatars.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    runners: dict[str, Callable[[argparse.Namespace], int] | None] = {}
+    for name, (help_text, target) in COMMANDS.items():
+        built = target is not None
+        p = sub.add_parser(name, help=help_text if built else f"{help_text} [not built yet]")
+        if not built:
+            runners[name] = _not_built(name)
+            continue
+        # Defer the import until this subcommand is chosen; record where to find it.
+        runners[name] = None
+        p.set_defaults(_target=target, _parser=p)
+    return parser, runners
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser, runners = build_parser()
+    if not argv:
+        argv = ["studio"]
+    # Parse twice: first to find the command, then with its own arguments added.
+    args, _ = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        parser.print_help()
+        return 0
+    runner = runners[args.command]
+    if runner is None:
+        module_name, func_name = args._target.split(":")
+        module = sys.modules[__name__] if module_name == "main" else importlib.import_module(module_name)
+        runner = getattr(module, func_name)(args._parser)
+    args = parser.parse_args(argv)
+    return int(runner(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Real-time moderngl splat renderer, camera controls and overlays."""
