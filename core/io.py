@@ -1,0 +1,86 @@
+"""Safe file io shared by every saver: atomic writes and safetensors files with a JSON header (no pickle)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load_bytes
+from safetensors.torch import save as st_save_bytes
+
+META_KEY = "lca_meta"  # safetensors metadata key holding our JSON header
+
+
+class FileFormatError(ValueError):
+    """A file exists but is not what it claims to be (corrupt, truncated, wrong kind or version)."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call `write(tmp_path)` then rename over `path`, so a crash never leaves a half-written file.
+
+    The old file (if any) stays intact until the rename; the temporary file is removed on failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        write(tmp_path)
+        with open(tmp_path, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict, *, kind: str) -> Path:
+    """Write `tensors` and a JSON-serialisable `meta` header (tagged with `kind`) atomically as safetensors."""
+    header = {"kind": kind, **meta}
+    payload = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    data = st_save_bytes(payload, metadata={META_KEY: json.dumps(header)})
+    return atomic_write_bytes(path, data)
+
+
+def load_tensors(
+    path: str | os.PathLike, *, kind: str, max_bytes: int = 8 << 30
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a file written by `save_tensors`; raise `FileFormatError` with the reason if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise FileFormatError(f"{path}: {size / 2**30:.1f} GiB is larger than the {max_bytes / 2**30:.0f} GiB limit")
+    data = path.read_bytes()
+    try:
+        tensors = st_load_bytes(data)
+        header_len = int.from_bytes(data[:8], "little")
+        raw_header = json.loads(data[8 : 8 + header_len])
+    except (SafetensorError, ValueError, UnicodeDecodeError, RuntimeError) as e:
+        raise FileFormatError(f"{path}: not a readable safetensors file ({e}); it may be truncated or corrupt") from e
+    meta_json = raw_header.get("__metadata__", {}).get(META_KEY)
+    if meta_json is None:
+        raise FileFormatError(f"{path}: safetensors file without a {kind} header; was it written by this project?")
+    try:
+        meta = json.loads(meta_json)
+    except json.JSONDecodeError as e:
+        raise FileFormatError(f"{path}: header is not valid JSON ({e})") from e
+    if not isinstance(meta, dict) or meta.get("kind") != kind:
+        got = meta.get("kind") if isinstance(meta, dict) else type(meta).__name__
+        raise FileFormatError(f"{path}: expected a {kind} file, found a {got!r} file")
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise FileFormatError(f"{path}: tensor {name!r} holds NaN or infinite values")
+    return tensors, meta

@@ -1,0 +1,160 @@
+"""Training checkpoints: model, EMA, optimiser, step and RNG states in one safetensors file (no pickle).
+
+Written atomically, so a run killed mid-save keeps its last good checkpoint. Loading checks the model
+architecture recorded in the header against the model it is loaded into and names the first mismatch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.io import FileFormatError, load_tensors, save_tensors
+
+log = logging.getLogger(__name__)
+KIND = "lca-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CheckpointState:
+    step: int
+    meta: dict  # the whole JSON header (config, metrics, versions)
+
+
+def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict] = {}
+    for pid, st in sd["state"].items():
+        for name, value in st.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{name}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[name] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, pid, name = key.split(".", 2)
+            state.setdefault(int(pid), {})[name] = value
+    for pid, sc in info.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(sc)
+    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+def _rng_tensors() -> dict[str, torch.Tensor]:
+    out = {"rng.cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            out[f"rng.cuda{i}"] = s
+    return out
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    step: int,
+    config: dict,
+    optimizer: torch.optim.Optimizer | None = None,
+    ema: torch.nn.Module | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Write everything a run needs to resume (or the studio needs to decode) to `path`, atomically."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    meta: dict = {
+        "format": FORMAT_VERSION,
+        "step": int(step),
+        "config": config,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    if ema is not None:
+        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    if optimizer is not None:
+        opt_t, opt_info = _optimizer_to_tensors(optimizer)
+        tensors.update(opt_t)
+        meta["optimizer"] = opt_info
+    tensors.update(_rng_tensors())
+    json.dumps(meta)  # fail before touching the disk if something is not serialisable
+    return save_tensors(path, tensors, meta, kind=KIND)
+
+
+def check_compatible(meta: dict, model: torch.nn.Module, path: str | os.PathLike = "checkpoint") -> None:
+    """Raise a FileFormatError naming the first parameter whose shape differs (a checkpoint of another model)."""
+    if meta.get("format") != FORMAT_VERSION:
+        raise FileFormatError(
+            f"{path}: checkpoint format {meta.get('format')} is not supported (expected {FORMAT_VERSION})"
+        )
+    want = {k: list(v.shape) for k, v in model.state_dict().items()}
+    have = meta.get("shapes", {})
+    missing = sorted(set(want) - set(have))
+    unexpected = sorted(set(have) - set(want))
+    if missing or unexpected:
+        raise FileFormatError(
+            f"{path}: checkpoint does not match this model (missing {missing[:3]}, unexpected {unexpected[:3]}); "
+            "was it trained with another model config?"
+        )
+    for k, shape in want.items():
+        if have[k] != shape:
+            raise FileFormatError(
+                f"{path}: parameter {k} has shape {have[k]} in the checkpoint but {shape} in the model"
+            )
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    ema: torch.nn.Module | None = None,
+    restore_rng: bool = False,
+    prefer_ema: bool = False,
+    map_location: str | torch.device = "cpu",
+) -> CheckpointState:
+    tensors, meta = load_tensors(path, kind=KIND)
+    check_compatible(meta, model, path)
+    prefix = "ema.module." if prefer_ema and any(k.startswith("ema.module.") for k in tensors) else "model."
+    model_sd = {k[len(prefix) :]: v.to(map_location) for k, v in tensors.items() if k.startswith(prefix)}
+    model.load_state_dict(model_sd)
+    if ema is not None:
+        ema_sd = {k[4:]: v.to(map_location) for k, v in tensors.items() if k.startswith("ema.")}
+        if ema_sd:
+            ema.load_state_dict(ema_sd)
+        else:
+            log.warning("%s has no EMA weights; EMA restarts from the model weights", path)
+    if optimizer is not None and "optimizer" in meta:
+        _optimizer_from_tensors(optimizer, {k: v.to(map_location) for k, v in tensors.items()}, meta["optimizer"])
+    if restore_rng:
+        torch.set_rng_state(tensors["rng.cpu"])
+        if torch.cuda.is_available():
+            states = [tensors[k] for k in sorted(tensors) if k.startswith("rng.cuda")]
+            if len(states) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(states)
+    return CheckpointState(step=int(meta["step"]), meta=meta)
+
+
+def read_checkpoint_meta(path: str | os.PathLike) -> dict:
+    """The JSON header only (config, step, metrics); cheap enough for listing runs."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if n <= 0 or n > 100 << 20:
+            raise FileFormatError(f"{path}: not a safetensors file (header length {n})")
+        raw = json.loads(f.read(n))
+    meta = json.loads(raw.get("__metadata__", {}).get("lca_meta", "{}"))
+    if meta.get("kind") != KIND:
+        raise FileFormatError(f"{path}: not a training checkpoint")
+    return meta

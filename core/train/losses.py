@@ -1,0 +1,100 @@
+"""Image losses and Gaussian regularisers: L1, SSIM, perceptual, mask, part cross-entropy, ACAP and ASAP."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> Tensor:
+    x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    g = g / g.sum()
+    w = g[:, None] * g[None, :]
+    return w.expand(channels, 1, size, size).contiguous()  # [3, 1, s, s] depthwise
+
+
+def ssim(pred: Tensor, target: Tensor, *, window: int = 11, sigma: float = 1.5, reduce: bool = True) -> Tensor:
+    """Structural similarity of images [B, H, W, 3] in [0, 1] (Wang et al. 2004, Gaussian window, valid region)."""
+    if pred.shape != target.shape or pred.dim() != 4:
+        raise ValueError(
+            f"ssim: expected two [B, H, W, C] images of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    x = pred.permute(0, 3, 1, 2)  # (B, C, H, W)
+    y = target.permute(0, 3, 1, 2)
+    c = x.shape[1]
+    size = min(window, x.shape[-1], x.shape[-2])
+    w = _gaussian_window(size, sigma, c, x.device, x.dtype)
+    mu_x = F.conv2d(x, w, groups=c)
+    mu_y = F.conv2d(y, w, groups=c)
+    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
+    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
+    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    return s.mean() if reduce else s.mean(dim=(1, 2, 3))
+
+
+def psnr(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image; images [B, H, W, 3] in [0, 1], optional mask [B, H, W, 1]."""
+    err = (pred - target) ** 2
+    if mask is None:
+        mse = err.mean(dim=(1, 2, 3))
+    else:
+        m = mask.expand_as(err)
+        mse = (err * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3)).clamp_min(1.0)
+    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+
+
+class PerceptualLoss(torch.nn.Module):
+    """L1 between deep features of two images, from a frozen feature network given by the caller.
+
+    The training code passes the model's own (frozen copy of the) image encoder, whose weights are always
+    available offline; `features` maps images [B, 3, H, W] in [0, 1] to a list of feature maps.
+    """
+
+    def __init__(self, features: Callable[[Tensor], list[Tensor]]):
+        super().__init__()
+        self.features = features
+
+    def forward(self, pred: Tensor, target: Tensor) -> Tensor:  # [B, H, W, 3] each
+        fp = self.features(pred.permute(0, 3, 1, 2))
+        with torch.no_grad():
+            ft = self.features(target.permute(0, 3, 1, 2))
+        return sum(F.l1_loss(a, b) for a, b in zip(fp, ft)) / max(len(fp), 1)
+
+
+def acap_loss(offsets: Tensor, margin: float = 0.0) -> Tensor:
+    """As-close-as-possible: Gaussians stay near their anchors. offsets [..., G, 3] from anchor (metres)."""
+    d = offsets.norm(dim=-1)
+    return F.relu(d - margin).pow(2).mean()
+
+
+def asap_loss(log_scales: Tensor, max_log_scale: float = math.log(0.05)) -> Tensor:
+    """As-similar-as-possible: keep each Gaussian's three scales alike (no needles) and none huge.
+
+    log_scales [..., G, 3]; the spread of log-scales within a Gaussian plus a hinge above `max_log_scale`.
+    """
+    spread = (log_scales - log_scales.mean(dim=-1, keepdim=True)).pow(2).mean()
+    too_big = F.relu(log_scales - max_log_scale).pow(2).mean()
+    return spread + too_big
+
+
+def mask_loss(alpha: Tensor, mask: Tensor) -> Tensor:
+    """Binary cross-entropy between rendered alpha and the person mask, both [B, H, W, 1] in [0, 1]."""
+    a = alpha.clamp(1e-4, 1 - 1e-4)
+    return F.binary_cross_entropy(a, mask.to(a.dtype))
+
+
+def part_loss(part_probs: Tensor, labels: Tensor, valid: Tensor | None = None) -> Tensor:
+    """Cross-entropy of rendered part probabilities [B, H, W, P] against pixel labels [B, H, W] (int, -1 = none)."""
+    logp = part_probs.clamp_min(1e-6).log()
+    labels = labels.long()
+    keep = labels >= 0 if valid is None else (labels >= 0) & valid
+    if not keep.any():
+        return part_probs.sum() * 0.0
+    return F.nll_loss(logp[keep], labels[keep])
