@@ -65,7 +65,7 @@ class PerceptualLoss(torch.nn.Module):
         fp = self.features(pred.permute(0, 3, 1, 2))
         with torch.no_grad():
             ft = self.features(target.permute(0, 3, 1, 2))
-        return sum(F.l1_loss(a, b) for a, b in zip(fp, ft)) / max(len(fp), 1)
+        return sum(F.l1_loss(a, b) for a, b in zip(fp, ft, strict=True)) / max(len(fp), 1)
 
 
 def acap_loss(offsets: Tensor, margin: float = 0.0) -> Tensor:

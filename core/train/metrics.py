@@ -1,0 +1,66 @@
+"""Run metrics: one JSON object per line (what the studio's training panel follows) plus TensorBoard if present."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class MetricsLog:
+    """Appends `{"step", "time", **values}` lines to `metrics.jsonl`; mirrors scalars to TensorBoard when installed."""
+
+    def __init__(self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool = True):
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.enabled = enabled
+        self._tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
+            except ImportError:
+                log.info("tensorboard is not installed; metrics go to %s only", self.path)
+        if enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def truncate_after(self, step: int) -> None:
+        """On resume, drop lines past the checkpoint's step so the curve continues without a fork."""
+        if not self.enabled or not self.path.exists():
+            return
+        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        self.path.write_text("".join(ln + "\n" for ln in keep))
+
+    def write(self, step: int, kind: str = "train", **values: float) -> None:
+        if not self.enabled:
+            return
+        clean = {k: (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in values.items()}
+        line = json.dumps({"step": int(step), "kind": kind, "time": time.time(), **clean})
+        with open(self.path, "a") as f:
+            f.write(line + "\n")
+        if self._tb is not None:
+            for k, v in clean.items():
+                if v is not None:
+                    self._tb.add_scalar(f"{kind}/{k}", v, step)
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """All complete lines of a metrics.jsonl (a line being written while we read is skipped)."""
+    out = []
+    p = Path(path)
+    if not p.exists():
+        return out
+    for ln in p.read_text().splitlines():
+        try:
+            out.append(json.loads(ln))
+        except json.JSONDecodeError:
+            continue
+    return out

@@ -1,0 +1,51 @@
+"""Layer-wise learning-rate decay and the schedule."""
+
+import pytest
+import torch
+
+from core.train.metrics import MetricsLog, read_metrics
+from core.train.optim import llrd_param_groups, lr_at, make_optimizer, set_lr
+
+
+class _Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Linear(2, 4)
+        self.blocks = torch.nn.ModuleList([torch.nn.Linear(4, 4) for _ in range(3)])
+        self.head = torch.nn.Linear(4, 1)
+
+
+def test_llrd_gives_deeper_layers_larger_rates_with_gamma():
+    groups = llrd_param_groups(_Net(), lr=1.0, weight_decay=0.1, gamma=0.5)
+    by_name = {g["name"]: g for g in groups}
+    assert by_name["depth4"]["lr"] == pytest.approx(1.0)  # head
+    assert by_name["depth3"]["lr"] == pytest.approx(0.5)  # last block
+    assert by_name["depth1"]["lr"] == pytest.approx(0.125)  # first block
+    assert by_name["depth0-nodecay"]["weight_decay"] == 0.0  # embedding
+    n_params = sum(len(g["params"]) for g in groups)
+    assert n_params == len(list(_Net().parameters()))
+
+
+def test_gamma_one_is_plain_adamw_and_set_lr_keeps_the_ratios():
+    opt = make_optimizer(_Net(), lr=1e-3, weight_decay=0.0, gamma=1.0)
+    assert {g["lr"] for g in opt.param_groups} == {1e-3}
+    opt = make_optimizer(_Net(), lr=1e-3, weight_decay=0.0, gamma=0.65)
+    set_lr(opt, 2e-3)
+    ratios = sorted(g["lr"] / 2e-3 for g in opt.param_groups)
+    assert ratios[-1] == pytest.approx(1.0) and ratios[0] == pytest.approx(0.65**4)
+
+
+def test_schedule_warms_up_then_decays():
+    lrs = [lr_at(s, base_lr=1.0, warmup=10, total=100) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[50] < lrs[10] and lrs[-1] == pytest.approx(0.05, abs=0.01)
+
+
+def test_metrics_log_appends_and_truncates_on_resume(tmp_path):
+    m = MetricsLog(tmp_path, tensorboard=False)
+    for s in range(5):
+        m.write(s, loss=1.0 / (s + 1), bad=float("nan"))
+    m.truncate_after(2)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert rows[0]["bad"] is None and rows[1]["loss"] == 0.5
