@@ -1,0 +1,71 @@
+"""`rasterize()` front door: output records, backend choice, and errors that say what to fix."""
+
+import pytest
+import torch
+
+from core.raster import Camera, Gaussians, RasterOutput, rasterize
+from core.raster.gsplat_backend import gsplat_available
+from core.raster.rasterize import resolve_backend
+
+
+def _one() -> Gaussians:
+    return Gaussians.from_rgb(
+        torch.tensor([[0.0, 1.0, 0.0]]), torch.tensor([[0.8, 0.2, 0.1]]), torch.full((1, 3), 0.1), torch.tensor([0.7])
+    )
+
+
+def _cam(**kw) -> Camera:
+    return Camera.look_at((0.0, 1.0, 3.0), (0.0, 1.0, 0.0), width=24, height=16, **kw)
+
+
+def test_unbatched_camera_gives_one_image_of_the_camera_size():
+    out = rasterize(_one(), _cam(), backend="torch")
+    assert isinstance(out, RasterOutput)
+    assert out.color.shape == (1, 16, 24, 3) and out.alpha.shape == (1, 16, 24, 1) and out.depth.shape == (1, 16, 24, 1)
+    assert out.alpha.max() > 0.5  # the splat sits in front of the camera, at the image centre
+    assert out.depth.max().item() == pytest.approx(3.0, abs=1e-4)
+
+
+def test_empty_gaussian_set_renders_background():
+    empty = _one().index(torch.zeros(1, dtype=torch.bool))
+    out = rasterize(empty, _cam(), background=(0.1, 0.2, 0.3), backend="torch")
+    torch.testing.assert_close(out.color[0, 5, 5], torch.tensor([0.1, 0.2, 0.3]))
+    assert out.alpha.abs().max() == 0
+
+
+def test_auto_backend_is_torch_on_cpu():
+    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+    with pytest.raises(ValueError, match="backend must be"):
+        resolve_backend("opengl", torch.device("cpu"))
+
+
+def test_rasterize_rejects_batched_gaussians():
+    g = _one()
+    batched = Gaussians(g.means[None], g.quats[None], g.log_scales[None], g.opacity_logits[None], g.sh[None])
+    with pytest.raises(ValueError, match="unbatched set of Gaussians"):
+        rasterize(batched, _cam())
+
+
+def test_rasterize_rejects_two_level_camera_batches():
+    c = _cam()
+    cams = Camera(c.K.expand(2, 3, 3, 3), c.T_cam_world.expand(2, 3, 4, 4), c.width, c.height)
+    with pytest.raises(ValueError, match="flatten the cameras"):
+        rasterize(_one(), cams)
+
+
+def test_rasterize_rejects_camera_on_another_device():
+    with pytest.raises(ValueError, match="camera.K is on meta"):
+        rasterize(_one(), _cam(device="meta"))
+
+
+def test_rasterize_rejects_bad_background_and_planes():
+    with pytest.raises(ValueError, match="background"):
+        rasterize(_one(), _cam(), background=(0.0, 1.0))
+    with pytest.raises(ValueError, match="near < far"):
+        rasterize(_one(), _cam(), near=2.0, far=1.0)
+
+
+def test_gsplat_backend_on_cpu_tensors_says_what_to_do():
+    err = ValueError if gsplat_available() else RuntimeError
+    with pytest.raises(err, match="(needs CUDA tensors|backend='torch')"):
+        rasterize(_one(), _cam(), backend="gsplat")
