@@ -33,7 +33,9 @@ class TorchRasterSettings:
     max_alpha: float = 0.99  # per-splat alpha clamp (3DGS; gsplat uses 0.999)
     min_transmittance: float = 1e-4  # a pixel stops once the next splat would take T below this
     chunk_elements: int | None = None  # tiles x splats x pixels evaluated at once; None: 2^18 CPU, 2^24 CUDA
-    depth_block: int = 64  # splats per tile composited per step before checking whether every pixel stopped
+    depth_block: int | None = (
+        None  # splats per tile per step before checking for stopped pixels; None: 64 CPU, 256 CUDA
+    )
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,7 @@ def _render_camera(
     i = 0
     while i < len(busy):
         longest = counts_cpu[i]  # tiles are sorted by list length, so the first of a chunk is the longest
-        block = min(longest, s.depth_block)
+        block = min(longest, s.depth_block or (256 if device.type == "cuda" else 64))
         n = max(1, min(len(busy) - i, chunk_elements // (block * npix)))
         tiles = busy[i : i + n]
         origin = torch.stack([tiles % tiles_x, tiles // tiles_x], dim=-1).to(dtype) * ts  # [n, 2]
