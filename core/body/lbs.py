@@ -1,0 +1,158 @@
+"""Linear blend skinning as pure functions: rotations, forward kinematics, skinning of vertices and points.
+
+Every buffer is an argument, so each function is testable alone (gradcheck in float64 on a tiny rig).
+Frames are named in variables: `T_world_bone` maps a point of the rest mesh to its posed world position
+under one bone; `W_world_bone` is a bone's posed frame (its axes and head) in the world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+
+def axis_angle_to_matrix(rotvec: Tensor) -> Tensor:
+    """Rodrigues' formula, smooth at zero. rotvec: [..., 3] -> [..., 3, 3]."""
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]  # [..., 1, 1]
+    small = theta2 < 1e-8
+    safe2 = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = safe2.sqrt()
+    # sin(t)/t and (1-cos(t))/t^2 with their Taylor series near zero, so gradients stay finite at t=0.
+    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / safe2)
+    x, y, z = rotvec.unbind(-1)
+    zero = torch.zeros_like(x)
+    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
+    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(K)
+    return eye + a * K + b * (K @ K)
+
+
+def rotation_about_axes(yaw: Tensor, pitch: Tensor) -> Tensor:
+    """Rotation R_y(yaw) @ R_x(-pitch) in the y-up world: yaw>0 turns +z toward +x, pitch>0 turns +z up.
+
+    yaw, pitch: [...] radians -> [..., 3, 3].
+    """
+    zero = torch.zeros_like(yaw)
+    ry = torch.stack([zero, yaw, zero], -1)
+    rx = torch.stack([-pitch, zero, zero], -1)
+    return axis_angle_to_matrix(ry) @ axis_angle_to_matrix(rx)
+
+
+def special_procrustes(M: Tensor) -> Tensor:
+    """The rotation nearest to M in Frobenius norm. M: [..., 3, 3] -> [..., 3, 3]."""
+    U, _, Vh = torch.linalg.svd(M)
+    det = torch.det(U @ Vh)
+    D = torch.ones_like(M[..., 0])  # [..., 3]
+    D = torch.cat([D[..., :2], det[..., None]], dim=-1)
+    return (U * D[..., None, :]) @ Vh
+
+
+def rigid(R: Tensor, t: Tensor) -> Tensor:
+    """[..., 3, 3] rotation and [..., 3] translation -> [..., 4, 4] homogeneous transform."""
+    top = torch.cat([R, t[..., None]], dim=-1)  # [..., 3, 4]
+    bottom = torch.zeros_like(top[..., :1, :])
+    bottom = torch.cat([bottom[..., :3], torch.ones_like(bottom[..., 3:])], dim=-1)
+    return torch.cat([top, bottom], dim=-2)
+
+
+def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
+    """Bones grouped by depth: [[root], [its children], ...]. parents[0] < 0 is the single root."""
+    parents = [int(p) for p in parents]
+    if not parents or parents[0] >= 0 or min(parents[1:], default=0) < 0:
+        raise ValueError(f"parents must start with the single root (a negative index), got {parents[:8]}...")
+    depth = [0] * len(parents)
+    for j in range(1, len(parents)):
+        if parents[j] >= j:
+            raise ValueError(f"bones must be ordered parents first; bone {j} has parent {parents[j]}")
+        depth[j] = depth[parents[j]] + 1
+    levels: list[list[int]] = [[] for _ in range(max(depth) + 1)]
+    for j, d in enumerate(depth):
+        levels[d].append(j)
+    return levels
+
+
+def batch_rigid_transform(
+    rot_local: Tensor,  # [B, J, 3, 3] per-bone rotations in world-aligned axes, applied at the bone's reference pose
+    rest_poses: Tensor,  # [B, J, 4, 4] or [J, 4, 4] bone frames (axes, head) of the rest mesh
+    parents: Sequence[int],  # [J] parent index, -1 for the root
+    root_position: Tensor,  # [B, 3] where the root's head goes (reference position + translation)
+    ref_orients: Tensor | None = None,  # [J, 3, 3] reference bone axes; None: the rest axes
+) -> tuple[Tensor, Tensor]:
+    """Forward kinematics -> (T_world_bone [B, J, 4, 4] skinning transforms, W_world_bone [B, J, 4, 4] bone frames).
+
+    With identity rotations every bone takes its reference orientation U_c, carrying its descendants about
+    its head; the rest orientation R_c is what the rest mesh was bound to. For a bone c of parent p:
+        W_c = W_p [U_p^T D_c U_c | U_p^T A_p (h_c - h_p)],  A_p = U_p R_p^T (A_root = I),
+        W_root = [D_root U_root | root_position],  T_c = W_c P_c^-1 with P_c = [R_c | h_c].
+    With ref_orients=None and identity rest axes this is the SMPL kinematic chain about joints h.
+    """
+    B, J = rot_local.shape[:2]
+    if rot_local.shape != (B, J, 3, 3):
+        raise ValueError(f"rot_local: expected [B, J, 3, 3], got {tuple(rot_local.shape)}")
+    if len(parents) != J:
+        raise ValueError(f"parents has {len(parents)} entries but rot_local has J={J} bones")
+    if rest_poses.dim() == 3:
+        rest_poses = rest_poses.expand(B, J, 4, 4)
+    if rest_poses.shape != (B, J, 4, 4):
+        raise ValueError(f"rest_poses: expected [B, J, 4, 4] or [J, 4, 4], got {tuple(rest_poses.shape)}")
+    R = rest_poses[..., :3, :3]  # [B, J, 3, 3]
+    h = rest_poses[..., :3, 3]  # [B, J, 3]
+    U = R if ref_orients is None else ref_orients.expand(B, J, 3, 3)
+    par = torch.as_tensor([0, *[int(p) for p in parents[1:]]], device=rot_local.device)
+    A = U @ R.transpose(-1, -2)  # [B, J, 3, 3] rest -> reference rotation of each bone
+    A = torch.cat([torch.eye(3, dtype=A.dtype, device=A.device).expand(B, 1, 3, 3), A[:, 1:]], dim=1)
+    offsets = (A[:, par] @ (h - h[:, par])[..., None])[..., 0]  # [B, J, 3] reference head offsets
+    U_pt = U[:, par].transpose(-1, -2)  # [B, J, 3, 3]
+    K = rigid(U_pt @ rot_local @ U, (U_pt @ offsets[..., None])[..., 0])  # [B, J, 4, 4] parent -> child
+    W0 = rigid(rot_local[:, 0] @ U[:, 0], root_position)  # [B, 4, 4]
+    W_all = W0[:, None].expand(B, J, 4, 4).clone()
+    for level in kinematic_levels(parents)[1:]:
+        idx = torch.as_tensor(level, device=rot_local.device)
+        W_all = W_all.index_copy(1, idx, W_all[:, par[idx]] @ K[:, idx])
+    R_T = W_all[..., :3, :3] @ R.transpose(-1, -2)  # [B, J, 3, 3]
+    T = rigid(R_T, W_all[..., :3, 3] - (R_T @ h[..., None])[..., 0])
+    return T, W_all
+
+
+def lbs(
+    vertices: Tensor,  # [B, V, 3] rest positions (shape and expression applied)
+    weights: Tensor,  # [V, J] skinning weights, rows summing to 1
+    T_world_bone: Tensor,  # [B, J, 4, 4]
+) -> Tensor:
+    """Linear blend skinning -> posed vertices [B, V, 3]."""
+    return skin_points(vertices, weights, T_world_bone)[0]
+
+
+def skin_points(
+    points: Tensor,  # [B, P, 3] or [P, 3] rest positions
+    weights: Tensor,  # [P, J] or [B, P, J] skinning weights per point
+    T_world_bone: Tensor,  # [B, J, 4, 4]
+) -> tuple[Tensor, Tensor]:
+    """Skin arbitrary points -> (posed points [B, P, 3], blended linear parts [B, P, 3, 3]).
+
+    The blended 3x3 carries each point's frame (e.g. a Gaussian's rotation and scale) along; it is a rotation
+    only where one bone dominates, so callers that need a rotation orthonormalise it (special_procrustes).
+    """
+    B = T_world_bone.shape[0]
+    if points.dim() == 2:
+        points = points.expand(B, *points.shape)
+    if points.shape[0] != B or points.shape[-1] != 3:
+        raise ValueError(f"points: expected [B={B}, P, 3], got {tuple(points.shape)}")
+    if weights.shape[-2] != points.shape[1] or weights.shape[-1] != T_world_bone.shape[1]:
+        raise ValueError(
+            f"weights: expected [P={points.shape[1]}, J={T_world_bone.shape[1]}], got {tuple(weights.shape)}"
+        )
+    if weights.dim() == 2:
+        blend = torch.einsum("pj,bjik->bpik", weights, T_world_bone[:, :, :3, :])  # [B, P, 3, 4]
+    else:
+        blend = torch.einsum("bpj,bjik->bpik", weights, T_world_bone[:, :, :3, :])
+    posed = (blend[..., :3] @ points[..., None])[..., 0] + blend[..., 3]
+    return posed, blend[..., :3]
+
+
+def dense_weights(indices: Tensor, values: Tensor, num_bones: int) -> Tensor:
+    """Top-k skinning weights (indices [V, k] int, values [V, k]) -> dense [V, J]."""
+    out = torch.zeros(indices.shape[0], num_bones, dtype=values.dtype, device=values.device)
+    return out.scatter_add_(1, indices.long(), values)
