@@ -22,7 +22,7 @@ CPU_TORCH = "torch==2.13.0"
 # name -> (help, "module:function" that adds arguments and returns the runner, or None if not built yet)
 COMMANDS: dict[str, tuple[str, str | None]] = {
     "install": ("install the project (CPU torch only when no torch is present)", "main:_install_cli"),
-    "studio": ("open the Dear PyGui studio on the bundled default avatar", None),
+    "studio": ("open the Dear PyGui studio on the bundled default avatar", "app.cli:add_cli"),
     "create": ("create an avatar from 1-16 photos", None),
     "view": ("view an avatar or a .ply in a standalone OpenGL window", "render.cli:add_view_cli"),
     "render": ("render an avatar to PNG / mp4 headlessly", "render.cli:add_render_cli"),

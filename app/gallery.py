@@ -1,0 +1,37 @@
+"""The avatar gallery: bundled examples plus the user's avatar files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from app.avatar_source import StudioAvatar, example_figure, load_avatar
+
+USER_DIR = Path(os.environ.get("LCA_STUDIO_HOME", Path.home() / ".lca_studio")) / "avatars"
+
+
+def bundled_examples() -> dict[str, Callable[[], StudioAvatar]]:
+    """Name -> factory of each example that ships with the studio."""
+    out: dict[str, Callable[[], StudioAvatar]] = {}
+    from app.synthetic_avatar import synthetic_available, synthetic_avatar
+
+    if synthetic_available():
+        for seed in (1, 2, 3, 4):
+            out[f"synthetic person #{seed}"] = lambda seed=seed: synthetic_avatar(seed)
+    out["example figure"] = lambda: example_figure()
+    out["example figure (dense)"] = lambda: example_figure(60_000)
+    return out
+
+
+def user_avatars(folder: Path = USER_DIR) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".safetensors", ".ply")}
+
+
+def gallery() -> dict[str, Callable[[], StudioAvatar]]:
+    out = bundled_examples()
+    for name, path in user_avatars().items():
+        out[f"mine: {name}"] = lambda path=path: load_avatar(path)
+    return out

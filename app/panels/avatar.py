@@ -1,0 +1,77 @@
+"""Avatar panel: gallery, open/save, exports (.ply, PNG snapshot, turntable mp4), progress."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+from app.gallery import gallery
+from app.panels.base import Panel
+from app.session import Session
+
+
+class AvatarPanel(Panel):
+    title = "Avatar"
+
+    def __init__(self, session: Session, actions) -> None:
+        super().__init__(session)
+        self.actions = actions  # the studio: open_gallery(name), save_avatar(path), export_ply(path), ...
+        self.entries = gallery()
+
+    def build(self, parent: int | str) -> None:
+        with dpg.group(parent=parent) as self.root:
+            dpg.add_text("Gallery")
+            self.list = dpg.add_listbox(list(self.entries), num_items=6, width=260)
+            with dpg.group(horizontal=True):
+                dpg.add_button(
+                    label="Open selected", callback=lambda: self.actions.open_gallery(dpg.get_value(self.list))
+                )
+                dpg.add_button(label="Open file...", callback=lambda: self._dialog("open"))
+            self.name_text = dpg.add_text("")
+            dpg.add_separator()
+            dpg.add_text("Save and export")
+            self.out_dir = dpg.add_input_text(label="folder", default_value=str(Path.cwd() / "studio_out"), width=220)
+            with dpg.group(horizontal=True):
+                dpg.add_button(
+                    label="Save avatar", callback=lambda: self.actions.save_avatar(self._out("avatar.safetensors"))
+                )
+                dpg.add_button(label="Export .ply", callback=lambda: self.actions.export_ply(self._out("avatar.ply")))
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="Snapshot PNG", callback=lambda: self.actions.snapshot(self._out("snapshot.png")))
+                dpg.add_button(
+                    label="Turntable mp4", callback=lambda: self.actions.turntable(self._out("turntable.mp4"))
+                )
+            self.progress = dpg.add_progress_bar(default_value=0.0, width=260, overlay="idle")
+            with dpg.file_dialog(
+                show=False, callback=self._on_file, width=640, height=420, directory_selector=False
+            ) as self.open_dialog:
+                dpg.add_file_extension("Avatars (*.safetensors *.ply){.safetensors,.ply}")
+                dpg.add_file_extension(".*")
+        self.refresh()
+
+    def _out(self, name: str) -> str:
+        return str(Path(dpg.get_value(self.out_dir)) / name)
+
+    def _dialog(self, kind: str) -> None:
+        dpg.show_item(self.open_dialog)
+
+    def _on_file(self, sender, app_data) -> None:
+        path = app_data.get("file_path_name") if isinstance(app_data, dict) else None
+        if path:
+            self.actions.open_file(path)
+
+    def set_progress(self, fraction: float, text: str) -> None:
+        if self.root:
+            dpg.set_value(self.progress, fraction)
+            dpg.configure_item(self.progress, overlay=text)
+
+    def refresh(self) -> None:
+        if not self.root:
+            return
+        a = self.session.avatar
+        dpg.set_value(self.name_text, f"Loaded: {a.name}\n{a.description}")
+
+    def warn(self, text: str) -> None:
+        self.session.say(text, logging.WARNING)

@@ -1,0 +1,143 @@
+"""The studio's state object: current avatar, edit state with undo/redo, preview camera, playback, messages.
+
+No GUI code here: panels call these methods (they record intent and mark the preview dirty) and the frame
+loop calls `frame()` to decode only what changed. Tests drive a `Session` directly or through the GUI.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from app.avatar_source import AvatarLoadError, StudioAvatar, default_avatar, load_avatar
+from app.history import History
+from app.lighting import build_lighting, load_environment_presets
+from app.state import CAMERA_PRESETS, EditState, OrbitView
+from core.data.lighting import Lighting
+from core.raster.types import Gaussians
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Message:
+    level: int  # logging level
+    text: str
+    time: float
+
+
+class Session:
+    """Everything the studio shows and edits, with change tracking for the frame loop."""
+
+    def __init__(self, avatar: StudioAvatar | None = None) -> None:
+        self.avatar: StudioAvatar = avatar if avatar is not None else default_avatar()
+        self.avatar_path: Path | None = None
+        self.environments = load_environment_presets()
+        self.edit = EditState()
+        self.view = CAMERA_PRESETS["front"]
+        self.history: History[EditState] = History()
+        self.messages: deque[Message] = deque(maxlen=200)
+        self.revision = 0  # bumps on every edit; panels re-read widgets when `external_revision` moves
+        self.external_revision = 0  # bumps when the edit changed from outside the widgets (undo, preset, load)
+        self.turntable_deg_per_s = 0.0
+        self._decoded: Gaussians | None = None
+        self._decoded_key: tuple[int, EditState] | None = None
+        self._lighting_cache: tuple[object, Lighting] | None = None
+        self._avatar_serial = 0
+        self.decode_ms = 0.0
+
+    # Messages --------------------------------------------------------------------------------
+    def say(self, text: str, level: int = logging.INFO) -> None:
+        """A message for the GUI's console (and the log)."""
+        log.log(level, "%s", text)
+        self.messages.append(Message(level, text, time.time()))
+
+    # Edits -----------------------------------------------------------------------------------
+    def apply(self, new: EditState, *, key: str | None = None, external: bool = False) -> None:
+        """Make `new` the current edit; `key` merges consecutive changes of one control into one undo step."""
+        if new == self.edit:
+            return
+        self.history.record(self.edit, key)
+        self.edit = new
+        self.revision += 1
+        if external:
+            self.external_revision += 1
+
+    def undo(self) -> bool:
+        prev = self.history.undo(self.edit)
+        if prev is None:
+            return False
+        self.edit = prev
+        self.revision += 1
+        self.external_revision += 1
+        return True
+
+    def redo(self) -> bool:
+        nxt = self.history.redo(self.edit)
+        if nxt is None:
+            return False
+        self.edit = nxt
+        self.revision += 1
+        self.external_revision += 1
+        return True
+
+    # Camera ----------------------------------------------------------------------------------
+    def set_view(self, view: OrbitView) -> None:
+        self.view = view
+
+    def camera_preset(self, name: str) -> None:
+        if name not in CAMERA_PRESETS:
+            raise ValueError(f"unknown camera preset {name!r}; choose one of {', '.join(CAMERA_PRESETS)}")
+        view = CAMERA_PRESETS[name]
+        if name == "face":
+            view = replace(view, target=self.avatar.face_target())
+        self.view = view
+
+    def advance(self, dt: float) -> None:
+        """Move time-driven things (turntable) on by `dt` seconds."""
+        if self.turntable_deg_per_s:
+            self.view = replace(self.view, yaw_deg=(self.view.yaw_deg + self.turntable_deg_per_s * dt) % 360.0)
+
+    # Avatar ----------------------------------------------------------------------------------
+    def set_avatar(self, avatar: StudioAvatar, path: Path | None = None) -> None:
+        self.avatar = avatar
+        self.avatar_path = path
+        self._avatar_serial += 1
+        self._decoded = None
+        self.external_revision += 1
+        self.say(f"opened avatar: {avatar.name} ({avatar.description})")
+
+    def open_avatar(self, path: str | Path) -> bool:
+        """Load an avatar file; on failure the current avatar stays and the reason goes to the console."""
+        try:
+            avatar = load_avatar(path)
+        except AvatarLoadError as e:
+            self.say(f"could not open avatar: {e}", logging.ERROR)
+            return False
+        self.set_avatar(avatar, Path(path))
+        return True
+
+    # Decoding --------------------------------------------------------------------------------
+    @property
+    def lighting(self) -> Lighting:
+        key = self.edit.lighting
+        if self._lighting_cache is None or self._lighting_cache[0] != key:
+            self._lighting_cache = (key, build_lighting(key, self.environments))
+        return self._lighting_cache[1]
+
+    def gaussians(self) -> Gaussians:
+        """The Gaussians for the current edit, decoded only when the avatar or the edit changed."""
+        key = (self._avatar_serial, self.edit)
+        if self._decoded is None or self._decoded_key != key:
+            t0 = time.perf_counter()
+            self._decoded = self.avatar.drive(self.edit, self.lighting)
+            self.decode_ms = 1e3 * (time.perf_counter() - t0)
+            self._decoded_key = key
+        return self._decoded
+
+    @property
+    def needs_decode(self) -> bool:
+        return self._decoded is None or self._decoded_key != (self._avatar_serial, self.edit)
