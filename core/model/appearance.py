@@ -1,0 +1,82 @@
+"""Relightable appearance: albedo times a degree-1 SH radiance transfer lit by an RGB SH environment.
+
+The environment holds an ambient row and one row per world axis (degree-1 real SH in Cartesian form); a
+directional key light adds the degree-1 projection of a clamped cosine lobe, max(0, n.l) ~ 1/4 + n.l/2.
+With `Lighting.neutral()` the shading is exactly 1 and the colour is the albedo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """Lighting of one frame."""
+
+    env: Tensor  # [4, 3] RGB: ambient row, then x, y, z rows (world frame)
+    direction: Tensor | None = None  # [3] towards the key light (world frame); None: no key light
+    colour: Tensor | None = None  # [3] RGB intensity of the key light
+    code: Tensor | None = None  # [Dl] per-frame latent lighting code (wild data); None: zero
+
+    def __post_init__(self) -> None:
+        if tuple(self.env.shape) != (4, 3):
+            raise ValueError(f"Lighting.env: expected shape [4, 3], got {tuple(self.env.shape)}")
+        if (self.direction is None) != (self.colour is None):
+            raise ValueError("Lighting: give both direction and colour for a key light, or neither")
+        for name in ("direction", "colour"):
+            t = getattr(self, name)
+            if t is not None and tuple(t.shape) != (3,):
+                raise ValueError(f"Lighting.{name}: expected shape [3], got {tuple(t.shape)}")
+
+    @classmethod
+    def neutral(cls, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Lighting:
+        env = torch.zeros(4, 3, device=device, dtype=dtype)
+        env[0] = 1.0
+        return cls(env=env)
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> Lighting:
+        def mv(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device=device, dtype=dtype)
+
+        return Lighting(self.env.to(device=device, dtype=dtype), mv(self.direction), mv(self.colour), mv(self.code))
+
+
+def shade(
+    albedo: Tensor,  # [..., 3] in [0, 1]
+    transfer: Tensor,  # [..., 3] degree-1 transfer vector in the world frame (a visibility-weighted normal)
+    env: Tensor,  # [4, 3]
+    direction: Tensor | None = None,  # [3] unit vector towards the light
+    colour: Tensor | None = None,  # [3]
+) -> Tensor:
+    """Outgoing RGB [..., 3] = albedo * (ambient + transfer . linear + key light), clamped to [0, 1]."""
+    irradiance = env[0] + transfer @ env[1:]  # [..., 3]
+    if direction is not None and colour is not None:
+        d = direction / direction.norm().clamp_min(1e-8)
+        lobe = (0.25 + 0.5 * (transfer @ d)).clamp_min(0.0)  # [...]
+        irradiance = irradiance + lobe[..., None] * colour
+    return (albedo * irradiance.clamp_min(0.0)).clamp(0.0, 1.0)
+
+
+class LightingCode(nn.Module):
+    """Maps a per-frame lighting code to an environment offset [4, 3] (zero code -> no change)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.dim = dim
+        self.linear = nn.Linear(dim, 12, bias=False) if dim > 0 else None
+        if self.linear is not None:
+            nn.init.normal_(self.linear.weight, std=0.01)
+
+    def forward(self, lighting: Lighting) -> Tensor:
+        """The lighting's total environment [4, 3]."""
+        if lighting.code is None or self.linear is None:
+            if lighting.code is not None and self.dim == 0:
+                raise ValueError("this model has no lighting code (appearance.lighting_code_dim = 0); pass code=None")
+            return lighting.env
+        if tuple(lighting.code.shape) != (self.dim,):
+            raise ValueError(f"Lighting.code: expected shape [{self.dim}], got {tuple(lighting.code.shape)}")
+        return lighting.env + self.linear(lighting.code).view(4, 3)

@@ -1,0 +1,257 @@
+"""`Avatar`: one identity's cached canonical Gaussians plus the per-frame modules; create, drive, edit, save, load."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from core.config import from_dict, to_dict
+from core.io import FileFormatError, load_tensors, save_tensors
+from core.model.appearance import Lighting
+from core.model.config import ModelConfig
+from core.model.crops import BodyEstimate, crop_inputs
+from core.model.drive import drive_gaussians
+from core.model.heads import CanonicalGaussians
+from core.model.model import IdentityState, LCAModel, check_crops
+from core.model.rig import BodyRig
+from core.model.tokens import Anchors
+from core.raster.types import PART_NAMES, Gaussians, rgb_to_sh0
+
+AVATAR_KIND = "lca_avatar"
+AVATAR_VERSION = 1
+EDITABLE = ("hair", "upper_garment", "lower_garment", "shoes", "accessories")
+
+
+def part_index(part: str) -> int:
+    if part not in PART_NAMES:
+        raise ValueError(f"unknown part {part!r}; parts are {list(PART_NAMES)}")
+    return PART_NAMES.index(part)
+
+
+class Avatar:
+    """A drivable avatar. `drive` runs one pose-head pass + skinning on the avatar's device, without gradients."""
+
+    def __init__(
+        self,
+        model: LCAModel,
+        state: IdentityState,
+        *,
+        strength: Tensor | None = None,  # [P] deformer strength per part
+        hidden: frozenset[int] = frozenset(),
+    ) -> None:
+        self.model = model.eval()
+        self.state = state
+        dev = state.anchors.device
+        self.part_strength = strength.to(dev) if strength is not None else torch.ones(len(PART_NAMES), device=dev)
+        self.hidden = frozenset(hidden)
+        self._refresh()
+
+    # -- creation -------------------------------------------------------------------------------------------
+    @classmethod
+    @torch.no_grad()
+    def create(
+        cls,
+        model: LCAModel,
+        images: Tensor | list[Tensor] | None = None,  # [N, 3, H, W] in [0, 1] (or a list of [3, H, W])
+        body_estimates: list[BodyEstimate] | None = None,  # one per image
+        *,
+        body_crops: Tensor | None = None,  # [N, 3, Hb, Wb] ready-made crops instead of images
+        face_crops: Tensor | None = None,  # [N, 3, Hf, Wf]
+        shape: Tensor | None = None,  # [S] identity shape; default: mean of the estimates' shapes
+    ) -> Avatar:
+        """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs."""
+        if model.drive_only:
+            raise RuntimeError("this model was loaded from an avatar file and has no encoder; load a model checkpoint")
+        dev = model.anchor_pos.device
+        if body_crops is None or face_crops is None:
+            if images is None or body_estimates is None:
+                raise ValueError("give images with body_estimates, or body_crops with face_crops")
+            if isinstance(images, Tensor) and (images.dim() != 4 or images.shape[1] != 3):
+                raise ValueError(f"images: expected [N, 3, H, W] in [0, 1], got {tuple(images.shape)}")
+            body_crops, face_crops = crop_inputs(images, body_estimates, model.rig, model.cfg.encoder)
+            shapes = [e.shape for e in body_estimates if e.shape is not None]
+            if shape is None and shapes:
+                shape = torch.stack([s.to(torch.float32) for s in shapes]).mean(0)  # order-free identity shape
+        for name, t in (("body_crops", body_crops), ("face_crops", face_crops)):
+            if not isinstance(t, Tensor) or t.dim() != 4:
+                got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
+                raise ValueError(f"{name}: expected [N, 3, H, W], got {got}")
+        check_crops(body_crops[None], face_crops[None], model.cfg)
+        shape_b = None if shape is None else shape.to(dev, torch.float32)[None]
+        was_training = model.training
+        model.eval()
+        state = model(body_crops[None].to(dev), face_crops[None].to(dev), shape_b).select(0)
+        model.train(was_training)
+        return cls(model, state)
+
+    # -- per frame ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def drive(
+        self,
+        pose: Tensor | None = None,  # [J, 3] axis-angle or [J, 3, 3]; None: rest pose
+        expression: Tensor | None = None,  # [E]; None: neutral
+        gaze: Tensor | None = None,  # [2] yaw, pitch; None: ahead
+        lighting: Lighting | None = None,  # None: neutral (colour = albedo)
+        translation: Tensor | None = None,  # [3]
+    ) -> Gaussians:
+        """Posed, lit Gaussians [G, ...] in the world frame; hidden parts are left out."""
+        m, dev, dt = self.model, self.state.anchors.device, self.state.anchors.dtype
+        J, E = m.rest_joints.shape[0], m.anchor_expr.shape[0]
+        pose = self._zero_pose if pose is None else pose
+        expression = self._zero_expr if expression is None else expression
+        gaze = self._zero_gaze if gaze is None else gaze
+        lighting = self._neutral if lighting is None else lighting.to(dev, dt)
+        if pose.shape not in ((J, 3), (J, 3, 3)):
+            raise ValueError(f"pose: expected [{J}, 3] axis-angle or [{J}, 3, 3], got {tuple(pose.shape)}")
+        if expression.shape != (E,):
+            raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
+        out = drive_gaussians(m, self.state, pose, expression, gaze, lighting, translation, self._strength)
+        return out.gaussians if self._keep is None else out.gaussians.index(self._keep)
+
+    @torch.no_grad()
+    def canonical(self) -> Gaussians:
+        """The canonical avatar (rest pose, neutral lighting, no pose deltas) with all parts."""
+        c, s = self.state.canonical, self.state
+        A, K = c.offsets.shape[:2]
+        rgb = c.albedo.clamp(0, 1)
+        return Gaussians(
+            means=(s.anchors[:, None] + c.offsets).reshape(A * K, 3),
+            quats=c.quats.reshape(A * K, 4),
+            log_scales=c.log_scales.reshape(A * K, 3),
+            opacity_logits=c.opacity_logits.reshape(A * K),
+            sh=rgb_to_sh0(rgb).reshape(A * K, 1, 3),
+            parts=c.part_logits.argmax(-1).reshape(A * K),
+        )
+
+    # -- edits ----------------------------------------------------------------------------------------------
+    def hide(self, part: str, hidden: bool = True) -> None:
+        i = part_index(part)
+        self.hidden = self.hidden | {i} if hidden else self.hidden - {i}
+        self._refresh()
+
+    def loosen(self, part: str, strength: float) -> None:
+        """Scale the node deformer's correction for `part` (0 = plain skinning, 1 = as trained, >1 looser)."""
+        if self.model.deformer is None:
+            raise ValueError("this model has no node deformer (deformer.enabled is false in its config)")
+        if not 0.0 <= strength <= 4.0:
+            raise ValueError(f"strength must lie in [0, 4], got {strength}")
+        self.part_strength[part_index(part)] = strength
+        self._refresh()
+
+    @torch.no_grad()
+    def recolour(self, part: str, rgb: tuple[float, float, float] | Tensor) -> None:
+        """New base colour for `part`, keeping its shading detail (luminance ratios)."""
+        mask = self.parts == part_index(part)
+        if not mask.any():
+            raise ValueError(f"this avatar has no Gaussians labelled {part!r}")
+        c = self.state.canonical
+        target = torch.as_tensor(rgb, dtype=c.albedo.dtype, device=c.albedo.device)
+        if target.shape != (3,) or (target < 0).any() or (target > 1).any():
+            raise ValueError(f"rgb: expected 3 values in [0, 1], got {rgb}")
+        lum = c.albedo @ c.albedo.new_tensor([0.299, 0.587, 0.114])  # [A, K]
+        ratio = lum / lum[mask].mean().clamp_min(1e-4)
+        new_albedo = torch.where(mask[..., None], (target * ratio[..., None]).clamp(0, 1), c.albedo)
+        self._set_canonical(albedo=new_albedo)
+
+    @torch.no_grad()
+    def swap(self, part: str, other: Avatar) -> None:
+        """Take `part` (e.g. hair) from `other`, an avatar of the same model; our own `part` Gaussians go."""
+        if other.model.cfg != self.model.cfg or not torch.equal(
+            other.model.anchor_pos.cpu(), self.model.anchor_pos.cpu()
+        ):
+            raise ValueError("swap needs two avatars of the same model (same config and anchors)")
+        i = part_index(part)
+        theirs = other.parts.to(self.parts.device) == i
+        ours = (self.parts == i) & ~theirs
+        c, o = self.state.canonical, other.state.canonical
+        new = {}
+        for f in dataclasses.fields(CanonicalGaussians):
+            a, b = getattr(c, f.name), getattr(o, f.name).to(getattr(c, f.name).device)
+            m = theirs.view(*theirs.shape, *([1] * (a.dim() - 2)))
+            new[f.name] = torch.where(m, b, a)
+        # Our own `part` Gaussians without a counterpart vanish and take the other's label there.
+        new["opacity_logits"] = torch.where(ours, torch.full_like(c.opacity_logits, -30.0), new["opacity_logits"])
+        new["part_logits"] = torch.where(ours[..., None], o.part_logits.to(c.part_logits.device), new["part_logits"])
+        self._set_canonical(**new)
+
+    # -- file io --------------------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """One safetensors file: state, per-frame module weights, anchors and rig; JSON header with the config."""
+        m = self.model
+        tensors = {f"state.{k}": v for k, v in self.state.tensors().items()}
+        tensors.update({f"module.{k}": v for k, v in m.drive_state_dict().items()})
+        tensors.update({f"rig.{k}": v for k, v in m.rig.tensors().items()})
+        a = m.anchors
+        tensors.update(
+            {
+                f"anchors.{f.name}": getattr(a, f.name)
+                for f in dataclasses.fields(a)
+                if isinstance(getattr(a, f.name), Tensor)
+            }
+        )
+        tensors["part_strength"] = self.part_strength
+        tensors = {k: v.detach().clone() for k, v in tensors.items()}  # safetensors refuses shared storage
+        meta = {
+            "version": AVATAR_VERSION,
+            "config": to_dict(m.cfg),
+            "rig": m.rig.metadata(),
+            "anchor_spacing": a.spacing,
+            "hidden": sorted(PART_NAMES[i] for i in self.hidden),
+        }
+        return save_tensors(path, tensors, meta, kind=AVATAR_KIND)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> Avatar:
+        tensors, meta = load_tensors(path, kind=AVATAR_KIND)
+        if meta.get("version") != AVATAR_VERSION:
+            raise FileFormatError(f"{path}: avatar format version {meta.get('version')}, expected {AVATAR_VERSION}")
+        cfg = from_dict(ModelConfig, meta["config"])
+        group = lambda p: {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}  # noqa: E731
+        rig = BodyRig.from_parts(group("rig."), meta["rig"])
+        at = group("anchors.")
+        anchors = Anchors(**{**at, "shape_basis": at.get("shape_basis")}, spacing=float(meta["anchor_spacing"]))
+        model = LCAModel(cfg, rig, anchors=anchors, drive_only=True)
+        missing = model.load_state_dict(group("module."), strict=False)
+        if missing.missing_keys or missing.unexpected_keys:
+            raise FileFormatError(f"{path}: module weights do not match the config ({missing})")
+        model = model.to(device)
+        state = IdentityState.from_tensors({k: v.to(device) for k, v in group("state.").items()})
+        hidden = frozenset(part_index(p) for p in meta.get("hidden", []))
+        return cls(model, state, strength=tensors["part_strength"], hidden=hidden)
+
+    # -- internals ------------------------------------------------------------------------------------------
+    @property
+    def parts(self) -> Tensor:  # [A, K] part label of each Gaussian
+        return self._parts
+
+    def _set_canonical(self, **changes: Tensor) -> None:
+        self.state = dataclasses.replace(self.state, canonical=dataclasses.replace(self.state.canonical, **changes))
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute the per-frame caches that depend on edits."""
+        s, dev, dt = self.state, self.state.anchors.device, self.state.anchors.dtype
+        self._parts = s.canonical.part_logits.argmax(-1)  # [A, K]
+        self._strength = self.part_strength.to(dev, dt)[self._parts]  # [A, K]
+        if self.hidden:
+            hid = torch.tensor(sorted(self.hidden), device=dev)
+            self._keep = torch.nonzero(~torch.isin(self._parts.flatten(), hid))[:, 0]
+        else:
+            self._keep = None
+        J, E = self.model.rest_joints.shape[0], self.model.anchor_expr.shape[0]
+        self._zero_pose = torch.zeros(J, 3, device=dev, dtype=dt)
+        self._zero_expr = torch.zeros(E, device=dev, dtype=dt)
+        self._zero_gaze = torch.zeros(2, device=dev, dtype=dt)
+        self._neutral = Lighting.neutral(dev, dt)
+
+    def to(self, device: torch.device | str) -> Avatar:
+        return Avatar(
+            self.model.to(device),
+            self.state.map(lambda v: v.to(device)),
+            strength=self.part_strength,
+            hidden=self.hidden,
+        )

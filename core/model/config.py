@@ -1,0 +1,158 @@
+"""Typed configuration of the LCA model, one dataclass per concern; presets live in configs/model/*.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from core.config import ConfigError, check_divisible, check_range, load_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "model"
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """ViT image encoder applied to every full-body crop and face crop."""
+
+    patch_size: int = 8
+    width: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    patch_padding: int = 0  # Sapiens' patch embedding pads by 2
+    body_crop: tuple[int, int] = (64, 48)  # (H, W) of full-body crops
+    face_crop: tuple[int, int] = (32, 32)  # (H, W) of face crops
+    pixel_mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    pixel_std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    weights: str | None = None  # local .safetensors/.pth checkpoint (DINOv2 or Sapiens); None trains from scratch
+    weights_format: Literal["auto", "dinov2", "sapiens"] = "auto"
+    freeze: bool = False
+
+    def __post_init__(self) -> None:
+        check_range("encoder.patch_size", self.patch_size, lo=1)
+        check_range("encoder.width", self.width, lo=8)
+        check_range("encoder.depth", self.depth, lo=0)
+        check_range("encoder.heads", self.heads, lo=1)
+        check_divisible("encoder.width", self.width, self.heads, "encoder.heads")
+        check_range("encoder.mlp_ratio", self.mlp_ratio, lo=0.0, lo_open=True)
+        check_range("encoder.patch_padding", self.patch_padding, lo=0)
+        for name, (h, w) in (("body_crop", self.body_crop), ("face_crop", self.face_crop)):
+            if h + 2 * self.patch_padding < self.patch_size or w + 2 * self.patch_padding < self.patch_size:
+                raise ConfigError(f"encoder.{name}: {h}x{w} is smaller than one patch ({self.patch_size})")
+        for s in self.pixel_std:
+            check_range("encoder.pixel_std", s, lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    """Geometry tokens: anchors on the canonical body surface, Fourier positional encoding and an MLP."""
+
+    num_anchors: int = 256
+    frequencies: int = 6  # Fourier bands per axis
+    seed: int = 0  # anchor sampling seed (same anchors for every avatar of a model)
+
+    def __post_init__(self) -> None:
+        check_range("tokens.num_anchors", self.num_anchors, lo=1)
+        check_range("tokens.frequencies", self.frequencies, lo=0, hi=16)
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Blocks of image self-attention, geometry self-attention and geometry->image cross-attention."""
+
+    width: int = 64
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 4.0
+
+    def __post_init__(self) -> None:
+        check_range("transformer.width", self.width, lo=8)
+        check_range("transformer.depth", self.depth, lo=1)
+        check_range("transformer.heads", self.heads, lo=1)
+        check_divisible("transformer.width", self.width, self.heads, "transformer.heads")
+        check_range("transformer.mlp_ratio", self.mlp_ratio, lo=0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Decoder heads: K Gaussians per anchor; dual (canonical + pose) or the single-branch ablation."""
+
+    gaussians_per_anchor: int = 4
+    hidden: int = 64
+    decoder: Literal["dual", "single"] = "dual"
+    max_offset: float = 0.08  # metres: bound of a Gaussian's canonical offset from its anchor
+    max_pose_offset: float = 0.03  # metres: bound of the per-frame position delta
+
+    def __post_init__(self) -> None:
+        check_range("heads.gaussians_per_anchor", self.gaussians_per_anchor, lo=1)
+        check_range("heads.hidden", self.hidden, lo=1)
+        check_range("heads.max_offset", self.max_offset, lo=0.0, lo_open=True)
+        check_range("heads.max_pose_offset", self.max_pose_offset, lo=0.0)
+
+
+@dataclass(frozen=True)
+class DeformerConfig:
+    """Two-level node deformer for loose garments (coarse nodes on the body, fine nodes on garments)."""
+
+    enabled: bool = False
+    coarse_nodes: int = 16
+    fine_nodes: int = 32
+    neighbours: int = 4  # nodes blended per Gaussian
+    graph_neighbours: int = 4  # edges per node in the ARAP graph
+    hidden: int = 64
+    max_translation: float = 0.1  # metres
+
+    def __post_init__(self) -> None:
+        check_range("deformer.coarse_nodes", self.coarse_nodes, lo=2)
+        check_range("deformer.fine_nodes", self.fine_nodes, lo=2)
+        check_range("deformer.neighbours", self.neighbours, lo=1)
+        check_range("deformer.graph_neighbours", self.graph_neighbours, lo=1)
+        check_range("deformer.hidden", self.hidden, lo=1)
+        check_range("deformer.max_translation", self.max_translation, lo=0.0)
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """Relightable appearance: albedo x degree-1 SH radiance transfer; per-frame lighting code for wild data."""
+
+    lighting_code_dim: int = 8
+
+    def __post_init__(self) -> None:
+        check_range("appearance.lighting_code_dim", self.lighting_code_dim, lo=0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "tiny"
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
+    deformer: DeformerConfig = field(default_factory=DeformerConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    max_images: int = 16
+
+    def __post_init__(self) -> None:
+        check_range("max_images", self.max_images, lo=1)
+        if self.deformer.enabled and self.deformer.coarse_nodes > self.tokens.num_anchors:
+            raise ConfigError(
+                f"deformer.coarse_nodes ({self.deformer.coarse_nodes}) exceeds tokens.num_anchors "
+                f"({self.tokens.num_anchors}); lower it"
+            )
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.tokens.num_anchors * self.heads.gaussians_per_anchor
+
+
+def load_model_config(name_or_path: str | Path, overrides: dict | None = None) -> ModelConfig:
+    """A preset name ('tiny', 'base', 'large') or a YAML path -> ModelConfig."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            presets = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+            raise FileNotFoundError(f"no model preset {name_or_path!r}; presets are {presets}")
+    return load_config(ModelConfig, path, overrides)

@@ -1,0 +1,99 @@
+"""Full-body and face crops of a photo from its body estimate (posed joints projected through its camera)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from core.model.config import EncoderConfig
+from core.model.drive import local_rotations
+from core.model.rig import BodyRig
+from core.model.skinning import forward_kinematics
+from core.raster.types import Camera
+
+
+@dataclass(frozen=True)
+class BodyEstimate:
+    """Body estimate of one photo: local bone rotations, identity shape, root translation and the photo's camera."""
+
+    pose: Tensor  # [J, 3] axis-angle (or [J, 3, 3]) per bone
+    camera: Camera  # unbatched: K [3, 3], T_cam_world [4, 4]
+    shape: Tensor | None = None  # [S] identity shape coefficients
+    translation: Tensor | None = None  # [3] world translation of the root
+
+
+def posed_joints(rig: BodyRig, est: BodyEstimate) -> Tensor:
+    """World positions [J, 3] of the posed joints."""
+    _, joints = rig.shaped(est.shape)
+    T = forward_kinematics(local_rotations(est.pose.to(joints), rig.num_joints), joints, rig.parents)
+    pts = T[:, :3, :3] @ joints[:, :, None] + T[:, :3, 3:]
+    out = pts[:, :, 0]
+    return out if est.translation is None else out + est.translation.to(out)
+
+
+def project(points: Tensor, camera: Camera) -> tuple[Tensor, Tensor]:
+    """World points [P, 3] -> pixels [P, 2] and depths [P]."""
+    T = camera.T_cam_world.to(points)
+    cam = points @ T[:3, :3].T + T[:3, 3]
+    uvw = cam @ camera.K.to(points).T
+    return uvw[:, :2] / uvw[:, 2:].clamp_min(1e-6), cam[:, 2]
+
+
+def _box_crop(image: Tensor, centre: Tensor, half_h: Tensor, size: tuple[int, int]) -> Tensor:
+    """Crop [3, h, w] of `image` [3, H, W] centred at pixel `centre` [2], half height `half_h`, aspect of `size`."""
+    _, H, W = image.shape
+    h, w = size
+    half_w = half_h * w / h
+    ys = torch.linspace(-1, 1, h, dtype=image.dtype) * half_h * (h - 1) / h + centre[1]
+    xs = torch.linspace(-1, 1, w, dtype=image.dtype) * half_w * (w - 1) / w + centre[0]
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx / W * 2 - 1, gy / H * 2 - 1], -1)[None]  # normalised, align_corners=False
+    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+
+
+def crop_image(
+    image: Tensor,  # [3, H, W] in [0, 1]
+    est: BodyEstimate,
+    rig: BodyRig,
+    cfg: EncoderConfig,
+    *,
+    margin: float = 1.2,
+    head_size: float = 0.32,  # metres covered by the face crop
+) -> tuple[Tensor, Tensor]:
+    """(full-body crop [3, Hb, Wb], face crop [3, Hf, Wf]) from the projected posed joints."""
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise ValueError(f"image: expected [3, H, W] in [0, 1], got {tuple(image.shape)}")
+    if not torch.isfinite(image).all():
+        raise ValueError("image contains NaN or infinite values")
+    joints = posed_joints(rig, est)
+    uv, depth = project(joints, est.camera)
+    if (depth <= 0).any():
+        raise ValueError("some body joints are behind the camera; check the body estimate and camera of this photo")
+    lo, hi = uv.min(0).values, uv.max(0).values
+    centre = (lo + hi) / 2
+    bh, bw = cfg.body_crop
+    half_h = torch.maximum((hi[1] - lo[1]) / 2, (hi[0] - lo[0]) / 2 * bh / bw) * margin + 8.0
+    body = _box_crop(image, centre, half_h, cfg.body_crop)
+    head = joints[rig.head_joint]
+    head_uv, head_z = project(head[None], est.camera)
+    f = float(est.camera.K[1, 1])
+    face = _box_crop(image, head_uv[0], torch.as_tensor(f * head_size / 2 / float(head_z[0])), cfg.face_crop)
+    return body, face
+
+
+def crop_inputs(
+    images: list[Tensor] | Tensor,  # N x [3, H, W] (sizes may differ)
+    estimates: list[BodyEstimate],
+    rig: BodyRig,
+    cfg: EncoderConfig,
+) -> tuple[Tensor, Tensor]:
+    """Stacked crops for the model: body [N, 3, Hb, Wb], face [N, 3, Hf, Wf]."""
+    if len(images) == 0:
+        raise ValueError("no images given; pass 1 to 16 photos of the person")
+    if len(images) != len(estimates):
+        raise ValueError(f"{len(images)} images but {len(estimates)} body estimates; give one estimate per image")
+    pairs = [crop_image(img, est, rig, cfg) for img, est in zip(images, estimates, strict=True)]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])

@@ -1,0 +1,214 @@
+"""`LCAModel`: crops -> ViT -> image tokens; anchors -> geometry tokens; transformer; heads -> identity state."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.model.appearance import LightingCode
+from core.model.config import ModelConfig
+from core.model.deformer import GARMENT_PARTS, NodeDeformer
+from core.model.encoder import ViTEncoder
+from core.model.heads import (
+    CANONICAL_CHANNELS,
+    DELTA_CHANNELS,
+    CanonicalGaussians,
+    CanonicalHead,
+    ConditionedMLP,
+    PoseEncoder,
+    decode_canonical,
+)
+from core.model.rig import BodyRig
+from core.model.skinning import kinematic_levels
+from core.model.tokens import Anchors, GeometryTokens, sample_anchors
+from core.model.transformer import MultimodalTransformer
+
+
+@dataclass(frozen=True)
+class IdentityState:
+    """Everything the per-frame path needs for identities [B] (or one identity, without the B dim)."""
+
+    anchors: Tensor  # [B, A, 3] rest anchor positions with the identity's shape
+    rest_joints: Tensor  # [B, J, 3]
+    canonical: CanonicalGaussians  # [B, A, K, ...]
+    pose_proj: Tensor  # [B, A, h] cached first layer of the pose (or single-branch) head
+    pose_zero: Tensor  # [B, A, K, C] head output at the zero pose (C = DELTA_CHANNELS, or CANONICAL_CHANNELS)
+    garment: Tensor  # [B, A, K] garment probability (gates the fine deformer level)
+    node_proj: Tensor | None = None  # [B, Nn, h] cached deformer inputs
+    node_zero: Tensor | None = None  # [B, Nn, 6]
+
+    def tensors(self) -> dict[str, Tensor]:
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, CanonicalGaussians):
+                out.update({f"canonical.{g.name}": getattr(v, g.name) for g in fields(v)})
+            elif v is not None:
+                out[f.name] = v
+        return out
+
+    @classmethod
+    def from_tensors(cls, t: dict[str, Tensor]) -> IdentityState:
+        can = CanonicalGaussians(**{g.name: t[f"canonical.{g.name}"] for g in fields(CanonicalGaussians)})
+        kw = {f.name: t.get(f.name) for f in fields(cls) if f.name != "canonical"}
+        return cls(canonical=can, **kw)
+
+    def map(self, fn) -> IdentityState:
+        return IdentityState.from_tensors({k: fn(v) for k, v in self.tensors().items()})
+
+    def select(self, b: int) -> IdentityState:
+        return self.map(lambda v: v[b])
+
+    def detach(self) -> IdentityState:
+        return self.map(lambda v: v.detach())
+
+
+class LCAModel(nn.Module):
+    """The feed-forward avatar model. `drive_only=True` builds just the per-frame modules (for loaded avatars)."""
+
+    def __init__(self, cfg: ModelConfig, rig: BodyRig, *, anchors: Anchors | None = None, drive_only: bool = False):
+        super().__init__()
+        self.cfg = cfg
+        self.rig = rig
+        self.anchors = anchors if anchors is not None else sample_anchors(rig, cfg.tokens.num_anchors, cfg.tokens.seed)
+        if self.anchors.positions.shape[0] != cfg.tokens.num_anchors:
+            raise ValueError(f"{self.anchors.positions.shape[0]} anchors given, config wants {cfg.tokens.num_anchors}")
+        a = self.anchors
+        self.parents = rig.parents
+        self.levels = kinematic_levels(rig.parents)
+        self.register_buffer("anchor_pos", a.positions.float(), persistent=False)
+        self.register_buffer("anchor_normals", a.normals.float(), persistent=False)
+        self.register_buffer("anchor_weights", a.weights.float(), persistent=False)
+        self.register_buffer("anchor_parts", a.parts, persistent=False)
+        self.register_buffer("anchor_expr", a.expression_basis.float().flatten(1), persistent=False)  # [E, A*3]
+        self.register_buffer(
+            "anchor_shape", None if a.shape_basis is None else a.shape_basis.float().flatten(1), persistent=False
+        )  # [S, A*3]
+        self.register_buffer("rest_joints", rig.rest_joints.float(), persistent=False)
+        self.register_buffer(
+            "joint_shape",
+            None if rig.shape_joint_basis is None else rig.shape_joint_basis.float().flatten(1),
+            persistent=False,
+        )  # [S, J*3]
+        self.register_buffer("eye_joints", torch.tensor(rig.eye_joints, dtype=torch.int64), persistent=False)
+        self.base_log_scale = math.log(max(a.spacing, 1e-4) / math.sqrt(cfg.heads.gaussians_per_anchor))
+        D, h, K = cfg.transformer.width, cfg.heads.hidden, cfg.heads.gaussians_per_anchor
+        J, E = rig.num_joints, rig.num_expressions
+        self.drive_only = drive_only
+        if not drive_only:
+            enc = cfg.encoder
+            self.encoder = ViTEncoder(enc)
+            self.image_mlp = nn.Linear(enc.width, D)  # the shared 1-layer MLP to image tokens
+            self.crop_embed = nn.Parameter(torch.randn(2, D) * 0.02)  # 0: full body, 1: face; no photo order
+            self.geometry = GeometryTokens(a, D, cfg.tokens.frequencies)
+            self.transformer = MultimodalTransformer(cfg.transformer)
+            if cfg.heads.decoder == "dual":
+                self.canonical_head = CanonicalHead(D, h, K)
+        self.pose_encoder = PoseEncoder(J, E, h)
+        out = DELTA_CHANNELS if cfg.heads.decoder == "dual" else CANONICAL_CHANNELS
+        self.pose_head = ConditionedMLP(D, h, K * out, zero_last=cfg.heads.decoder == "dual")
+        self.deformer = NodeDeformer(cfg.deformer, a, D, J, E) if cfg.deformer.enabled else None
+        self.lighting_code = LightingCode(cfg.appearance.lighting_code_dim)
+
+    # ------------------------------------------------------------------------------------------------------
+    def drive_state_dict(self) -> dict[str, Tensor]:
+        """Parameters of the per-frame modules (what an avatar file carries)."""
+        keep = ("pose_encoder.", "pose_head.", "deformer.", "lighting_code.")
+        return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
+
+    def shaped_rest(self, shape: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
+        """Anchors [B, A, 3] and joints [B, J, 3] in the rest pose for identity shapes [B, S] (None: template)."""
+        A, J = self.anchor_pos.shape[0], self.rest_joints.shape[0]
+        anchors = self.anchor_pos.expand(batch, A, 3)
+        joints = self.rest_joints.expand(batch, J, 3)
+        if shape is None or self.anchor_shape is None:
+            return anchors, joints
+        S = self.anchor_shape.shape[0]
+        if shape.shape != (batch, S):
+            raise ValueError(f"shape: expected [B={batch}, S={S}] identity coefficients, got {tuple(shape.shape)}")
+        shape = shape.to(self.anchor_pos)
+        return anchors + (shape @ self.anchor_shape).view(batch, A, 3), joints + (shape @ self.joint_shape).view(
+            batch, J, 3
+        )
+
+    def image_tokens(self, body: Tensor, face: Tensor) -> Tensor:
+        """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> image tokens [B, N*(Tb+Tf), D]."""
+        B, N = body.shape[:2]
+        tb = self.image_mlp(self.encoder(body.flatten(0, 1))) + self.crop_embed[0]  # (B*N, Tb, D)
+        tf = self.image_mlp(self.encoder(face.flatten(0, 1))) + self.crop_embed[1]  # (B*N, Tf, D)
+        tokens = torch.cat([tb, tf], dim=1)  # (B*N, Tb+Tf, D)
+        return tokens.view(B, N * tokens.shape[1], tokens.shape[2])
+
+    def forward(self, body: Tensor, face: Tensor, shape: Tensor | None = None) -> IdentityState:
+        """Identities from crops: body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf], shape [B, S] -> IdentityState."""
+        if self.drive_only:
+            raise RuntimeError("this model was built drive_only (from an avatar file); it cannot create avatars")
+        check_crops(body, face, self.cfg)
+        B = body.shape[0]
+        anchors, joints = self.shaped_rest(shape, B)
+        geo = self.geometry(anchors)  # (B, A, D)
+        feats = self.transformer(self.image_tokens(body, face), geo)  # (B, A, D)
+        return self.identity_from_features(feats, anchors, joints)
+
+    def identity_from_features(self, feats: Tensor, anchors: Tensor, joints: Tensor) -> IdentityState:
+        """Geometry features [B, A, D] -> canonical Gaussians and the per-frame caches."""
+        B, A, _ = feats.shape
+        K = self.cfg.heads.gaussians_per_anchor
+        proj = self.pose_head.in_proj(feats)  # (B, A, h)
+        J, E = self.rest_joints.shape[0], self.anchor_expr.shape[0]
+        zero_cond = self.pose_encoder(
+            feats.new_zeros(J, 6), feats.new_zeros(E), feats.new_zeros(2), self.anchor_weights
+        )  # (A, h)
+        zero = self.pose_head(proj, zero_cond).unflatten(-1, (K, -1))  # (B, A, K, C)
+        if self.cfg.heads.decoder == "dual":
+            raw = self.canonical_head(feats)
+        else:
+            raw = zero
+        can = decode_canonical(
+            raw,
+            self.anchor_normals,
+            self.anchor_parts,
+            max_offset=self.cfg.heads.max_offset,
+            base_log_scale=self.base_log_scale,
+        )
+        garment = F.softmax(can.part_logits, -1)[..., list(GARMENT_PARTS)].sum(-1)  # (B, A, K)
+        node_proj = node_zero = None
+        if self.deformer is not None:
+            node_proj = torch.stack([self.deformer.project(f) for f in feats])  # (B, Nn, h)
+            w = self.deformer.node_weights
+            zc = self.deformer.pose(feats.new_zeros(J, 6), feats.new_zeros(E), feats.new_zeros(2), w)
+            node_zero = self.deformer.mlp(node_proj, zc)  # (B, Nn, 6)
+        return IdentityState(
+            anchors=anchors,
+            rest_joints=joints,
+            canonical=can,
+            pose_proj=proj,
+            pose_zero=zero,
+            garment=garment,
+            node_proj=node_proj,
+            node_zero=node_zero,
+        )
+
+
+def check_crops(body: Tensor, face: Tensor, cfg: ModelConfig) -> None:
+    """Raise a clear ValueError for missing, mis-sized or non-finite crops."""
+    for name, t, (h, w) in (("body crops", body, cfg.encoder.body_crop), ("face crops", face, cfg.encoder.face_crop)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected a tensor [B, N, 3, {h}, {w}], got {type(t).__name__}")
+        if t.dim() != 5 or t.shape[2] != 3 or tuple(t.shape[3:]) != (h, w):
+            raise ValueError(
+                f"{name}: expected [B, N, 3, {h}, {w}] (config '{cfg.name}'), got {tuple(t.shape)}; "
+                "crop with core.model.crops.crop_inputs or resize to the config's crop size"
+            )
+        if t.shape[1] == 0:
+            raise ValueError(f"{name}: no images given; pass 1 to {cfg.max_images} reference images")
+        if t.shape[1] > cfg.max_images:
+            raise ValueError(f"{name}: {t.shape[1]} images given, at most {cfg.max_images} are supported")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name}: contain NaN or infinite values; check the image loading and cropping")
+    if body.shape[:2] != face.shape[:2]:
+        raise ValueError(f"body crops {tuple(body.shape[:2])} and face crops {tuple(face.shape[:2])} differ in [B, N]")

@@ -1,0 +1,130 @@
+"""Geometry tokens: anchors sampled on the canonical body surface, their inherited body data, and their embedding."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.model.rig import BodyRig
+from core.raster.types import PART_NAMES
+
+
+@dataclass(frozen=True)
+class Anchors:
+    """A fixed set of surface points of the template; every buffer is interpolated from the rig's vertices."""
+
+    face_idx: Tensor  # [A] int64 triangle of each anchor
+    bary: Tensor  # [A, 3] barycentric coordinates in that triangle
+    positions: Tensor  # [A, 3] template rest positions
+    normals: Tensor  # [A, 3] unit outward normals (template)
+    weights: Tensor  # [A, J] skinning weights
+    expression_basis: Tensor  # [E, A, 3]
+    shape_basis: Tensor | None  # [S, A, 3]
+    parts: Tensor  # [A] int64 initial part labels
+    spacing: float  # typical distance between neighbouring anchors (metres)
+
+
+def interpolate(values: Tensor, faces: Tensor, face_idx: Tensor, bary: Tensor) -> Tensor:
+    """Barycentric interpolation of per-vertex `values` [..., V, C] at surface points -> [..., A, C]."""
+    tri = faces[face_idx]  # [A, 3]
+    return (values[..., tri, :] * bary[:, :, None]).sum(-2)
+
+
+def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
+    """Area-weighted vertex normals [V, 3] of a triangle mesh."""
+    v0, v1, v2 = vertices[faces].unbind(1)
+    fn = torch.linalg.cross(v1 - v0, v2 - v0)  # [F, 3], length = 2 * area
+    vn = torch.zeros_like(vertices).index_add_(0, faces.flatten(), fn.repeat_interleave(3, 0))
+    return F.normalize(vn, dim=-1)
+
+
+def sample_anchors(rig: BodyRig, num: int, seed: int = 0, oversample: int = 4) -> Anchors:
+    """Area-weighted surface samples thinned by farthest-point sampling (even coverage, deterministic)."""
+    g = torch.Generator().manual_seed(seed)
+    verts = rig.vertices.double()
+    faces = rig.faces
+    v0, v1, v2 = verts[faces].unbind(1)
+    area = 0.5 * torch.linalg.cross(v1 - v0, v2 - v0).norm(dim=-1)
+    if float(area.sum()) <= 0:
+        raise ValueError("sample_anchors: the rig's surface has zero area")
+    m = num * oversample
+    fidx = torch.multinomial(area / area.sum(), m, replacement=True, generator=g)
+    r1, r2 = torch.rand(m, generator=g, dtype=torch.float64), torch.rand(m, generator=g, dtype=torch.float64)
+    s = r1.sqrt()
+    bary = torch.stack([1 - s, s * (1 - r2), s * r2], -1)
+    pts = (verts[faces[fidx]] * bary[:, :, None]).sum(1)
+    keep = farthest_point_sampling(pts, num, start=0)
+    fidx, bary = fidx[keep], bary[keep]
+    positions = pts[keep]
+    dtype = rig.vertices.dtype
+    normals = F.normalize(interpolate(vertex_normals(verts, faces), faces, fidx, bary), dim=-1)
+    weights = interpolate(rig.weights.double(), faces, fidx, bary)
+    weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-12)
+    expr = interpolate(rig.expression_basis.double(), faces, fidx, bary)
+    shape = None if rig.shape_basis is None else interpolate(rig.shape_basis.double(), faces, fidx, bary).to(dtype)
+    if rig.vertex_parts is not None:
+        corner = bary.argmax(-1)
+        parts = rig.vertex_parts[faces[fidx].gather(1, corner[:, None])[:, 0]]
+    else:
+        parts = torch.full((num,), PART_NAMES.index("skin"), dtype=torch.int64)
+    total_area = float(area.sum())
+    spacing = math.sqrt(total_area / num)
+    return Anchors(
+        face_idx=fidx,
+        bary=bary.to(dtype),
+        positions=positions.to(dtype),
+        normals=normals.to(dtype),
+        weights=weights.to(dtype),
+        expression_basis=expr.to(dtype),
+        shape_basis=shape,
+        parts=parts.to(torch.int64),
+        spacing=spacing,
+    )
+
+
+def farthest_point_sampling(points: Tensor, num: int, start: int = 0) -> Tensor:
+    """Indices [num] of a farthest-point subset of `points` [M, 3] (greedy, deterministic)."""
+    M = points.shape[0]
+    if num > M:
+        raise ValueError(f"farthest_point_sampling: asked for {num} of {M} points")
+    idx = torch.empty(num, dtype=torch.int64)
+    dist = torch.full((M,), float("inf"), dtype=points.dtype)
+    cur = start
+    for i in range(num):
+        idx[i] = cur
+        dist = torch.minimum(dist, (points - points[cur]).pow(2).sum(-1))
+        cur = int(dist.argmax())
+    return idx
+
+
+def fourier_encode(x: Tensor, frequencies: int) -> Tensor:
+    """[..., 3] -> [..., 3 + 6F]: x and sin/cos at octave frequencies (x in metres, body scale ~1)."""
+    if frequencies == 0:
+        return x
+    freqs = (2.0 ** torch.arange(frequencies, device=x.device, dtype=x.dtype)) * math.pi
+    xf = x[..., None] * freqs  # [..., 3, F]
+    return torch.cat([x, xf.sin().flatten(-2), xf.cos().flatten(-2)], dim=-1)
+
+
+class GeometryTokens(nn.Module):
+    """Embeds each anchor (template position + identity-shape offset) into a token of width D."""
+
+    def __init__(self, anchors: Anchors, width: int, frequencies: int) -> None:
+        super().__init__()
+        self.frequencies = frequencies
+        self.register_buffer("template", anchors.positions.float().clone(), persistent=False)
+        self.register_buffer("normals", anchors.normals.float().clone(), persistent=False)
+        in_dim = 3 + 6 * frequencies + 3 + 3
+        self.mlp = nn.Sequential(nn.Linear(in_dim, width), nn.GELU(), nn.Linear(width, width))
+
+    def forward(self, shaped: Tensor) -> Tensor:
+        """shaped [B, A, 3] anchor rest positions for each identity -> tokens [B, A, D]."""
+        B = shaped.shape[0]
+        tpl = self.template.to(shaped.dtype).expand(B, -1, -1)
+        pe = fourier_encode(tpl - tpl.new_tensor([0.0, 0.9, 0.0]), self.frequencies)
+        normals = self.normals.to(shaped.dtype).expand(B, -1, -1)
+        return self.mlp(torch.cat([pe, 10.0 * (shaped - tpl), normals], dim=-1))
