@@ -156,3 +156,15 @@ def test_batched_cameras_render_like_separate_calls():
     assert both.color.shape == (2, 32, 32, 3) and both.alpha.shape == (2, 32, 32, 1)
     for i, cam in enumerate((a, b)):
         torch.testing.assert_close(both.color[i], rasterize(g, cam).color[0])
+
+
+def test_early_stop_behind_opaque_layers_changes_nothing():
+    n = 40  # a stack of opaque layers: every pixel saturates after a few, so later blocks are skipped
+    means = [[0.0, 0.0, 2.0 + 0.1 * i] for i in range(n)]
+    rgb = [[i / n, 1 - i / n, 0.5] for i in range(n)]
+    g = _gaussians(means, rgb, 1.0, [0.97] * n)
+    cam = _camera(size=16)
+    step = rasterize(g, cam, backend="torch", torch_settings=TorchRasterSettings(depth_block=2))
+    whole = rasterize(g, cam, backend="torch", torch_settings=TorchRasterSettings(depth_block=1000))
+    torch.testing.assert_close(step.color, whole.color, atol=1e-12, rtol=0)
+    assert step.alpha.min() > 0.99  # every pixel saturated, so the early stop really ran
