@@ -27,7 +27,7 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "view": ("view an avatar or a .ply in a standalone OpenGL window", "render.cli:add_view_cli"),
     "render": ("render an avatar to PNG / mp4 headlessly", "render.cli:add_render_cli"),
     "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", None),
-    "prepare": ("generate or ingest training data (synthetic world, real videos)", None),
+    "prepare": ("generate or ingest training data (synthetic world, real videos)", "core.data.cli:add_cli"),
     "train": ("train a model from a YAML config", None),
     "eval": ("evaluate a checkpoint (PSNR / SSIM on held-out identities)", None),
     "drive": ("drive an avatar from a webcam, video or image folder", None),

@@ -1,0 +1,181 @@
+"""Training data from shards: per sample, N reference images (full-body and face crops) and target frames
+with masks, part labels, cameras and body parameters. Streams shards; splits them over ranks and workers;
+deterministic given (seed, epoch)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import IterableDataset, get_worker_info
+
+from core.data.seeds import rng_for
+from core.data.shards import Sample, iter_shard, list_shards
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoaderConfig:
+    num_refs: int = 8  # N reference images per sample
+    num_targets: int = 4  # target frames per sample
+    crop_size: int = 256  # full-body crop side (px)
+    face_size: int = 128  # face crop side (px)
+    body_source: str = "est"  # which body parameters references carry: "est" (tracker-like) or "gt"
+    shuffle_buffer: int = 8
+
+
+def square_box(x0: float, y0: float, x1: float, y1: float, pad: float) -> tuple[float, float, float]:
+    """Centre and side of the padded square around a box."""
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = max(x1 - x0, y1 - y0) * (1 + pad)
+    return cx, cy, max(side, 4.0)
+
+
+def crop(img: np.ndarray, cx: float, cy: float, side: float, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Square crop [size, size, C] centred at (cx, cy) with out-of-image pixels set to 0, and the 3x3 matrix that
+    maps original pixels to crop pixels (apply it to K to get the crop's intrinsics)."""
+    s = size / side
+    A = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy], [0, 0, 1.0]])
+    out = cv2.warpAffine(
+        img,
+        A[:2],
+        (size, size),
+        flags=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
+    return out, A
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    ys, xs = np.nonzero(mask > 127)
+    if len(xs) == 0:
+        return None
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def make_example(sample: Sample, rng: np.random.Generator, cfg: LoaderConfig) -> dict[str, torch.Tensor | str]:
+    """One training example: references and targets drawn from `sample`'s images."""
+    F, C = sample.num_frames, sample.num_cameras
+    views = [(f, c) for f in range(F) for c in range(C)]
+    order = rng.permutation(len(views))
+    refs = [views[i] for i in order[: cfg.num_refs]]
+    rest = [views[i] for i in order[cfg.num_refs :]] or refs
+    refs = refs + [refs[int(rng.integers(len(refs)))] for _ in range(cfg.num_refs - len(refs))]  # short clips repeat
+    tgts = [rest[int(i)] for i in rng.choice(len(rest), cfg.num_targets, replace=len(rest) < cfg.num_targets)]
+    a = sample.arrays
+    src = cfg.body_source if f"{cfg.body_source}_pose" in a else "est"
+    full, face, Kf, Kc = [], [], [], []
+    for f, c in refs:
+        img = sample.rgb[f, c]
+        box = mask_box(sample.mask[f, c]) or (0, 0, img.shape[1], img.shape[0])
+        im, A = crop(img, *square_box(*box, pad=0.1), cfg.crop_size)
+        full.append(im)
+        Kf.append(A @ a["K"][f, c])
+        hb = a["head_box"][f, c]
+        im, A = crop(img, *square_box(*hb, pad=0.35), cfg.face_size)
+        face.append(im)
+        Kc.append(A @ a["K"][f, c])
+
+    def t(x, dt=torch.float32):
+        return torch.as_tensor(np.ascontiguousarray(np.stack(x) if isinstance(x, list) else x), dtype=dt)  # noqa: E731
+
+    ref_f = np.array([f for f, _ in refs])
+    tgt_f = np.array([f for f, _ in tgts])
+    tgt_c = np.array([c for _, c in tgts])
+    gt = "gt" if "gt_pose" in a else "est"
+    out: dict[str, torch.Tensor | str] = {
+        "key": sample.key,
+        "ref_full": t(full).permute(0, 3, 1, 2) / 255.0,  # [N, 3, S, S]
+        "ref_face": t(face).permute(0, 3, 1, 2) / 255.0,  # [N, 3, Sf, Sf]
+        "ref_K_full": t(Kf),  # [N, 3, 3]
+        "ref_K_face": t(Kc),  # [N, 3, 3]
+        "ref_T_cam_world": t(a["T_cam_world"][ref_f, [c for _, c in refs]]),  # [N, 4, 4]
+        "ref_pose": t(a[f"{src}_pose"][ref_f]),  # [N, J, 3]
+        "ref_translation": t(a[f"{src}_translation"][ref_f]),  # [N, 3]
+        "ref_expression": t(a[f"{src}_expression"][ref_f]),  # [N, E]
+        "shape": t(a[f"{src}_shape"]),  # [S]
+        "tgt_rgb": t(sample.rgb[tgt_f, tgt_c]).permute(0, 3, 1, 2) / 255.0,  # [T, 3, H, W]
+        "tgt_mask": t(sample.mask[tgt_f, tgt_c])[:, None] / 255.0,  # [T, 1, H, W]
+        "tgt_K": t(a["K"][tgt_f, tgt_c]),  # [T, 3, 3]
+        "tgt_T_cam_world": t(a["T_cam_world"][tgt_f, tgt_c]),  # [T, 4, 4]
+        "tgt_pose": t(a[f"{gt}_pose"][tgt_f]),  # [T, J, 3]
+        "tgt_translation": t(a[f"{gt}_translation"][tgt_f]),  # [T, 3]
+        "tgt_expression": t(a[f"{gt}_expression"][tgt_f]),  # [T, E]
+        "tgt_gaze": t(a[f"{gt}_gaze"][tgt_f]),  # [T, 2]
+        "tgt_env_sh": t(a["env_sh"][tgt_f]) if "env_sh" in a else torch.zeros(len(tgts), 9, 3),  # [T, 9, 3]
+    }
+    if sample.parts is not None:
+        out["tgt_parts"] = t(sample.parts[tgt_f, tgt_c], torch.int64)  # [T, H, W], 255 = background
+    return out
+
+
+class ShardDataset(IterableDataset):
+    """Streams examples from the shards under `root` (optionally only `split`/`kind`), sharded over distributed
+    ranks and DataLoader workers; the same (seed, epoch) gives the same examples in the same order per worker."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        split: str | None = None,
+        kind: str | None = None,
+        cfg: LoaderConfig | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        self.cfg = cfg or LoaderConfig()
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        shards = list_shards(Path(root))
+        if split is not None:
+            shards = [s for s in shards if s.parent.name == split]
+        if kind is not None:
+            shards = [s for s in shards if s.name.startswith(f"{kind}-")]
+        if not shards:
+            raise FileNotFoundError(
+                f"no shards under {root} for split={split} kind={kind}; generate them with `python main.py prepare synth`"
+            )
+        self.shards = shards
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _my_shards(self) -> list[Path]:
+        rank, world = 0, 1
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        order = list(range(len(self.shards)))
+        if self.shuffle:
+            order = list(rng_for("shard-order", self.seed, self.epoch).permutation(len(self.shards)))
+        return [self.shards[i] for i in order[rank * nw + wid :: world * nw]]
+
+    def __iter__(self) -> Iterator[dict]:
+        mine = self._my_shards()
+        buf: list[Sample] = []
+        rng = rng_for("loader", self.seed, self.epoch, *[p.name for p in mine[:1]])
+        for path in mine:
+            for sample in iter_shard(path):
+                buf.append(sample)
+                if len(buf) >= (self.cfg.shuffle_buffer if self.shuffle else 1):
+                    s = buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
+                    yield make_example(s, rng_for("example", self.seed, self.epoch, s.key), self.cfg)
+        while buf:
+            s = buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
+            yield make_example(s, rng_for("example", self.seed, self.epoch, s.key), self.cfg)
+
+
+def collate(examples: list[dict]) -> dict:
+    """Stack examples into a batch (keys become a list)."""
+    out: dict = {}
+    for k in examples[0]:
+        vals = [e[k] for e in examples]
+        out[k] = vals if isinstance(vals[0], str) else torch.stack(vals)
+    return out

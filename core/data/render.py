@@ -1,0 +1,130 @@
+"""Posing and rendering ground-truth identities: expression on the rest mesh, LBS, secondary motion,
+baked diffuse lighting, and a second pass that renders part labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from core.data.body_bridge import PosedBody, WorldBody, skin_points
+from core.data.identity import Identity
+from core.data.lighting import Lighting, shade
+from core.raster.rasterize import rasterize
+from core.raster.types import PART_NAMES, Camera, Gaussians, rgb_to_sh0
+
+# Part id -> colour code for the label pass: 3-bit binary codes of (id + 1), decoded by nearest code.
+PART_CODES = torch.tensor(
+    [[(k + 1) >> 2 & 1, (k + 1) >> 1 & 1, (k + 1) & 1] for k in range(len(PART_NAMES))], dtype=torch.float32
+)
+
+
+@dataclass(frozen=True)
+class PosedIdentity:
+    """An identity posed over F frames (Gaussian geometry, before lighting)."""
+
+    means: Tensor  # [F, G, 3]
+    rotations: Tensor  # [F, G, 3, 3] columns: tangent, bitangent, normal
+    body: PosedBody
+
+
+def matrix_to_quat(R: Tensor) -> Tensor:
+    """Rotation matrices [..., 3, 3] -> quaternions wxyz [..., 4] (numerically safe branchless form)."""
+    m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
+    w = 0.5 * torch.sqrt((1 + m00 + m11 + m22).clamp_min(0))
+    x = 0.5 * torch.sqrt((1 + m00 - m11 - m22).clamp_min(0)) * torch.sign(R[..., 2, 1] - R[..., 1, 2])
+    y = 0.5 * torch.sqrt((1 - m00 + m11 - m22).clamp_min(0)) * torch.sign(R[..., 0, 2] - R[..., 2, 0])
+    z = 0.5 * torch.sqrt((1 - m00 - m11 + m22).clamp_min(0)) * torch.sign(R[..., 1, 0] - R[..., 0, 1])
+    q = torch.stack([w, x, y, z], -1)
+    return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _orthonormalise(M: Tensor) -> Tensor:
+    """Gram-Schmidt on the first and third columns (normal kept most faithfully) [..., 3, 3]."""
+    n = M[..., 2] / M[..., 2].norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    t = M[..., 0] - (M[..., 0] * n).sum(-1, keepdim=True) * n
+    t = t / t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return torch.stack([t, torch.linalg.cross(n, t), n], -1)
+
+
+def gaze_rotations(body: WorldBody, rotations: Tensor, gaze: Tensor) -> Tensor:
+    """Add gaze (yaw, pitch) [F, 2] to the eye bones of world-axis rotations [F, J, 3]."""
+    out = rotations.clone()
+    for name in ("eye.L", "eye.R"):
+        j = body.bone_index[name]
+        out[:, j, 1] += gaze[:, 0]
+        out[:, j, 0] -= gaze[:, 1]
+    return out
+
+
+def pose_identity(
+    identity: Identity,
+    body: WorldBody,
+    rotations: Tensor,  # [F, J, 3] world-axis axis-angle
+    translation: Tensor,  # [F, 3]
+    expression: Tensor,  # [F, E]
+    gaze: Tensor,  # [F, 2] yaw, pitch (radians)
+    *,
+    fps: float = 15.0,
+) -> PosedIdentity:
+    """Place every Gaussian: anchor on the expressive rest mesh + offset, LBS, then a little sway."""
+    posed = body.pose(
+        identity.spec.phenotype, gaze_rotations(body, rotations, gaze), translation, expression, identity.rest
+    )
+    faces = body.faces[identity.tri]  # [G, 3]
+    rest_v = posed.rest_vertices.float()  # [F, V, 3]
+    anchors = torch.einsum("gk,fgkd->fgd", identity.bary, rest_v[:, faces])  # [F, G, 3]
+    means, A = skin_points(
+        (anchors + identity.offset).reshape(-1, 3)[: identity.num], identity.weights, posed.skin.float()[:1]
+    )
+    if rest_v.shape[0] > 1:
+        per = [
+            skin_points(anchors[f] + identity.offset, identity.weights, posed.skin.float()[f : f + 1])
+            for f in range(rest_v.shape[0])
+        ]
+        means = torch.cat([p for p, _ in per])
+        A = torch.cat([a for _, a in per])
+    # Secondary motion: loose parts lag behind the pelvis (displacement against its velocity, in metres).
+    pelvis = posed.bone_poses[:, 0, :3, 3].float()  # [F, 3]
+    vel = torch.zeros_like(pelvis)
+    if pelvis.shape[0] > 1:
+        vel[1:] = (pelvis[1:] - pelvis[:-1]) * fps
+        vel[0] = vel[1]
+    means = means - identity.sway[None, :, None] * vel[:, None, :].clamp(-2, 2)
+    R = _orthonormalise(A @ identity.frames[None])
+    return PosedIdentity(means=means, rotations=R, body=posed)
+
+
+def lit_gaussians(identity: Identity, posed: PosedIdentity, frame: int, light: Lighting) -> Gaussians:
+    """Frame `frame` of `posed` as a renderable `Gaussians` with lighting baked into its colour."""
+    R = posed.rotations[frame]
+    rgb = shade(identity.albedo, R[..., 2], light)
+    return Gaussians(
+        means=posed.means[frame],
+        quats=matrix_to_quat(R),
+        log_scales=identity.log_scales,
+        opacity_logits=identity.opacity_logits,
+        sh=rgb_to_sh0(rgb)[:, None, :],
+        parts=identity.parts,
+    )
+
+
+def render_views(
+    gaussians: Gaussians, camera: Camera, *, with_parts: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Render over black: colour [C, H, W, 3] float, alpha [C, H, W] float, part ids [C, H, W] uint8 (255 = none)."""
+    with torch.no_grad():
+        out = rasterize(gaussians, camera, background=(0.0, 0.0, 0.0))
+        color, alpha = out.color.numpy(), out.alpha[..., 0].numpy()
+        parts = None
+        if with_parts and gaussians.parts is not None:
+            codes = PART_CODES[gaussians.parts]
+            lab = rasterize(gaussians.replace(sh=rgb_to_sh0(codes)[:, None, :]), camera, background=(0.0, 0.0, 0.0))
+            c = lab.color / lab.alpha.clamp_min(1e-6)  # un-premultiply: the code of the front-most surface
+            d = ((c[..., None, :] - PART_CODES) ** 2).sum(-1)  # [C, H, W, P]
+            ids = d.argmin(-1).to(torch.uint8)
+            ids[lab.alpha[..., 0] < 0.5] = 255
+            parts = ids.numpy()
+    return color, alpha, parts

@@ -1,0 +1,163 @@
+"""WebDataset-style tar shards: one sample = one clip or capture, its files grouped by a shared key.
+
+Layout of a sample with key `wild-train-000012` inside a shard:
+    wild-train-000012.json              metadata (kind, identity, sizes, lighting, camera model, ...)
+    wild-train-000012.npz               arrays (cameras, body parameters, head boxes, ...)
+    wild-train-000012.0003-00.rgb.png   frame 3, camera 0: colour (RGB, 8 bit)
+    wild-train-000012.0003-00.mask.png  foreground alpha (8 bit)
+    wild-train-000012.0003-00.parts.png part id per pixel (index into PART_NAMES, 255 = background)
+A shard is written under a temporary name and renamed when complete, so a file named `*.tar` is always
+whole; a killed run leaves at most `*.tar.tmp*` files, which are ignored and overwritten.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+PART_BACKGROUND = 255
+
+
+@dataclass
+class Sample:
+    """One clip (wild, video) or capture (studio), decoded. Images are indexed [frame, camera]."""
+
+    key: str
+    meta: dict
+    arrays: dict[str, np.ndarray]
+    rgb: np.ndarray  # [F, C, H, W, 3] uint8
+    mask: np.ndarray  # [F, C, H, W] uint8 (255 = person)
+    parts: np.ndarray | None = None  # [F, C, H, W] uint8 part ids, 255 = background
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def num_frames(self) -> int:
+        return self.rgb.shape[0]
+
+    @property
+    def num_cameras(self) -> int:
+        return self.rgb.shape[1]
+
+
+def _png(img: np.ndarray) -> bytes:
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ValueError(f"PNG encoding failed for an image of shape {img.shape}")
+    return buf.tobytes()
+
+
+def _unpng(data: bytes, colour: bool) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        raise ValueError("corrupt PNG in shard")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if colour else img
+
+
+def encode_sample(sample: Sample) -> dict[str, bytes]:
+    """Sample -> {file suffix: bytes} (suffix after the key and its dot)."""
+    F, C = sample.rgb.shape[:2]
+    if sample.mask.shape != sample.rgb.shape[:-1]:
+        raise ValueError(f"mask shape {sample.mask.shape} does not match rgb {sample.rgb.shape}")
+    meta = dict(
+        sample.meta, num_frames=F, num_cameras=C, height=int(sample.rgb.shape[2]), width=int(sample.rgb.shape[3])
+    )
+    meta["has_parts"] = sample.parts is not None
+    files = {"json": json.dumps(meta, sort_keys=True).encode()}
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **sample.arrays)
+    files["npz"] = buf.getvalue()
+    for f in range(F):
+        for c in range(C):
+            tag = f"{f:04d}-{c:02d}"
+            files[f"{tag}.rgb.png"] = _png(sample.rgb[f, c])
+            files[f"{tag}.mask.png"] = _png(sample.mask[f, c])
+            if sample.parts is not None:
+                files[f"{tag}.parts.png"] = _png(sample.parts[f, c])
+    return files
+
+
+def decode_sample(key: str, files: dict[str, bytes]) -> Sample:
+    """Inverse of `encode_sample`."""
+    if "json" not in files or "npz" not in files:
+        raise ValueError(f"sample {key!r} lacks its .json or .npz file (has {sorted(files)[:5]}...)")
+    meta = json.loads(files["json"])
+    with np.load(io.BytesIO(files["npz"])) as z:
+        arrays = {k: z[k] for k in z.files}
+    F, C, H, W = meta["num_frames"], meta["num_cameras"], meta["height"], meta["width"]
+    rgb = np.empty((F, C, H, W, 3), np.uint8)
+    mask = np.empty((F, C, H, W), np.uint8)
+    parts = np.empty((F, C, H, W), np.uint8) if meta.get("has_parts") else None
+    for f in range(F):
+        for c in range(C):
+            tag = f"{f:04d}-{c:02d}"
+            rgb[f, c] = _unpng(files[f"{tag}.rgb.png"], True)
+            mask[f, c] = _unpng(files[f"{tag}.mask.png"], False)
+            if parts is not None:
+                parts[f, c] = _unpng(files[f"{tag}.parts.png"], False)
+    return Sample(key=key, meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
+
+
+def write_shard(path: Path, samples: list[Sample]) -> None:
+    """Write `samples` to the tar `path` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        with tarfile.open(fileobj=fh, mode="w") as tar:
+            for s in samples:
+                for suffix, data in encode_sample(s).items():
+                    info = tarfile.TarInfo(f"{s.key}.{suffix}")
+                    info.size = len(data)
+                    info.mtime = 0  # bit-identical shards for identical content
+                    tar.addfile(info, io.BytesIO(data))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Stream (key, {suffix: bytes}) groups from one shard, in file order, without reading it whole."""
+    key: str | None = None
+    group: dict[str, bytes] = {}
+    with tarfile.open(path, mode="r|") as tar:
+        for member in tar:
+            if not member.isfile():
+                continue
+            name = member.name.rsplit("/", 1)[-1]
+            k, _, suffix = name.partition(".")
+            if key is not None and k != key:
+                yield key, group
+                group = {}
+            key = k
+            fh = tar.extractfile(member)
+            if fh is None:
+                raise ValueError(f"{path}: cannot read member {member.name}")
+            group[suffix] = fh.read()
+    if key is not None:
+        yield key, group
+
+
+def iter_shard(path: Path) -> Iterator[Sample]:
+    """Decoded samples of one shard."""
+    for key, files in iter_raw_samples(path):
+        yield decode_sample(key, files)
+
+
+def list_shards(root: Path, pattern: str = "*.tar") -> list[Path]:
+    """Complete shards under `root` (sorted); temporary files of an interrupted run are not listed."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"no dataset folder at {root}; create one with `python main.py prepare synth --out {root}`"
+        )
+    return sorted(p for p in root.rglob(pattern) if p.is_file() and p.suffix == ".tar")
