@@ -117,7 +117,7 @@ def psnr_torch_vs_gsplat(n: int, size: int) -> float:
 def device_name() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    return platform.processor() or platform.machine() or "cpu"
+    return f"cpu-{platform.machine() or 'unknown'}"
 
 
 def main(argv: list[str] | None = None) -> None:
