@@ -1,29 +1,111 @@
-"""Adapter from `core.model`'s drivable avatar to the studio's `StudioAvatar` interface."""
+"""Adapter from `core.model.avatar.Avatar` (the trained model's drivable avatar) to the studio's interface."""
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 from pathlib import Path
 
-from app.avatar_source import ROOT, AvatarLoadError, StudioAvatar
+import torch
+
+from app.avatar_source import ROOT, AvatarLoadError, Rig, StudioAvatar
+from app.lighting import load_environment_presets, model_lighting
+from app.part_edits import apply_part_edits
+from app.state import EditState
+from core.data.lighting import Lighting
+from core.raster.types import PART_NAMES, Gaussians
 
 log = logging.getLogger(__name__)
 
 # The trained default avatar, produced by training; the studio falls back to an example until it exists.
-DEFAULT_AVATAR_FILES = (ROOT / "assets" / "default_avatar.safetensors", ROOT / "assets" / "default_model.safetensors")
+DEFAULT_AVATAR_FILES = (ROOT / "assets" / "default_avatar.safetensors",)
 
 
 def model_available() -> bool:
     return importlib.util.find_spec("core.model.avatar") is not None
 
 
+def _joint_names(num_joints: int) -> tuple[str, ...]:
+    """Bone names of the baked body when the avatar uses it, else generic names."""
+    try:
+        from core.body.asset import load_body_asset
+
+        names = load_body_asset().bone_names
+        if len(names) == num_joints:
+            return tuple(names)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        log.debug("no bone names from the body asset (%s)", e)
+    return tuple(f"joint{j}" for j in range(num_joints))
+
+
+class ModelAvatar:
+    """A `core.model` avatar: pose, expression, gaze and lighting go through its pose head each frame."""
+
+    def __init__(self, avatar, *, name: str, description: str, device: str | None = None) -> None:
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.avatar = avatar.to(self.device) if self.device != "cpu" else avatar
+        self.name, self.description = name, description
+        rig = self.avatar.model.rig
+        self.rig = Rig(tuple(rig.expression_names), _joint_names(rig.num_joints), tuple(rig.parents))
+        self._joint = {n: i for i, n in enumerate(self.rig.joint_names)}
+        self._expr = {n: i for i, n in enumerate(self.rig.expression_names)}
+        self._environments = load_environment_presets()
+        self._looseness: dict[str, float] = {}
+
+    def save(self, path: str | Path) -> Path:
+        return self.avatar.save(path)
+
+    def canonical(self) -> Gaussians:
+        return self.avatar.canonical()
+
+    def face_target(self) -> tuple[float, float, float]:
+        g = self.canonical()
+        face = g.means[g.parts == PART_NAMES.index("face")] if g.parts is not None else g.means[:0]
+        c = face.mean(0) if face.shape[0] else g.means[g.means[:, 1] > g.means[:, 1].quantile(0.95)].mean(0)
+        return (float(c[0]), float(c[1]), float(c[2]))
+
+    def _sync_looseness(self, edit: EditState) -> None:
+        if self.avatar.model.deformer is None:
+            return
+        for part, e in zip(PART_NAMES, edit.parts, strict=True):
+            if self._looseness.get(part, 1.0) != e.looseness:
+                self.avatar.loosen(part, e.looseness)
+                self._looseness[part] = e.looseness
+
+    def drive(self, edit: EditState, lighting: Lighting) -> Gaussians:
+        dev = self.device
+        J, E = len(self.rig.joint_names), len(self.rig.expression_names)
+        pose = torch.zeros(J, 3)
+        for name, r in edit.pose.rotations:
+            if name in self._joint:
+                pose[self._joint[name]] = torch.tensor(r) * (math.pi / 180.0)
+        expr = torch.zeros(E)
+        for name, v in edit.expression:
+            if name in self._expr:
+                expr[self._expr[name]] = v
+        gaze = torch.tensor(edit.gaze_deg) * (math.pi / 180.0)
+        light = None if edit.view_mode == "albedo" else model_lighting(edit.lighting, self._environments)
+        self._sync_looseness(edit)
+        g = self.avatar.drive(
+            pose=pose.to(dev), expression=expr.to(dev), gaze=gaze.to(dev), lighting=light,
+            translation=torch.tensor(edit.pose.root_translation).to(dev),
+        )  # fmt: skip
+        return apply_part_edits(g, edit.parts)
+
+
 def load_model_avatar(path: Path) -> StudioAvatar:
     if not model_available():
-        raise AvatarLoadError(
-            f"cannot open {path.name}: this build has no avatar model (core.model.avatar); open a .ply instead"
-        )
-    raise AvatarLoadError(f"cannot open {path.name}: the avatar model's file format is not wired into the studio yet")
+        raise AvatarLoadError(f"cannot open {path.name}: this build has no avatar model (core.model.avatar)")
+    from core.io import FileFormatError
+    from core.model.avatar import Avatar
+
+    try:
+        avatar = Avatar.load(path)
+    except (FileFormatError, ValueError, KeyError, OSError) as e:
+        raise AvatarLoadError(f"{path.name} is not a usable avatar file: {e}") from e
+    cfg = avatar.model.cfg
+    return ModelAvatar(avatar, name=path.stem, description=f"{getattr(cfg, 'name', 'model')} avatar from {path.name}")
 
 
 def default_model_avatar() -> StudioAvatar | None:
@@ -34,3 +116,20 @@ def default_model_avatar() -> StudioAvatar | None:
             except AvatarLoadError as e:
                 log.warning("default avatar %s could not be opened: %s", path, e)
     return None
+
+
+def untrained_model_avatar(config: str = "tiny", seed: int = 0) -> ModelAvatar:
+    """A randomly initialised model's avatar made from blank crops (for speed checks before training)."""
+    from core.model.avatar import Avatar
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+    from core.model.rig import rig_from_body_asset
+
+    torch.manual_seed(seed)
+    cfg = load_model_config(config)
+    model = LCAModel(cfg, rig_from_body_asset()).eval()
+    hb, wb = cfg.encoder.body_crop
+    hf, wf = cfg.encoder.face_crop
+    body, face = torch.full((1, 3, hb, wb), 0.5), torch.full((1, 3, hf, wf), 0.5)
+    avatar = Avatar.create(model, body_crops=body, face_crops=face)
+    return ModelAvatar(avatar, name=f"untrained {config} model", description=f"randomly initialised {config} model")

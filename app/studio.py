@@ -7,6 +7,7 @@ decodes what changed, renders the preview offscreen and uploads it as a texture,
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
 log = logging.getLogger(__name__)
 
 PANEL_WIDTH = 430
+SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full resolution
 LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
 
 
@@ -42,9 +44,13 @@ class Studio:
         preview: tuple[int, int] = (640, 480),
         settings: Settings | None = None,
         title: str = "LCA Studio",
+        interactive_scale: float = 0.5,
     ) -> None:
         self.session = session
         self.settings = settings or Settings()
+        if not torch.cuda.is_available():
+            # Leave a core to the software OpenGL rasteriser; torch's thread pool fights it on small CPUs.
+            torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 2)))
         self.width, self.height = preview
         dpg.create_context()
         dpg.configure_app(manual_callback_management=True)
@@ -69,6 +75,9 @@ class Studio:
         self._drag_last: tuple[float, float] | None = None
         self._wheel = 0.0
         self._console_len = 0
+        self._changed_at = -1e9
+        self._frame_scale = 1.0
+        self.interactive_scale = interactive_scale
         self.frames = 0
 
     # Layout ----------------------------------------------------------------------------------
@@ -254,10 +263,19 @@ class Studio:
         self.frames += 1
 
     def render_preview(self, force: bool = False) -> bool:
-        """Decode and draw when the avatar, the edit or the view changed; True when a new image was made."""
+        """Decode and draw when the avatar, the edit or the view changed; True when a new image was made.
+
+        While something keeps changing (a slider or the mouse is being dragged) the preview is drawn at
+        `interactive_scale` resolution; once it settles, it is drawn again at full resolution.
+        """
         s = self.session
         key = (id(s.avatar), s.edit, s.view)
-        if key == self._frame_key and not force:
+        now = time.perf_counter()
+        if key != self._frame_key:
+            self._changed_at = now
+        busy = now - self._changed_at < SETTLE_S
+        scale = self.interactive_scale if busy else 1.0
+        if key == self._frame_key and scale == self._frame_scale and not force:
             return False
         try:
             g = s.gaussians()
@@ -265,11 +283,10 @@ class Studio:
             s.say(f"could not decode the avatar: {e}", logging.ERROR)
             self._frame_key = key
             return False
-        img = self.viewport.render(
-            g, orbit_camera(s.view, self.width, self.height), parts_view=s.edit.view_mode == "parts"
-        )
+        camera = orbit_camera(s.view, self.width, self.height)
+        img = self.viewport.render(g, camera, parts_view=s.edit.view_mode == "parts", scale=scale)
         dpg.set_value(self.texture, img.ravel())
-        self._frame_key = key
+        self._frame_key, self._frame_scale = key, scale
         self._num = g.num
         return True
 

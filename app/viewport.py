@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Literal
 
+import cv2
 import moderngl
 import numpy as np
 
@@ -81,8 +82,17 @@ class Viewport:
         self.upload_ms = 0.0
         self._rgba = np.ones((height, width, 4), dtype=np.float32)
 
-    def render(self, gaussians: Gaussians, camera: Camera, *, parts_view: bool = False) -> np.ndarray:
-        """[H, W, 4] float32 image, top row first, alpha 1 (a view of an internal buffer: copy to keep)."""
+    def render(
+        self, gaussians: Gaussians, camera: Camera, *, parts_view: bool = False, scale: float = 1.0
+    ) -> np.ndarray:
+        """[H, W, 4] float32 image, top row first, alpha 1 (a view of an internal buffer: copy to keep).
+
+        `scale` < 1 renders fewer pixels and enlarges the result to the camera's size (fast previews while
+        a control is being dragged).
+        """
+        full = (camera.height, camera.width)
+        if scale != 1.0:
+            camera = camera.scaled(scale)
         t0 = time.perf_counter()
         with self.ctx:
             self.renderer.color_mode = "parts" if parts_view else "sh"
@@ -91,8 +101,10 @@ class Viewport:
             img = self.renderer.render(camera, background=BACKGROUND)
         t2 = time.perf_counter()
         self.upload_ms, self.render_ms = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
-        if img.shape[:2] != self._rgba.shape[:2]:
-            self._rgba = np.ones((*img.shape[:2], 4), dtype=np.float32)
+        if img.shape[:2] != full:
+            img = cv2.resize(img, (full[1], full[0]), interpolation=cv2.INTER_LINEAR)
+        if full != self._rgba.shape[:2]:
+            self._rgba = np.ones((*full, 4), dtype=np.float32)
         self._rgba[..., :3] = img[..., :3]
         return self._rgba
 

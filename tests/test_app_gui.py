@@ -27,7 +27,7 @@ def studio(tmp_path_factory):
     from app.session import Session
     from app.studio import Studio
 
-    s = Studio(Session(default_avatar()), preview=(480, 360))
+    s = Studio(Session(default_avatar()), preview=(480, 360), interactive_scale=1.0)
     s.run(max_frames=3)
     yield s
     s.close()
@@ -212,3 +212,19 @@ def test_exports_write_ply_png_and_mp4(studio, tmp_path) -> None:
     assert (tmp_path / "a.png").stat().st_size > 1000
     studio.turntable(str(tmp_path / "t.mp4"), num_frames=4)
     assert (tmp_path / "t.mp4").stat().st_size > 1000
+
+
+def test_dragging_draws_a_fast_low_resolution_preview_then_the_full_one(studio) -> None:
+    import time
+
+    studio.interactive_scale = 0.5
+    try:
+        studio.session.apply(studio.session.edit.with_part("skin", brightness=0.8), key="drag")
+        assert studio.render_preview()
+        assert studio._frame_scale == 0.5
+        time.sleep(0.3)
+        assert studio.render_preview()
+        assert studio._frame_scale == 1.0
+    finally:
+        studio.interactive_scale = 1.0
+        studio.session.undo()

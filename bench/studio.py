@@ -1,0 +1,125 @@
+"""Studio interactivity: frames per second while an expression slider is dragged (through its real callback).
+
+Needs a display (run under `xvfb-run -a -s "-screen 0 1600x900x24"` on a headless machine). Writes JSON:
+python bench/studio.py --avatar tiny --out bench/results/studio_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from core.env import describe_environment  # noqa: E402
+
+log = logging.getLogger("bench.studio")
+
+
+def make_avatar(kind: str):
+    if kind in ("tiny", "base"):
+        from app.model_avatar import untrained_model_avatar
+
+        return untrained_model_avatar(kind)
+    if kind == "synthetic":
+        from app.synthetic_avatar import synthetic_avatar
+
+        return synthetic_avatar(1)
+    if kind == "example":
+        from app.avatar_source import example_figure
+
+        return example_figure()
+    raise SystemExit(f"unknown --avatar {kind!r}; use tiny, base, synthetic or example")
+
+
+def drag_expression(studio, frames: int) -> dict:
+    """Move jawOpen (or the first coefficient) every frame like a mouse drag; time each frame."""
+    panel = next(p for p in studio.panels if p.title == "Expression")
+    names = studio.session.avatar.rig.expression_names
+    if not names:
+        raise SystemExit("this avatar has no expression controls to drag")
+    name = "jawOpen" if "jawOpen" in names else names[0]
+    slider = panel.sliders[name]
+    times, decode, render = [], [], []
+    for i in range(frames):
+        value = 0.5 + 0.5 * math.sin(i * 0.3)
+        t0 = time.perf_counter()
+        panel._on_slider(slider, value, name)  # the slider's own callback
+        studio.step()
+        times.append(time.perf_counter() - t0)
+        decode.append(studio.session.decode_ms)
+        render.append(studio.viewport.render_ms)
+    return {
+        "coefficient": name,
+        "frames": frames,
+        "fps_median": 1.0 / statistics.median(times),
+        "frame_ms_median": 1e3 * statistics.median(times),
+        "frame_ms_p90": 1e3 * sorted(times)[int(0.9 * (len(times) - 1))],
+        "decode_ms_median": statistics.median(decode),
+        "render_ms_median": statistics.median(render),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--avatar", default="tiny", help="tiny | base (untrained model), synthetic, example")
+    ap.add_argument("--size", default="640x480")
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--interactive-scale", type=float, nargs="+", default=[0.5, 1.0])
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import os
+
+    os.environ.setdefault("LCA_STUDIO_HOME", "/tmp/lca_studio_bench")
+    from app.session import Session
+    from app.studio import Studio
+
+    w, h = (int(v) for v in args.size.split("x"))
+    avatar = make_avatar(args.avatar)
+    studio = Studio(Session(avatar), preview=(w, h))
+    studio.run(max_frames=5)
+    results = []
+    for scale in args.interactive_scale:
+        studio.interactive_scale = scale
+        drag_expression(studio, 5)  # warm up
+        r = drag_expression(studio, args.frames)
+        r["interactive_scale"] = scale
+        log.info(
+            "scale %.2f: %.1f FPS (decode %.1f ms, render %.1f ms)",
+            scale,
+            r["fps_median"],
+            r["decode_ms_median"],
+            r["render_ms_median"],
+        )
+        results.append(r)
+    out = {
+        "bench": "studio_expression_drag",
+        "avatar": avatar.name,
+        "num_gaussians": studio.session.gaussians().num,
+        "preview": [w, h],
+        "gl_renderer": studio.viewport.device_name,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min": os.getloadavg()[0],
+        "environment": describe_environment(),
+        "results": results,
+    }
+    studio.close()
+    text = json.dumps(out, indent=2, default=str)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
