@@ -135,3 +135,18 @@ def test_asset_metadata_names_bones_parts_and_phenotypes():
     assert a.phenotype_names == ["gender", "age", "muscle", "weight", "height", "proportions"]
     assert a.uvs.shape[1] == 2 and a.face_uvs.shape == a.faces.shape
     assert float(a.uvs.min()) >= 0.0 and float(a.uvs.max()) <= 1.0
+
+
+def test_fast_phenotype_weights_match_the_interpolation_reference():
+    from core.body.phenotype import column_table, phenotype_target_weights, phenotype_target_weights_fast
+
+    a = load_body_asset()
+    spec = a.metadata["phenotype"]
+    params = torch.rand(64, len(spec["names"]), dtype=torch.float64) * 1.4 - 0.2  # includes clamped values
+    params[0] = 0.0
+    params[1] = 1.0
+    params[2] = 0.5
+    slow = phenotype_target_weights(params, spec, a.pheno_mask)
+    fast = phenotype_target_weights_fast(params, column_table(spec, torch.float64), a.pheno_mask)
+    torch.testing.assert_close(fast, slow, atol=1e-12, rtol=0)
+    assert float(slow.sum(1).min()) > 0.1  # non-trivial weights

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from core.body.asset import BodyAsset, load_body_asset
 from core.body.lbs import batch_rigid_transform, dense_weights, lbs, rigid, special_procrustes
-from core.body.phenotype import phenotype_target_weights
+from core.body.phenotype import column_table, phenotype_target_weights_fast
 from core.body.records import BodyOutput
 
 
@@ -36,17 +36,19 @@ class BakedBody(nn.Module):
         self.register_buffer("rest_poses", a.rest_poses.to(f), persistent=False)
         self.register_buffer("ref_orients", a.ref_orients.to(f), persistent=False)
         self.register_buffer("root_position", a.root_position.to(f), persistent=False)
-        self.register_buffer("expression_vertex_ids", a.expression_vertex_ids, persistent=False)
-        self.register_buffer("expression_offsets", a.expression_offsets.to(f), persistent=False)
+        # Phenotype PCA basis and expression blendshapes as one dense [R + E, V * 3] matrix: one matmul per batch.
+        basis = torch.cat([a.pheno_basis.to(f).flatten(1), a.expression_blendshapes().to(f).flatten(1)])
+        self.register_buffer("vertex_basis", basis, persistent=False)
         self.register_buffer("pheno_mask", a.pheno_mask.to(f), persistent=False)
         self.register_buffer("pheno_projection", a.pheno_projection.to(f), persistent=False)
         self.register_buffer("pheno_default_coeffs", a.pheno_default_coeffs.to(f), persistent=False)
         self.register_buffer("pheno_heads", a.pheno_heads.to(f), persistent=False)
         self.register_buffer("pheno_orient_default", a.pheno_orient_default.to(f), persistent=False)
         self.register_buffer("pheno_orient", a.pheno_orient.to(f), persistent=False)
-        self.register_buffer("pheno_basis", a.pheno_basis.to(f), persistent=False)
         self.register_buffer("pheno_coeff_map", a.pheno_coeff_map.to(f), persistent=False)
         self.register_buffer("part_labels", a.part_labels, persistent=False)
+        for key, value in column_table(self._pheno_spec, f).items():
+            self.register_buffer(f"pheno_table_{key}", value, persistent=False)
         self.register_buffer(
             "default_shape",
             torch.full((len(self.phenotype_names),), float(self._pheno_spec["default"]), dtype=f),
@@ -55,7 +57,8 @@ class BakedBody(nn.Module):
 
     def shape_coefficients(self, shape: Tensor) -> Tensor:
         """Phenotype [B, P] -> offsets of anny's compact coefficients from the default phenotype [B, S]."""
-        w = phenotype_target_weights(shape, self._pheno_spec, self.pheno_mask)  # [B, K]
+        table = {k[len("pheno_table_") :]: v for k, v in self.named_buffers() if k.startswith("pheno_table_")}
+        w = phenotype_target_weights_fast(shape, table, self.pheno_mask)  # [B, K]
         return w @ self.pheno_projection - self.pheno_default_coeffs
 
     def rest(self, shape: Tensor, expression: Tensor) -> tuple[Tensor, Tensor]:
@@ -63,10 +66,11 @@ class BakedBody(nn.Module):
         B = shape.shape[0]
         dc = self.shape_coefficients(shape)  # [B, S]
         V = self.template_vertices.shape[0]
-        pca = dc @ self.pheno_coeff_map  # [B, R]
-        verts = self.template_vertices + (pca @ self.pheno_basis.reshape(pca.shape[1], V * 3)).reshape(B, V, 3)
-        expr = torch.einsum("be,evc->bvc", expression, self.expression_offsets)  # [B, Ve, 3]
-        verts = verts.index_add(1, self.expression_vertex_ids, expr)
+        coeffs = torch.cat([dc @ self.pheno_coeff_map, expression], dim=-1)  # [B, R + E]
+        verts = self.template_vertices + (coeffs @ self.vertex_basis).reshape(B, V, 3)
+        if not shape.requires_grad and bool((shape == self.default_shape).all()):
+            # The default phenotype's bones are stored exactly: skip the per-bone SVDs.
+            return verts, self.rest_poses.expand(B, -1, -1, -1)
         heads = self.rest_poses[:, :3, 3] + torch.einsum("bs,sjc->bjc", dc, self.pheno_heads)  # [B, J, 3]
         M = self.pheno_orient_default + torch.einsum("bs,sjxy->bjxy", dc, self.pheno_orient)  # [B, J, 3, 3]
         return verts, rigid(special_procrustes(M), heads)

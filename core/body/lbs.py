@@ -8,6 +8,7 @@ under one bone; `W_world_bone` is a bone's posed frame (its axes and head) in th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 from torch import Tensor
@@ -73,6 +74,13 @@ def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
     return levels
 
 
+@lru_cache(maxsize=32)
+def _chain_indices(parents: tuple[int, ...], device: torch.device) -> tuple[Tensor, list[Tensor]]:
+    """Parent index per bone (root: itself) and the bones of each depth level, cached on the device."""
+    par = torch.tensor([0, *parents[1:]], device=device)
+    return par, [torch.tensor(level, device=device) for level in kinematic_levels(parents)[1:]]
+
+
 def batch_rigid_transform(
     rot_local: Tensor,  # [B, J, 3, 3] per-bone rotations in world-aligned axes, applied at the bone's reference pose
     rest_poses: Tensor,  # [B, J, 4, 4] or [J, 4, 4] bone frames (axes, head) of the rest mesh
@@ -100,7 +108,7 @@ def batch_rigid_transform(
     R = rest_poses[..., :3, :3]  # [B, J, 3, 3]
     h = rest_poses[..., :3, 3]  # [B, J, 3]
     U = R if ref_orients is None else ref_orients.expand(B, J, 3, 3)
-    par = torch.as_tensor([0, *[int(p) for p in parents[1:]]], device=rot_local.device)
+    par, levels = _chain_indices(tuple(int(p) for p in parents), rot_local.device)
     A = U @ R.transpose(-1, -2)  # [B, J, 3, 3] rest -> reference rotation of each bone
     A = torch.cat([torch.eye(3, dtype=A.dtype, device=A.device).expand(B, 1, 3, 3), A[:, 1:]], dim=1)
     offsets = (A[:, par] @ (h - h[:, par])[..., None])[..., 0]  # [B, J, 3] reference head offsets
@@ -108,8 +116,7 @@ def batch_rigid_transform(
     K = rigid(U_pt @ rot_local @ U, (U_pt @ offsets[..., None])[..., 0])  # [B, J, 4, 4] parent -> child
     W0 = rigid(rot_local[:, 0] @ U[:, 0], root_position)  # [B, 4, 4]
     W_all = W0[:, None].expand(B, J, 4, 4).clone()
-    for level in kinematic_levels(parents)[1:]:
-        idx = torch.as_tensor(level, device=rot_local.device)
+    for idx in levels:
         W_all = W_all.index_copy(1, idx, W_all[:, par[idx]] @ K[:, idx])
     R_T = W_all[..., :3, :3] @ R.transpose(-1, -2)  # [B, J, 3, 3]
     T = rigid(R_T, W_all[..., :3, 3] - (R_T @ h[..., None])[..., 0])
@@ -144,11 +151,11 @@ def skin_points(
         raise ValueError(
             f"weights: expected [P={points.shape[1]}, J={T_world_bone.shape[1]}], got {tuple(weights.shape)}"
         )
-    if weights.dim() == 2:
-        blend = torch.einsum("pj,bjik->bpik", weights, T_world_bone[:, :, :3, :])  # [B, P, 3, 4]
-    else:
-        blend = torch.einsum("bpj,bjik->bpik", weights, T_world_bone[:, :, :3, :])
-    posed = (blend[..., :3] @ points[..., None])[..., 0] + blend[..., 3]
+    J = T_world_bone.shape[1]
+    flat = T_world_bone[:, :, :3, :].reshape(B, J, 12)  # [B, J, 12]
+    blend = (weights @ flat).reshape(B, -1, 3, 4)  # [B, P, 3, 4]; weights [P, J] or [B, P, J]
+    # Broadcast multiply-sum: much faster than P tiny batched 3x3 matmuls.
+    posed = (blend[..., :3] * points[..., None, :]).sum(-1) + blend[..., 3]
     return posed, blend[..., :3]
 
 

@@ -167,9 +167,9 @@ class BodyModel(nn.Module):
         check_shape("BodyParams.rotations", rot, (B, J, 3, 3))
         if self.eye_bones:
             gaze = rotation_about_axes(params.gaze[:, 0], params.gaze[:, 1])  # [B, 3, 3]
-            idx = list(self.eye_bones)
             rot = rot.clone()
-            rot[:, idx] = gaze[:, None] @ rot[:, idx]
+            for i in self.eye_bones:
+                rot[:, i] = gaze @ rot[:, i]
         return rot
 
     def forward(self, params: BodyParams) -> BodyOutput:
