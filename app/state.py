@@ -124,5 +124,5 @@ CAMERA_PRESETS: dict[str, OrbitView] = {
     "front": OrbitView(),
     "side": OrbitView(yaw_deg=90.0),
     "back": OrbitView(yaw_deg=180.0),
-    "face": OrbitView(pitch_deg=0.0, distance=0.75, target=(0.0, 1.6, 0.0)),
+    "face": OrbitView(pitch_deg=0.0, distance=0.95, target=(0.0, 1.6, 0.0)),
 }

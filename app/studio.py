@@ -21,6 +21,7 @@ from app.camera_path import CameraPath
 from app.gallery import gallery
 from app.panels.avatar import AvatarPanel
 from app.panels.camera_keys import CameraKeysPanel
+from app.panels.create import CreatePanel
 from app.panels.expression import ExpressionPanel
 from app.panels.lighting import LightingPanel
 from app.panels.parts import PartsPanel
@@ -64,6 +65,7 @@ class Studio:
             PartsPanel(session),
             LightingPanel(session),
             CameraKeysPanel(session, self.render_camera_path),
+            CreatePanel(session),
         ]
         self.avatar_panel = self.panels[0]
         self._build()
@@ -251,7 +253,10 @@ class Studio:
         if s.avatar is not self._seen_avatar:
             self._seen_avatar = s.avatar
             for panel in self.panels:
-                panel.rebuild()
+                if panel.rebuild_on_avatar:
+                    panel.rebuild()
+                else:
+                    panel.refresh()
         if s.external_revision != self._seen_external:
             self._seen_external = s.external_revision
             for panel in self.panels:

@@ -45,7 +45,7 @@ class SyntheticAvatar:
             f"({spec.hair_style} hair, {spec.top.kind}{', ' + spec.bottom.kind if spec.bottom else ''})"
         )
         names = tuple(self.body.bone_names)
-        parents = tuple(int(p) for p in self.body.model.bone_parents)
+        parents = tuple(int(p) for p in self.body.model.parents)
         self.rig = Rig(tuple(self.body.expression_names), names, parents)
         self._index = {n: i for i, n in enumerate(names)}
         self._expr_index = {n: i for i, n in enumerate(self.body.expression_names)}

@@ -228,3 +228,33 @@ def test_dragging_draws_a_fast_low_resolution_preview_then_the_full_one(studio) 
     finally:
         studio.interactive_scale = 1.0
         studio.session.undo()
+
+
+def test_capture_assistant_checks_photos_and_creates_an_avatar(studio, tmp_path) -> None:
+    import cv2
+    import dearpygui.dearpygui as dpg
+    import skimage.data
+
+    panel = next(p for p in studio.panels if p.title == "Create")
+    studio.show_panel("Create")
+    good, blurred, empty, junk = (tmp_path / n for n in ("person.png", "blurred.png", "empty.png", "junk.jpg"))
+    rgb = skimage.data.astronaut()
+    cv2.imwrite(str(good), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(blurred), cv2.GaussianBlur(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), (31, 31), 10))
+    cv2.imwrite(str(empty), np.full((240, 160, 3), 128, np.uint8))
+    junk.write_bytes(b"not an image")
+    panel.add_photos([str(good), str(blurred), str(empty), str(junk)])
+    checks = panel.assistant.checks
+    assert [c.usable for c in checks] == [True, True, False]
+    assert any("blurred" in p for p in checks[1].problems)
+    assert any("could not be read" in m.text for m in studio.session.messages)
+    summary = dpg.get_value(panel.summary)
+    assert "2 usable" in summary and "back of the head" in summary
+    panel.set_view(1, "back")
+    assert "back of the head" not in dpg.get_value(panel.summary)
+    image(studio)
+    shot(studio, "create_panel")
+    before = studio.session.avatar
+    assert panel.create()
+    assert studio.session.avatar is not before and studio.session.avatar.name == "from 2 photos"
+    assert image(studio).std() > 0.02

@@ -11,6 +11,7 @@ class Panel:
     """A tab of the studio. Subclasses create items in `build` and keep their ids on `self`."""
 
     title = "panel"
+    rebuild_on_avatar = False  # True when the widgets depend on the avatar's controls
 
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -40,6 +40,7 @@ def mirror_name(name: str) -> str | None:
 
 class ExpressionPanel(Panel):
     title = "Expression"
+    rebuild_on_avatar = True
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)

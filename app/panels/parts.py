@@ -16,6 +16,7 @@ LOOSE_PARTS = ("upper_garment", "lower_garment", "hair")
 
 class PartsPanel(Panel):
     title = "Hair & garments"
+    rebuild_on_avatar = True
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)

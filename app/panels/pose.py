@@ -13,6 +13,7 @@ from app.session import Session
 
 class PosePanel(Panel):
     title = "Pose"
+    rebuild_on_avatar = True
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)

@@ -1,0 +1,184 @@
+"""Photos -> avatar: the capture assistant's checks per photo, coverage of views, crops, and creation.
+
+The checks use the person/face detector of `core.data.video` (scikit-image's face cascade) and simple
+image statistics; the crops come from the detected boxes. These image checks belong in `core.data` once
+a body estimator exists there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+MAX_PHOTOS = 16
+BLUR_MIN = 60.0  # variance of the Laplacian of the grey image below which a photo counts as blurred
+VIEWS = ("front", "side", "back", "unknown")
+
+# What the model has to invent when a view is missing.
+GUESSED_WITHOUT = {
+    "front": "the face and the front of the clothing",
+    "side": "the profile (nose, ears, body depth)",
+    "back": "the back of the head, hair and clothing",
+}
+
+
+class PhotoError(ValueError):
+    """A photo could not be used; the message says why."""
+
+
+@dataclass
+class PhotoCheck:
+    path: str
+    size: tuple[int, int]  # (height, width)
+    person_box: tuple[float, float, float, float] | None  # x0, y0, x1, y1 pixels
+    face_box: tuple[float, float, float, float] | None
+    sharpness: float  # variance of the Laplacian
+    brightness: float  # mean grey level in [0, 1]
+    clipped: float  # share of pixels at black or white
+    view: str = "unknown"
+    problems: list[str] = field(default_factory=list)
+    body_crop: np.ndarray | None = None  # [Hb, Wb, 3] float in [0, 1]
+    face_crop: np.ndarray | None = None  # [Hf, Wf, 3]
+
+    @property
+    def usable(self) -> bool:
+        return self.person_box is not None
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    """[H, W, 3] uint8 RGB; raises PhotoError for unreadable files."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise PhotoError(f"{Path(path).name} could not be read as an image (is it a JPEG or PNG?)")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _crop(rgb: np.ndarray, box, size: tuple[int, int]) -> np.ndarray:
+    """Box [x0, y0, x1, y1] grown to the aspect of `size` (h, w), padded with black, resized; float [0, 1]."""
+    h, w = size
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    half_h = max((y1 - y0) / 2, (x1 - x0) / 2 * h / w) * 1.1
+    half_w = half_h * w / h
+    M = np.array(
+        [[w / (2 * half_w), 0, w / 2 - cx * w / (2 * half_w)], [0, h / (2 * half_h), h / 2 - cy * h / (2 * half_h)]]
+    )
+    out = cv2.warpAffine(rgb, M, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
+    return out.astype(np.float32) / 255.0
+
+
+def check_photo(
+    rgb: np.ndarray,  # [H, W, 3] uint8
+    path: str,
+    detector,
+    *,
+    body_crop: tuple[int, int] = (256, 192),
+    face_crop: tuple[int, int] = (128, 128),
+) -> PhotoCheck:
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    bright = float(grey.mean() / 255.0)
+    clipped = float(((grey <= 3) | (grey >= 252)).mean())
+    person, face = detector(rgb)
+    c = PhotoCheck(
+        path=path, size=rgb.shape[:2], sharpness=sharp, brightness=bright, clipped=clipped,
+        person_box=None if person is None else tuple(float(v) for v in person),
+        face_box=None if face is None else tuple(float(v) for v in face),
+    )  # fmt: skip
+    if person is None:
+        c.problems.append("no person found (the face must be visible for the detector)")
+    else:
+        c.view = "front"
+        c.body_crop = _crop(rgb, person, body_crop)
+        c.face_crop = _crop(rgb, face, face_crop)
+    if sharp < BLUR_MIN:
+        c.problems.append(f"blurred (sharpness {sharp:.0f} < {BLUR_MIN:.0f})")
+    if bright < 0.2:
+        c.problems.append(f"under-exposed (mean level {bright:.2f})")
+    elif bright > 0.85:
+        c.problems.append(f"over-exposed (mean level {bright:.2f})")
+    if clipped > 0.25:
+        c.problems.append(f"{100 * clipped:.0f}% of the pixels are clipped to black or white")
+    return c
+
+
+def coverage(checks: list[PhotoCheck]) -> tuple[dict[str, int], list[str]]:
+    """Photos per view, and the regions the model will have to guess."""
+    views = {v: 0 for v in VIEWS}
+    for c in checks:
+        if c.usable:
+            views[c.view] += 1
+    guessed = [GUESSED_WITHOUT[v] for v in ("front", "side", "back") if views[v] == 0]
+    if not any(c.face_box is not None for c in checks):
+        guessed.append("all facial detail (no photo shows the face)")
+    return views, guessed
+
+
+class CaptureAssistant:
+    """Collects photos, checks each one, and makes an avatar from the usable ones."""
+
+    def __init__(self) -> None:
+        from core.data.video import PersonDetector
+
+        self.detector = PersonDetector()
+        self.checks: list[PhotoCheck] = []
+
+    def add(self, path: str | Path, *, body_crop=(256, 192), face_crop=(128, 128)) -> PhotoCheck:
+        if len(self.checks) >= MAX_PHOTOS:
+            raise PhotoError(f"at most {MAX_PHOTOS} photos; remove one before adding {Path(path).name}")
+        c = check_photo(read_photo(path), str(path), self.detector, body_crop=body_crop, face_crop=face_crop)
+        self.checks.append(c)
+        return c
+
+    def remove(self, index: int) -> None:
+        del self.checks[index]
+
+    def create(self, progress: Callable[[float, str], None] | None = None):
+        """A studio avatar from the usable photos (the model's canonical head runs once)."""
+        usable = [c for c in self.checks if c.usable]
+        if not usable:
+            raise PhotoError(
+                "none of the photos shows a person the detector can find; add a photo with the face visible"
+            )
+        from app.model_avatar import ModelAvatar
+        from core.model.avatar import Avatar
+
+        model, label = creation_model()
+        hb, wb = model.cfg.encoder.body_crop
+        hf, wf = model.cfg.encoder.face_crop
+
+        def tensor(img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+            return torch.from_numpy(cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)
+
+        if progress:
+            progress(0.3, f"encoding {len(usable)} photos")
+        body = torch.stack([tensor(c.body_crop, (hb, wb)) for c in usable])
+        face = torch.stack([tensor(c.face_crop, (hf, wf)) for c in usable])
+        avatar = Avatar.create(model, body_crops=body, face_crops=face)
+        if progress:
+            progress(1.0, "avatar created")
+        name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"
+        return ModelAvatar(avatar, name=name, description=f"created with the {label}")
+
+
+def creation_model():
+    """The model that turns photos into avatars: (LCAModel, description).
+
+    Until a trained checkpoint ships, this is a randomly initialised `tiny` model, so created avatars
+    have the body's shape but not the person's appearance.
+    """
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+    from core.model.rig import rig_from_body_asset
+
+    torch.manual_seed(0)
+    cfg = load_model_config("tiny")
+    return LCAModel(cfg, rig_from_body_asset()).eval(), "untrained tiny model (no trained checkpoint installed)"

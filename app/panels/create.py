@@ -1,0 +1,158 @@
+"""Create panel (capture assistant): add 1-16 photos, see each photo's checks, boxes and crops, then create."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from app.creation import VIEWS, CaptureAssistant, PhotoError, coverage
+from app.panels.base import Panel
+from app.session import Session
+
+THUMB_H = 150
+
+
+class CreatePanel(Panel):
+    title = "Create"
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self.assistant: CaptureAssistant | None = None
+        self._textures: list[int | str] = []
+
+    def build(self, parent: int | str) -> None:
+        with dpg.group(parent=parent) as self.root:
+            dpg.add_text("Photos of one person (1-16): front, side and back views help most.")
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="Add photos...", callback=lambda: dpg.show_item(self.dialog))
+                dpg.add_button(label="Clear", callback=lambda: self.clear())
+                dpg.add_button(label="Create avatar", callback=lambda: self.create())
+            self.progress = dpg.add_progress_bar(default_value=0.0, width=300, overlay="no photos yet")
+            self.summary = dpg.add_text("", wrap=PANEL_WRAP)
+            self.list = dpg.add_child_window(height=-1, border=True)
+            with dpg.file_dialog(
+                show=False, callback=self._on_files, file_count=16, width=640, height=420, directory_selector=False
+            ) as self.dialog:
+                dpg.add_file_extension("Images (*.jpg *.jpeg *.png){.jpg,.jpeg,.png}")
+                dpg.add_file_extension(".*")
+
+    def _assistant(self) -> CaptureAssistant:
+        if self.assistant is None:
+            self.assistant = CaptureAssistant()
+        return self.assistant
+
+    # Intent ---------------------------------------------------------------------------------
+    def _on_files(self, sender, app_data) -> None:
+        paths = list((app_data or {}).get("selections", {}).values()) if isinstance(app_data, dict) else []
+        self.add_photos(paths)
+
+    def add_photos(self, paths: list[str]) -> None:
+        a = self._assistant()
+        for p in paths:
+            try:
+                c = a.add(p)
+            except PhotoError as e:
+                self.session.say(str(e), logging.ERROR)
+                continue
+            if c.problems:
+                self.session.say(f"{p}: " + "; ".join(c.problems), logging.WARNING)
+        self.refresh()
+
+    def clear(self) -> None:
+        if self.assistant is not None:
+            self.assistant.checks.clear()
+        self.refresh()
+
+    def set_view(self, index: int, view: str) -> None:
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+        self._assistant().checks[index].view = view
+        self.refresh()
+
+    def create(self) -> bool:
+        a = self._assistant()
+
+        def progress(f: float, text: str) -> None:
+            dpg.set_value(self.progress, f)
+            dpg.configure_item(self.progress, overlay=text)
+            dpg.render_dearpygui_frame()
+
+        try:
+            avatar = a.create(progress)
+        except PhotoError as e:
+            self.session.say(f"could not create an avatar: {e}", logging.ERROR)
+            progress(0.0, "failed: see the console")
+            return False
+        self.session.set_avatar(avatar)
+        return True
+
+    # Display --------------------------------------------------------------------------------
+    def _texture(self, img: np.ndarray) -> int | str:
+        """A static texture of [H, W, 3] float/uint8 pixels."""
+        if img.dtype == np.uint8:
+            img = img.astype(np.float32) / 255.0
+        h, w = img.shape[:2]
+        rgba = np.concatenate([img, np.ones((h, w, 1), np.float32)], -1)
+        with dpg.texture_registry():
+            tex = dpg.add_static_texture(w, h, rgba.ravel())
+        self._textures.append(tex)
+        return tex
+
+    def refresh(self) -> None:
+        if not self.root:
+            return
+        dpg.delete_item(self.list, children_only=True)
+        for tex in self._textures:
+            dpg.delete_item(tex)
+        self._textures.clear()
+        checks = [] if self.assistant is None else self.assistant.checks
+        views, guessed = coverage(checks)
+        usable = sum(c.usable for c in checks)
+        dpg.set_value(
+            self.summary,
+            f"{len(checks)} photos, {usable} usable; views: "
+            + ", ".join(f"{v} {n}" for v, n in views.items() if v != "unknown")
+            + ("\nThe model will have to guess: " + "; ".join(guessed) if checks and guessed else ""),
+        )
+        dpg.set_value(self.progress, 0.0)
+        dpg.configure_item(self.progress, overlay=f"{usable} usable photos" if checks else "no photos yet")
+        for i, c in enumerate(checks):
+            self._photo_row(i, c)
+
+    def _photo_row(self, i: int, c) -> None:
+        from app.creation import read_photo
+
+        rgb = read_photo(c.path)
+        s = THUMB_H / rgb.shape[0]
+        thumb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), THUMB_H), interpolation=cv2.INTER_AREA)
+        with dpg.group(horizontal=True, parent=self.list):
+            with dpg.drawlist(width=thumb.shape[1], height=THUMB_H):
+                dpg.draw_image(self._texture(thumb), (0, 0), (thumb.shape[1], THUMB_H))
+                for box, colour in ((c.person_box, (90, 230, 120)), (c.face_box, (250, 210, 80))):
+                    if box is not None:
+                        dpg.draw_rectangle(
+                            (box[0] * s, box[1] * s), (box[2] * s, box[3] * s), color=colour, thickness=2
+                        )
+            if c.body_crop is not None:
+                dpg.add_image(self._texture(c.body_crop), width=75, height=100)
+                dpg.add_image(self._texture(c.face_crop), width=60, height=60)
+            with dpg.group():
+                dpg.add_text(c.path.rsplit("/", 1)[-1][:28])
+                dpg.add_combo(
+                    list(VIEWS),
+                    default_value=c.view,
+                    width=90,
+                    callback=lambda s, v, u: self.set_view(u, v),
+                    user_data=i,
+                )
+                ok = "ok" if c.usable and not c.problems else ("usable" if c.usable else "not usable")
+                colour = (120, 220, 120) if ok == "ok" else (255, 200, 90) if c.usable else (255, 110, 110)
+                dpg.add_text(ok, color=colour)
+                for p in c.problems:
+                    dpg.add_text(p, wrap=170, color=(255, 200, 90))
+
+
+PANEL_WRAP = 400
