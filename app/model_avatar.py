@@ -53,6 +53,10 @@ class ModelAvatar:
         self._environments = load_environment_presets()
         self._looseness: dict[str, float] = {}
 
+    @property
+    def supports_looseness(self) -> bool:
+        return self.avatar.model.deformer is not None
+
     def save(self, path: str | Path) -> Path:
         return self.avatar.save(path)
 

@@ -12,12 +12,14 @@ from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from app.avatar_source import AvatarLoadError, StudioAvatar, default_avatar, load_avatar
 from app.history import History
 from app.lighting import build_lighting, load_environment_presets
 from app.state import CAMERA_PRESETS, EditState, OrbitView
 from core.data.lighting import Lighting
-from core.raster.types import Gaussians
+from core.raster.types import PART_NAMES, Gaussians
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +42,7 @@ class Session:
         self.view = CAMERA_PRESETS["front"]
         self.history: History[EditState] = History()
         self.messages: deque[Message] = deque(maxlen=200)
+        self.messages_total = 0  # messages ever posted (the deque keeps the last 200)
         self.revision = 0  # bumps on every edit; panels re-read widgets when `external_revision` moves
         self.external_revision = 0  # bumps when the edit changed from outside the widgets (undo, preset, load)
         self.turntable_deg_per_s = 0.0
@@ -48,12 +51,18 @@ class Session:
         self._lighting_cache: tuple[object, Lighting] | None = None
         self._avatar_serial = 0
         self.decode_ms = 0.0
+        self._donors: dict[str, StudioAvatar] = {}
 
     # Messages --------------------------------------------------------------------------------
     def say(self, text: str, level: int = logging.INFO) -> None:
         """A message for the GUI's console (and the log)."""
         log.log(level, "%s", text)
-        self.messages.append(Message(level, text, time.time()))
+        self.post(Message(level, text, time.time()))
+
+    def post(self, message: Message) -> None:
+        """Add a message to the console without logging it again."""
+        self.messages.append(message)
+        self.messages_total += 1
 
     # Edits -----------------------------------------------------------------------------------
     def apply(self, new: EditState, *, key: str | None = None, external: bool = False) -> None:
@@ -133,10 +142,42 @@ class Session:
         key = (self._avatar_serial, self.edit)
         if self._decoded is None or self._decoded_key != key:
             t0 = time.perf_counter()
-            self._decoded = self.avatar.drive(self.edit, self.lighting)
+            self._decoded = self._with_swaps(self.avatar.drive(self.edit, self.lighting))
             self.decode_ms = 1e3 * (time.perf_counter() - t0)
             self._decoded_key = key
         return self._decoded
+
+    def donor(self, name: str) -> StudioAvatar:
+        """A gallery avatar that lends parts (hair, garments) to the current one; opened once."""
+        if name not in self._donors:
+            from app.gallery import gallery
+
+            entries = gallery()
+            if name not in entries:
+                raise AvatarLoadError(f"no gallery avatar named {name!r} to take parts from")
+            self._donors[name] = entries[name]()
+        return self._donors[name]
+
+    def _with_swaps(self, g: Gaussians) -> Gaussians:
+        """Replace each part that has `swap_from` by the donor's part, driven with the same edit."""
+        swaps = {i: e.swap_from for i, e in enumerate(self.edit.parts) if e.swap_from}
+        if not swaps or g.parts is None:
+            return g
+        plain = replace(self.edit, parts=tuple(replace(e, swap_from="") for e in self.edit.parts))
+        pieces = [g.index(~torch.isin(g.parts, torch.tensor(list(swaps), device=g.parts.device)))]
+        for i, name in swaps.items():
+            try:
+                theirs = self.donor(name).drive(plain, self.lighting)
+            except AvatarLoadError as e:
+                self.say(f"cannot swap {PART_NAMES[i]}: {e}", logging.ERROR)
+                pieces.append(g.index(g.parts == i))
+                continue
+            if theirs.parts is None:
+                self.say(f"cannot swap {PART_NAMES[i]}: {name} has no part labels", logging.ERROR)
+                pieces.append(g.index(g.parts == i))
+                continue
+            pieces.append(theirs.to(g.means.device).index(theirs.parts == i))
+        return Gaussians.cat(pieces)
 
     @property
     def needs_decode(self) -> bool:

@@ -26,15 +26,29 @@ from app.panels.expression import ExpressionPanel
 from app.panels.lighting import LightingPanel
 from app.panels.parts import PartsPanel
 from app.panels.pose import PosePanel
-from app.session import Session
+from app.session import Message, Session
 from app.settings import Settings
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
 
 log = logging.getLogger(__name__)
 
 PANEL_WIDTH = 430
+CONSOLE_LINES = 200
 SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full resolution
 LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
+
+
+class _ConsoleHandler(logging.Handler):
+    """Shows warnings and errors logged anywhere in the process in the studio's console."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(level=logging.WARNING)
+        self.session = session
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("app.session"):
+            return  # the session's own messages are in the console already
+        self.session.post(Message(record.levelno, f"{record.name}: {record.getMessage()}", record.created))
 
 
 class Studio:
@@ -68,6 +82,8 @@ class Studio:
             CreatePanel(session),
         ]
         self.avatar_panel = self.panels[0]
+        self._log_handler = _ConsoleHandler(session)
+        logging.getLogger().addHandler(self._log_handler)
         self._build()
         self._frame_key: object = None
         self._seen_external = session.external_revision
@@ -306,18 +322,18 @@ class Studio:
         )
 
     def _update_console(self) -> None:
-        msgs = self.session.messages
-        if len(msgs) == self._console_len:
+        s = self.session
+        new = min(s.messages_total - self._console_len, len(s.messages))
+        if new <= 0:
             return
-        for m in list(msgs)[self._console_len :] if len(msgs) > self._console_len else list(msgs):
+        for m in list(s.messages)[len(s.messages) - new :]:
             stamp = time.strftime("%H:%M:%S", time.localtime(m.time))
-            dpg.add_text(
-                f"{stamp}  {m.text}",
-                parent=self.console,
-                color=LEVEL_COLOURS.get(m.level, (200, 200, 200)),
-                wrap=self.width - 20,
-            )
-        self._console_len = len(msgs)
+            colour = LEVEL_COLOURS.get(m.level, (200, 200, 200))
+            dpg.add_text(f"{stamp}  {m.text}", parent=self.console, color=colour, wrap=self.width - 20)
+        old = dpg.get_item_children(self.console, 1)
+        for item in old[: max(0, len(old) - CONSOLE_LINES)]:
+            dpg.delete_item(item)
+        self._console_len = s.messages_total
         dpg.set_y_scroll(self.console, dpg.get_y_scroll_max(self.console) + 1000)
 
     def run(self, max_frames: int | None = None) -> None:
@@ -336,6 +352,7 @@ class Studio:
         return path
 
     def close(self) -> None:
+        logging.getLogger().removeHandler(self._log_handler)
         self.settings.save_from(self.session)
         self.viewport.release()
         dpg.destroy_context()

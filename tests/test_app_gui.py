@@ -7,6 +7,7 @@ docs/screenshots/.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from pathlib import Path
 
@@ -131,7 +132,9 @@ def test_pose_preset_and_clip_move_the_body(studio) -> None:
     trigger(find_button(panel.root, "T"))
 
 
-def test_hiding_and_recolouring_hair_changes_only_some_pixels(studio) -> None:
+def test_part_edits_hide_recolour_and_swap_parts(studio) -> None:
+    import dearpygui.dearpygui as dpg
+
     panel = studio.panels[3]
     studio.show_panel("Hair & garments")
     before = image(studio)
@@ -147,10 +150,23 @@ def test_hiding_and_recolouring_hair_changes_only_some_pixels(studio) -> None:
     assert np.abs(labels - hidden).mean() > 0.005
     trigger(panel.label_view, False)
     trigger(find_button(panel.root, "Reset all parts"))
+    plain = image(studio)
+    donor = next(n for n in dpg.get_item_configuration(panel.rows["hair"]["swap_from"])["items"] if "#2" in n)
+    trigger(panel.rows["hair"]["swap_from"], donor)
+    swapped = image(studio)
+    assert studio.session.edit.part("hair").swap_from == donor
+    assert changed_share(swapped, plain) > 0.002, "taking another person's hair changed nothing"
+    studio.session.camera_preset("face")
+    image(studio)
+    shot(studio, "parts_swap_hair")
+    studio.session.camera_preset("front")
+    trigger(find_button(panel.root, "Reset all parts"))
     assert studio.session.edit.part("upper_garment").visible
 
 
 def test_lighting_preset_and_views_recolour_the_preview(studio) -> None:
+    import dearpygui.dearpygui as dpg
+
     panel = studio.panels[4]
     studio.show_panel("Lighting")
     studio_img = image(studio)
@@ -162,6 +178,9 @@ def test_lighting_preset_and_views_recolour_the_preview(studio) -> None:
     dim = image(studio)
     assert dim.mean() < sunset.mean()
     shot(studio, "lighting_panel")
+    assert dpg.get_value(panel.items["key_color"])[0] > 200  # the warm key light shows as a 0-255 colour
+    trigger(panel.items["key_color"], [0.0, 0.0, 255.0, 255.0])
+    assert studio.session.edit.lighting.key_color == (0.0, 0.0, 1.0)
     trigger(panel.items["view_mode"], "albedo")
     albedo = image(studio)
     assert np.abs(albedo - dim).mean() > 0.005
@@ -198,8 +217,11 @@ def test_bad_files_show_a_message_and_keep_the_avatar(studio, tmp_path) -> None:
     assert studio.session.avatar is before
     studio.show_panel("Avatar")
     image(studio)
+    logging.getLogger("core.somewhere").warning("a warning from a lower layer")
+    image(studio)
     texts = [dpg.get_value(t) for t in dpg.get_item_children(studio.console, 1)]
     assert any("could not open avatar" in t for t in texts)
+    assert any("a warning from a lower layer" in t for t in texts)
     shot(studio, "bad_file_message")
 
 

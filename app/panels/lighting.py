@@ -69,7 +69,8 @@ class LightingPanel(Panel):
         self.set_lighting(key=f"light:{field}", **{field: float(value)})
 
     def _on_color(self, sender, value) -> None:
-        self.set_lighting(key="light:key_color", key_color=tuple(float(v) for v in value[:3]))
+        # Dear PyGui colour values are on a 0-255 scale.
+        self.set_lighting(key="light:key_color", key_color=tuple(float(v) / 255.0 for v in value[:3]))
 
     def _on_preset(self, sender, value) -> None:
         self.apply_preset(value)
@@ -106,7 +107,7 @@ class LightingPanel(Panel):
             if field == "view_mode":
                 set_if_changed(item, self.session.edit.view_mode)
             elif field == "key_color":
-                set_if_changed(item, [*light.key_color, 1.0])
+                set_if_changed(item, [255.0 * c for c in light.key_color] + [255.0])
             else:
                 set_if_changed(item, getattr(light, field))
         r = (1.0 - light.key_elevation_deg / 90.0) * (DIAL / 2 - 2)

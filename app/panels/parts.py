@@ -6,12 +6,14 @@ from dataclasses import replace
 
 import dearpygui.dearpygui as dpg
 
+from app.gallery import gallery
 from app.panels.base import Panel, set_if_changed
 from app.part_edits import part_counts
 from app.session import Session
 from core.raster.types import PART_NAMES
 
 LOOSE_PARTS = ("upper_garment", "lower_garment", "hair")
+OWN = "(own)"
 
 
 class PartsPanel(Panel):
@@ -24,6 +26,8 @@ class PartsPanel(Panel):
 
     def build(self, parent: int | str) -> None:
         counts = part_counts(self.session.avatar.canonical())
+        donors = [n for n in gallery() if n != self.session.avatar.name]
+        loose = bool(getattr(self.session.avatar, "supports_looseness", False))
         self.rows = {}
         with dpg.group(parent=parent) as self.root:
             with dpg.group(horizontal=True):
@@ -54,17 +58,28 @@ class PartsPanel(Panel):
                         label="brightness", min_value=0.0, max_value=2.0, width=180, callback=self._on_edit,
                         user_data=(part, "brightness"),
                     )  # fmt: skip
-                    if part in LOOSE_PARTS:
+                    if part in LOOSE_PARTS and loose:
                         row["looseness"] = dpg.add_slider_float(
                             label="looseness", min_value=0.0, max_value=2.0, width=180, callback=self._on_edit,
                             user_data=(part, "looseness"),
                         )  # fmt: skip
-                    row["swap_from"] = dpg.add_input_text(
-                        label="swap from", hint="avatar file", width=180, on_enter=True, callback=self._on_edit,
-                        user_data=(part, "swap_from"),
+                    elif part in LOOSE_PARTS:
+                        dpg.add_text("looseness: needs a model avatar with the garment deformer", color=(140, 140, 150))
+                    row["swap_from"] = dpg.add_combo(
+                        [OWN, *donors], label="take from", default_value=OWN, width=180, callback=self._on_swap,
+                        user_data=part,
                     )  # fmt: skip
                     self.rows[part] = row
         self.refresh()
+
+    def _on_swap(self, sender, value, part: str) -> None:
+        self.swap(part, "" if value == OWN else value)
+
+    def swap(self, part: str, donor: str) -> None:
+        """Take `part` from the gallery avatar `donor` ("" = the avatar's own)."""
+        if donor:
+            self.session.say(f"taking {part.replace('_', ' ')} from {donor}")
+        self.set_part(part, swap_from=donor)
 
     def _on_edit(self, sender, value, user_data: tuple[str, str]) -> None:
         part, field = user_data
@@ -93,4 +108,5 @@ class PartsPanel(Panel):
         for part, row in self.rows.items():
             e = edit.part(part)
             for field, item in row.items():
-                set_if_changed(item, getattr(e, field))
+                value = getattr(e, field)
+                set_if_changed(item, (value or OWN) if field == "swap_from" else value)
