@@ -1,0 +1,118 @@
+"""Typed training configuration (one YAML file per run under configs/), strict like every config here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from core.config import ConfigError, check_range, load_config
+
+Stage = Literal["pretrain", "posttrain", "mixed", "studio-only"]
+
+# Which kinds of samples each stage reads (the paper's Table 1 comparisons).
+STAGE_KINDS: dict[str, tuple[str, ...]] = {
+    "pretrain": ("wild",),
+    "posttrain": ("studio",),
+    "mixed": ("wild", "studio"),
+    "studio-only": ("studio",),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "data/synth"  # folder of shards (from `python main.py prepare synth`)
+    split: str = "train"
+    num_refs: int = 8  # N reference images per identity
+    num_targets: int = 2  # posed target frames per identity per step
+    crop_size: int = 128  # square full-body crop the loader cuts (resized to the model's crop)
+    face_size: int = 64
+    render_size: int = 128  # targets are resized to this side for the loss renders
+    workers: int = 2
+    # When `root` holds no shards, generate this many synthetic samples there first (0: fail instead).
+    synth_wild: int = 0
+    synth_studio: int = 0
+    synth_resolution: int = 128
+    synth_detail: float = 1.0  # Gaussian count factor of the generated identities
+
+    def __post_init__(self) -> None:
+        check_range("data.num_refs", self.num_refs, lo=1, hi=16)
+        check_range("data.num_targets", self.num_targets, lo=1)
+        check_range("data.render_size", self.render_size, lo=16, hi=4096)
+        check_range("data.workers", self.workers, lo=0)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    l1: float = 1.0
+    ssim: float = 0.2
+    perceptual: float = 0.05  # features of a frozen copy of the model's own image encoder (always offline)
+    mask: float = 0.1
+    parts: float = 0.05
+    canonical: float = 1.0  # L1 on rest-pose renders, where the sample carries canonical ground truth
+    acap: float = 1.0
+    asap: float = 0.05
+    arap: float = 0.1
+    sparsity: float = 0.01
+
+    def __post_init__(self) -> None:
+        for k, v in self.__dict__.items():
+            check_range(f"loss.{k}", v, lo=0.0)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup: int = 50
+    llrd_gamma: float = 1.0  # layer-wise learning-rate decay (paper: 0.65 for post-training)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        check_range("optim.lr", self.lr, lo=0.0, lo_open=True)
+        check_range("optim.llrd_gamma", self.llrd_gamma, lo=0.0, hi=1.0, lo_open=True)
+        check_range("optim.ema_decay", self.ema_decay, lo=0.0, hi=1.0)
+        check_range("optim.grad_clip", self.grad_clip, lo=0.0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "run"
+    stage: Stage = "pretrain"
+    model: str = "tiny"  # preset name or path of a model YAML
+    init_from: str | None = None  # checkpoint to start from (post-training starts from a pre-trained one)
+    freeze_encoder: bool = False
+    steps: int = 100
+    batch_size: int = 2  # identities per step per process
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    fsdp: bool = False  # shard parameters across GPUs (for `large`)
+    out_dir: str = "runs"
+    log_every: int = 10
+    ckpt_every: int = 100
+    sample_every: int = 100
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        check_range("steps", self.steps, lo=1)
+        check_range("batch_size", self.batch_size, lo=1)
+        for k in ("log_every", "ckpt_every", "sample_every"):
+            check_range(k, getattr(self, k), lo=1)
+        if self.stage == "posttrain" and self.init_from is None:
+            raise ConfigError("stage 'posttrain' needs init_from: the pre-trained checkpoint to start from")
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return STAGE_KINDS[self.stage]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+
+def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
+    return load_config(TrainConfig, path, overrides)

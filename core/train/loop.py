@@ -1,0 +1,248 @@
+"""The training loop: the same code on 1 CPU process, 1 GPU or many GPUs under `torchrun`.
+
+bf16 autocast on GPU, gradient clipping, a NaN/inf guard that skips the step on every rank, EMA weights,
+atomic checkpoints with exact resume (model, optimiser, EMA, RNG, data position), JSONL + TensorBoard
+metrics, sample renders as PNG and a progress bar with ETA.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from core.config import save_config, to_dict
+from core.data.loader import LoaderConfig, ShardDataset, collate
+from core.data.shards import list_shards
+from core.model.config import load_model_config
+from core.model.model import LCAModel
+from core.model.rig import rig_from_body_asset
+from core.train.checkpoint import load_checkpoint, save_checkpoint
+from core.train.config import TrainConfig
+from core.train.distributed import DistInfo, all_reduce_mean, any_rank, barrier, cleanup, init_distributed
+from core.train.losses import PerceptualLoss
+from core.train.metrics import MetricsLog
+from core.train.optim import lr_at, make_optimizer, set_lr
+from core.train.step import TrainStep
+
+log = logging.getLogger(__name__)
+LAST = "last.safetensors"
+
+
+def build_model(cfg: TrainConfig, device: torch.device) -> LCAModel:
+    mcfg = load_model_config(cfg.model)
+    model = LCAModel(mcfg, rig_from_body_asset()).to(device)
+    if cfg.init_from:
+        state = load_checkpoint(cfg.init_from, model=model, prefer_ema=True, map_location=device)
+        log.info("initialised from %s (step %d)", cfg.init_from, state.step)
+    if cfg.freeze_encoder:
+        for p in model.encoder.parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def encoder_features(model: LCAModel):
+    """A frozen copy of the model's image encoder as the perceptual feature network (always available offline)."""
+    enc = copy.deepcopy(model.encoder).eval()
+    for p in enc.parameters():
+        p.requires_grad_(False)
+    size = tuple(model.cfg.encoder.body_crop)
+
+    def features(x: torch.Tensor) -> list[torch.Tensor]:  # x [B, 3, H, W]
+        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        return enc.features(x) if hasattr(enc, "features") else [enc(x)]
+
+    return features
+
+
+def ensure_data(cfg: TrainConfig, dist: DistInfo) -> Path:
+    """The shard folder; generated first when it is empty and the config asks for synthetic data."""
+    root = Path(cfg.data.root)
+    if root.is_dir() and list_shards(root):
+        return root
+    d = cfg.data
+    if d.synth_wild + d.synth_studio == 0:
+        raise FileNotFoundError(
+            f"no shards under {root}; run `python main.py prepare synth --out {root}` or set data.synth_wild/synth_studio"
+        )
+    if dist.is_main:
+        from core.data.generate import plan_generation, run_generation, write_card
+        from core.data.synth import SynthConfig
+
+        counts = {d.split: {"wild": d.synth_wild, "studio": d.synth_studio}}
+        plan = plan_generation(
+            root,
+            counts,
+            world_seed=cfg.seed,
+            per_shard=4,
+            config=SynthConfig(width=d.synth_resolution, height=d.synth_resolution, detail=d.synth_detail),
+        )
+        run_generation(plan, workers=max(1, d.workers))
+        write_card(plan)
+    barrier()
+    return root
+
+
+def _batches(cfg: TrainConfig, root: Path, skip: int, epoch: int) -> Iterator[tuple[int, int, dict]]:
+    """(epoch, index in epoch, batch) forever, starting `skip` batches into `epoch` (exact resume)."""
+    d = cfg.data
+    kind = cfg.kinds[0] if len(cfg.kinds) == 1 else None
+    lcfg = LoaderConfig(num_refs=d.num_refs, num_targets=d.num_targets, crop_size=d.crop_size, face_size=d.face_size)
+    ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed)
+    while True:
+        ds.set_epoch(epoch)
+        loader = DataLoader(
+            ds,
+            batch_size=cfg.batch_size,
+            num_workers=d.workers,
+            collate_fn=collate,
+            persistent_workers=False,
+            pin_memory=torch.cuda.is_available(),
+        )
+        i = -1
+        for i, batch in enumerate(loader):
+            if i < skip:
+                continue
+            yield epoch, i, batch
+        if i < 0:
+            raise RuntimeError(f"the shards under {root} yield no examples of kind {kind} in split {d.split}")
+        epoch, skip = epoch + 1, 0
+
+
+def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 4) -> None:
+    """Rows of (render | target) for the first `n` targets, as one PNG."""
+    import cv2
+
+    rows = [
+        np.concatenate([pred[i].float().cpu().numpy(), target[i].float().cpu().numpy()], 1)
+        for i in range(min(n, len(pred)))
+    ]
+    img = (np.clip(np.concatenate(rows, 0), 0, 1) * 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+
+
+def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> dict:
+    """Run (or resume) training; returns the final metrics of this process."""
+    dist = init_distributed(cfg.device)
+    torch.manual_seed(cfg.seed + dist.rank)
+    run_dir = cfg.run_dir
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    root = ensure_data(cfg, dist)
+    model = build_model(cfg, dist.device)
+    step_mod = TrainStep(
+        model,
+        cfg.loss,
+        render_size=cfg.data.render_size,
+        perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
+    )
+    opt = make_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay), use_buffers=False)
+    metrics = MetricsLog(run_dir, enabled=dist.is_main)
+
+    start, epoch, skip = 0, 0, 0
+    last = run_dir / LAST
+    if resume and last.exists():
+        state = load_checkpoint(last, model=model, optimizer=opt, ema=ema, restore_rng=True, map_location=dist.device)
+        start = state.step
+        epoch, skip = state.meta["extra"].get("epoch", 0), state.meta["extra"].get("batch", -1) + 1
+        metrics.truncate_after(start)
+        log.info("resumed %s at step %d", run_dir, start)
+
+    wrapped: torch.nn.Module = step_mod
+    if dist.enabled:
+        if cfg.fsdp:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            wrapped = FSDP(
+                step_mod, use_orig_params=True, device_id=dist.device if dist.device.type == "cuda" else None
+            )
+        else:
+            wrapped = torch.nn.parallel.DistributedDataParallel(
+                step_mod,
+                device_ids=[dist.local_rank] if dist.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
+
+    use_amp = cfg.amp and dist.device.type == "cuda"
+    batches = _batches(cfg, root, skip, epoch)
+    bar = tqdm(
+        total=cfg.steps, initial=start, desc=cfg.name, disable=not (progress and dist.is_main), dynamic_ncols=True
+    )
+    skipped, t_last, final = 0, time.time(), {}
+    cur_epoch, cur_batch = epoch, skip - 1
+    for step in range(start, cfg.steps):
+        t0 = time.time()
+        cur_epoch, cur_batch, batch = next(batches)
+        t_data = time.time() - t0
+        lr = lr_at(step, base_lr=cfg.optim.lr, warmup=cfg.optim.warmup, total=cfg.steps)
+        set_lr(opt, lr)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+            out = wrapped(batch)
+        bad = not torch.isfinite(out.loss).item()
+        if not any_rank(bad, dist.device):
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf)
+            bad = not torch.isfinite(grad_norm).item()
+        if any_rank(bad, dist.device):
+            skipped += 1
+            opt.zero_grad(set_to_none=True)
+            log.warning("step %d: non-finite loss or gradients; step skipped (%d so far)", step, skipped)
+            metrics.write(step, kind="skip", skipped=skipped)
+        else:
+            opt.step()
+            ema.update_parameters(model)
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            loss = all_reduce_mean(out.loss.detach().float()).item()
+            terms = {k: all_reduce_mean(v.float()).item() for k, v in out.terms.items()}
+            dt = time.time() - t_last
+            t_last = time.time()
+            final = {
+                "loss": loss,
+                **terms,
+                "lr": lr,
+                "data_s": t_data,
+                "step_s": dt / (1 if step == start else cfg.log_every),
+            }
+            if torch.cuda.is_available():
+                final["gpu_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            metrics.write(step, **final)
+            bar.set_postfix(loss=f"{loss:.4f}")
+        if dist.is_main and (step % cfg.sample_every == 0 or step == cfg.steps - 1):
+            save_samples(run_dir / "samples" / f"step{step:07d}.png", out.pred, out.target)
+        done = step + 1
+        if done % cfg.ckpt_every == 0 or done == cfg.steps:
+            _save(cfg, run_dir, model, opt, ema, done, cur_epoch, cur_batch, dist)
+        bar.update(1)
+    bar.close()
+    metrics.close()
+    if dist.enabled:  # each rank records a parameter checksum: ranks that drifted apart are a bug
+        checksum = float(sum(p.detach().double().abs().sum() for p in model.parameters()))
+        (run_dir / f"rank{dist.rank}.json").write_text(json.dumps({"step": cfg.steps, "param_abs_sum": checksum}))
+    barrier()
+    cleanup()
+    return final
+
+
+def _save(cfg, run_dir, model, opt, ema, step, epoch, batch, dist: DistInfo) -> None:
+    if not dist.is_main:
+        return
+    config = {"train": to_dict(cfg), "model": to_dict(model.cfg)}
+    extra = {"epoch": epoch, "batch": batch}
+    save_checkpoint(run_dir / LAST, model=model, step=step, config=config, optimizer=opt, ema=ema, extra=extra)
+    save_checkpoint(
+        run_dir / f"step{step:07d}.safetensors", model=model, step=step, config=config, ema=ema, extra=extra
+    )

@@ -1,0 +1,176 @@
+"""One training forward pass: references -> identities -> posed renders of the targets -> weighted losses.
+
+`TrainStep` wraps the model so that DDP / FSDP see the whole differentiable computation in one `forward`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from core.model.appearance import Lighting
+from core.model.drive import drive_gaussians
+from core.model.model import LCAModel
+from core.raster import Camera, Gaussians
+from core.raster.rasterize import rasterize
+from core.raster.types import PART_NAMES
+from core.train.config import LossConfig
+from core.train.losses import PerceptualLoss, acap_loss, asap_loss, mask_loss, part_loss, ssim
+
+_C0 = 0.28209479177387814
+_C1 = 0.4886025119029199
+
+
+def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Tensor | None = None) -> Lighting:
+    """The synthetic world's degree-2 radiance SH [9, 3] (3DGS basis order) as the model's degree-1 irradiance.
+
+    Irradiance / pi of a cosine lobe keeps band 0 at gain 1 and band 1 at gain 2/3 (Ramamoorthi & Hanrahan);
+    band 2 is dropped (the model's transfer is degree 1). Rows of the result: ambient, x, y, z.
+    """
+    env = torch.stack(
+        [
+            _C0 * env_sh[0],
+            -(2 / 3) * _C1 * env_sh[3],  # basis -C1 * x
+            -(2 / 3) * _C1 * env_sh[1],  # basis -C1 * y
+            (2 / 3) * _C1 * env_sh[2],  # basis +C1 * z
+        ]
+    )
+    if key_dir is None or key_rgb is None or float(key_rgb.abs().sum()) == 0.0:
+        return Lighting(env=env)
+    return Lighting(env=env, direction=key_dir, colour=key_rgb)
+
+
+def fit_crops(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Square crops [B, N, 3, S, S] -> [B, N, 3, h, w]: centre-cut to the aspect h:w, then resize."""
+    B, N, C, H, W = x.shape
+    h, w = size
+    if (H, W) == (h, w):
+        return x
+    if w / h < W / H:  # narrower than the source: cut the width
+        keep = max(1, round(H * w / h))
+        x0 = (W - keep) // 2
+        x = x[..., x0 : x0 + keep]
+    elif w / h > W / H:
+        keep = max(1, round(W * h / w))
+        y0 = (H - keep) // 2
+        x = x[..., y0 : y0 + keep, :]
+    y = F.interpolate(x.flatten(0, 1), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    return y.view(B, N, C, h, w)
+
+
+@dataclass
+class StepOutput:
+    loss: Tensor
+    terms: dict[str, Tensor]  # unweighted loss terms (detached)
+    pred: Tensor  # [B*T, H, W, 3] renders of the targets (detached, for sample images)
+    target: Tensor  # [B*T, H, W, 3]
+
+
+class TrainStep(nn.Module):
+    """model + losses in one module (what DDP/FSDP wrap)."""
+
+    def __init__(self, model: LCAModel, loss_cfg: LossConfig, *, render_size: int, perceptual: PerceptualLoss | None):
+        super().__init__()
+        self.model = model
+        self.cfg = loss_cfg
+        self.render_size = render_size
+        self.perceptual = perceptual
+
+    def _render(
+        self,
+        g: Gaussians,
+        cam: Camera,
+        part_probs: Tensor | None,  # [G, P] or None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        g = g.to(torch.float32)
+        out = rasterize(g, cam, background=(0.0, 0.0, 0.0))
+        probs = None
+        if part_probs is not None:
+            # Part probabilities as colours, three channels per pass (softmax labels are differentiable).
+            P = len(PART_NAMES)
+            onehot = part_probs.to(torch.float32)  # [G, P]
+            pad = (-P) % 3
+            onehot = F.pad(onehot, (0, pad))
+            chans = []
+            for i in range(0, P + pad, 3):
+                sh = ((onehot[:, i : i + 3] - 0.5) / _C0).unsqueeze(1)  # colour = 0.5 + C0 * sh
+                chans.append(rasterize(g.replace(sh=sh), cam, background=(0.0, 0.0, 0.0)).color)
+            probs = torch.cat(chans, -1)[..., :P]  # [1, H, W, P]
+        return out.color, out.alpha, probs
+
+    def forward(self, batch: dict) -> StepOutput:
+        model, cfg = self.model, self.cfg
+        dev = next(model.parameters()).device
+        mcfg = model.cfg
+        body = fit_crops(batch["ref_full"].to(dev), tuple(mcfg.encoder.body_crop))  # [B, N, 3, h, w]
+        face = fit_crops(batch["ref_face"].to(dev), tuple(mcfg.encoder.face_crop))
+        shape = batch["shape"].to(dev) if model.anchor_shape is not None else None
+        states = model(body, face, shape)
+        B, T = batch["tgt_rgb"].shape[:2]
+        side = self.render_size
+        preds, alphas, targets, masks, part_probs, part_labels = [], [], [], [], [], []
+        regs: dict[str, list[Tensor]] = {"acap": [], "asap": [], "arap": [], "sparsity": []}
+        use_parts = cfg.parts > 0 and "tgt_parts" in batch
+        for b in range(B):
+            st = states.select(b)
+            probs_g = F.softmax(st.canonical.part_logits, -1).flatten(0, 1) if use_parts else None  # [A*K, P]
+            regs["asap"].append(asap_loss(st.canonical.log_scales))
+            for t in range(T):
+                light = lighting_from_sh(
+                    batch["tgt_env_sh"][b, t].to(dev),
+                    batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
+                    batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
+                )
+                out = drive_gaussians(
+                    model,
+                    st,
+                    batch["tgt_pose"][b, t].to(dev),
+                    batch["tgt_expression"][b, t].to(dev),
+                    batch["tgt_gaze"][b, t].to(dev),
+                    light,
+                    batch["tgt_translation"][b, t].to(dev),
+                )
+                regs["acap"].append(acap_loss(out.offsets))
+                for k in ("arap", "sparsity"):
+                    if k in out.regularisers:
+                        regs[k].append(out.regularisers[k])
+                H, W = batch["tgt_rgb"].shape[-2:]
+                scale = side / max(H, W)
+                cam = Camera(batch["tgt_K"][b, t].to(dev), batch["tgt_T_cam_world"][b, t].to(dev), W, H).scaled(scale)
+                color, alpha, probs = self._render(out.gaussians, cam, probs_g)
+                preds.append(color[0])
+                alphas.append(alpha[0])
+                size = (cam.height, cam.width)
+                rgb = F.interpolate(batch["tgt_rgb"][b, t : t + 1].to(dev), size=size, mode="area")
+                m = F.interpolate(batch["tgt_mask"][b, t : t + 1].to(dev), size=size, mode="area")
+                targets.append((rgb * m)[0].permute(1, 2, 0))  # person over black, like the render
+                masks.append(m[0].permute(1, 2, 0))
+                if use_parts:
+                    part_probs.append(probs[0])
+                    lab = batch["tgt_parts"][b, t : t + 1, None].to(dev).float()
+                    lab = F.interpolate(lab, size=size, mode="nearest")[0, 0].long()
+                    part_labels.append(torch.where(lab == 255, torch.full_like(lab, -1), lab))
+        pred, target = torch.stack(preds), torch.stack(targets)  # [B*T, H, W, 3]
+        alpha, mask = torch.stack(alphas), torch.stack(masks)
+        terms: dict[str, Tensor] = {"l1": (pred - target).abs().mean()}
+        if cfg.ssim > 0:
+            terms["ssim"] = 1.0 - ssim(pred, target)
+        if cfg.perceptual > 0 and self.perceptual is not None:
+            terms["perceptual"] = self.perceptual(pred, target)
+        if cfg.mask > 0:
+            terms["mask"] = mask_loss(alpha, mask)
+        if use_parts:
+            terms["parts"] = part_loss(torch.stack(part_probs), torch.stack(part_labels))
+        for k, v in regs.items():
+            if v and getattr(cfg, k) > 0:
+                terms[k] = torch.stack(v).mean()
+        loss = sum(getattr(cfg, k) * v for k, v in terms.items())
+        return StepOutput(
+            loss=loss,
+            terms={k: v.detach() for k, v in terms.items()},
+            pred=pred.detach(),
+            target=target.detach(),
+        )
