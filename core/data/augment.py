@@ -41,11 +41,20 @@ def occluder(rng: np.random.Generator, height: int, width: int) -> tuple[np.ndar
     return np.clip(col, 0, 1), cov
 
 
-def sensor_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Shot-like noise and a random exposure/white-balance error."""
-    gain = rng.uniform(0.85, 1.15) * np.clip(1 + rng.normal(0, 0.04, 3), 0.9, 1.1)
-    sigma = rng.uniform(0.0, 0.03)
+def sensor_noise(
+    img: np.ndarray, rng: np.random.Generator, *, gain: np.ndarray | None = None, sigma: float | None = None
+) -> np.ndarray:
+    """Shot-like noise and an exposure/white-balance error; pass the clip's `gain` [3] and `sigma` to keep them
+    steady over frames (one camera), or leave them None to draw new ones."""
+    gain = camera_response(rng)[0] if gain is None else gain
+    sigma = camera_response(rng)[1] if sigma is None else sigma
     return np.clip(img * gain + rng.normal(0, sigma, img.shape), 0, 1).astype(np.float32)
+
+
+def camera_response(rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """One camera's exposure/white-balance gain [3] and noise level."""
+    gain = rng.uniform(0.85, 1.15) * np.clip(1 + rng.normal(0, 0.04, 3), 0.9, 1.1)
+    return gain, float(rng.uniform(0.0, 0.03))
 
 
 def tracker_noise(

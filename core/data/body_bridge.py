@@ -1,9 +1,9 @@
-"""The body that the synthetic world stands on: anny (the project's default body model) seen in the
-project's world frame (metres, y-up, feet at y = 0, facing +z), with body-region labels per vertex and
-linear blend skinning of arbitrary points.
+"""The body that the synthetic world stands on: `core.body.BodyModel` (baked anny asset by default) with the
+extra views identities need: rest joints of the bind mesh, vertex normals, regions, and LBS of free points.
 
-Rotations come in as axis-angle about world axes (see `core.data.motion`), applied per bone on top of
-anny's reference pose (its 'local-ref' parameterisation); zero rotations give that reference pose.
+Parameters are `core.body.BodyParams` conventions throughout: rotations [F, J, 3] axis-angle in world-aligned
+axes at each bone's reference pose, gaze (yaw, pitch), translation added to the root; project frame
+(metres, y-up, facing +z). So body parameters stored in shards drive `BodyModel` exactly.
 """
 
 from __future__ import annotations
@@ -12,30 +12,17 @@ import functools
 import logging
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from core.body.model import BodyModel
+from core.body.parts import BODY_PART_NAMES
+from core.body.records import BodyParams
+
 log = logging.getLogger(__name__)
 
-# anny is z-up facing -y; the project is y-up facing +z: x stays, y <- z, z <- -y.
-M_WORLD_ANNY = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]], dtype=torch.float64)
-
-REGIONS: tuple[str, ...] = ("head", "face", "scalp", "torso", "arms", "hands", "legs", "feet")
-
-
-def _region_of_bone(name: str) -> str:
-    if name.startswith(("head", "neck", "eye")):
-        return "head"
-    if name.startswith(("wrist", "finger", "metacarpal")):
-        return "hands"
-    if name.startswith(("shoulder", "upperarm", "lowerarm")):
-        return "arms"
-    if name.startswith(("upperleg", "lowerleg")):
-        return "legs"
-    if name.startswith(("foot", "toe")):
-        return "feet"
-    return "torso"
+# The regions identities are built from, in BODY_PART_NAMES order ("scalp" is the body's hair region).
+REGIONS: tuple[str, ...] = tuple("scalp" if n == "hair" else n for n in BODY_PART_NAMES)
 
 
 def rotvec_to_matrix(v: Tensor) -> Tensor:
@@ -52,12 +39,11 @@ def rotvec_to_matrix(v: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class RestBody:
-    """One identity's body at rest in the world frame (phenotype applied, no pose, no expression)."""
+    """One identity's bind mesh (phenotype applied, no pose, no expression), in the world frame."""
 
     vertices: Tensor  # [V, 3]
     normals: Tensor  # [V, 3]
-    bone_poses: Tensor  # [J, 4, 4] rest bone-to-world transforms
-    floor_offset: float  # metres added to y so that the feet touch y = 0
+    joints: Tensor  # [J, 3] bone heads of the bind mesh
 
 
 @dataclass(frozen=True)
@@ -65,114 +51,80 @@ class PosedBody:
     """A batch of frames: posed vertices and the per-bone skinning transforms that produced them."""
 
     vertices: Tensor  # [F, V, 3] posed, world frame
-    rest_vertices: Tensor  # [F, V, 3] rest pose with the frame's expression applied
-    skin: Tensor  # [F, J, 4, 4] rest-world -> posed-world transform of each bone
-    bone_poses: Tensor  # [F, J, 4, 4] posed bone-to-world transforms
+    rest_vertices: Tensor  # [F, V, 3] bind mesh with the frame's expression applied
+    skin: Tensor  # [F, J, 4, 4] bind-mesh point -> posed world point, per bone
+    joints: Tensor  # [F, J, 3] posed bone heads
 
 
 class WorldBody:
-    """anny in the world frame. Build once per process with `world_body()` (about 0.5 s with anny's cache)."""
+    """`BodyModel` plus identity-building helpers. Build once per process with `world_body()`."""
 
-    def __init__(self) -> None:
-        try:
-            import anny  # noqa: PLC0415
-        except ImportError as e:
-            raise ImportError("the synthetic world needs the anny body model: pip install 'anny>=0.6,<0.7'") from e
-        self.model = anny.Anny(rig="anny", topology="anny", facial_actions="all")
-        self.bone_names: list[str] = list(self.model.bone_labels)
-        self.expression_names: list[str] = list(self.model.facial_action_labels)
-        self.phenotype_names: list[str] = list(self.model.phenotype_labels)
-        self.faces = self.model.faces.clone()  # [T, 3] triangles
-        self.vertex_bones = self.model.vertex_bone_indices.clone()  # [V, 9]
-        self.vertex_weights = self.model.vertex_bone_weights.clone()  # [V, 9]
-        V, J = self.vertex_bones.shape[0], len(self.bone_names)
-        dense = torch.zeros(V, J, dtype=torch.float64)
-        dense.scatter_add_(1, self.vertex_bones, self.vertex_weights)
-        self.weights = dense / dense.sum(-1, keepdim=True).clamp_min(1e-12)  # [V, J]
+    def __init__(self, backend: str = "baked") -> None:
+        self.model = BodyModel(backend=backend)
+        self.bone_names: list[str] = list(self.model.bone_names)
+        self.expression_names: list[str] = list(self.model.expression_names)
+        self.phenotype_names: list[str] = list(self.model.phenotype_names)
+        self.faces = self.model.faces.long().cpu()  # [T, 3]
+        self.weights = self.model.skinning_weights.double().cpu()  # [V, J]
+        self.weights = self.weights / self.weights.sum(-1, keepdim=True).clamp_min(1e-12)
+        self.regions = self.model.part_labels.long().cpu()  # [V] index into REGIONS
         self.bone_index = {n: i for i, n in enumerate(self.bone_names)}
-        rest = self.rest({})
-        self.regions = self._label_regions(rest)  # [V] index into REGIONS
 
     @property
     def num_bones(self) -> int:
         return len(self.bone_names)
 
-    def _phenotype(self, phenotype: dict[str, float], batch: int) -> dict[str, Tensor]:
+    def shape_vector(self, phenotype: dict[str, float]) -> Tensor:
+        """Named phenotype -> [S] in this body's order (missing names take the model default)."""
         unknown = set(phenotype) - set(self.phenotype_names)
         if unknown:
-            raise ValueError(f"unknown phenotype parameters {sorted(unknown)}; anny knows {self.phenotype_names}")
-        return {k: torch.full((batch,), float(v), dtype=torch.float64) for k, v in phenotype.items()}
+            raise ValueError(f"unknown phenotype parameters {sorted(unknown)}; this body has {self.phenotype_names}")
+        s = self.model.neutral_params(1).shape[0].double().clone()
+        for k, v in phenotype.items():
+            s[self.phenotype_names.index(k)] = float(v)
+        return s
 
-    def _to_world(self, p: Tensor) -> Tensor:
-        return p @ M_WORLD_ANNY.T
-
-    def _pose_to_world(self, T: Tensor, floor: float) -> Tensor:
-        M4 = torch.eye(4, dtype=torch.float64)
-        M4[:3, :3] = M_WORLD_ANNY
-        M4[1, 3] = floor
-        return M4 @ T
+    def params(
+        self,
+        phenotype: dict[str, float],
+        rotations: Tensor,  # [F, J, 3]
+        translation: Tensor,  # [F, 3]
+        expression: Tensor,  # [F, E]
+        gaze: Tensor,  # [F, 2]
+    ) -> BodyParams:
+        F = rotations.shape[0]
+        return BodyParams(
+            shape=self.shape_vector(phenotype).expand(F, -1).float(),
+            rotations=rotations.float(),
+            expression=expression.float(),
+            gaze=gaze.float(),
+            translation=translation.float(),
+        )
 
     def rest(self, phenotype: dict[str, float]) -> RestBody:
-        J = self.num_bones
-        P = torch.eye(4, dtype=torch.float64).expand(1, J, 4, 4).clone()
-        out = self.model(pose_parameters=P, phenotype_kwargs=self._phenotype(phenotype, 1))
-        v = self._to_world(out["rest_vertices"][0])
-        # Zero rotations give anny's reference pose, not the bind pose: stand *that* on the floor.
-        floor = float(-self._to_world(out["vertices"][0])[:, 1].min())
-        v = v + torch.tensor([0.0, floor, 0.0], dtype=torch.float64)
-        return RestBody(v, vertex_normals(v, self.faces), self._pose_to_world(out["rest_bone_poses"][0], floor), floor)
+        J, E = self.num_bones, len(self.expression_names)
+        out = self.model(
+            self.params(phenotype, torch.zeros(1, J, 3), torch.zeros(1, 3), torch.zeros(1, E), torch.zeros(1, 2))
+        )
+        v = out.rest_vertices[0].double()
+        # Bind-pose joints: the posed heads carried back by each bone's own skinning transform.
+        T = out.T_world_bone[0].double()
+        heads = torch.cat([out.joints[0].double(), torch.ones(J, 1, dtype=torch.float64)], -1)
+        joints = (torch.linalg.inv(T) @ heads[..., None])[:, :3, 0]
+        return RestBody(v, vertex_normals(v, self.faces), joints)
 
     def pose(
         self,
         phenotype: dict[str, float],
-        rotations: Tensor,  # [F, J, 3] axis-angle about world rest axes
-        translation: Tensor,  # [F, 3] world offset of the whole body
+        rotations: Tensor,  # [F, J, 3] axis-angle, BodyParams convention
+        translation: Tensor,  # [F, 3]
         expression: Tensor,  # [F, E] coefficients in [0, 1]
-        rest: RestBody,
+        gaze: Tensor,  # [F, 2] yaw, pitch
     ) -> PosedBody:
-        F, J = rotations.shape[:2]
-        Rw = rotvec_to_matrix(rotations.double())  # [F, J, 3, 3] world axes
-        # anny's 'local-ref' deltas are rotations about world-aligned axes of its own (z-up) frame.
-        local = M_WORLD_ANNY.T @ Rw @ M_WORLD_ANNY
-        P = torch.eye(4, dtype=torch.float64).repeat(F, J, 1, 1)
-        P[..., :3, :3] = local
-        out = self.model(
-            pose_parameters=P, phenotype_kwargs=self._phenotype(phenotype, F), facial_actions=expression.double()
+        out = self.model(self.params(phenotype, rotations, translation, expression, gaze))
+        return PosedBody(
+            out.vertices.double(), out.rest_vertices.double(), out.T_world_bone.double(), out.joints.double()
         )
-        shift = torch.tensor([0.0, rest.floor_offset, 0.0], dtype=torch.float64)
-        t = translation.double()[:, None, :]
-        verts = self._to_world(out["vertices"]) + shift + t
-        rest_v = self._to_world(out["rest_vertices"]) + shift
-        bones = self._pose_to_world(out["bone_poses"], rest.floor_offset)
-        bones = bones.clone()
-        bones[..., :3, 3] += t
-        skin = bones @ torch.linalg.inv(rest.bone_poses)
-        return PosedBody(verts, rest_v, skin, bones)
-
-    def _label_regions(self, rest: RestBody) -> Tensor:
-        dominant = self.weights.argmax(-1)
-        region = torch.tensor([REGIONS.index(_region_of_bone(self.bone_names[int(b)])) for b in dominant])
-        head = REGIONS.index("head")
-        v = rest.vertices
-        eyes = [self.bone_index[n] for n in ("eye.L", "eye.R") if n in self.bone_index]
-        eye_pos = rest.bone_poses[eyes, :3, 3].mean(0)
-        head_centre = rest.bone_poses[self.bone_index["head"], :3, 3]
-        is_head = region == head
-        # Face: the front of the head below the brow; scalp: above the brow and behind the face.
-        front = (v[:, 2] > head_centre[2] + 0.02) & (v[:, 1] < eye_pos[1] + 0.045) & (v[:, 1] > eye_pos[1] - 0.13)
-        scalp = (v[:, 1] > eye_pos[1] + 0.02) | ((v[:, 2] < head_centre[2] - 0.0) & (v[:, 1] > eye_pos[1] - 0.06))
-        region[is_head & front] = REGIONS.index("face")
-        region[is_head & ~front & scalp] = REGIONS.index("scalp")
-        return region
-
-    def head_info(self, rest: RestBody) -> dict[str, Tensor]:
-        """Rest positions of the head centre and the eyes (world frame)."""
-        b = rest.bone_poses[:, :3, 3]
-        return {
-            "head": b[self.bone_index["head"]],
-            "eye_l": b[self.bone_index["eye.L"]],
-            "eye_r": b[self.bone_index["eye.R"]],
-        }
 
 
 def vertex_normals(v: Tensor, faces: Tensor) -> Tensor:
@@ -186,9 +138,9 @@ def vertex_normals(v: Tensor, faces: Tensor) -> Tensor:
 
 
 def skin_points(
-    points: Tensor,  # [G, 3] rest-pose world points
+    points: Tensor,  # [G, 3] bind-mesh world points
     weights: Tensor,  # [G, J] skinning weights (rows sum to 1)
-    skin: Tensor,  # [F, J, 4, 4] per-bone rest -> posed transforms
+    skin: Tensor,  # [F, J, 4, 4] per-bone bind -> posed transforms
 ) -> tuple[Tensor, Tensor]:
     """Linear blend skinning: posed points [F, G, 3] and blended linear parts [F, G, 3, 3] (for frames/normals)."""
     A = torch.einsum("gj,fjab->fgab", weights, skin)  # [F, G, 4, 4]
@@ -199,10 +151,5 @@ def skin_points(
 @functools.cache
 def world_body() -> WorldBody:
     """The process-wide body (built once; workers of a pool build their own)."""
-    log.debug("building the anny body model")
+    log.debug("loading the body model")
     return WorldBody()
-
-
-def rest_vertex_skinning(body: WorldBody) -> np.ndarray:
-    """Dense skinning weights [V, J] (float32) of the template vertices."""
-    return body.weights.float().numpy()

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    sub = p.add_subparsers(dest="prepare_what", metavar="WHAT", required=True)
+    sub = p.add_subparsers(dest="prepare_what", metavar="WHAT", required=True)  # synth | benchmark | video
     s = sub.add_parser("synth", help="generate wild clips and studio captures of synthetic people")
     s.add_argument("--wild", type=int, default=8, help="number of wild training clips")
     s.add_argument("--studio", type=int, default=4, help="number of studio training captures")
@@ -28,6 +28,13 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     s.add_argument("--detail", type=float, default=1.0, help="Gaussian count factor per identity (1.0: about 30k)")
     s.add_argument("--per-shard", type=int, default=4, help="samples per shard")
     s.add_argument("--workers", type=int, default=None, help="processes (default min(4, cpu count))")
+    b = sub.add_parser("benchmark", help="regenerate the held-out wild-test / studio-test benchmark sets")
+    b.add_argument("--out", type=Path, required=True)
+    b.add_argument("--count", type=int, default=4, help="identities per benchmark")
+    b.add_argument("--size", type=int, default=256)
+    b.add_argument("--detail", type=float, default=1.0)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--which", choices=("wild-test", "studio-test", "both"), default="both")
     v = sub.add_parser("video", help="ingest real videos or photos into wild-clip shards")
     v.add_argument("source", type=Path, help="a video/image file or a folder of them")
     v.add_argument("--out", type=Path, required=True)
@@ -55,6 +62,15 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
             plan = plan_generation(args.out, counts, world_seed=args.seed, per_shard=args.per_shard, config=cfg)
             card = run_generation(plan, workers=args.workers)
             print(json.dumps({k: card[k] for k in ("counts", "resolution", "world_seed")}, indent=2))
+            return 0
+        if args.prepare_what == "benchmark":
+            from core.data.benchmarks import BENCHMARKS, write_benchmark  # noqa: PLC0415
+            from core.data.synth import SynthConfig  # noqa: PLC0415
+
+            cfg = SynthConfig(width=args.size, height=args.size, detail=args.detail)
+            for name in BENCHMARKS if args.which == "both" else (args.which,):
+                for path in write_benchmark(args.out, name, args.count, cfg, world_seed=args.seed):
+                    log.info("benchmark shard %s", path)
             return 0
         from core.data.shards import write_shard  # noqa: PLC0415
         from core.data.video import find_sources, ingest_frames, read_frames  # noqa: PLC0415

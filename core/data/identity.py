@@ -180,11 +180,11 @@ def build_identity(spec: IdentitySpec, body: WorldBody, *, detail: float = 1.0) 
     names = body.bone_names
     bone_name_t = np.array([names[b] for b in bone[faces[:, 0]]])
     yb = {
-        n: float(rest.bone_poses[body.bone_index[n], 1, 3])
+        n: float(rest.joints[body.bone_index[n], 1])
         for n in ("upperleg01.L", "lowerleg01.L", "foot.L", "spine03", "neck01")
     }
-    eye_l, eye_r = (rest.bone_poses[body.bone_index[n], :3, 3].numpy() for n in ("eye.L", "eye.R"))
-    head_c = rest.bone_poses[body.bone_index["head"], :3, 3].numpy()
+    eye_l, eye_r = (rest.joints[body.bone_index[n]].numpy() for n in ("eye.L", "eye.R"))
+    head_c = rest.joints[body.bone_index["head"]].numpy()
     tri_y = v[faces].mean(1)[:, 1]
     tri_c = v[faces].mean(1)
     waist_y = yb["upperleg01.L"] + 0.1
@@ -423,6 +423,11 @@ def _add_hair(
             r_head = 0.1
             if np.linalg.norm(q - head_c) < r_head and style != "ponytail":
                 q = head_c + (q - head_c) / (np.linalg.norm(q - head_c) + 1e-9) * r_head
+            # Keep the face clear: strands that would hang in front of it part to the sides.
+            in_front = q[2] > head_c[2] + 0.03 and eye_l[1] - 0.16 < q[1] < eye_l[1] + 0.035
+            if in_front and abs(q[0] - head_c[0]) < 0.085:
+                q = q.copy()
+                q[0] = head_c[0] + (0.085 if q[0] >= head_c[0] else -0.085)
             pts.append((p + q) / 2)
             dirs.append(q - p)
             sway.append(0.02 * s / segs * (style == "long"))
@@ -491,11 +496,11 @@ def _add_accessories(
         )
         items.append((np.concatenate([dome, brim]), "head", 0.008))
     if "necklace" in spec.accessories:
-        neck = rest.bone_poses[body.bone_index["neck01"], :3, 3].numpy()
+        neck = rest.joints[body.bone_index["neck01"]].numpy()
         items.append((_ring(neck + np.array([0, -0.04, 0.0]), 0.065, ex, ez, 60) + ez * 0.01, None, 0.003))
     if "wristband" in spec.accessories:
-        wr = rest.bone_poses[body.bone_index["wrist.L"], :3, 3].numpy()
-        el = rest.bone_poses[body.bone_index["lowerarm01.L"], :3, 3].numpy()
+        wr = rest.joints[body.bone_index["wrist.L"]].numpy()
+        el = rest.joints[body.bone_index["lowerarm01.L"]].numpy()
         ax = (wr - el) / np.linalg.norm(wr - el)
         u = np.cross(ax, ez)
         u /= np.linalg.norm(u)

@@ -1,8 +1,7 @@
 """Natural motion, facial expression and gaze generators for synthetic clips.
 
-Bone rotations are produced as axis-angle vectors [F, J, 3] about the axes of the *world rest frame*
-(x to the person's left, y up, z forward); `core.data.body_bridge` converts them to the body model's own
-parameterisation. Expressions are ARKit-named coefficients in [0, 1]; gaze is (yaw, pitch) in radians.
+Bone rotations are produced as axis-angle vectors [F, J, 3] in world-aligned axes at each bone's reference pose
+(x to the person's left, y up, z forward): the `core.body.BodyParams` convention. Expressions are ARKit-named coefficients in [0, 1]; gaze is (yaw, pitch) in radians.
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ def generate_motion(
         for j in _find(names, *bones):
             rot[:, j, axis] += values
 
-    # Arms hang relaxed from the rest pose (anny rests in an A/T pose): lower them a random amount.
+    # Arms hang relaxed from the rest pose (the reference pose is an A pose): lower them a random amount.
     drop = rng.uniform(0.6, 1.1)
     add(["upperarm01.L"], 2, np.full(num_frames, -drop))
     add(["upperarm01.R"], 2, np.full(num_frames, drop))

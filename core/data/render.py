@@ -49,16 +49,6 @@ def _orthonormalise(M: Tensor) -> Tensor:
     return torch.stack([t, torch.linalg.cross(n, t), n], -1)
 
 
-def gaze_rotations(body: WorldBody, rotations: Tensor, gaze: Tensor) -> Tensor:
-    """Add gaze (yaw, pitch) [F, 2] to the eye bones of world-axis rotations [F, J, 3]."""
-    out = rotations.clone()
-    for name in ("eye.L", "eye.R"):
-        j = body.bone_index[name]
-        out[:, j, 1] += gaze[:, 0]
-        out[:, j, 0] -= gaze[:, 1]
-    return out
-
-
 def pose_identity(
     identity: Identity,
     body: WorldBody,
@@ -70,9 +60,7 @@ def pose_identity(
     fps: float = 15.0,
 ) -> PosedIdentity:
     """Place every Gaussian: anchor on the expressive rest mesh + offset, LBS, then a little sway."""
-    posed = body.pose(
-        identity.spec.phenotype, gaze_rotations(body, rotations, gaze), translation, expression, identity.rest
-    )
+    posed = body.pose(identity.spec.phenotype, rotations, translation, expression, gaze)
     faces = body.faces[identity.tri]  # [G, 3]
     rest_v = posed.rest_vertices.float()  # [F, V, 3]
     anchors = torch.einsum("gk,fgkd->fgd", identity.bary, rest_v[:, faces])  # [F, G, 3]
@@ -87,7 +75,7 @@ def pose_identity(
         means = torch.cat([p for p, _ in per])
         A = torch.cat([a for _, a in per])
     # Secondary motion: loose parts lag behind the pelvis (displacement against its velocity, in metres).
-    pelvis = posed.bone_poses[:, 0, :3, 3].float()  # [F, 3]
+    pelvis = posed.joints[:, 0].float()  # [F, 3]
     vel = torch.zeros_like(pelvis)
     if pelvis.shape[0] > 1:
         vel[1:] = (pelvis[1:] - pelvis[:-1]) * fps

@@ -68,7 +68,7 @@ def _common_meta(kind: str, split: str, index: int, world_seed: int, spec, body,
         "bone_names": body.bone_names,
         "expression_names": body.expression_names,
         "phenotype_names": body.phenotype_names,
-        "pose_convention": "axis-angle [F, J, 3] about world axes per bone on anny's reference pose (core.data.body_bridge)",
+        "pose_convention": "core.body.BodyParams: rotations axis-angle [F, J, 3], world-aligned axes at each bone's reference pose",
         "camera_convention": "OpenCV: x right, y down, z forward; world metres, y-up, feet at y=0, facing +z",
     }
 
@@ -98,6 +98,7 @@ def make_wild_sample(world_seed: int, split: str, index: int, cfg: SynthConfig) 
     bg = wild_background(rng, H, W)
     occ = augment.occluder(rng, H, W) if rng.uniform() < 0.3 else None
     blur = rng.uniform() < 0.5
+    gain, sigma = augment.camera_response(rng)
     rgb = np.empty((F, 1, H, W, 3), np.uint8)
     mask = np.empty((F, 1, H, W), np.uint8)
     parts = np.empty((F, 1, H, W), np.uint8)
@@ -111,7 +112,7 @@ def make_wild_sample(world_seed: int, split: str, index: int, cfg: SynthConfig) 
             lab[0][occ[1] > 0.5] = 255
         if blur:
             img = augment.motion_blur(img, rng, max_len=5)
-        img = augment.sensor_noise(img, rng)
+        img = augment.sensor_noise(img, rng, gain=gain, sigma=sigma)
         rgb[f, 0] = np.round(img * 255).clip(0, 255).astype(np.uint8)
         mask[f, 0] = np.round(a * 255).clip(0, 255).astype(np.uint8)
         parts[f, 0] = lab[0]
