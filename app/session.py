@@ -7,6 +7,7 @@ loop calls `frame()` to decode only what changed. Tests drive a `Session` direct
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import deque
 from dataclasses import dataclass, replace
@@ -22,6 +23,12 @@ from core.data.lighting import Lighting
 from core.raster.types import PART_NAMES, Gaussians
 
 log = logging.getLogger(__name__)
+
+
+def share_cpu_with_gl() -> None:
+    """On CPU-only machines leave cores to the software OpenGL rasteriser: torch's thread pool fights it."""
+    if not torch.cuda.is_available():
+        torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 2)))
 
 
 @dataclass(frozen=True)

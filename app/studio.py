@@ -7,7 +7,6 @@ decodes what changed, renders the preview offscreen and uploads it as a texture,
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +25,7 @@ from app.panels.expression import ExpressionPanel
 from app.panels.lighting import LightingPanel
 from app.panels.parts import PartsPanel
 from app.panels.pose import PosePanel
-from app.session import Message, Session
+from app.session import Message, Session, share_cpu_with_gl
 from app.settings import Settings
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
 
@@ -63,9 +62,7 @@ class Studio:
     ) -> None:
         self.session = session
         self.settings = settings or Settings()
-        if not torch.cuda.is_available():
-            # Leave a core to the software OpenGL rasteriser; torch's thread pool fights it on small CPUs.
-            torch.set_num_threads(max(1, min(4, (os.cpu_count() or 2) // 2)))
+        share_cpu_with_gl()
         self.width, self.height = preview
         dpg.create_context()
         dpg.configure_app(manual_callback_management=True)

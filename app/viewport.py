@@ -6,7 +6,6 @@ import logging
 import time
 from typing import Literal
 
-import cv2
 import moderngl
 import numpy as np
 
@@ -102,6 +101,8 @@ class Viewport:
         t2 = time.perf_counter()
         self.upload_ms, self.render_ms = 1e3 * (t1 - t0), 1e3 * (t2 - t1)
         if img.shape[:2] != full:
+            import cv2  # only needed for reduced-resolution previews
+
             img = cv2.resize(img, (full[1], full[0]), interpolation=cv2.INTER_LINEAR)
         if full != self._rgba.shape[:2]:
             self._rgba = np.ones((*full, 4), dtype=np.float32)

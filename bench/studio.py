@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import statistics
 import sys
 import time
@@ -68,6 +69,41 @@ def drag_expression(studio, frames: int) -> dict:
     }
 
 
+def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float) -> dict:
+    """The same per-frame work without a window: edit -> decode -> offscreen render (EGL) -> image on the host."""
+    from app.session import Session, share_cpu_with_gl
+    from app.viewport import Viewport, orbit_camera
+
+    share_cpu_with_gl()
+    session = Session(avatar)
+    viewport = Viewport(*size, backend="egl")
+    names = avatar.rig.expression_names
+    name = "jawOpen" if "jawOpen" in names else names[0]
+    times, decode, render = [], [], []
+    for i in range(frames + 5):
+        t0 = time.perf_counter()
+        session.apply(session.edit.with_expression({name: 0.5 + 0.5 * math.sin(i * 0.3)}), key="drag")
+        g = session.gaussians()
+        viewport.render(g, orbit_camera(session.view, *size), scale=scale)
+        if i >= 5:
+            times.append(time.perf_counter() - t0)
+            decode.append(session.decode_ms)
+            render.append(viewport.render_ms)
+    out = {
+        "coefficient": name,
+        "frames": frames,
+        "interactive_scale": scale,
+        "fps_median": 1.0 / statistics.median(times),
+        "frame_ms_median": 1e3 * statistics.median(times),
+        "decode_ms_median": statistics.median(decode),
+        "render_ms_median": statistics.median(render),
+        "gl_renderer": viewport.device_name,
+        "num_gaussians": g.num,
+    }
+    viewport.release()
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--avatar", default="tiny", help="tiny | base (untrained model), synthetic, example")
@@ -75,10 +111,23 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--interactive-scale", type=float, nargs="+", default=[0.5, 1.0])
     ap.add_argument("--out", default=None)
+    ap.add_argument("--headless", action="store_true", help="no window: decode + offscreen EGL render only")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import os
-
+    if args.headless:
+        w, h = (int(v) for v in args.size.split("x"))
+        avatar = make_avatar(args.avatar)
+        results = [headless_drag(avatar, args.frames, (w, h), scale) for scale in args.interactive_scale]
+        out = {
+            "bench": "studio_expression_drag_headless",
+            "avatar": avatar.name,
+            "decode_device": getattr(avatar, "device", "cpu"),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1min": os.getloadavg()[0],
+            "environment": describe_environment(),
+            "results": results,
+        }
+        return _write(out, args.out)
     os.environ.setdefault("LCA_STUDIO_HOME", "/tmp/lca_studio_bench")
     from app.session import Session
     from app.studio import Studio
@@ -113,11 +162,15 @@ def main() -> int:
         "results": results,
     }
     studio.close()
+    return _write(out, args.out)
+
+
+def _write(out: dict, path: str | None) -> int:
     text = json.dumps(out, indent=2, default=str)
     print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
     return 0
 
 

@@ -234,6 +234,13 @@ def test_exports_write_ply_png_and_mp4(studio, tmp_path) -> None:
     assert (tmp_path / "a.png").stat().st_size > 1000
     studio.turntable(str(tmp_path / "t.mp4"), num_frames=4)
     assert (tmp_path / "t.mp4").stat().st_size > 1000
+    from app.camera_path import CameraPath
+    from app.state import OrbitView
+
+    path = CameraPath().with_key(0.0, OrbitView()).with_key(0.1, OrbitView(yaw_deg=30.0))
+    studio.render_camera_path(path, str(tmp_path / "path.mp4"))
+    assert (tmp_path / "path.mp4").stat().st_size > 1000
+    assert "wrote camera path video" in studio.session.messages[-1].text
 
 
 def test_dragging_draws_a_fast_low_resolution_preview_then_the_full_one(studio) -> None:

@@ -127,3 +127,60 @@ def test_gaussians_are_decoded_only_when_the_edit_changes() -> None:
     s.apply(s.edit.with_part("skin", brightness=0.5))
     g2 = s.gaussians()
     assert g2 is not g1 and isinstance(g2, Gaussians)
+
+
+@pytest.fixture(scope="module")
+def tiny_avatar_file(tmp_path_factory):
+    from app.model_avatar import untrained_model_avatar
+
+    path = tmp_path_factory.mktemp("avatars") / "tiny.safetensors"
+    untrained_model_avatar("tiny").save(path)
+    return path
+
+
+def test_model_avatar_file_opens_and_drives_with_every_control(tiny_avatar_file) -> None:
+    s = Session(__import__("app.avatar_source", fromlist=["example_figure"]).example_figure(300))
+    assert s.open_avatar(tiny_avatar_file)
+    rig = s.avatar.rig
+    assert "jawOpen" in rig.expression_names and "upperarm01.L" in rig.joint_names
+    rest = s.gaussians().means.clone()
+    s.apply(replace(s.edit, pose=s.edit.pose.with_rotation("upperarm01.L", (0.0, 0.0, 60.0))))
+    assert (s.gaussians().means - rest).norm(dim=-1).max() > 0.05
+    s.apply(s.edit.with_part("skin", visible=False))
+    assert s.gaussians().num < rest.shape[0]
+
+
+def test_wrong_version_or_corrupt_avatar_files_keep_the_current_avatar(tiny_avatar_file, tmp_path) -> None:
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    from app.avatar_source import example_figure
+
+    s = Session(example_figure(300))
+    before = s.avatar
+    with safe_open(str(tiny_avatar_file), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
+        meta = f.metadata()
+    key = next(k for k, v in meta.items() if v.startswith("{"))
+    header = json.loads(meta[key])
+    header["version"] = 99
+    save_file(tensors, str(tmp_path / "future.safetensors"), metadata={**meta, key: json.dumps(header)})
+    assert not s.open_avatar(tmp_path / "future.safetensors")
+    assert "version" in s.messages[-1].text
+    (tmp_path / "cut.safetensors").write_bytes(tiny_avatar_file.read_bytes()[:1000])
+    assert not s.open_avatar(tmp_path / "cut.safetensors")
+    assert s.avatar is before
+
+
+def test_start_restores_the_last_avatar_camera_and_lighting(tmp_path) -> None:
+    from app.studio import open_session
+
+    settings = Settings(last_avatar="gallery:example figure")
+    settings.view = {**settings.view, "yaw_deg": 33.0}
+    settings.lighting = {**settings.lighting, "preset": "night"}
+    s = open_session(None, None, settings)
+    assert s.avatar.name.startswith("example figure")
+    assert s.view.yaw_deg == 33.0 and s.edit.lighting.preset == "night"
+    assert not s.history.can_undo
