@@ -85,3 +85,25 @@ def test_two_gloo_processes_stay_in_sync(tmp_path, shards):
     sums = [json.loads((out / "ddp" / f"rank{r}.json").read_text())["param_abs_sum"] for r in range(2)]
     assert sums[0] == pytest.approx(sums[1], rel=1e-6)
     assert read_checkpoint_meta(out / "ddp" / "last.safetensors")["step"] == 2
+
+
+def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path, shards):
+    from core.train.evaluate import evaluate
+    from core.train.export import export_model, model_from_checkpoint
+
+    cfg = _cfg(tmp_path, shards, name="ev", steps=1, ckpt_every=1)
+    train(cfg, progress=False)
+    shipped = export_model(cfg.run_dir / "last.safetensors", tmp_path / "model.safetensors")
+    assert shipped.stat().st_size < (cfg.run_dir / "last.safetensors").stat().st_size / 2  # fp16, no optimiser
+    model, meta = model_from_checkpoint(shipped)
+    assert meta["step"] == 1 and next(model.parameters()).dtype.is_floating_point
+    res = evaluate(
+        model, tmp_path / "bench", count=1, resolution=32, detail=0.08, crop_size=64, face_size=32,
+        out_json=tmp_path / "eval.json", sheet=tmp_path / "sheet.png", progress=False,
+    )  # fmt: skip
+    for name in ("wild-test", "studio-test"):
+        b = res["benchmarks"][name]
+        assert b["identities"] == 1 and b["novel_view"]["count"] > 0 and b["novel_pose"]["count"] > 0
+        assert 0 < b["all"]["psnr"] < 60 and -1 <= b["all"]["ssim"] <= 1
+    assert json.loads((tmp_path / "eval.json").read_text())["benchmarks"].keys() == res["benchmarks"].keys()
+    assert (tmp_path / "sheet.png").stat().st_size > 1000

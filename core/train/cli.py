@@ -47,3 +47,47 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
         return 0
 
     return run
+
+
+def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    p.add_argument("checkpoint", help="a training checkpoint or an exported model (.safetensors)")
+    p.add_argument("--bench-root", default="data/benchmarks", help="held-out sets (generated here when missing)")
+    p.add_argument("--count", type=int, default=4, help="identities per benchmark")
+    p.add_argument("--resolution", type=int, default=128)
+    p.add_argument(
+        "--out", default=None, help="folder for eval.json and eval_sheet.png (default: beside the checkpoint)"
+    )
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    def run(args: argparse.Namespace) -> int:
+        import json
+        from pathlib import Path
+
+        import torch
+
+        from core.io import FileFormatError
+        from core.train.evaluate import evaluate
+        from core.train.export import model_from_checkpoint
+
+        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+        try:
+            model, meta = model_from_checkpoint(args.checkpoint, device)
+        except (FileNotFoundError, FileFormatError) as e:
+            log.error("%s", e)
+            return 2
+        out = Path(args.out) if args.out else Path(args.checkpoint).parent
+        res = evaluate(
+            model,
+            args.bench_root,
+            count=args.count,
+            resolution=args.resolution,
+            out_json=out / "eval.json",
+            sheet=out / "eval_sheet.png",
+            device=device,
+        )
+        res["checkpoint"] = {"path": str(args.checkpoint), "step": meta["step"]}
+        (out / "eval.json").write_text(json.dumps(res, indent=2))
+        print(json.dumps(res["benchmarks"], indent=2))
+        return 0
+
+    return run

@@ -1,0 +1,152 @@
+"""Evaluation on the held-out benchmark identities (`wild-test`, `studio-test`): novel views and novel poses.
+
+For each identity the model sees its 8 reference images, builds the avatar once, and renders every target
+camera and pose; PSNR and SSIM are measured on the full frame (avatar over the benchmark's backdrop) and
+PSNR also inside the person mask. Writes JSON and a comparison sheet (PNG).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core.data.backgrounds import studio_background
+from core.data.benchmarks import BENCHMARKS, ROLE_NOVEL_POSE, ROLE_NOVEL_VIEW, ROLE_REF, load_benchmark, write_benchmark
+from core.data.loader import crop, mask_box, square_box
+from core.data.shards import Sample
+from core.data.synth import SynthConfig
+from core.io import atomic_write_bytes
+from core.model.drive import drive_gaussians
+from core.model.model import LCAModel
+from core.raster import Camera
+from core.raster.rasterize import rasterize
+from core.train.losses import psnr, ssim
+from core.train.step import fit_crops, lighting_from_sh
+
+log = logging.getLogger(__name__)
+
+
+def reference_crops(sample: Sample, crop_size: int, face_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-body and face crops [N, 3, S, S] of the reference frames (role 0), cut as the training loader does."""
+    refs = np.nonzero(sample.arrays["role"] == ROLE_REF)[0]
+    full, face = [], []
+    for f in refs:
+        img = sample.rgb[f, 0]
+        box = mask_box(sample.mask[f, 0]) or (0, 0, img.shape[1], img.shape[0])
+        full.append(crop(img, *square_box(*box, pad=0.1), crop_size)[0])
+        face.append(crop(img, *square_box(*sample.arrays["head_box"][f, 0], pad=0.35), face_size)[0])
+    t = lambda x: torch.as_tensor(np.stack(x)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    return t(full), t(face)
+
+
+@torch.no_grad()
+def evaluate_sample(
+    model: LCAModel, sample: Sample, *, crop_size: int, face_size: int, device: torch.device
+) -> dict[str, list]:
+    """Per-target metrics of one benchmark identity, plus its renders for the comparison sheet."""
+    a = sample.arrays
+    full, face = reference_crops(sample, crop_size, face_size)
+    body = fit_crops(full[None].to(device), tuple(model.cfg.encoder.body_crop))
+    faces = fit_crops(face[None].to(device), tuple(model.cfg.encoder.face_crop))
+    shape = torch.as_tensor(a["est_shape"], device=device).float()[None] if model.anchor_shape is not None else None
+    state = model(body, faces, shape).select(0)
+    H, W = sample.rgb.shape[2:4]
+    bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
+    out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}
+    for f in np.nonzero(a["role"] != ROLE_REF)[0]:
+        g = lambda k: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
+        light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
+        posed = drive_gaussians(
+            model, state, g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation")
+        ).gaussians
+        cam = Camera(g("K")[0], g("T_cam_world")[0], W, H)
+        r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
+        pred = (r.color[0] + (1 - r.alpha[0]) * bg).clamp(0, 1)[None]  # [1, H, W, 3]
+        target = torch.as_tensor(sample.rgb[f, 0], device=device).float()[None] / 255.0
+        mask = torch.as_tensor(sample.mask[f, 0], device=device).float()[None, ..., None] / 255.0
+        out["role"].append(int(a["role"][f]))
+        out["psnr"].append(float(psnr(pred, target)))
+        out["psnr_masked"].append(float(psnr(pred, target, (mask > 0.5).float())))
+        out["ssim"].append(float(ssim(pred, target)))
+        out["pred"].append(pred[0].cpu().numpy())
+        out["target"].append(target[0].cpu().numpy())
+    return out
+
+
+def _summary(rows: list[dict]) -> dict:
+    res = {}
+    for role, name in ((ROLE_NOVEL_VIEW, "novel_view"), (ROLE_NOVEL_POSE, "novel_pose"), (None, "all")):
+        sel = [i for r in rows for i, ro in enumerate(r["role"]) if role is None or ro == role]
+        vals = {
+            k: [v for r in rows for i, v in enumerate(r[k]) if role is None or r["role"][i] == role]
+            for k in ("psnr", "psnr_masked", "ssim")
+        }
+        if sel:
+            res[name] = {k: float(np.mean(v)) for k, v in vals.items()} | {"count": len(vals["psnr"])}
+    return res
+
+
+def comparison_sheet(rows_by_bench: dict[str, list[dict]], path: Path, per_bench: int = 6) -> None:
+    """Rows of (target over render) tiles, one row per benchmark, first identity's targets."""
+    strips = []
+    for name, rows in rows_by_bench.items():
+        if not rows:
+            continue
+        r = rows[0]
+        tiles = [np.concatenate([t, p], 0) for t, p in zip(r["target"][:per_bench], r["pred"][:per_bench], strict=True)]
+        strip = np.concatenate(tiles, 1)
+        label = np.zeros((18, strip.shape[1], 3), np.uint8)
+        cv2.putText(label, f"{name}: top target, bottom model", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255,) * 3, 1)
+        strips.append(np.concatenate([label.astype(np.float32) / 255.0, strip], 0))
+    if not strips:
+        return
+    width = max(s.shape[1] for s in strips)
+    strips = [np.pad(s, ((0, 0), (0, width - s.shape[1]), (0, 0))) for s in strips]
+    img = (np.clip(np.concatenate(strips, 0), 0, 1) * 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if ok:
+        atomic_write_bytes(path, buf.tobytes())
+
+
+def evaluate(
+    model: LCAModel,
+    bench_root: str | Path,
+    *,
+    count: int = 4,
+    resolution: int = 128,
+    detail: float = 1.0,
+    crop_size: int = 128,
+    face_size: int = 64,
+    out_json: str | Path | None = None,
+    sheet: str | Path | None = None,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing)."""
+    device = torch.device(device)
+    model = model.to(device).eval()
+    cfg = SynthConfig(width=resolution, height=resolution, detail=detail)
+    results: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "benchmarks": {}}
+    rows_by_bench: dict[str, list[dict]] = {}
+    t0 = time.time()
+    for name in BENCHMARKS:
+        shards = write_benchmark(Path(bench_root), name, count, cfg)
+        rows = []
+        for path in tqdm(shards, desc=f"eval {name}", disable=not progress):
+            for sample in load_benchmark(path):
+                rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
+        rows_by_bench[name] = rows
+        results["benchmarks"][name] = _summary(rows) | {"identities": len(rows)}
+    results["seconds"] = time.time() - t0
+    if out_json is not None:
+        atomic_write_bytes(out_json, json.dumps(results, indent=2).encode())
+    if sheet is not None:
+        comparison_sheet(rows_by_bench, Path(sheet))
+    return results

@@ -1,0 +1,43 @@
+"""Models from checkpoints: rebuild the model a checkpoint was trained with, and export a compact copy to ship."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from core.config import from_dict
+from core.io import FileFormatError
+from core.model.config import ModelConfig
+from core.model.model import LCAModel
+from core.model.rig import rig_from_body_asset
+from core.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def model_config_of(path: str | os.PathLike) -> ModelConfig:
+    meta = read_checkpoint_meta(path)
+    try:
+        return from_dict(ModelConfig, meta["config"]["model"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise FileFormatError(f"{path}: checkpoint header has no usable model config ({e})") from e
+
+
+def model_from_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[LCAModel, dict]:
+    """The trained model (EMA weights when present) and the checkpoint header."""
+    model = LCAModel(model_config_of(path), rig_from_body_asset())
+    state = load_checkpoint(path, model=model, prefer_ema=True)
+    return model.to(device).eval(), state.meta
+
+
+def export_model(ckpt: str | os.PathLike, out: str | os.PathLike, *, dtype: torch.dtype = torch.float16) -> Path:
+    """Weights only (EMA if present), cast to `dtype`, with the same header: what the studio ships and loads."""
+    model, meta = model_from_checkpoint(ckpt)
+    model = model.to(dtype)
+    extra = dict(meta.get("extra", {}), exported_from=str(ckpt), dtype=str(dtype).removeprefix("torch."))
+    path = save_checkpoint(out, model=model, step=meta["step"], config=meta["config"], extra=extra)
+    log.info("exported %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
+    return path
