@@ -61,7 +61,7 @@ def evaluate_sample(
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}
     for f in np.nonzero(a["role"] != ROLE_REF)[0]:
-        g = lambda k: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
+        g = lambda k, f=f: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
         light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
         posed = drive_gaussians(
             model, state, g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation")
