@@ -31,3 +31,42 @@ def test_data_video_reports_and_skips_frames_without_a_person():
     assert sample is None
     assert report.frames_kept == 0 and [i for i, _ in report.skipped] == [0, 1]
     assert "no person" in report.skipped[0][1]
+
+
+def test_data_video_ingest_error_measures_mask_and_head_offsets():
+    from core.data.shards import Sample
+    from core.data.video import ingest_error
+
+    F, H = 2, 32
+    mask = np.zeros((F, 1, H, H), np.uint8)
+    mask[..., 8:24, 10:20] = 255
+    K = np.tile(np.array([[40.0, 0, 16], [0, 40.0, 16], [0, 0, 1]], np.float32), (F, 1, 1, 1))
+    T = np.tile(np.eye(4, dtype=np.float32), (F, 1, 1, 1))
+    T[..., 2, 3] = 2.0
+    box = np.tile(np.array([10, 4, 20, 14], np.float32), (F, 1, 1))
+    gt_arrays = {
+        "K": K,
+        "T_cam_world": T,
+        "head_box": box,
+        "gt_shape": np.full(6, 0.5, np.float32),
+        "gt_pose": np.zeros((F, 104, 3), np.float32),
+        "gt_translation": np.zeros((F, 3), np.float32),
+        "gt_expression": np.zeros((F, 52), np.float32),
+        "gt_gaze": np.zeros((F, 2), np.float32),
+    }
+    rgb = np.zeros((F, 1, H, H, 3), np.uint8)
+    gt = Sample("gt", {}, gt_arrays, rgb, mask)
+    est_mask = mask[1:].copy()
+    est_mask[..., 8:16, 10:20] = 0  # half the person missed
+    est = Sample(
+        "est",
+        {},
+        {"K": K[1:], "T_cam_world": T[1:], "head_box": box[1:] + np.array([3, 4, 3, 4], np.float32)},
+        rgb[1:],
+        est_mask,
+    )
+    err = ingest_error(gt, est, kept=[1])
+    assert err["detection_rate"] == 0.5
+    assert abs(err["mask_iou"] - 0.5) < 1e-6
+    assert abs(err["head_centre_px"] - 5.0) < 1e-5
+    assert np.isfinite(err["head_depth_rel"])

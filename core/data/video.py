@@ -27,6 +27,7 @@ class IngestReport:
     source: str
     frames_read: int = 0
     frames_kept: int = 0
+    kept: list[int] = field(default_factory=list)  # indices of the frames that made it into the sample
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (frame index, reason)
 
 
@@ -184,6 +185,7 @@ def ingest_frames(
         heads.append(hb)
         trans.append(np.zeros(3))
         report.frames_kept += 1
+        report.kept.append(i)
     for i, why in report.skipped:
         log.warning("%s frame %d skipped: %s", source, i, why)
     if not kept_rgb:
@@ -218,3 +220,39 @@ def find_sources(path: Path) -> list[Path]:
     if path.is_dir():
         return sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXT + IMAGE_EXT)
     raise FileNotFoundError(f"{path} is neither a video/image file nor a folder of them")
+
+
+def ingest_error(gt: Sample, est: Sample, kept: list[int], *, camera: int = 0) -> dict[str, float]:
+    """How far an ingested clip `est` is from the ground truth `gt` it was made from (same image size):
+    detection rate, mask IoU, head-centre error in pixels, and relative error of the head depth (after
+    correcting the estimate for the true focal length, which monocular footage does not tell)."""
+    import torch  # noqa: PLC0415
+
+    from core.data.body_bridge import world_body  # noqa: PLC0415
+
+    if est.rgb.shape[2:4] != gt.rgb.shape[2:4]:
+        raise ValueError(f"ingest at the ground truth's size: est {est.rgb.shape[2:4]} vs gt {gt.rgb.shape[2:4]}")
+    body = world_body()
+    a = gt.arrays
+    phen = dict(zip(body.phenotype_names, a["gt_shape"].tolist(), strict=True))
+    t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
+    joints = body.pose(phen, t(a["gt_pose"]), t(a["gt_translation"]), t(a["gt_expression"]), t(a["gt_gaze"])).joints
+    head = joints[:, body.bone_index["head"]].numpy()  # [F, 3]
+    ious, centre_px, depth_rel = [], [], []
+    for e, f in enumerate(kept):
+        m_gt, m_est = gt.mask[f, camera] > 127, est.mask[e, 0] > 127
+        ious.append((m_gt & m_est).sum() / max(1, (m_gt | m_est).sum()))
+        hb_gt, hb_est = a["head_box"][f, camera], est.arrays["head_box"][e, 0]
+        centre_px.append(float(np.linalg.norm((hb_gt[:2] + hb_gt[2:]) / 2 - (hb_est[:2] + hb_est[2:]) / 2)))
+        T_gt, T_est = a["T_cam_world"][f, camera], est.arrays["T_cam_world"][e, 0]
+        z_gt = (T_gt[:3, :3] @ head[f] + T_gt[:3, 3])[2]
+        z_est = (T_est[:3, :3] @ np.array([0.0, 1.5, 0.0]) + T_est[:3, 3])[2]
+        z_est *= a["K"][f, camera, 0, 0] / est.arrays["K"][e, 0, 0, 0]
+        depth_rel.append(abs(z_est - z_gt) / z_gt)
+    mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
+    return {
+        "detection_rate": len(kept) / gt.num_frames,
+        "mask_iou": mean(ious),
+        "head_centre_px": mean(centre_px),
+        "head_depth_rel": mean(depth_rel),
+    }
