@@ -8,7 +8,7 @@ import torch
 
 from core.data import generate
 from core.data.identity_spec import draw_identity_spec
-from core.data.loader import LoaderConfig, ShardDataset, collate, crop
+from core.data.loader import LoaderConfig, ShardDataset, collate, crop, to_float_images
 from core.data.seeds import identity_seed
 from core.data.shards import Sample, iter_shard, list_shards, write_shard
 from core.data.synth import SynthConfig
@@ -131,7 +131,10 @@ def test_data_loader_yields_refs_and_targets_deterministically(tmp_path):
     assert batch["tgt_rgb"].shape == (2, 2, 3, 16, 16)
     assert batch["tgt_mask"].shape == (2, 2, 1, 16, 16)
     assert batch["tgt_parts"].dtype == torch.int64
-    assert batch["ref_full"].max() <= 1.0
+    assert batch["ref_full"].dtype == torch.uint8
+    floats = to_float_images(batch)
+    assert floats["ref_full"].dtype == torch.float32 and float(floats["ref_full"].max()) <= 1.0
+    assert float(floats["tgt_mask"].max()) == 1.0
 
 
 def test_data_loader_splits_shards_over_workers_without_duplicates(tmp_path):

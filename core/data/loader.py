@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from core.data.seeds import rng_for
-from core.data.shards import Sample, iter_shard, list_shards
+from core.data.shards import LazySample, Sample, iter_shard_lazy, list_shards
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,11 @@ def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
-def make_example(sample: Sample, rng: np.random.Generator, cfg: LoaderConfig) -> dict[str, torch.Tensor | str]:
-    """One training example: references and targets drawn from `sample`'s images."""
+def make_example(
+    sample: Sample | LazySample, rng: np.random.Generator, cfg: LoaderConfig
+) -> dict[str, torch.Tensor | str]:
+    """One training example: references and targets drawn from `sample`'s images. Images and masks stay uint8
+    (a quarter of the bytes to move); `to_float_images` scales them to [0, 1] on the training device."""
     F, C = sample.num_frames, sample.num_cameras
     views = [(f, c) for f in range(F) for c in range(C)]
     order = rng.permutation(len(views))
@@ -73,8 +76,8 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: LoaderConfig) ->
     src = cfg.body_source if f"{cfg.body_source}_pose" in a else "est"
     full, face, Kf, Kc = [], [], [], []
     for f, c in refs:
-        img = sample.rgb[f, c]
-        box = mask_box(sample.mask[f, c]) or (0, 0, img.shape[1], img.shape[0])
+        img = sample.rgb_at(f, c)
+        box = mask_box(sample.mask_at(f, c)) or (0, 0, img.shape[1], img.shape[0])
         im, A = crop(img, *square_box(*box, pad=0.1), cfg.crop_size)
         full.append(im)
         Kf.append(A @ a["K"][f, c])
@@ -92,8 +95,8 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: LoaderConfig) ->
     gt = "gt" if "gt_pose" in a else "est"
     out: dict[str, torch.Tensor | str] = {
         "key": sample.key,
-        "ref_full": t(full).permute(0, 3, 1, 2) / 255.0,  # [N, 3, S, S]
-        "ref_face": t(face).permute(0, 3, 1, 2) / 255.0,  # [N, 3, Sf, Sf]
+        "ref_full": t(full, torch.uint8).permute(0, 3, 1, 2),  # [N, 3, S, S] uint8
+        "ref_face": t(face, torch.uint8).permute(0, 3, 1, 2),  # [N, 3, Sf, Sf] uint8
         "ref_K_full": t(Kf),  # [N, 3, 3]
         "ref_K_face": t(Kc),  # [N, 3, 3]
         "ref_T_cam_world": t(a["T_cam_world"][ref_f, [c for _, c in refs]]),  # [N, 4, 4]
@@ -101,8 +104,8 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: LoaderConfig) ->
         "ref_translation": t(a[f"{src}_translation"][ref_f]),  # [N, 3]
         "ref_expression": t(a[f"{src}_expression"][ref_f]),  # [N, E]
         "shape": t(a[f"{src}_shape"]),  # [S]
-        "tgt_rgb": t(sample.rgb[tgt_f, tgt_c]).permute(0, 3, 1, 2) / 255.0,  # [T, 3, H, W]
-        "tgt_mask": t(sample.mask[tgt_f, tgt_c])[:, None] / 255.0,  # [T, 1, H, W]
+        "tgt_rgb": t([sample.rgb_at(f, c) for f, c in tgts], torch.uint8).permute(0, 3, 1, 2),  # [T, 3, H, W] uint8
+        "tgt_mask": t([sample.mask_at(f, c) for f, c in tgts], torch.uint8)[:, None],  # [T, 1, H, W] uint8
         "tgt_K": t(a["K"][tgt_f, tgt_c]),  # [T, 3, 3]
         "tgt_T_cam_world": t(a["T_cam_world"][tgt_f, tgt_c]),  # [T, 4, 4]
         "tgt_pose": t(a[f"{gt}_pose"][tgt_f]),  # [T, J, 3]
@@ -111,8 +114,8 @@ def make_example(sample: Sample, rng: np.random.Generator, cfg: LoaderConfig) ->
         "tgt_gaze": t(a[f"{gt}_gaze"][tgt_f]),  # [T, 2]
         "tgt_env_sh": t(a["env_sh"][tgt_f]) if "env_sh" in a else torch.zeros(len(tgts), 9, 3),  # [T, 9, 3]
     }
-    if sample.parts is not None:
-        out["tgt_parts"] = t(sample.parts[tgt_f, tgt_c], torch.int64)  # [T, H, W], 255 = background
+    if sample.parts_at(*tgts[0]) is not None:
+        out["tgt_parts"] = t([sample.parts_at(f, c) for f, c in tgts], torch.int64)  # [T, H, W], 255 = background
     return out
 
 
@@ -159,10 +162,10 @@ class ShardDataset(IterableDataset):
 
     def __iter__(self) -> Iterator[dict]:
         mine = self._my_shards()
-        buf: list[Sample] = []
+        buf: list[LazySample] = []
         rng = rng_for("loader", self.seed, self.epoch, *[p.name for p in mine[:1]])
         for path in mine:
-            for sample in iter_shard(path):
+            for sample in iter_shard_lazy(path):
                 buf.append(sample)
                 if len(buf) >= (self.cfg.shuffle_buffer if self.shuffle else 1):
                     s = buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
@@ -178,4 +181,19 @@ def collate(examples: list[dict]) -> dict:
     for k in examples[0]:
         vals = [e[k] for e in examples]
         out[k] = vals if isinstance(vals[0], str) else torch.stack(vals)
+    return out
+
+
+IMAGE_KEYS: tuple[str, ...] = ("ref_full", "ref_face", "tgt_rgb", "tgt_mask")
+
+
+def to_float_images(batch: dict, device: torch.device | str | None = None) -> dict:
+    """Move a batch to `device`, turning its uint8 images and masks into float in [0, 1] there."""
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(device, non_blocking=True) if device is not None else v
+            out[k] = v.float() / 255.0 if k in IMAGE_KEYS else v
+        else:
+            out[k] = v
     return out

@@ -46,6 +46,38 @@ class Sample:
     def num_cameras(self) -> int:
         return self.rgb.shape[1]
 
+    def rgb_at(self, f: int, c: int) -> np.ndarray:  # [H, W, 3]
+        return self.rgb[f, c]
+
+    def mask_at(self, f: int, c: int) -> np.ndarray:  # [H, W]
+        return self.mask[f, c]
+
+    def parts_at(self, f: int, c: int) -> np.ndarray | None:  # [H, W]
+        return None if self.parts is None else self.parts[f, c]
+
+
+class LazySample:
+    """A sample whose images are decoded only when asked for (loaders use a few views of many)."""
+
+    def __init__(self, key: str, files: dict[str, bytes]) -> None:
+        if "json" not in files or "npz" not in files:
+            raise ValueError(f"sample {key!r} lacks its .json or .npz file (has {sorted(files)[:5]}...)")
+        self.key, self.files = key, files
+        self.meta = json.loads(files["json"])
+        with np.load(io.BytesIO(files["npz"])) as z:
+            self.arrays = {k: z[k] for k in z.files}
+        self.num_frames, self.num_cameras = int(self.meta["num_frames"]), int(self.meta["num_cameras"])
+        self.has_parts = bool(self.meta.get("has_parts"))
+
+    def rgb_at(self, f: int, c: int) -> np.ndarray:
+        return _unpng(self.files[f"{f:04d}-{c:02d}.rgb.png"], True)
+
+    def mask_at(self, f: int, c: int) -> np.ndarray:
+        return _unpng(self.files[f"{f:04d}-{c:02d}.mask.png"], False)
+
+    def parts_at(self, f: int, c: int) -> np.ndarray | None:
+        return _unpng(self.files[f"{f:04d}-{c:02d}.parts.png"], False) if self.has_parts else None
+
 
 def _png(img: np.ndarray) -> bytes:
     if img.ndim == 3:
@@ -145,6 +177,12 @@ def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
             group[suffix] = fh.read()
     if key is not None:
         yield key, group
+
+
+def iter_shard_lazy(path: Path) -> Iterator[LazySample]:
+    """Samples of one shard with their images left encoded until used."""
+    for key, files in iter_raw_samples(path):
+        yield LazySample(key, files)
 
 
 def iter_shard(path: Path) -> Iterator[Sample]:
