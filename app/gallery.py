@@ -8,7 +8,10 @@ from pathlib import Path
 
 from app.avatar_source import StudioAvatar, example_figure, load_avatar
 
-USER_DIR = Path(os.environ.get("LCA_STUDIO_HOME", Path.home() / ".lca_studio")) / "avatars"
+
+def user_dir() -> Path:
+    """The folder of the user's own avatars ($LCA_STUDIO_HOME/avatars, default ~/.lca_studio/avatars)."""
+    return Path(os.environ.get("LCA_STUDIO_HOME", Path.home() / ".lca_studio")) / "avatars"
 
 
 def bundled_examples() -> dict[str, Callable[[], StudioAvatar]]:
@@ -24,7 +27,8 @@ def bundled_examples() -> dict[str, Callable[[], StudioAvatar]]:
     return out
 
 
-def user_avatars(folder: Path = USER_DIR) -> dict[str, Path]:
+def user_avatars(folder: Path | None = None) -> dict[str, Path]:
+    folder = folder or user_dir()
     if not folder.is_dir():
         return {}
     return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".safetensors", ".ply")}

@@ -186,15 +186,15 @@ class Studio:
             self.settings.last_avatar = str(path)
         return ok
 
-    def save_avatar(self, path: str) -> None:
+    def save_avatar(self, path: str) -> bool:
         save = getattr(self.session.avatar, "save", None)
         if save is None:
             self.session.say(
                 f"{self.session.avatar.name} is an example without an avatar file; use 'Export .ply' to keep it",
                 logging.WARNING,
             )
-            return
-        self._write(lambda: save(path), f"saved avatar to {path}")
+            return False
+        return self._write(lambda: save(path), f"saved avatar to {path}")
 
     def export_ply(self, path: str) -> None:
         self._write(lambda: exports.export_ply(self.session, path), f"exported {path}")
@@ -222,13 +222,15 @@ class Studio:
         self._write(lambda: exports.write_video(path, frames), f"wrote {what} video {path}")
         self._frame_key = None
 
-    def _write(self, fn, done: str) -> None:
+    def _write(self, fn, done: str) -> bool:
+        """Run a file-writing action; failures go to the console instead of stopping the studio."""
         try:
-            Path(fn()) if fn is not None else None
+            fn()
         except (OSError, ValueError, RuntimeError) as e:
             self.session.say(f"could not write: {e}", logging.ERROR)
-            return
+            return False
         self.session.say(done)
+        return True
 
     # Frame loop ------------------------------------------------------------------------------
     def _poll_mouse(self) -> None:

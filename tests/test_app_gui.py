@@ -287,3 +287,8 @@ def test_capture_assistant_checks_photos_and_creates_an_avatar(studio, tmp_path)
     assert panel.create()
     assert studio.session.avatar is not before and studio.session.avatar.name == "from 2 photos"
     assert image(studio).std() > 0.02
+    gallery_panel = studio.panels[0]
+    gallery_panel.save_to_gallery("astronaut")
+    assert "mine: astronaut.safetensors" in dpg.get_item_configuration(gallery_panel.list)["items"]
+    studio.open_gallery("mine: astronaut.safetensors")
+    assert studio.session.avatar.name == "astronaut"

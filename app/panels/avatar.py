@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
-from app.gallery import gallery
+from app.gallery import gallery, user_dir
 from app.panels.base import Panel
 from app.session import Session
 
@@ -28,7 +28,7 @@ class AvatarPanel(Panel):
                 dpg.add_button(
                     label="Open selected", callback=lambda: self.actions.open_gallery(dpg.get_value(self.list))
                 )
-                dpg.add_button(label="Open file...", callback=lambda: self._dialog("open"))
+                dpg.add_button(label="Open file...", callback=lambda: dpg.show_item(self.open_dialog))
             self.name_text = dpg.add_text("")
             dpg.add_separator()
             dpg.add_text("Save and export")
@@ -51,11 +51,20 @@ class AvatarPanel(Panel):
                 dpg.add_file_extension(".*")
         self.refresh()
 
+    def save_to_gallery(self, name: str) -> None:
+        """Save the avatar into the user's gallery folder under `name` and list it."""
+        safe = "".join(ch if ch.isalnum() or ch in "-_ " else "_" for ch in name).strip()
+        if not safe:
+            self.session.say("type a name for the avatar before saving it", logging.WARNING)
+            return
+        folder = user_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        if self.actions.save_avatar(str(folder / f"{safe}.safetensors")):
+            self.entries = gallery()
+            dpg.configure_item(self.list, items=list(self.entries))
+
     def _out(self, name: str) -> str:
         return str(Path(dpg.get_value(self.out_dir)) / name)
-
-    def _dialog(self, kind: str) -> None:
-        dpg.show_item(self.open_dialog)
 
     def _on_file(self, sender, app_data) -> None:
         path = app_data.get("file_path_name") if isinstance(app_data, dict) else None
@@ -72,6 +81,3 @@ class AvatarPanel(Panel):
             return
         a = self.session.avatar
         dpg.set_value(self.name_text, f"Loaded: {a.name}\n{a.description}")
-
-    def warn(self, text: str) -> None:
-        self.session.say(text, logging.WARNING)
