@@ -7,12 +7,7 @@ from core.model.deformer import NodeMotion, arap_energy
 from core.model.model import LCAModel
 from core.model.personalise import personalise
 from core.model.rig import toy_rig
-from core.model.skinning import (
-    axis_angle_to_matrix,
-    forward_kinematics,
-    matrix_to_quat,
-    quat_to_matrix,
-)
+from core.model.skinning import axis_angle_to_matrix, matrix_to_quat, quat_to_matrix
 from core.raster.types import Camera
 
 
@@ -33,12 +28,25 @@ def _fk_reference(R_local, joints, parents):
     return torch.stack(out)
 
 
-def test_level_batched_fk_matches_the_joint_by_joint_chain():
+def test_toy_rig_posed_through_core_body_matches_the_joint_by_joint_chain():
     rig = toy_rig(dtype=torch.float64)
     R = axis_angle_to_matrix(torch.randn(7, 3, dtype=torch.float64))
+    T, W = rig.pose(R[None], rig.chain(rig.rest_poses), torch.tensor([[0.1, -0.2, 0.3]], dtype=torch.float64))
+    want = _fk_reference(R, rig.rest_joints, rig.parents)
+    want[:, :3, 3] += torch.tensor([0.1, -0.2, 0.3], dtype=torch.float64)
+    torch.testing.assert_close(T[0], want)
+    torch.testing.assert_close(W[0, :, :3, 3], (want[:, :3, :3] @ rig.rest_joints[..., None])[..., 0] + want[:, :3, 3])
+
+
+def test_toy_rig_linear_shape_moves_vertices_and_bone_heads_together():
+    rig = toy_rig(dtype=torch.float64)
+    shape = torch.tensor([[0.5, -0.3]], dtype=torch.float64)
+    verts, poses = rig.rest(shape)
+    torch.testing.assert_close(verts[0], rig.vertices + torch.einsum("s,svc->vc", shape[0], rig.shape_basis))
     torch.testing.assert_close(
-        forward_kinematics(R, rig.rest_joints, rig.parents), _fk_reference(R, rig.rest_joints, rig.parents)
+        poses[0, :, :3, 3], rig.rest_joints + torch.einsum("s,sjc->jc", shape[0], rig.shape_joint_basis)
     )
+    torch.testing.assert_close(poses[0, :, :3, :3], rig.rest_poses[:, :3, :3])
 
 
 def test_matrix_quaternion_round_trip_covers_every_branch():
@@ -62,22 +70,35 @@ def test_arap_is_zero_for_a_rigid_motion_of_all_nodes():
 def _scene(rig, n=2, size=48):
     cams = [Camera.look_at((2.5 * torch.sin(torch.tensor(a)).item(), 1.0, 2.5 * torch.cos(torch.tensor(a)).item()),
                            (0.0, 0.9, 0.0), width=size, height=size) for a in (0.0, 0.8)[:n]]  # fmt: skip
-    return [BodyEstimate(pose=torch.zeros(7, 3), camera=c, shape=torch.tensor([0.1, 0.0])) for c in cams]
+    params = rig.neutral_params(len(cams)).with_(shape=torch.tensor([[0.1, 0.0]]).expand(len(cams), 2))
+    return BodyEstimate.split(params, cams)
 
 
 def test_crops_frame_the_person_and_the_head():
     rig, cfg = toy_rig(), load_model_config("tiny").encoder
     ests = _scene(rig, n=1, size=96)
     image = torch.zeros(3, 96, 96)
-    uv = ests[0].camera.K @ (
-        ests[0].camera.T_cam_world[:3, :3] @ rig.rest_joints[4] + ests[0].camera.T_cam_world[:3, 3]
-    )
+    head = rig.rest(ests[0].params.shape)[1][0, 4, :3, 3]  # the shaped head joint (reference pose = rest here)
+    uv = ests[0].camera.K @ (ests[0].camera.T_cam_world[:3, :3] @ head + ests[0].camera.T_cam_world[:3, 3])
     u, v = int(uv[0] / uv[2]), int(uv[1] / uv[2])
     image[:, v - 2 : v + 2, u - 2 : u + 2] = 1.0  # a bright patch at the head joint
     body, face = crop_inputs([image], ests, rig, cfg)
     assert body.shape == (1, 3, 64, 48) and face.shape == (1, 3, 32, 32)
     c = face[0, 0, 12:20, 12:20].mean()
     assert c > 0.2 and face[0, 0, :4].mean() < c  # the head joint sits at the face crop's centre
+
+
+def test_body_estimate_rejects_batched_params_and_splits_a_batch():
+    rig = toy_rig()
+    cam = Camera.look_at((0.0, 1.0, 2.5), (0.0, 0.9, 0.0), width=16, height=16)
+    try:
+        BodyEstimate(rig.neutral_params(2), cam)
+    except ValueError as e:
+        assert "batch of 1" in str(e) or "batch 1" in str(e)
+    else:
+        raise AssertionError("a batch of 2 was accepted as one photo's estimate")
+    ests = BodyEstimate.split(rig.neutral_params(3).with_(translation=torch.arange(9.0).view(3, 3)), [cam] * 3)
+    assert len(ests) == 3 and ests[2].translation.tolist() == [6.0, 7.0, 8.0] and ests[1].pose.shape == (7, 3)
 
 
 def test_personalise_lowers_the_photo_loss():

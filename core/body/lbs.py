@@ -8,6 +8,7 @@ under one bone; `W_world_bone` is a bone's posed frame (its axes and head) in th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
@@ -81,6 +82,67 @@ def _chain_indices(parents: tuple[int, ...], device: torch.device) -> tuple[Tens
     return par, [torch.tensor(level, device=device) for level in kinematic_levels(parents)[1:]]
 
 
+@dataclass(frozen=True)
+class RestChain:
+    """The pose-independent half of forward kinematics for one set of rest bones (see `rest_chain`)."""
+
+    U: Tensor  # [B, J, 3, 3] reference orientation of each bone
+    U_parent_T: Tensor  # [B, J, 3, 3] transposed reference orientation of each bone's parent
+    t_parent: Tensor  # [B, J, 3] the bone's head in its parent's reference frame
+    R_rest_T: Tensor  # [B, J, 3, 3] transposed rest orientation (what the mesh was bound to)
+    heads: Tensor  # [B, J, 3] rest bone heads
+
+
+def rest_chain(
+    rest_poses: Tensor,  # [B, J, 4, 4] or [J, 4, 4] bone frames (axes, head) of the rest mesh
+    parents: Sequence[int],  # [J] parent index, -1 for the root
+    ref_orients: Tensor | None = None,  # [J, 3, 3] reference bone axes; None: the rest axes
+) -> RestChain:
+    """What `batch_rigid_transform` needs from the rest bones; compute it once per identity, pose many times."""
+    if rest_poses.dim() == 3:
+        rest_poses = rest_poses[None]
+    B, J = rest_poses.shape[:2]
+    if rest_poses.shape != (B, J, 4, 4):
+        raise ValueError(f"rest_poses: expected [B, J, 4, 4] or [J, 4, 4], got {tuple(rest_poses.shape)}")
+    if len(parents) != J:
+        raise ValueError(f"parents has {len(parents)} entries but rest_poses has J={J} bones")
+    R = rest_poses[..., :3, :3]  # [B, J, 3, 3]
+    h = rest_poses[..., :3, 3]  # [B, J, 3]
+    U = R if ref_orients is None else ref_orients.expand(B, J, 3, 3)
+    par, _ = _chain_indices(tuple(int(p) for p in parents), rest_poses.device)
+    A = U @ R.transpose(-1, -2)  # [B, J, 3, 3] rest -> reference rotation of each bone
+    A = torch.cat([torch.eye(3, dtype=A.dtype, device=A.device).expand(B, 1, 3, 3), A[:, 1:]], dim=1)
+    offsets = (A[:, par] @ (h - h[:, par])[..., None])[..., 0]  # [B, J, 3] reference head offsets
+    U_pt = U[:, par].transpose(-1, -2)  # [B, J, 3, 3]
+    return RestChain(
+        U=U, U_parent_T=U_pt, t_parent=(U_pt @ offsets[..., None])[..., 0], R_rest_T=R.transpose(-1, -2), heads=h
+    )
+
+
+def pose_chain(
+    rot_local: Tensor,  # [B, J, 3, 3] per-bone rotations in world-aligned axes, applied at the bone's reference pose
+    chain: RestChain,  # from `rest_chain`, batch B or 1
+    parents: Sequence[int],  # [J] parent index, -1 for the root
+    root_position: Tensor,  # [B, 3] where the root's head goes (reference position + translation)
+) -> tuple[Tensor, Tensor]:
+    """The per-pose half of `batch_rigid_transform` -> (T_world_bone [B, J, 4, 4], W_world_bone [B, J, 4, 4])."""
+    B, J = rot_local.shape[:2]
+    if rot_local.shape != (B, J, 3, 3):
+        raise ValueError(f"rot_local: expected [B, J, 3, 3], got {tuple(rot_local.shape)}")
+    if chain.U.shape[1] != J:
+        raise ValueError(f"the rest chain has {chain.U.shape[1]} bones but rot_local has J={J}")
+    par, levels = _chain_indices(tuple(int(p) for p in parents), rot_local.device)
+    U = chain.U
+    K = rigid(chain.U_parent_T @ rot_local @ U, chain.t_parent.expand(B, J, 3))  # [B, J, 4, 4] parent -> child
+    W0 = rigid(rot_local[:, 0] @ U[:, 0], root_position)  # [B, 4, 4]
+    W_all = W0[:, None].expand(B, J, 4, 4).clone()
+    for idx in levels:
+        W_all = W_all.index_copy(1, idx, W_all[:, par[idx]] @ K[:, idx])
+    R_T = W_all[..., :3, :3] @ chain.R_rest_T  # [B, J, 3, 3]
+    T = rigid(R_T, W_all[..., :3, 3] - (R_T @ chain.heads[..., None])[..., 0])
+    return T, W_all
+
+
 def batch_rigid_transform(
     rot_local: Tensor,  # [B, J, 3, 3] per-bone rotations in world-aligned axes, applied at the bone's reference pose
     rest_poses: Tensor,  # [B, J, 4, 4] or [J, 4, 4] bone frames (axes, head) of the rest mesh
@@ -95,6 +157,7 @@ def batch_rigid_transform(
         W_c = W_p [U_p^T D_c U_c | U_p^T A_p (h_c - h_p)],  A_p = U_p R_p^T (A_root = I),
         W_root = [D_root U_root | root_position],  T_c = W_c P_c^-1 with P_c = [R_c | h_c].
     With ref_orients=None and identity rest axes this is the SMPL kinematic chain about joints h.
+    `rest_chain` + `pose_chain` split it for callers that pose one rest skeleton many times.
     """
     B, J = rot_local.shape[:2]
     if rot_local.shape != (B, J, 3, 3):
@@ -105,22 +168,7 @@ def batch_rigid_transform(
         rest_poses = rest_poses.expand(B, J, 4, 4)
     if rest_poses.shape != (B, J, 4, 4):
         raise ValueError(f"rest_poses: expected [B, J, 4, 4] or [J, 4, 4], got {tuple(rest_poses.shape)}")
-    R = rest_poses[..., :3, :3]  # [B, J, 3, 3]
-    h = rest_poses[..., :3, 3]  # [B, J, 3]
-    U = R if ref_orients is None else ref_orients.expand(B, J, 3, 3)
-    par, levels = _chain_indices(tuple(int(p) for p in parents), rot_local.device)
-    A = U @ R.transpose(-1, -2)  # [B, J, 3, 3] rest -> reference rotation of each bone
-    A = torch.cat([torch.eye(3, dtype=A.dtype, device=A.device).expand(B, 1, 3, 3), A[:, 1:]], dim=1)
-    offsets = (A[:, par] @ (h - h[:, par])[..., None])[..., 0]  # [B, J, 3] reference head offsets
-    U_pt = U[:, par].transpose(-1, -2)  # [B, J, 3, 3]
-    K = rigid(U_pt @ rot_local @ U, (U_pt @ offsets[..., None])[..., 0])  # [B, J, 4, 4] parent -> child
-    W0 = rigid(rot_local[:, 0] @ U[:, 0], root_position)  # [B, 4, 4]
-    W_all = W0[:, None].expand(B, J, 4, 4).clone()
-    for idx in levels:
-        W_all = W_all.index_copy(1, idx, W_all[:, par[idx]] @ K[:, idx])
-    R_T = W_all[..., :3, :3] @ R.transpose(-1, -2)  # [B, J, 3, 3]
-    T = rigid(R_T, W_all[..., :3, 3] - (R_T @ h[..., None])[..., 0])
-    return T, W_all
+    return pose_chain(rot_local, rest_chain(rest_poses, parents, ref_orients), parents, root_position)
 
 
 def lbs(

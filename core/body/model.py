@@ -21,6 +21,14 @@ log = logging.getLogger(__name__)
 Backend = Literal["baked", "anny", "smplx"]
 
 
+EYE_BONE_NAMES: tuple[str, ...] = ("eye.L", "eye.R", "left_eye_smplhf", "right_eye_smplhf")
+
+
+def eye_bone_indices(bone_names: list[str] | tuple[str, ...]) -> tuple[int, ...]:
+    """Indices of the bones that gaze turns (anny and SMPL-X eye names), in EYE_BONE_NAMES order."""
+    return tuple(bone_names.index(n) for n in EYE_BONE_NAMES if n in bone_names)
+
+
 def _side(name: str) -> str | None:
     n = name.lower()
     if n.endswith(".l") or n.startswith("left_"):
@@ -64,8 +72,8 @@ class BodyModel(nn.Module):
         else:
             raise ValueError(f"unknown body backend {backend!r}: choose 'baked', 'anny' or 'smplx'")
         names = self.bone_names
-        eyes = [names.index(n) for n in ("eye.L", "eye.R", "left_eye_smplhf", "right_eye_smplhf") if n in names]
-        self.eye_bones: tuple[int, ...] = tuple(eyes)
+        eyes = eye_bone_indices(names)
+        self.eye_bones: tuple[int, ...] = eyes
         if not eyes:
             log.warning("the %s rig has no eye bones: gaze is ignored", backend)
 

@@ -14,7 +14,7 @@ from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
 from core.model.config import ModelConfig
 from core.model.crops import BodyEstimate, crop_inputs
-from core.model.drive import drive_gaussians
+from core.model.drive import drive_gaussians, identity_chain
 from core.model.heads import CanonicalGaussians
 from core.model.model import IdentityState, LCAModel, check_crops
 from core.model.rig import BodyRig
@@ -22,7 +22,7 @@ from core.model.tokens import Anchors
 from core.raster.types import PART_NAMES, Gaussians, rgb_to_sh0
 
 AVATAR_KIND = "lca_avatar"
-AVATAR_VERSION = 1
+AVATAR_VERSION = 2  # 2: core.body kinematics (rest bone frames and support vertices in the state)
 EDITABLE = ("hair", "upper_garment", "lower_garment", "shoes", "accessories")
 
 
@@ -61,7 +61,7 @@ class Avatar:
         *,
         body_crops: Tensor | None = None,  # [N, 3, Hb, Wb] ready-made crops instead of images
         face_crops: Tensor | None = None,  # [N, 3, Hf, Wf]
-        shape: Tensor | None = None,  # [S] identity shape; default: mean of the estimates' shapes
+        shape: Tensor | None = None,  # [S] identity shape (rig.default_shape convention); default: the estimates' mean
     ) -> Avatar:
         """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs."""
         if model.drive_only:
@@ -73,9 +73,8 @@ class Avatar:
             if isinstance(images, Tensor) and (images.dim() != 4 or images.shape[1] != 3):
                 raise ValueError(f"images: expected [N, 3, H, W] in [0, 1], got {tuple(images.shape)}")
             body_crops, face_crops = crop_inputs(images, body_estimates, model.rig, model.cfg.encoder)
-            shapes = [e.shape for e in body_estimates if e.shape is not None]
-            if shape is None and shapes:
-                shape = torch.stack([s.to(torch.float32) for s in shapes]).mean(0)  # order-free identity shape
+            if shape is None and model.shape_dim > 0:
+                shape = torch.stack([e.shape.to(torch.float32) for e in body_estimates]).mean(0)  # order-free
         for name, t in (("body_crops", body_crops), ("face_crops", face_crops)):
             if not isinstance(t, Tensor) or t.dim() != 4:
                 got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
@@ -100,7 +99,7 @@ class Avatar:
     ) -> Gaussians:
         """Posed, lit Gaussians [G, ...] in the world frame; hidden parts are left out."""
         m, dev, dt = self.model, self.state.anchors.device, self.state.anchors.dtype
-        J, E = m.rest_joints.shape[0], m.anchor_expr.shape[0]
+        J, E = m.num_joints, m.num_expressions
         pose = self._zero_pose if pose is None else pose
         expression = self._zero_expr if expression is None else expression
         gaze = self._zero_gaze if gaze is None else gaze
@@ -109,7 +108,9 @@ class Avatar:
             raise ValueError(f"pose: expected [{J}, 3] axis-angle or [{J}, 3, 3], got {tuple(pose.shape)}")
         if expression.shape != (E,):
             raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
-        out = drive_gaussians(m, self.state, pose, expression, gaze, lighting, translation, self._strength)
+        out = drive_gaussians(
+            m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain
+        )
         return out.gaussians if self._keep is None else out.gaussians.index(self._keep)
 
     @torch.no_grad()
@@ -242,7 +243,8 @@ class Avatar:
             self._keep = torch.nonzero(~torch.isin(self._parts.flatten(), hid))[:, 0]
         else:
             self._keep = None
-        J, E = self.model.rest_joints.shape[0], self.model.anchor_expr.shape[0]
+        J, E = self.model.num_joints, self.model.num_expressions
+        self._chain = identity_chain(self.model, s)
         self._zero_pose = torch.zeros(J, 3, device=dev, dtype=dt)
         self._zero_expr = torch.zeros(E, device=dev, dtype=dt)
         self._zero_gaze = torch.zeros(2, device=dev, dtype=dt)

@@ -8,30 +8,76 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.body.records import BodyParams
 from core.model.config import EncoderConfig
-from core.model.drive import local_rotations
 from core.model.rig import BodyRig
-from core.model.skinning import forward_kinematics
 from core.raster.types import Camera
 
 
 @dataclass(frozen=True)
 class BodyEstimate:
-    """Body estimate of one photo: local bone rotations, identity shape, root translation and the photo's camera."""
+    """Body estimate of one photo: core.body's `BodyParams` for that photo (batch 1) and the photo's camera.
 
-    pose: Tensor  # [J, 3] axis-angle (or [J, 3, 3]) per bone
+    The parameters follow the rig's body (for the baked anny body: phenotype shape, rotations in BodyParams'
+    convention, ARKit expression weights, gaze, translation), so the same record drives `BodyModel`.
+    """
+
+    params: BodyParams  # batch 1: shape [1, S], rotations [1, J, 3] (or [1, J, 3, 3]), expression [1, E], ...
     camera: Camera  # unbatched: K [3, 3], T_cam_world [4, 4]
-    shape: Tensor | None = None  # [S] identity shape coefficients
-    translation: Tensor | None = None  # [3] world translation of the root
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, BodyParams) or self.params.batch != 1:
+            got = self.params.batch if isinstance(self.params, BodyParams) else type(self.params).__name__
+            raise ValueError(f"BodyEstimate.params: expected BodyParams of batch 1 (one photo), got {got}")
+        if self.camera.K.dim() != 2:
+            raise ValueError(f"BodyEstimate.camera: expected an unbatched camera, got K {tuple(self.camera.K.shape)}")
+
+    @classmethod
+    def split(cls, params: BodyParams, cameras: list[Camera]) -> list[BodyEstimate]:
+        """One estimate per photo from batched parameters [N, ...] and N unbatched cameras."""
+        if params.batch != len(cameras):
+            raise ValueError(f"{params.batch} body parameter rows but {len(cameras)} cameras; give one per photo")
+        rows = [
+            BodyParams(**{k: getattr(params, k)[i : i + 1] for k in BodyParams.__dataclass_fields__})
+            for i in range(params.batch)
+        ]
+        return [cls(p, c) for p, c in zip(rows, cameras, strict=True)]
+
+    @property
+    def pose(self) -> Tensor:
+        """[J, 3] axis-angle (or [J, 3, 3]) per bone."""
+        return self.params.rotations[0]
+
+    @property
+    def shape(self) -> Tensor:
+        """[S] identity shape."""
+        return self.params.shape[0]
+
+    @property
+    def expression(self) -> Tensor:
+        """[E] expression coefficients."""
+        return self.params.expression[0]
+
+    @property
+    def gaze(self) -> Tensor:
+        """[2] yaw, pitch."""
+        return self.params.gaze[0]
+
+    @property
+    def translation(self) -> Tensor:
+        """[3] root translation."""
+        return self.params.translation[0]
 
 
 def posed_joints(rig: BodyRig, est: BodyEstimate) -> Tensor:
-    """World positions [J, 3] of the posed joints."""
-    _, joints = rig.shaped(est.shape)
-    T = forward_kinematics(local_rotations(est.pose.to(joints), rig.num_joints), joints, rig.parents)
-    pts = T[:, :3, :3] @ joints[:, :, None] + T[:, :3, 3:]
-    out = pts[:, :, 0]
-    return out if est.translation is None else out + est.translation.to(out)
+    """World positions [J, 3] of the posed bone heads (the body's kinematics, the estimate's shape)."""
+    p = est.params
+    shape = p.shape if rig.num_shape else None
+    _, rest_poses = rig.rest(shape)
+    rest_poses = rest_poses.to(rig.vertices)
+    rot = rig.bone_rotations(p.rotations.to(rest_poses), p.gaze.to(rest_poses))
+    _, W = rig.pose(rot, rig.chain(rest_poses), p.translation.to(rest_poses))
+    return W[0, :, :3, 3]
 
 
 def project(points: Tensor, camera: Camera) -> tuple[Tensor, Tensor]:

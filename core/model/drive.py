@@ -1,4 +1,8 @@
-"""The per-frame path: pose head + node deformer + LBS + relighting of one identity -> posed `Gaussians`."""
+"""The per-frame path: pose head + node deformer + LBS + relighting of one identity -> posed `Gaussians`.
+
+Posing is core.body's: the same per-bone rotations, gaze, translation and bone transforms as `BodyModel`, with
+expressions as the body's blendshapes on the anchors' triangle corners.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes
 from core.model.appearance import Lighting, shade
 from core.model.heads import decode_canonical, decode_deltas, pose_code
 from core.model.model import IdentityState, LCAModel
-from core.model.skinning import (
-    axis_angle_to_matrix,
-    blend_transforms,
-    forward_kinematics,
-    gaze_to_matrix,
-    matrix_to_quat,
-    quat_mul,
-    skin_points,
-)
+from core.model.skinning import attach_to_anchors, matrix_to_quat, quat_mul, skin_anchors
 from core.raster.types import Gaussians, rgb_to_sh0
 
 
@@ -40,19 +37,29 @@ def local_rotations(pose: Tensor, num_joints: int) -> Tensor:
     )
 
 
+def identity_chain(model: LCAModel, state: IdentityState) -> RestChain:
+    """The pose-independent kinematics of one identity's rest bones (batch 1); cache it beside the state."""
+    return rest_chain(state.rest_poses[None], model.parents, model.ref_orients)
+
+
 def drive_gaussians(
     model: LCAModel,
     state: IdentityState,  # one identity (no B dim)
-    pose: Tensor,  # [J, 3] axis-angle (or [J, 3, 3]) rotation of each bone relative to rest
-    expression: Tensor,  # [E] expression coefficients
-    gaze: Tensor,  # [2] yaw, pitch of the eyes (radians)
+    pose: Tensor,  # [J, 3] axis-angle (or [J, 3, 3]) per bone, core.body's convention (BodyParams.rotations)
+    expression: Tensor,  # [E] expression coefficients (the body's blendshape weights)
+    gaze: Tensor,  # [2] yaw, pitch of the eyes (radians), as BodyParams.gaze
     lighting: Lighting,
-    translation: Tensor | None = None,  # [3] world translation of the root
+    translation: Tensor | None = None,  # [3] world translation added to the root, as BodyParams.translation
     strength: Tensor | None = None,  # [A, K] deformer strength per Gaussian (default 1)
+    chain: RestChain | None = None,  # identity_chain(model, state), cached by callers that drive many frames
 ) -> DriveOutput:
-    """Posed, lit Gaussians of one identity (differentiable; the Avatar wraps it without gradients)."""
+    """Posed, lit Gaussians of one identity (differentiable; the Avatar wraps it without gradients).
+
+    With zero canonical offsets every Gaussian sits on the posed body surface that `BodyModel` gives for the
+    same shape, rotations, expression, gaze and translation, at its anchor's barycentric coordinates.
+    """
     dev, dt = state.anchors.device, state.anchors.dtype
-    J, E = model.rest_joints.shape[0], model.anchor_expr.shape[0]
+    J, E = model.num_joints, model.num_expressions
     A, K = state.canonical.offsets.shape[:2]
     if expression.shape != (E,):
         raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
@@ -64,8 +71,8 @@ def drive_gaussians(
             raise ValueError(f"{name} contains NaN or infinite values")
     R_local = local_rotations(pose.to(device=dev, dtype=dt), J)
     expression, gaze = expression.to(device=dev, dtype=dt), gaze.to(device=dev, dtype=dt)
-    if model.eye_joints.numel():
-        R_eye = gaze_to_matrix(gaze)
+    if model.eye_joints.numel():  # as BodyModel.rotation_matrices: gaze turns each eye on top of its pose
+        R_eye = rotation_about_axes(gaze[0], gaze[1])
         R_local = R_local.clone()
         R_local[model.eye_joints] = R_eye @ R_local[model.eye_joints]
     code = pose_code(R_local)  # [J, 6]
@@ -94,8 +101,14 @@ def drive_gaussians(
             frame.albedo,
             frame.transfer,
         )
-    expr_offset = (expression @ model.anchor_expr).view(A, 3)  # [A, 3]
-    anchors = state.anchors + expr_offset
+    U = state.support.shape[0]
+    support = state.support + (expression @ model.support_expr).view(U, 3)  # [U, 3] the body's blendshapes
+    chain = identity_chain(model, state) if chain is None else chain
+    root = model.root_position if translation is None else model.root_position + translation.to(device=dev, dtype=dt)
+    T_world_bone, _ = pose_chain(R_local[None], chain, model.parents, root[None])  # [1, J, 4, 4]
+    anchors, posed_anchors, R_anchor = skin_anchors(
+        support, model.support_weights, T_world_bone, model.anchor_corners, model.anchor_bary
+    )  # [A, 3], [A, 3], [A, 3, 3]
     points = anchors[:, None, :] + offsets  # [A, K, 3] canonical
     regs: dict[str, Tensor] = {}
     if model.deformer is not None and state.node_proj is not None:
@@ -104,12 +117,7 @@ def drive_gaussians(
         s = torch.ones_like(state.garment) if strength is None else strength
         points = model.deformer.displace(points, node_pos, motion, state.garment, s)
         regs = model.deformer.regularisers(node_pos, motion)
-    T_skin = forward_kinematics(R_local, state.rest_joints, model.parents, model.levels)  # [J, 4, 4]
-    T_anchor = blend_transforms(model.anchor_weights, T_skin)  # [A, 3, 4]
-    means = skin_points(points, T_anchor)  # [A, K, 3]
-    if translation is not None:
-        means = means + translation.to(device=dev, dtype=dt)
-    R_anchor = T_anchor[..., :3]  # [A, 3, 3]
+    means = attach_to_anchors(points, anchors, posed_anchors, R_anchor)  # [A, K, 3]
     q_anchor = matrix_to_quat(R_anchor)  # [A, 4]
     quats = quat_mul(q_anchor[:, None, :].expand(A, K, 4), quats)
     transfer_world = transfer @ R_anchor.transpose(-1, -2)  # [A, K, 3]

@@ -23,8 +23,7 @@ from core.model.heads import (
     decode_canonical,
 )
 from core.model.rig import BodyRig
-from core.model.skinning import kinematic_levels
-from core.model.tokens import Anchors, GeometryTokens, sample_anchors
+from core.model.tokens import Anchors, GeometryTokens, anchor_support, sample_anchors
 from core.model.transformer import MultimodalTransformer
 
 
@@ -33,7 +32,8 @@ class IdentityState:
     """Everything the per-frame path needs for identities [B] (or one identity, without the B dim)."""
 
     anchors: Tensor  # [B, A, 3] rest anchor positions with the identity's shape
-    rest_joints: Tensor  # [B, J, 3]
+    rest_poses: Tensor  # [B, J, 4, 4] rest bone frames (axes, head) with the identity's shape
+    support: Tensor  # [B, U, 3] rest positions of the anchors' triangle corners with the identity's shape
     canonical: CanonicalGaussians  # [B, A, K, ...]
     pose_proj: Tensor  # [B, A, h] cached first layer of the pose (or single-branch) head
     pose_zero: Tensor  # [B, A, K, C] head output at the zero pose (C = DELTA_CHANNELS, or CANONICAL_CHANNELS)
@@ -79,25 +79,33 @@ class LCAModel(nn.Module):
             raise ValueError(f"{self.anchors.positions.shape[0]} anchors given, config wants {cfg.tokens.num_anchors}")
         a = self.anchors
         self.parents = rig.parents
-        self.levels = kinematic_levels(rig.parents)
         self.register_buffer("anchor_pos", a.positions.float(), persistent=False)
         self.register_buffer("anchor_normals", a.normals.float(), persistent=False)
         self.register_buffer("anchor_weights", a.weights.float(), persistent=False)
         self.register_buffer("anchor_parts", a.parts, persistent=False)
         self.register_buffer("anchor_expr", a.expression_basis.float().flatten(1), persistent=False)  # [E, A*3]
+        # Skeleton and the anchors' triangle corners ("support" vertices): posing runs core.body's kinematics on
+        # them, so anchors land on the posed body surface exactly where BodyModel puts it.
+        support, corners = anchor_support(rig.faces, a.face_idx)
+        self.register_buffer("rest_poses", rig.rest_poses.float(), persistent=False)  # [J, 4, 4]
+        self.register_buffer("root_position", rig.root_position.float(), persistent=False)  # [3]
         self.register_buffer(
-            "anchor_shape", None if a.shape_basis is None else a.shape_basis.float().flatten(1), persistent=False
-        )  # [S, A*3]
-        self.register_buffer("rest_joints", rig.rest_joints.float(), persistent=False)
+            "ref_orients", None if rig.ref_orients is None else rig.ref_orients.float(), persistent=False
+        )  # [J, 3, 3]
+        self.register_buffer("support_ids", support, persistent=False)  # [U]
+        self.register_buffer("anchor_corners", corners, persistent=False)  # [A, 3] index into support
+        self.register_buffer("anchor_bary", a.bary.float(), persistent=False)  # [A, 3]
+        self.register_buffer("support_rest", rig.vertices[support].float(), persistent=False)  # [U, 3]
+        self.register_buffer("support_weights", rig.weights[support].float(), persistent=False)  # [U, J]
         self.register_buffer(
-            "joint_shape",
-            None if rig.shape_joint_basis is None else rig.shape_joint_basis.float().flatten(1),
-            persistent=False,
-        )  # [S, J*3]
+            "support_expr", rig.expression_basis[:, support].float().flatten(1), persistent=False
+        )  # [E, U*3]
+        self.phenotype = rig.phenotype  # the body's non-linear shape model (a submodule, so it moves with us)
         self.register_buffer("eye_joints", torch.tensor(rig.eye_joints, dtype=torch.int64), persistent=False)
         self.base_log_scale = math.log(max(a.spacing, 1e-4) / math.sqrt(cfg.heads.gaussians_per_anchor))
         D, h, K = cfg.transformer.width, cfg.heads.hidden, cfg.heads.gaussians_per_anchor
         J, E = rig.num_joints, rig.num_expressions
+        self.shape_dim = 0 if drive_only else rig.num_shape
         self.drive_only = drive_only
         if not drive_only:
             enc = cfg.encoder
@@ -120,20 +128,41 @@ class LCAModel(nn.Module):
         keep = ("pose_encoder.", "pose_head.", "deformer.", "lighting_code.")
         return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
 
-    def shaped_rest(self, shape: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
-        """Anchors [B, A, 3] and joints [B, J, 3] in the rest pose for identity shapes [B, S] (None: template)."""
-        A, J = self.anchor_pos.shape[0], self.rest_joints.shape[0]
-        anchors = self.anchor_pos.expand(batch, A, 3)
-        joints = self.rest_joints.expand(batch, J, 3)
-        if shape is None or self.anchor_shape is None:
-            return anchors, joints
-        S = self.anchor_shape.shape[0]
-        if shape.shape != (batch, S):
-            raise ValueError(f"shape: expected [B={batch}, S={S}] identity coefficients, got {tuple(shape.shape)}")
-        shape = shape.to(self.anchor_pos)
-        return anchors + (shape @ self.anchor_shape).view(batch, A, 3), joints + (shape @ self.joint_shape).view(
-            batch, J, 3
-        )
+    @property
+    def num_joints(self) -> int:
+        return self.rest_poses.shape[0]
+
+    @property
+    def num_expressions(self) -> int:
+        return self.anchor_expr.shape[0]
+
+    @property
+    def anchor_shape(self) -> Tensor | None:
+        """The default identity shape [S] when the model takes one (`shape_dim > 0`), else None."""
+        if self.shape_dim == 0:
+            return None
+        return self.rig.default_shape.to(self.anchor_pos)
+
+    def shaped_rest(self, shape: Tensor | None, batch: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Rest anchors [B, A, 3], bone frames [B, J, 4, 4] and support vertices [B, U, 3] for identity shapes
+        `shape` [B, S] through the body's own shape model (None, or a rig without one: the template).
+
+        Runs once per identity; the anchors are interpolated from the shaped triangle corners.
+        """
+        U, J = self.support_rest.shape[0], self.rest_poses.shape[0]
+        if shape is None or self.shape_dim == 0:
+            support = self.support_rest.expand(batch, U, 3)
+            rest_poses = self.rest_poses.expand(batch, J, 4, 4)
+        else:
+            if shape.shape != (batch, self.shape_dim):
+                raise ValueError(
+                    f"shape: expected [B={batch}, S={self.shape_dim}] identity shape values, got {tuple(shape.shape)}"
+                )
+            verts, rest_poses = self.rig.rest(shape, batch)
+            support = verts.to(self.support_rest)[:, self.support_ids]
+            rest_poses = rest_poses.to(self.rest_poses)
+        anchors = (support[:, self.anchor_corners] * self.anchor_bary[..., None]).sum(-2)  # [B, A, 3]
+        return anchors, rest_poses, support
 
     def image_tokens(self, body: Tensor, face: Tensor) -> Tensor:
         """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> image tokens [B, N*(Tb+Tf), D]."""
@@ -149,17 +178,23 @@ class LCAModel(nn.Module):
             raise RuntimeError("this model was built drive_only (from an avatar file); it cannot create avatars")
         check_crops(body, face, self.cfg)
         B = body.shape[0]
-        anchors, joints = self.shaped_rest(shape, B)
+        anchors, rest_poses, support = self.shaped_rest(shape, B)
         geo = self.geometry(anchors)  # (B, A, D)
         feats = self.transformer(self.image_tokens(body, face), geo)  # (B, A, D)
-        return self.identity_from_features(feats, anchors, joints)
+        return self.identity_from_features(feats, anchors, rest_poses, support)
 
-    def identity_from_features(self, feats: Tensor, anchors: Tensor, joints: Tensor) -> IdentityState:
-        """Geometry features [B, A, D] -> canonical Gaussians and the per-frame caches."""
+    def identity_from_features(
+        self,
+        feats: Tensor,  # [B, A, D]
+        anchors: Tensor,  # [B, A, 3]
+        rest_poses: Tensor,  # [B, J, 4, 4]
+        support: Tensor,  # [B, U, 3]
+    ) -> IdentityState:
+        """Geometry features -> canonical Gaussians and the per-frame caches (inputs from `shaped_rest`)."""
         B, A, _ = feats.shape
         K = self.cfg.heads.gaussians_per_anchor
         proj = self.pose_head.in_proj(feats)  # (B, A, h)
-        J, E = self.rest_joints.shape[0], self.anchor_expr.shape[0]
+        J, E = self.num_joints, self.num_expressions
         zero_cond = self.pose_encoder(
             feats.new_zeros(J, 6), feats.new_zeros(E), feats.new_zeros(2), self.anchor_weights
         )  # (A, h)
@@ -184,7 +219,8 @@ class LCAModel(nn.Module):
             node_zero = self.deformer.mlp(node_proj, zc)  # (B, Nn, 6)
         return IdentityState(
             anchors=anchors,
-            rest_joints=joints,
+            rest_poses=rest_poses,
+            support=support,
             canonical=can,
             pose_proj=proj,
             pose_zero=zero,

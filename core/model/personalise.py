@@ -54,8 +54,6 @@ def personalise(
     params = {k: getattr(can, k).detach().clone().requires_grad_(True) for k in OPTIMISED}
     opt = torch.optim.Adam(params.values(), lr=lr)
     targets = images.to(dev).permute(0, 2, 3, 1)  # [N, H, W, 3]
-    E = model.anchor_expr.shape[0]
-    zero_expr, zero_gaze = torch.zeros(E, device=dev), torch.zeros(2, device=dev)
     light = Lighting.neutral(dev)
     losses: list[float] = []
     for step in range(steps):
@@ -63,7 +61,9 @@ def personalise(
         est = estimates[i]
         c = dataclasses.replace(can, **params)
         state = dataclasses.replace(avatar.state, canonical=c)
-        out = drive_gaussians(model, state, est.pose.to(dev), zero_expr, zero_gaze, light, est.translation)
+        out = drive_gaussians(
+            model, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev)
+        )
         cam = est.camera.to(dev)
         if (cam.height, cam.width) != tuple(targets.shape[1:3]):
             raise ValueError(f"camera {i} is {cam.width}x{cam.height} but its image is {tuple(targets.shape[1:3])}")

@@ -1,7 +1,8 @@
-"""Rotation helpers, level-batched forward kinematics and linear blend skinning of anchors and Gaussians.
+"""Quaternion helpers and the skinning of anchors and their Gaussians on top of core.body's LBS.
 
-Pure functions: every buffer is an argument. Transforms are named by frame; `T_skin` maps a canonical
-(rest-pose) point to its posed world position for one bone (`T_world_bone @ inv(T_world_bone_rest)`).
+Pure functions: every buffer is an argument. Bone transforms come from `core.body.lbs` (the kinematics the
+body model uses); here each anchor's posed position is interpolated from its triangle's skinned corners, so
+an anchor lands exactly on the posed body surface, and its Gaussians follow the anchor's blended frame.
 """
 
 from __future__ import annotations
@@ -10,19 +11,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.body.lbs import axis_angle_to_matrix, skin_points
 
-def axis_angle_to_matrix(aa: Tensor) -> Tensor:
-    """[..., 3] axis-angle (radians) -> [..., 3, 3] rotation matrices (Rodrigues; smooth at zero)."""
-    theta2 = (aa * aa).sum(-1, keepdim=True).unsqueeze(-1)  # [..., 1, 1]
-    theta = theta2.clamp_min(1e-12).sqrt()
-    small = theta2 < 1e-8
-    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2.clamp_min(1e-12))
-    x, y, z = aa.unbind(-1)
-    zero = torch.zeros_like(x)
-    Kx = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(*aa.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device).expand_as(Kx)
-    return eye + a * Kx + b * (Kx @ Kx)
+__all__ = [
+    "attach_to_anchors",
+    "axis_angle_to_matrix",
+    "axis_angle_to_quat",
+    "matrix_to_quat",
+    "matrix_to_rot6d",
+    "quat_mul",
+    "quat_to_matrix",
+    "skin_anchors",
+]
 
 
 def matrix_to_rot6d(R: Tensor) -> Tensor:
@@ -122,94 +122,31 @@ def axis_angle_to_quat(aa: Tensor) -> Tensor:
     return torch.cat([c, aa * s], -1)
 
 
-def gaze_to_matrix(gaze: Tensor) -> Tensor:
-    """[..., 2] (yaw about +y, pitch about +x) radians -> [..., 3, 3] eye rotation R_y(yaw) @ R_x(pitch)."""
-    yaw, pitch = gaze.unbind(-1)
-    zero = torch.zeros_like(yaw)
-    ry = torch.stack([zero, yaw, zero], -1)
-    rx = torch.stack([pitch, zero, zero], -1)
-    return axis_angle_to_matrix(ry) @ axis_angle_to_matrix(rx)
+def skin_anchors(
+    support: Tensor,  # [U, 3] rest positions of the anchors' triangle corners (identity shape and expression applied)
+    support_weights: Tensor,  # [U, J] their skinning weights
+    T_world_bone: Tensor,  # [1, J, 4, 4] skinning transforms (core.body.lbs.pose_chain)
+    corners: Tensor,  # [A, 3] int64 index into support of each anchor's triangle corners
+    bary: Tensor,  # [A, 3] barycentric coordinates of each anchor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """-> (rest anchors [A, 3], posed anchors [A, 3], blended linear frame of each anchor [A, 3, 3]).
+
+    Posed anchors interpolate the skinned corners, i.e. they are the posed body surface at `bary`; skinning the
+    interpolated point with interpolated weights would miss it by a second-order term near bent joints.
+    """
+    posed, linear = skin_points(support[None], support_weights, T_world_bone)  # [1, U, 3], [1, U, 3, 3]
+    w = bary[..., None]  # [A, 3, 1]
+    rest = (support[corners] * w).sum(-2)
+    posed_anchor = (posed[0, corners] * w).sum(-2)
+    frame = (linear[0, corners] * w[..., None]).sum(-3)  # [A, 3, 3], equal to the blend of interpolated weights
+    return rest, posed_anchor, frame
 
 
-def kinematic_levels(parents: tuple[int, ...]) -> list[list[int]]:
-    """Group joints by depth in the tree so forward kinematics runs one batched matmul per level."""
-    depth: list[int] = []
-    for j, p in enumerate(parents):
-        if p >= j:
-            raise ValueError(f"parents must list every joint after its parent; joint {j} has parent {p}")
-        depth.append(0 if p < 0 else depth[p] + 1)
-    levels: list[list[int]] = [[] for _ in range(max(depth) + 1)] if depth else []
-    for j, d in enumerate(depth):
-        levels[d].append(j)
-    return levels
-
-
-_INDEX_CACHE: dict[tuple, dict] = {}
-
-
-def _index_cache(parents: tuple[int, ...], levels: list[list[int]], device: torch.device) -> dict:
-    """Index tensors of the kinematic tree on `device`, built once (no host-to-device copies per frame)."""
-    key = (tuple(parents), str(device))
-    if key not in _INDEX_CACHE:
-        _INDEX_CACHE[key] = {
-            "is_root": torch.tensor([p < 0 for p in parents], device=device)[:, None],
-            "par": torch.tensor([max(p, 0) for p in parents], device=device),
-            "levels": [
-                (torch.tensor(lvl, device=device), torch.tensor([max(parents[j], 0) for j in lvl], device=device))
-                for lvl in levels
-            ],
-        }
-    return _INDEX_CACHE[key]
-
-
-def forward_kinematics(
-    R_local: Tensor,  # [..., J, 3, 3] rotation of each bone relative to its rest orientation in its parent
-    rest_joints: Tensor,  # [..., J, 3] rest-pose joint positions (canonical frame)
-    parents: tuple[int, ...],
-    levels: list[list[int]] | None = None,
+def attach_to_anchors(
+    points: Tensor,  # [A, K, 3] canonical points grouped by anchor
+    rest_anchors: Tensor,  # [A, 3]
+    posed_anchors: Tensor,  # [A, 3]
+    frames: Tensor,  # [A, 3, 3] linear part each anchor's points follow
 ) -> Tensor:
-    """Skinning transforms [..., J, 4, 4]: canonical point -> posed point, for each bone (root at the origin)."""
-    J = R_local.shape[-3]
-    if len(parents) != J:
-        raise ValueError(f"forward_kinematics: {J} rotations but {len(parents)} parents")
-    levels = levels if levels is not None else kinematic_levels(parents)
-    lead = R_local.shape[:-3]
-    dev = R_local.device
-    cache = _index_cache(parents, levels, dev)
-    rel = rest_joints - torch.where(cache["is_root"], torch.zeros_like(rest_joints), rest_joints[..., cache["par"], :])
-    R_world = torch.empty(*lead, J, 3, 3, dtype=R_local.dtype, device=dev)
-    p_world = torch.empty(*lead, J, 3, dtype=R_local.dtype, device=dev)
-    for lvl, (idx, pi) in enumerate(cache["levels"]):
-        if lvl == 0:  # roots
-            R_world[..., idx, :, :] = R_local[..., idx, :, :]
-            p_world[..., idx, :] = rest_joints[..., idx, :]
-            continue
-        Rp = R_world[..., pi, :, :]
-        R_world[..., idx, :, :] = Rp @ R_local[..., idx, :, :]
-        p_world[..., idx, :] = p_world[..., pi, :] + (Rp @ rel[..., idx, :, None])[..., 0]
-    # T_skin = [R_world, p_world - R_world @ rest_joint]
-    t = p_world - (R_world @ rest_joints[..., None])[..., 0]
-    T = torch.zeros(*lead, J, 4, 4, dtype=R_local.dtype, device=R_local.device)
-    T[..., :3, :3] = R_world
-    T[..., :3, 3] = t
-    T[..., 3, 3] = 1.0
-    return T
-
-
-def blend_transforms(
-    weights: Tensor,  # [A, J] skinning weights (rows sum to 1)
-    T_skin: Tensor,  # [..., J, 4, 4]
-) -> Tensor:
-    """Linear blend of bone transforms per anchor -> [..., A, 3, 4] (the affine part only)."""
-    flat = T_skin[..., :3, :].flatten(-2)  # [..., J, 12]
-    return (weights @ flat).unflatten(-1, (3, 4))  # [..., A, 3, 4]
-
-
-def skin_points(
-    points: Tensor,  # [..., A, K, 3] canonical points grouped by the anchor whose weights they inherit
-    T_anchor: Tensor,  # [..., A, 3, 4] blended skinning transform per anchor
-) -> Tensor:
-    """Apply each anchor's blended transform to its K points -> [..., A, K, 3]."""
-    R = T_anchor[..., :3]  # [..., A, 3, 3]
-    t = T_anchor[..., 3]  # [..., A, 3]
-    return points @ R.transpose(-1, -2) + t.unsqueeze(-2)
+    """Posed points [A, K, 3]: each point keeps its offset from its anchor, carried by the anchor's frame."""
+    return posed_anchors[:, None, :] + (points - rest_anchors[:, None, :]) @ frames.transpose(-1, -2)

@@ -34,6 +34,13 @@ def interpolate(values: Tensor, faces: Tensor, face_idx: Tensor, bary: Tensor) -
     return (values[..., tri, :] * bary[:, :, None]).sum(-2)
 
 
+def anchor_support(faces: Tensor, face_idx: Tensor) -> tuple[Tensor, Tensor]:
+    """The vertices anchors hang from: (support vertex ids [U] int64, corners [A, 3] int64 index into them)."""
+    tri = faces[face_idx]  # [A, 3]
+    support, inverse = torch.unique(tri.flatten(), return_inverse=True)
+    return support, inverse.view_as(tri)
+
+
 def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     """Area-weighted vertex normals [V, 3] of a triangle mesh."""
     v0, v1, v2 = vertices[faces].unbind(1)
