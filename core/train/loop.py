@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from core.config import save_config, to_dict
-from core.data.loader import LoaderConfig, ShardDataset, collate
+from core.data.loader import LoaderConfig, ShardDataset, collate, to_float_images
 from core.data.shards import list_shards
 from core.model.config import load_model_config
 from core.model.model import LCAModel
@@ -186,6 +186,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     for step in range(start, cfg.steps):
         t0 = time.time()
         cur_epoch, cur_batch, batch = next(batches)
+        batch = to_float_images(batch, dist.device)
         t_data = time.time() - t0
         lr = lr_at(step, base_lr=cfg.optim.lr, warmup=cfg.optim.warmup, total=cfg.steps)
         set_lr(opt, lr)
