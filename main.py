@@ -89,28 +89,28 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
         if not built:
             runners[name] = _not_built(name)
             continue
-        # Defer the import until this subcommand is chosen; record where to find it.
-        runners[name] = None
-        p.set_defaults(_target=target, _parser=p)
+        runners[name] = None  # imported only when this subcommand is chosen (see main)
     return parser, runners
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser, runners = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     if not argv:
         argv = ["studio"]
-    # Parse twice: first to find the command, then with its own arguments added.
+    # Build the chosen subcommand's arguments before parsing, so `COMMAND --help` lists them.
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    if chosen in COMMANDS and runners.get(chosen) is None:
+        module_name, func_name = COMMANDS[chosen][1].split(":")
+        module = sys.modules[__name__] if module_name == "main" else importlib.import_module(module_name)
+        runners[chosen] = getattr(module, func_name)(sub.choices[chosen])
     args, _ = parser.parse_known_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.command is None:
         parser.print_help()
         return 0
     runner = runners[args.command]
-    if runner is None:
-        module_name, func_name = args._target.split(":")
-        module = sys.modules[__name__] if module_name == "main" else importlib.import_module(module_name)
-        runner = getattr(module, func_name)(args._parser)
     args = parser.parse_args(argv)
     return int(runner(args) or 0)
 
