@@ -86,3 +86,28 @@ def load_clips(path: Path = PRESET_DIR / "clips.yaml") -> dict[str, MotionClip]:
         frames = tuple({j: _rotation(path, f"{name}@{t}.{j}", r) for j, r in (by_time[t] or {}).items()} for t in times)
         clips[name] = MotionClip(name, duration, tuple(times), frames)
     return clips
+
+
+def body_model_clips(joint_names: tuple[str, ...], *, seconds: float = 4.0, fps: float = 15.0) -> dict[str, MotionClip]:
+    """Clips generated from the body model's natural-motion generator (`core.data.motion`), one per motion.
+
+    Empty when the generator is not installed or knows none of the avatar's joints.
+    """
+    try:
+        import numpy as np
+
+        from core.data.motion import MOTIONS, generate_motion
+    except ImportError:
+        return {}
+    clips = {}
+    frames = max(2, int(seconds * fps))
+    for k, motion in enumerate(MOTIONS):
+        rot, _, _ = generate_motion(np.random.default_rng(1000 + k), joint_names, frames, motion=motion, fps=fps)
+        deg = np.degrees(rot)  # [F, J, 3]
+        moving = [j for j in range(len(joint_names)) if np.abs(deg[:, j]).max() > 1e-6]
+        if not moving:
+            continue
+        keys = tuple({joint_names[j]: tuple(float(v) for v in deg[f, j]) for j in moving} for f in range(frames))
+        times = tuple(f / fps for f in range(frames))
+        clips[f"body: {motion}"] = MotionClip(f"body: {motion}", frames / fps, times, keys)
+    return clips

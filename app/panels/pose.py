@@ -7,7 +7,7 @@ from dataclasses import replace
 import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel, set_if_changed
-from app.presets import load_clips, load_pose_presets, pose_from_rotations
+from app.presets import body_model_clips, load_clips, load_pose_presets, pose_from_rotations
 from app.session import Session
 
 
@@ -28,6 +28,7 @@ class PosePanel(Panel):
     def build(self, parent: int | str) -> None:
         rig = self.session.avatar.rig
         self._tree_items = {}
+        self.clips = {**load_clips(), **body_model_clips(rig.joint_names)}
         with dpg.group(parent=parent) as self.root:
             if not rig.joint_names:
                 dpg.add_text("This avatar has no skeleton to pose.", color=(200, 160, 80))
@@ -41,7 +42,7 @@ class PosePanel(Panel):
             dpg.add_separator()
             dpg.add_text("Motion clip")
             with dpg.group(horizontal=True):
-                self.clip_combo = dpg.add_combo(list(self.clips), width=110, callback=self._on_clip, default_value="")
+                self.clip_combo = dpg.add_combo(list(self.clips), width=150, callback=self._on_clip, default_value="")
                 self.play_button = dpg.add_button(label="Play", width=60, callback=lambda: self.toggle_play())
             self.timeline = dpg.add_slider_float(
                 label="time (s)", min_value=0.0, max_value=1.0, callback=self._on_scrub
