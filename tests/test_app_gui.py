@@ -96,6 +96,8 @@ def test_orbit_presets_and_zoom_change_the_view(studio) -> None:
 
 
 def test_expression_slider_moves_the_face_and_undo_restores_it(studio) -> None:
+    import dearpygui.dearpygui as dpg
+
     panel = studio.panels[1]
     if not panel.sliders:
         pytest.skip("the default avatar has no expression controls")
@@ -109,6 +111,18 @@ def test_expression_slider_moves_the_face_and_undo_restores_it(studio) -> None:
     assert studio.session.undo()
     restored = image(studio)
     np.testing.assert_allclose(restored, before, atol=1e-4)
+    trigger(panel.sliders["eyeBlinkLeft"], 0.7)  # the symmetry lock moves the right eye too
+    assert studio.session.edit.expression_of("eyeBlinkRight") == pytest.approx(0.7)
+    assert dpg.get_value(panel.sliders["eyeBlinkRight"]) == pytest.approx(0.7)
+    trigger(find_button(panel.root, "smile"))
+    image(studio)
+    assert studio.session.edit.expression_of("mouthSmileLeft") > 0.5
+    assert studio.session.edit.expression_of("eyeBlinkLeft") == 0.0  # a preset replaces the whole expression
+    assert dpg.get_value(panel.sliders["mouthSmileRight"]) > 0.5
+    trigger(panel.gaze_yaw, 20.0)
+    assert studio.session.edit.gaze_deg[0] == 20.0
+    trigger(find_button(panel.root, "Reset"))
+    assert studio.session.edit.expression == () and studio.session.edit.gaze_deg == (0.0, 0.0)
     studio.session.camera_preset("front")
 
 

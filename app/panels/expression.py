@@ -59,7 +59,7 @@ class ExpressionPanel(Panel):
             with dpg.group(horizontal=True):
                 dpg.add_checkbox(label="symmetry lock", default_value=self.symmetry, callback=self._on_symmetry)
                 dpg.add_button(label="Randomise", callback=lambda: self.randomise())
-                dpg.add_button(label="Reset", callback=lambda: self.apply_preset("neutral"))
+                dpg.add_button(label="Reset", callback=lambda: self.reset())
             dpg.add_text("Presets")
             names_ = list(self.presets)
             for row in range(0, len(names_), 5):
@@ -115,6 +115,10 @@ class ExpressionPanel(Panel):
         cleared = replace(self.session.edit, expression=()).with_expression(values)
         self.session.apply(cleared, external=True)
         self.session.say(f"expression preset: {name}")
+
+    def reset(self) -> None:
+        """Neutral face, eyes straight ahead."""
+        self.session.apply(replace(self.session.edit, expression=(), gaze_deg=(0.0, 0.0)), external=True)
 
     def randomise(self) -> None:
         names = self.session.avatar.rig.expression_names
