@@ -3,6 +3,7 @@ baked diffuse lighting, and a second pass that renders part labels."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,16 +104,19 @@ def render_views(
     gaussians: Gaussians, camera: Camera, *, with_parts: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Render over black: colour [C, H, W, 3] float, alpha [C, H, W] float, part ids [C, H, W] uint8 (255 = none)."""
+    # On a GPU machine the world renders with gsplat: the torch reference is far too slow for data sets.
+    device = torch.device(os.environ.get("LCA_DATA_DEVICE", "cuda" if torch.cuda.is_available() else "cpu"))
+    gaussians, camera = gaussians.to(device), camera.to(device)
     with torch.no_grad():
         out = rasterize(gaussians, camera, background=(0.0, 0.0, 0.0))
-        color, alpha = out.color.numpy(), out.alpha[..., 0].numpy()
+        color, alpha = out.color.cpu().numpy(), out.alpha[..., 0].cpu().numpy()
         parts = None
         if with_parts and gaussians.parts is not None:
-            codes = PART_CODES[gaussians.parts]
+            codes = PART_CODES.to(device)[gaussians.parts]
             lab = rasterize(gaussians.replace(sh=rgb_to_sh0(codes)[:, None, :]), camera, background=(0.0, 0.0, 0.0))
             c = lab.color / lab.alpha.clamp_min(1e-6)  # un-premultiply: the code of the front-most surface
-            d = ((c[..., None, :] - PART_CODES) ** 2).sum(-1)  # [C, H, W, P]
+            d = ((c[..., None, :] - PART_CODES.to(device)) ** 2).sum(-1)  # [C, H, W, P]
             ids = d.argmin(-1).to(torch.uint8)
             ids[lab.alpha[..., 0] < 0.5] = 255
-            parts = ids.numpy()
+            parts = ids.cpu().numpy()
     return color, alpha, parts

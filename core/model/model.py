@@ -178,7 +178,8 @@ class LCAModel(nn.Module):
             raise RuntimeError("this model was built drive_only (from an avatar file); it cannot create avatars")
         check_crops(body, face, self.cfg)
         B = body.shape[0]
-        anchors, rest_poses, support = self.shaped_rest(shape, B)
+        with torch.autocast(device_type=body.device.type, enabled=False):  # body geometry stays float32
+            anchors, rest_poses, support = self.shaped_rest(None if shape is None else shape.float(), B)
         geo = self.geometry(anchors)  # (B, A, D)
         feats = self.transformer(self.image_tokens(body, face), geo)  # (B, A, D)
         return self.identity_from_features(feats, anchors, rest_poses, support)

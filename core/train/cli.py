@@ -76,11 +76,14 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
             log.error("%s", e)
             return 2
         out = Path(args.out) if args.out else Path(args.checkpoint).parent
+        data_cfg = meta.get("config", {}).get("train", {}).get("data", {})  # crop as in training
         res = evaluate(
             model,
             args.bench_root,
             count=args.count,
             resolution=args.resolution,
+            crop_size=data_cfg.get("crop_size", 128),
+            face_size=data_cfg.get("face_size", 64),
             out_json=out / "eval.json",
             sheet=out / "eval_sheet.png",
             device=device,

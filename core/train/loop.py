@@ -147,6 +147,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
         cfg.loss,
         render_size=cfg.data.render_size,
         perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
+        amp=cfg.amp,
     )
     opt = make_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay), use_buffers=False)
@@ -176,7 +177,6 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
                 find_unused_parameters=True,
             )
 
-    use_amp = cfg.amp and dist.device.type == "cuda"
     batches = _batches(cfg, root, skip, epoch)
     bar = tqdm(
         total=cfg.steps, initial=start, desc=cfg.name, disable=not (progress and dist.is_main), dynamic_ncols=True
@@ -190,8 +190,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
         t_data = time.time() - t0
         lr = lr_at(step, base_lr=cfg.optim.lr, warmup=cfg.optim.warmup, total=cfg.steps)
         set_lr(opt, lr)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
-            out = wrapped(batch)
+        out = wrapped(batch)
         bad = not torch.isfinite(out.loss).item()
         if not any_rank(bad, dist.device):
             opt.zero_grad(set_to_none=True)

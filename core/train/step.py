@@ -72,8 +72,17 @@ class StepOutput:
 class TrainStep(nn.Module):
     """model + losses in one module (what DDP/FSDP wrap)."""
 
-    def __init__(self, model: LCAModel, loss_cfg: LossConfig, *, render_size: int, perceptual: PerceptualLoss | None):
+    def __init__(
+        self,
+        model: LCAModel,
+        loss_cfg: LossConfig,
+        *,
+        render_size: int,
+        perceptual: PerceptualLoss | None,
+        amp: bool = False,
+    ):
         super().__init__()
+        self.amp = amp
         self.model = model
         self.cfg = loss_cfg
         self.render_size = render_size
@@ -108,7 +117,10 @@ class TrainStep(nn.Module):
         body = fit_crops(batch["ref_full"].to(dev), tuple(mcfg.encoder.body_crop))  # [B, N, 3, h, w]
         face = fit_crops(batch["ref_face"].to(dev), tuple(mcfg.encoder.face_crop))
         shape = batch["shape"].to(dev) if model.anchor_shape is not None else None
-        states = model(body, face, shape)
+        # bf16 for the encoder and transformer only; skinning, shading and rasterising stay float32
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.amp and dev.type == "cuda"):
+            states = model(body, face, shape)
+        states = states.map(lambda v: v.float() if v.is_floating_point() else v)
         B, T = batch["tgt_rgb"].shape[:2]
         side = self.render_size
         preds, alphas, targets, masks, part_probs, part_labels = [], [], [], [], [], []

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Trains the shipped default model on one GPU: synthetic data, pre-training (wild), post-training (studio),
+# export (half precision) and evaluation on the held-out sets. Results go to ${OUT:-out/default}.
+set -euo pipefail
+OUT=${OUT:-out/default}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+python3 main.py prepare synth --wild 200 --studio 50 --size 192 --frames 8 --cameras 8 16 --detail 0.6 \
+    --workers "$(( $(nproc) - 1 ))" --out data/synth
+python3 main.py train configs/train/pretrain-base.yaml --no-progress
+cp runs/pretrain-base/metrics.jsonl "$OUT/pretrain_metrics.jsonl"
+python3 main.py train configs/train/posttrain-base.yaml --no-progress
+cp runs/posttrain-base/metrics.jsonl "$OUT/posttrain_metrics.jsonl"
+cp "$(ls runs/posttrain-base/samples/*.png | tail -1)" "$OUT/posttrain_samples.png"
+python3 -c "from core.train.export import export_model; export_model('runs/posttrain-base/last.safetensors', '$OUT/default_model.safetensors')"
+python3 main.py eval "$OUT/default_model.safetensors" --count 4 --resolution 192 --out "$OUT"
