@@ -172,13 +172,17 @@ class CaptureAssistant:
 def creation_model():
     """The model that turns photos into avatars: (LCAModel, description).
 
-    Until a trained checkpoint ships, this is a randomly initialised `tiny` model, so created avatars
-    have the body's shape but not the person's appearance.
+    The shipped trained model when it is installed; otherwise a randomly initialised `tiny` model, so created
+    avatars have the body's shape but not the person's appearance.
     """
+    from app.model_avatar import trained_model
     from core.model.config import load_model_config
     from core.model.model import LCAModel
     from core.model.rig import rig_from_body_asset
 
+    trained = trained_model()
+    if trained is not None:
+        return trained
     torch.manual_seed(0)
     cfg = load_model_config("tiny")
     return LCAModel(cfg, rig_from_body_asset()).eval(), "untrained tiny model (no trained checkpoint installed)"

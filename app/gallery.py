@@ -17,7 +17,11 @@ def user_dir() -> Path:
 def bundled_examples() -> dict[str, Callable[[], StudioAvatar]]:
     """Name -> factory of each example that ships with the studio."""
     out: dict[str, Callable[[], StudioAvatar]] = {}
+    from app.model_avatar import example_avatar, example_files
     from app.synthetic_avatar import synthetic_available, synthetic_avatar
+
+    for path in example_files():
+        out[f"trained model: {path.stem}"] = lambda path=path: example_avatar(path)
 
     if synthetic_available():
         for seed in (1, 2, 3, 4):

@@ -18,8 +18,49 @@ from core.raster.types import PART_NAMES, Gaussians
 
 log = logging.getLogger(__name__)
 
-# The trained default avatar, produced by training; the studio falls back to an example until it exists.
+# A saved default avatar wins; otherwise the shipped trained model decodes the bundled example inputs.
 DEFAULT_AVATAR_FILES = (ROOT / "assets" / "default_avatar.safetensors",)
+DEFAULT_MODEL_FILE = ROOT / "assets" / "default_model.safetensors"
+EXAMPLES_DIR = ROOT / "assets" / "examples"
+_MODEL_CACHE: dict[str, tuple] = {}
+
+
+def trained_model():
+    """The shipped trained model and a description, or None when it is missing or unreadable (cached)."""
+    if "model" not in _MODEL_CACHE:
+        result = None
+        if DEFAULT_MODEL_FILE.is_file() and model_available():
+            from core.io import FileFormatError
+            from core.train.export import model_from_checkpoint
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            try:
+                model, meta = model_from_checkpoint(DEFAULT_MODEL_FILE, device)
+                result = (model, f"trained {model.cfg.name} model (step {meta['step']}, {DEFAULT_MODEL_FILE.name})")
+            except (FileFormatError, OSError, ValueError, KeyError) as e:
+                log.warning("the trained model %s could not be loaded: %s", DEFAULT_MODEL_FILE, e)
+        _MODEL_CACHE["model"] = result
+    return _MODEL_CACHE["model"]
+
+
+def example_files() -> list[Path]:
+    return sorted(EXAMPLES_DIR.glob("*.safetensors")) if EXAMPLES_DIR.is_dir() else []
+
+
+def example_avatar(path: Path) -> StudioAvatar:
+    """The trained model's avatar of one bundled example (8 photos of a held-out identity)."""
+    from core.model.examples import load_example
+
+    trained = trained_model()
+    if trained is None:
+        raise AvatarLoadError("no trained model is installed (assets/default_model.safetensors)")
+    model, label = trained
+    try:
+        ex = load_example(path)
+    except (OSError, ValueError) as e:
+        raise AvatarLoadError(f"{path.name} is not a usable example: {e}") from e
+    avatar = ex.create(model)
+    return ModelAvatar(avatar, name=ex.name, description=f"{ex.name}: decoded by the {label} from {len(ex.body)} photos")
 
 
 def model_available() -> bool:
@@ -119,6 +160,11 @@ def default_model_avatar() -> StudioAvatar | None:
                 return load_model_avatar(path)
             except AvatarLoadError as e:
                 log.warning("default avatar %s could not be opened: %s", path, e)
+    for path in example_files():
+        try:
+            return example_avatar(path)
+        except AvatarLoadError as e:
+            log.warning("example %s could not be decoded: %s", path, e)
     return None
 
 

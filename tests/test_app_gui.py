@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a -s '-screen 0 1600x900x24'"
@@ -24,11 +25,12 @@ SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    from app.avatar_source import default_avatar
     from app.session import Session
     from app.studio import Studio
+    from app.synthetic_avatar import synthetic_avatar
 
-    s = Studio(Session(default_avatar()), preview=(480, 360), interactive_scale=1.0)
+    # A ground-truth synthetic person: every part and expression is present, whatever model ships.
+    s = Studio(Session(synthetic_avatar(1)), preview=(480, 360), interactive_scale=1.0)
     s.run(max_frames=3)
     yield s
     s.close()
@@ -308,3 +310,18 @@ def test_capture_assistant_checks_photos_and_creates_an_avatar(studio, tmp_path)
     assert "mine: astronaut.safetensors" in dpg.get_item_configuration(gallery_panel.list)["items"]
     studio.open_gallery("mine: astronaut.safetensors")
     assert studio.session.avatar.name == "astronaut"
+
+
+def test_default_avatar_is_decoded_by_the_shipped_trained_model():
+    from app.avatar_source import default_avatar
+    from app.model_avatar import DEFAULT_MODEL_FILE, example_files
+
+    if not DEFAULT_MODEL_FILE.is_file() or not example_files():
+        pytest.skip("no trained model or examples installed")
+    avatar = default_avatar()
+    g = avatar.canonical()
+    assert "decoded by the trained base model" in avatar.description
+    assert g.num == 131_072 and torch.isfinite(g.means).all()
+    # standing person-sized: about 1.2-2.1 m tall
+    height = float(g.means[:, 1].quantile(0.999) - g.means[:, 1].quantile(0.001))
+    assert 1.2 < height < 2.1

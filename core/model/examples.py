@@ -1,0 +1,94 @@
+"""Bundled example inputs: reference crops of held-out identities, from which the studio decodes example avatars.
+
+An example file holds N full-body and face crops (uint8) and the identity's estimated shape; a trained model
+turns it into an avatar in one `Avatar.create` call. Built from the benchmark shards with
+`python -m core.model.examples --bench data/benchmarks --out assets/examples`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from core.io import load_tensors, save_tensors
+from core.model.avatar import Avatar
+from core.model.model import LCAModel
+
+log = logging.getLogger(__name__)
+KIND = "lca-example-inputs"
+
+
+@dataclass(frozen=True)
+class ExampleInputs:
+    name: str
+    body: Tensor  # [N, 3, S, S] uint8 full-body crops
+    face: Tensor  # [N, 3, Sf, Sf] uint8 face crops
+    shape: Tensor  # [S_shape] float32 estimated identity shape
+    source: str  # where the crops came from
+
+    def create(self, model: LCAModel) -> Avatar:
+        """The example's avatar decoded by `model` (crops resized to the model's crop sizes)."""
+        from core.train.step import fit_crops
+
+        enc = model.cfg.encoder
+        body = fit_crops(self.body[None].float() / 255.0, tuple(enc.body_crop))[0]
+        face = fit_crops(self.face[None].float() / 255.0, tuple(enc.face_crop))[0]
+        shape = self.shape if model.shape_dim > 0 and self.shape.numel() == model.shape_dim else None
+        return Avatar.create(model, body_crops=body, face_crops=face, shape=shape)
+
+
+def save_example(path: str | Path, ex: ExampleInputs) -> Path:
+    return save_tensors(
+        path,
+        {"body": ex.body.to(torch.uint8), "face": ex.face.to(torch.uint8), "shape": ex.shape.float()},
+        {"name": ex.name, "source": ex.source},
+        kind=KIND,
+    )
+
+
+def load_example(path: str | Path) -> ExampleInputs:
+    t, meta = load_tensors(path, kind=KIND, max_bytes=64 << 20)
+    for k, dims in (("body", 4), ("face", 4), ("shape", 1)):
+        if k not in t or t[k].dim() != dims:
+            raise ValueError(f"{path}: example file lacks a valid {k!r} tensor")
+    return ExampleInputs(meta.get("name", Path(path).stem), t["body"], t["face"], t["shape"], meta.get("source", ""))
+
+
+def examples_from_benchmarks(bench_root: str | Path, crop_size: int = 192, face_size: int = 96) -> list[ExampleInputs]:
+    """The first identity of each held-out benchmark as example inputs."""
+    from core.data.benchmarks import BENCHMARKS, load_benchmark
+    from core.train.evaluate import reference_crops
+
+    out = []
+    for name in BENCHMARKS:
+        shards = sorted((Path(bench_root) / name).glob("*.tar"))
+        if not shards:
+            log.warning("no %s shards under %s", name, bench_root)
+            continue
+        sample = load_benchmark(shards[0])[0]
+        full, face = reference_crops(sample, crop_size, face_size)
+        to8 = lambda x: (x * 255).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
+        shape = torch.as_tensor(sample.arrays["est_shape"]).float()
+        out.append(ExampleInputs(f"{name} #0", to8(full), to8(face), shape, f"{shards[0].name} (held out)"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--bench", default="data/benchmarks")
+    p.add_argument("--out", default="assets/examples")
+    args = p.parse_args(argv)
+    for ex in examples_from_benchmarks(args.bench):
+        path = save_example(Path(args.out) / f"{ex.name.split()[0]}.safetensors", ex)
+        log.info("wrote %s", path)
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    raise SystemExit(main())
