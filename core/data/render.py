@@ -13,6 +13,7 @@ from torch import Tensor
 from core.data.body_bridge import PosedBody, WorldBody, skin_points
 from core.data.identity import Identity
 from core.data.lighting import Lighting, shade
+from core.raster.project import matrix_to_quat
 from core.raster.rasterize import rasterize
 from core.raster.types import PART_NAMES, Camera, Gaussians, rgb_to_sh0
 
@@ -29,17 +30,6 @@ class PosedIdentity:
     means: Tensor  # [F, G, 3]
     rotations: Tensor  # [F, G, 3, 3] columns: tangent, bitangent, normal
     body: PosedBody
-
-
-def matrix_to_quat(R: Tensor) -> Tensor:
-    """Rotation matrices [..., 3, 3] -> quaternions wxyz [..., 4] (numerically safe branchless form)."""
-    m00, m11, m22 = R[..., 0, 0], R[..., 1, 1], R[..., 2, 2]
-    w = 0.5 * torch.sqrt((1 + m00 + m11 + m22).clamp_min(0))
-    x = 0.5 * torch.sqrt((1 + m00 - m11 - m22).clamp_min(0)) * torch.sign(R[..., 2, 1] - R[..., 1, 2])
-    y = 0.5 * torch.sqrt((1 - m00 + m11 - m22).clamp_min(0)) * torch.sign(R[..., 0, 2] - R[..., 2, 0])
-    z = 0.5 * torch.sqrt((1 - m00 - m11 + m22).clamp_min(0)) * torch.sign(R[..., 1, 0] - R[..., 0, 1])
-    q = torch.stack([w, x, y, z], -1)
-    return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
 def _orthonormalise(M: Tensor) -> Tensor:

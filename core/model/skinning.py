@@ -8,10 +8,11 @@ an anchor lands exactly on the posed body surface, and its Gaussians follow the 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from core.body.lbs import axis_angle_to_matrix, skin_points
+from core.raster.project import matrix_to_quat, quat_mul  # noqa: F401  (re-exported)
+from core.raster.project import quat_to_rotmat as quat_to_matrix  # noqa: F401
 
 __all__ = [
     "attach_to_anchors",
@@ -28,88 +29,6 @@ __all__ = [
 def matrix_to_rot6d(R: Tensor) -> Tensor:
     """[..., 3, 3] -> [..., 6]: the first two columns, a continuous rotation code for networks."""
     return torch.cat([R[..., :, 0], R[..., :, 1]], dim=-1)
-
-
-def quat_to_matrix(q: Tensor) -> Tensor:
-    """[..., 4] wxyz (any norm) -> [..., 3, 3]."""
-    q = F.normalize(q, dim=-1)
-    w, x, y, z = q.unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z),
-            2 * (x * y - w * z),
-            2 * (x * z + w * y),
-            2 * (x * y + w * z),
-            1 - 2 * (x * x + z * z),
-            2 * (y * z - w * x),
-            2 * (x * z - w * y),
-            2 * (y * z + w * x),
-            1 - 2 * (x * x + y * y),
-        ],
-        -1,
-    ).reshape(*q.shape[:-1], 3, 3)
-
-
-def matrix_to_quat(R: Tensor) -> Tensor:
-    """[..., 3, 3] (near-)rotation -> [..., 4] unit wxyz with w >= 0 (branch-free Shepperd form)."""
-    m = R
-    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    # Four candidate (unnormalised) quaternions; pick the best-conditioned one per element.
-    cands = torch.stack(
-        [
-            torch.stack(
-                [1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1
-            ),
-            torch.stack(
-                [
-                    m[..., 2, 1] - m[..., 1, 2],
-                    1 + 2 * m[..., 0, 0] - tr,
-                    m[..., 0, 1] + m[..., 1, 0],
-                    m[..., 0, 2] + m[..., 2, 0],
-                ],
-                -1,
-            ),
-            torch.stack(
-                [
-                    m[..., 0, 2] - m[..., 2, 0],
-                    m[..., 0, 1] + m[..., 1, 0],
-                    1 + 2 * m[..., 1, 1] - tr,
-                    m[..., 1, 2] + m[..., 2, 1],
-                ],
-                -1,
-            ),
-            torch.stack(
-                [
-                    m[..., 1, 0] - m[..., 0, 1],
-                    m[..., 0, 2] + m[..., 2, 0],
-                    m[..., 1, 2] + m[..., 2, 1],
-                    1 + 2 * m[..., 2, 2] - tr,
-                ],
-                -1,
-            ),
-        ],
-        -2,
-    )  # [..., 4 candidates, 4]
-    diag = torch.stack([tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1)
-    best = diag.argmax(-1, keepdim=True)  # [..., 1]
-    q = torch.gather(cands, -2, best.unsqueeze(-1).expand(*best.shape, 4)).squeeze(-2)
-    q = F.normalize(q, dim=-1)
-    return torch.where(q[..., :1] < 0, -q, q)
-
-
-def quat_mul(a: Tensor, b: Tensor) -> Tensor:
-    """Hamilton product a*b of [..., 4] wxyz quaternions (rotation b first, then a)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        -1,
-    )
 
 
 def axis_angle_to_quat(aa: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 ALPHA_THRESHOLD = 1.0 / 255.0  # alphas below this are skipped when compositing
@@ -134,3 +135,65 @@ def pixel_radius(
 def focal_from_fov(fov_deg: float, size: int) -> float:
     """Focal length in pixels for a field of view of `fov_deg` across `size` pixels."""
     return 0.5 * size / math.tan(math.radians(fov_deg) / 2)
+
+
+def matrix_to_quat(R: Tensor) -> Tensor:
+    """[..., 3, 3] (near-)rotation -> [..., 4] unit wxyz with w >= 0 (branch-free Shepperd form)."""
+    m = R
+    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    # Four candidate (unnormalised) quaternions; pick the best-conditioned one per element.
+    cands = torch.stack(
+        [
+            torch.stack(
+                [1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1
+            ),
+            torch.stack(
+                [
+                    m[..., 2, 1] - m[..., 1, 2],
+                    1 + 2 * m[..., 0, 0] - tr,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 + 2 * m[..., 1, 1] - tr,
+                    m[..., 1, 2] + m[..., 2, 1],
+                ],
+                -1,
+            ),
+            torch.stack(
+                [
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 + 2 * m[..., 2, 2] - tr,
+                ],
+                -1,
+            ),
+        ],
+        -2,
+    )  # [..., 4 candidates, 4]
+    diag = torch.stack([tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1)
+    best = diag.argmax(-1, keepdim=True)  # [..., 1]
+    q = torch.gather(cands, -2, best.unsqueeze(-1).expand(*best.shape, 4)).squeeze(-2)
+    q = F.normalize(q, dim=-1)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def quat_mul(a: Tensor, b: Tensor) -> Tensor:
+    """Hamilton product a*b of [..., 4] wxyz quaternions (rotation b first, then a)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        -1,
+    )
