@@ -74,9 +74,12 @@ class Viewport:
             self.ctx: moderngl.Context = moderngl.create_standalone_context(require=330)
         else:
             self.ctx = create_context(backend)
-        with self.ctx:
-            self.renderer = SplatRenderer(self.ctx, width=width, height=height)
         self.device_name = renderer_name(self.ctx)
+        # A software GL (Mesa llvmpipe) blends an 8-bit target about a quarter faster than half floats
+        # (50K splats at 640x480: 77 ms vs 101 ms); a GPU keeps the more exact half-float target.
+        software = any(k in self.device_name.lower() for k in ("llvmpipe", "softpipe", "swrast"))
+        with self.ctx:
+            self.renderer = SplatRenderer(self.ctx, width=width, height=height, target_dtype="f1" if software else "f2")
         self.render_ms = 0.0
         self.upload_ms = 0.0
         self._rgba = np.ones((height, width, 4), dtype=np.float32)

@@ -38,7 +38,14 @@ def make_avatar(kind: str):
         from app.avatar_source import example_figure
 
         return example_figure()
-    raise SystemExit(f"unknown --avatar {kind!r}; use tiny, base, synthetic or example")
+    if kind == "trained":
+        from app.model_avatar import default_model_avatar
+
+        avatar = default_model_avatar()
+        if avatar is None:
+            raise SystemExit("no trained model and examples installed (assets/default_model.safetensors)")
+        return avatar
+    raise SystemExit(f"unknown --avatar {kind!r}; use trained, tiny, base, synthetic or example")
 
 
 def drag_expression(studio, frames: int) -> dict:
@@ -106,7 +113,7 @@ def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float) -> d
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--avatar", default="tiny", help="tiny | base (untrained model), synthetic, example")
+    ap.add_argument("--avatar", default="tiny", help="trained (the shipped model's example) | tiny | base (untrained model), synthetic, example")
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--interactive-scale", type=float, nargs="+", default=[0.5, 1.0])
