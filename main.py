@@ -85,7 +85,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
     runners: dict[str, Callable[[argparse.Namespace], int] | None] = {}
     for name, (help_text, target) in COMMANDS.items():
         built = target is not None
-        p = sub.add_parser(name, help=help_text if built else f"{help_text} [not built yet]")
+        sub.add_parser(name, help=help_text if built else f"{help_text} [not built yet]")
         if not built:
             runners[name] = _not_built(name)
             continue

@@ -45,7 +45,7 @@ def sh_degree_of(num_coeffs: int) -> int:
 def _check(name: str, t: Tensor, tail: tuple[int | None, ...], lead: tuple[int, ...]) -> None:
     if t.dim() != len(lead) + len(tail) or tuple(t.shape[: len(lead)]) != lead:
         raise ValueError(f"Gaussians.{name}: expected shape {(*lead, *tail)}, got {tuple(t.shape)}")
-    for got, want in zip(t.shape[len(lead) :], tail):
+    for got, want in zip(t.shape[len(lead) :], tail, strict=True):
         if want is not None and got != want:
             raise ValueError(f"Gaussians.{name}: expected shape {(*lead, *tail)}, got {tuple(t.shape)}")
 
