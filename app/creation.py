@@ -54,11 +54,13 @@ class PhotoCheck:
 
 
 def read_photo(path: str | Path) -> np.ndarray:
-    """[H, W, 3] uint8 RGB; raises PhotoError for unreadable files."""
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise PhotoError(f"{Path(path).name} could not be read as an image (is it a JPEG or PNG?)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """[H, W, 3] uint8 RGB with EXIF rotation applied; raises PhotoError for unreadable or oversized files."""
+    from core.io import read_image_rgb
+
+    try:
+        return read_image_rgb(path)
+    except (OSError, ValueError) as e:
+        raise PhotoError(f"{Path(path).name} could not be read as a photo: {e}") from e
 
 
 def _crop(rgb: np.ndarray, box, size: tuple[int, int]) -> np.ndarray:

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import reprlib
 import tempfile
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few kilobytes; anything over a megabyte is not one
+
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxlist, _short.maxdict, _short.maxstring, _short.maxother = 3, 8, 8, 80, 80
+
+
+def _r(value: Any) -> str:
+    """A bounded repr for messages (a YAML alias bomb must not expand into the error text)."""
+    return _short.repr(value)
 
 
 class ConfigError(ValueError):
@@ -48,7 +58,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     if origin is Literal:
         choices = get_args(tp)
         if value not in choices:
-            raise ConfigError(f"{where}: must be one of {list(choices)}, got {value!r}")
+            raise ConfigError(f"{where}: must be one of {list(choices)}, got {_r(value)}")
         return value
     if origin in (Union, types.UnionType):
         args = get_args(tp)
@@ -64,14 +74,14 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 return _convert(value, arg, where)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(f"{where}: {value!r} matches none of {_type_name(tp)} ({'; '.join(errors)})")
+        raise ConfigError(f"{where}: {_r(value)} matches none of {_type_name(tp)} ({'; '.join(errors)})")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__} {_r(value)}")
         args = get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(value) != len(args):
-                raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}: {value!r}")
+                raise ConfigError(f"{where}: expected {len(args)} items, got {len(value)}: {_r(value)}")
             items = [_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True))]
         else:
             item_tp = args[0] if args else Any
@@ -85,19 +95,19 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         return from_dict(tp, value, _where=where)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {type(value).__name__} {_r(value)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {type(value).__name__} {_r(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {type(value).__name__} {_r(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {type(value).__name__} {_r(value)}")
         return value
     raise ConfigError(f"{where}: unsupported field type {_type_name(tp)} in config dataclass")
 
@@ -110,11 +120,11 @@ def from_dict(cls: type[T], data: dict[str, Any], *, _where: str = "") -> T:
         raise ConfigError(f"{_where or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
         prefix = f"{_where}." if _where else ""
         raise ConfigError(
-            f"{cls.__name__}: unknown key(s) {[prefix + k for k in unknown]}; valid keys are {sorted(names)}"
+            f"{cls.__name__}: unknown key(s) {[prefix + str(k) for k in unknown]}; valid keys are {sorted(names)}"
         )
     kwargs = {}
     for key, value in data.items():
@@ -156,8 +166,18 @@ def load_config(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any]
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
-    with open(path) as f:
-        data = yaml.safe_load(f) or {}
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {size} bytes is too large for a config file (limit {MAX_CONFIG_BYTES})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        data = yaml.safe_load(text) or {}
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: YAML nested too deeply to be a config") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     if overrides:

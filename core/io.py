@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load_bytes
@@ -84,3 +85,43 @@ def load_tensors(
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise FileFormatError(f"{path}: tensor {name!r} holds NaN or infinite values")
     return tensors, meta
+
+
+MAX_IMAGE_PIXELS = 40_000_000  # about 8K x 5K; a larger declared size is refused before any pixel is decoded
+
+
+def read_image_rgb(path: str | os.PathLike, *, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+    """A photo as [H, W, 3] uint8 RGB, EXIF rotation applied; grey, palette, 16-bit and CMYK files are converted.
+
+    The declared size is checked from the header before decoding (a "decompression bomb" is refused without
+    allocating its pixels); truncated or corrupt files raise `FileFormatError` naming the file.
+    """
+    from PIL import Image, ImageOps
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    too_big = f"is over the {max_pixels / 1e6:.0f} megapixel limit (or empty); resize the photo before opening it"
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            if w <= 0 or h <= 0 or w * h > max_pixels:
+                raise FileFormatError(f"{path}: declared image size {w} x {h} {too_big}")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                a = np.asarray(img, dtype=np.float64)
+                scale = 255.0 / 65535.0 if img.mode.startswith("I") and a.max(initial=0) > 255 else 1.0
+                img = Image.fromarray(np.clip(a * scale, 0, 255).astype(np.uint8), mode="L")
+            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except FileFormatError:
+        raise
+    except Image.DecompressionBombError as e:  # Pillow's own header check fires first for enormous sizes
+        raise FileFormatError(f"{path}: declared image size {too_big} ({e})") from e
+    except MemoryError:
+        raise
+    except Exception as e:  # Pillow raises many types (OSError, SyntaxError, struct.error, ...) for bad files
+        raise FileFormatError(
+            f"{path}: not a readable image ({type(e).__name__}: {e}); is it a whole JPEG or PNG file?"
+        ) from e
+    return np.ascontiguousarray(rgb)

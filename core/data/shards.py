@@ -16,6 +16,8 @@ import io
 import json
 import os
 import tarfile
+import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,41 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.io import FileFormatError
+
 PART_BACKGROUND = 255
+MAX_MEMBER_BYTES = 256 << 20  # one encoded image or array file; a larger member means a corrupt or foreign tar
+MAX_SAMPLE_PIXELS = 1 << 28  # frames x cameras x height x width of one decoded sample (~1 GiB of RGB)
+
+
+class ShardError(FileFormatError):
+    """A shard (or one of its samples) is truncated, corrupt or not in the layout this project writes."""
+
+
+def _check_meta(key: str, meta: object) -> tuple[int, int, int, int]:
+    """(F, C, H, W) from a sample's JSON header, checked to be sane before anything is allocated."""
+    if not isinstance(meta, dict):
+        raise ShardError(f"sample {key!r}: .json is not a mapping")
+    try:
+        dims = tuple(int(meta[k]) for k in ("num_frames", "num_cameras", "height", "width"))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ShardError(f"sample {key!r}: .json lacks valid num_frames/num_cameras/height/width ({e})") from e
+    F, C, H, W = dims
+    if min(dims) < 1 or F * C * H * W > MAX_SAMPLE_PIXELS:
+        raise ShardError(f"sample {key!r}: implausible sizes frames={F} cameras={C} height={H} width={W}")
+    return F, C, H, W
+
+
+def _read_meta_arrays(key: str, files: dict[str, bytes]) -> tuple[dict, dict[str, np.ndarray]]:
+    if "json" not in files or "npz" not in files:
+        raise ShardError(f"sample {key!r} lacks its .json or .npz file (has {sorted(files)[:5]}...)")
+    try:
+        meta = json.loads(files["json"])
+        with np.load(io.BytesIO(files["npz"]), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+        raise ShardError(f"sample {key!r}: unreadable .json or .npz ({type(e).__name__}: {e})") from e
+    return meta, arrays
 
 
 @dataclass
@@ -60,23 +96,24 @@ class LazySample:
     """A sample whose images are decoded only when asked for (loaders use a few views of many)."""
 
     def __init__(self, key: str, files: dict[str, bytes]) -> None:
-        if "json" not in files or "npz" not in files:
-            raise ValueError(f"sample {key!r} lacks its .json or .npz file (has {sorted(files)[:5]}...)")
         self.key, self.files = key, files
-        self.meta = json.loads(files["json"])
-        with np.load(io.BytesIO(files["npz"])) as z:
-            self.arrays = {k: z[k] for k in z.files}
-        self.num_frames, self.num_cameras = int(self.meta["num_frames"]), int(self.meta["num_cameras"])
+        self.meta, self.arrays = _read_meta_arrays(key, files)
+        self.num_frames, self.num_cameras, self.height, self.width = _check_meta(key, self.meta)
         self.has_parts = bool(self.meta.get("has_parts"))
 
+    def _image(self, name: str, colour: bool) -> np.ndarray:
+        if name not in self.files:
+            raise ShardError(f"sample {self.key!r} lacks its image {name}")
+        return _unpng(self.files[name], colour, (self.height, self.width))
+
     def rgb_at(self, f: int, c: int) -> np.ndarray:
-        return _unpng(self.files[f"{f:04d}-{c:02d}.rgb.png"], True)
+        return self._image(f"{f:04d}-{c:02d}.rgb.png", True)
 
     def mask_at(self, f: int, c: int) -> np.ndarray:
-        return _unpng(self.files[f"{f:04d}-{c:02d}.mask.png"], False)
+        return self._image(f"{f:04d}-{c:02d}.mask.png", False)
 
     def parts_at(self, f: int, c: int) -> np.ndarray | None:
-        return _unpng(self.files[f"{f:04d}-{c:02d}.parts.png"], False) if self.has_parts else None
+        return self._image(f"{f:04d}-{c:02d}.parts.png", False) if self.has_parts else None
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -88,10 +125,16 @@ def _png(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _unpng(data: bytes, colour: bool) -> np.ndarray:
+def _unpng(data: bytes, colour: bool, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a PNG; with `size` (H, W) its declared size is checked from the header before decoding."""
+    if len(data) < 24 or data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ShardError("corrupt PNG in shard (no PNG header)")
+    w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if size is not None and (h, w) != tuple(size):
+        raise ShardError(f"PNG in shard declares {w} x {h} pixels; the sample says {size[1]} x {size[0]}")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
     if img is None:
-        raise ValueError("corrupt PNG in shard")
+        raise ShardError("corrupt PNG in shard")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB) if colour else img
 
 
@@ -120,22 +163,20 @@ def encode_sample(sample: Sample) -> dict[str, bytes]:
 
 def decode_sample(key: str, files: dict[str, bytes]) -> Sample:
     """Inverse of `encode_sample`."""
-    if "json" not in files or "npz" not in files:
-        raise ValueError(f"sample {key!r} lacks its .json or .npz file (has {sorted(files)[:5]}...)")
-    meta = json.loads(files["json"])
-    with np.load(io.BytesIO(files["npz"])) as z:
-        arrays = {k: z[k] for k in z.files}
-    F, C, H, W = meta["num_frames"], meta["num_cameras"], meta["height"], meta["width"]
+    meta, arrays = _read_meta_arrays(key, files)
+    F, C, H, W = _check_meta(key, meta)
     rgb = np.empty((F, C, H, W, 3), np.uint8)
     mask = np.empty((F, C, H, W), np.uint8)
     parts = np.empty((F, C, H, W), np.uint8) if meta.get("has_parts") else None
     for f in range(F):
         for c in range(C):
             tag = f"{f:04d}-{c:02d}"
-            rgb[f, c] = _unpng(files[f"{tag}.rgb.png"], True)
-            mask[f, c] = _unpng(files[f"{tag}.mask.png"], False)
-            if parts is not None:
-                parts[f, c] = _unpng(files[f"{tag}.parts.png"], False)
+            for name, out, colour in (("rgb", rgb, True), ("mask", mask, False), ("parts", parts, False)):
+                if out is None:
+                    continue
+                if f"{tag}.{name}.png" not in files:
+                    raise ShardError(f"sample {key!r} lacks its image {tag}.{name}.png")
+                out[f, c] = _unpng(files[f"{tag}.{name}.png"], colour, (H, W))
     return Sample(key=key, meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
 
 
@@ -161,20 +202,27 @@ def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Stream (key, {suffix: bytes}) groups from one shard, in file order, without reading it whole."""
     key: str | None = None
     group: dict[str, bytes] = {}
-    with tarfile.open(path, mode="r|") as tar:
-        for member in tar:
-            if not member.isfile():
-                continue
-            name = member.name.rsplit("/", 1)[-1]
-            k, _, suffix = name.partition(".")
-            if key is not None and k != key:
-                yield key, group
-                group = {}
-            key = k
-            fh = tar.extractfile(member)
-            if fh is None:
-                raise ValueError(f"{path}: cannot read member {member.name}")
-            group[suffix] = fh.read()
+    try:
+        with tarfile.open(path, mode="r|") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                if member.size > MAX_MEMBER_BYTES:
+                    raise ShardError(f"{path}: member {member.name} declares {member.size} bytes; the shard is corrupt")
+                name = member.name.rsplit("/", 1)[-1]
+                k, _, suffix = name.partition(".")
+                if key is not None and k != key:
+                    yield key, group
+                    group = {}
+                key = k
+                fh = tar.extractfile(member)
+                if fh is None:
+                    raise ShardError(f"{path}: cannot read member {member.name}")
+                group[suffix] = fh.read()
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ShardError(f"{path}: not a readable tar shard ({type(e).__name__}: {e}); it may be truncated") from e
     if key is not None:
         yield key, group
 
@@ -182,13 +230,20 @@ def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
 def iter_shard_lazy(path: Path) -> Iterator[LazySample]:
     """Samples of one shard with their images left encoded until used."""
     for key, files in iter_raw_samples(path):
-        yield LazySample(key, files)
+        try:
+            yield LazySample(key, files)
+        except ShardError as e:
+            raise ShardError(f"{path}: {e}") from e
 
 
 def iter_shard(path: Path) -> Iterator[Sample]:
     """Decoded samples of one shard."""
     for key, files in iter_raw_samples(path):
-        yield decode_sample(key, files)
+        try:
+            sample = decode_sample(key, files)
+        except ShardError as e:
+            raise ShardError(f"{path}: {e}") from e
+        yield sample
 
 
 def list_shards(root: Path, pattern: str = "*.tar") -> list[Path]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from core.data.cameras import intrinsics
 from core.data.shards import Sample
+from core.io import read_image_rgb
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,7 @@ class IngestReport:
 def read_frames(path: Path, *, max_frames: int = 64, stride: int = 1) -> list[np.ndarray]:
     """RGB frames [H, W, 3] uint8 of a video file or a single image."""
     if path.suffix.lower() in IMAGE_EXT:
-        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if img is None:
-            raise OSError(f"cannot read image {path}")
-        return [cv2.cvtColor(img, cv2.COLOR_BGR2RGB)]
+        return [read_image_rgb(path)]  # FileFormatError for corrupt, truncated or oversized images
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise OSError(f"cannot open video {path}; is it a video file OpenCV can decode?")

@@ -14,7 +14,7 @@ from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
 from core.model.config import ModelConfig
 from core.model.crops import BodyEstimate, crop_inputs
-from core.model.drive import drive_gaussians, identity_chain
+from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
 from core.model.heads import CanonicalGaussians
 from core.model.model import IdentityState, LCAModel, check_crops
 from core.model.rig import BodyRig
@@ -96,8 +96,13 @@ class Avatar:
         gaze: Tensor | None = None,  # [2] yaw, pitch; None: ahead
         lighting: Lighting | None = None,  # None: neutral (colour = albedo)
         translation: Tensor | None = None,  # [3]
+        detail: int | None = None,  # k: decode only k of the K Gaussians per anchor (fast previews); None: all
     ) -> Gaussians:
-        """Posed, lit Gaussians [G, ...] in the world frame; hidden parts are left out."""
+        """Posed, lit Gaussians [G, ...] in the world frame; hidden parts are left out.
+
+        `detail=k` (1 <= k <= K) decodes a fixed subset of A * k widened Gaussians (see `detail_level`); the
+        subset is built once per k and edit. `detail=None` or k = K gives the full avatar.
+        """
         m, dev, dt = self.model, self.state.anchors.device, self.state.anchors.dtype
         J, E = m.num_joints, m.num_expressions
         pose = self._zero_pose if pose is None else pose
@@ -108,10 +113,32 @@ class Avatar:
             raise ValueError(f"pose: expected [{J}, 3] axis-angle or [{J}, 3, 3], got {tuple(pose.shape)}")
         if expression.shape != (E,):
             raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
+        level = self._detail(detail)
         out = drive_gaussians(
-            m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain
-        )
-        return out.gaussians if self._keep is None else out.gaussians.index(self._keep)
+            m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain,
+            detail=level, regularisers=False,
+        )  # fmt: skip
+        keep = self._keep if level is None else self._detail_keep[level.gaussians_per_anchor]
+        return out.gaussians if keep is None else out.gaussians.index(keep)
+
+    @property
+    def gaussians_per_anchor(self) -> int:
+        return int(self.state.canonical.offsets.shape[1])
+
+    def _detail(self, k: int | None) -> DetailLevel | None:
+        """The cached k-of-K level (None for the full avatar); raises ValueError for an impossible k."""
+        if k is None or k == self.gaussians_per_anchor:
+            return None
+        if k not in self._details:
+            level = detail_level(self.model, self.state, k)
+            self._details[k] = level
+            parts = self._parts[:, level.slots].flatten()
+            if self.hidden:
+                hid = torch.tensor(sorted(self.hidden), device=parts.device)
+                self._detail_keep[k] = torch.nonzero(~torch.isin(parts, hid))[:, 0]
+            else:
+                self._detail_keep[k] = None
+        return self._details[k]
 
     @torch.no_grad()
     def canonical(self) -> Gaussians:
@@ -210,6 +237,19 @@ class Avatar:
         tensors, meta = load_tensors(path, kind=AVATAR_KIND)
         if meta.get("version") != AVATAR_VERSION:
             raise FileFormatError(f"{path}: avatar format version {meta.get('version')}, expected {AVATAR_VERSION}")
+        try:
+            return cls._from_contents(path, tensors, meta, device)
+        except FileFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+            raise FileFormatError(
+                f"{path}: avatar contents are inconsistent ({type(e).__name__}: {e}); the file may be corrupt"
+            ) from e
+
+    @classmethod
+    def _from_contents(
+        cls, path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict, device: torch.device | str
+    ) -> Avatar:
         cfg = from_dict(ModelConfig, meta["config"])
         group = lambda p: {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}  # noqa: E731
         rig = BodyRig.from_parts(group("rig."), meta["rig"])
@@ -249,6 +289,8 @@ class Avatar:
         self._zero_expr = torch.zeros(E, device=dev, dtype=dt)
         self._zero_gaze = torch.zeros(2, device=dev, dtype=dt)
         self._neutral = Lighting.neutral(dev, dt)
+        self._details: dict[int, DetailLevel] = {}  # built on first use after each edit
+        self._detail_keep: dict[int, Tensor | None] = {}
 
     def to(self, device: torch.device | str) -> Avatar:
         return Avatar(

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from core.io import load_tensors, save_tensors
+from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.avatar import Avatar
 from core.model.model import LCAModel
 
@@ -53,10 +53,19 @@ def save_example(path: str | Path, ex: ExampleInputs) -> Path:
 
 def load_example(path: str | Path) -> ExampleInputs:
     t, meta = load_tensors(path, kind=KIND, max_bytes=64 << 20)
-    for k, dims in (("body", 4), ("face", 4), ("shape", 1)):
-        if k not in t or t[k].dim() != dims:
-            raise ValueError(f"{path}: example file lacks a valid {k!r} tensor")
-    return ExampleInputs(meta.get("name", Path(path).stem), t["body"], t["face"], t["shape"], meta.get("source", ""))
+    for k, dims, dtype in (("body", 4, torch.uint8), ("face", 4, torch.uint8), ("shape", 1, torch.float32)):
+        if k not in t or t[k].dim() != dims or t[k].dtype != dtype:
+            raise FileFormatError(f"{path}: example file lacks a valid {k!r} tensor ({dims}-d {dtype})")
+    for k in ("body", "face"):
+        n, c, h, w = t[k].shape
+        if n < 1 or c != 3 or h < 1 or w < 1:
+            raise FileFormatError(f"{path}: {k!r} crops have shape {list(t[k].shape)}; expected [N>=1, 3, H, W]")
+    if t["body"].shape[0] != t["face"].shape[0]:
+        raise FileFormatError(f"{path}: {t['body'].shape[0]} body crops but {t['face'].shape[0]} face crops")
+    name, source = meta.get("name", Path(path).stem), meta.get("source", "")
+    if not isinstance(name, str) or not isinstance(source, str):
+        raise FileFormatError(f"{path}: example header 'name' and 'source' must be strings")
+    return ExampleInputs(name, t["body"], t["face"], t["shape"], source)
 
 
 def examples_from_benchmarks(bench_root: str | Path, crop_size: int = 192, face_size: int = 96) -> list[ExampleInputs]:

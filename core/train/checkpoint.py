@@ -100,6 +100,8 @@ def check_compatible(meta: dict, model: torch.nn.Module, path: str | os.PathLike
         )
     want = {k: list(v.shape) for k, v in model.state_dict().items()}
     have = meta.get("shapes", {})
+    if not isinstance(have, dict):
+        raise FileFormatError(f"{path}: checkpoint header has no parameter shape table")
     missing = sorted(set(want) - set(have))
     unexpected = sorted(set(have) - set(want))
     if missing or unexpected:
@@ -125,6 +127,27 @@ def load_checkpoint(
     map_location: str | torch.device = "cpu",
 ) -> CheckpointState:
     tensors, meta = load_tensors(path, kind=KIND)
+    try:
+        return _restore(path, tensors, meta, model, optimizer, ema, restore_rng, prefer_ema, map_location)
+    except FileFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise FileFormatError(
+            f"{path}: checkpoint contents are inconsistent ({type(e).__name__}: {e}); the file may be corrupt"
+        ) from e
+
+
+def _restore(
+    path: str | os.PathLike,
+    tensors: dict[str, torch.Tensor],
+    meta: dict,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    ema: torch.nn.Module | None,
+    restore_rng: bool,
+    prefer_ema: bool,
+    map_location: str | torch.device,
+) -> CheckpointState:
     check_compatible(meta, model, path)
     prefix = "ema.module." if prefer_ema and any(k.startswith("ema.module.") for k in tensors) else "model."
     model_sd = {k[len(prefix) :]: v.to(map_location) for k, v in tensors.items() if k.startswith(prefix)}
@@ -153,8 +176,14 @@ def read_checkpoint_meta(path: str | os.PathLike) -> dict:
         n = int.from_bytes(f.read(8), "little")
         if n <= 0 or n > 100 << 20:
             raise FileFormatError(f"{path}: not a safetensors file (header length {n})")
-        raw = json.loads(f.read(n))
-    meta = json.loads(raw.get("__metadata__", {}).get("lca_meta", "{}"))
-    if meta.get("kind") != KIND:
+        head = f.read(n)
+    if len(head) != n:
+        raise FileFormatError(f"{path}: truncated ({len(head)} of {n} header bytes)")
+    try:
+        raw = json.loads(head)
+        meta = json.loads(raw.get("__metadata__", {}).get("lca_meta", "{}"))
+    except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise FileFormatError(f"{path}: checkpoint header is not valid JSON ({e}); the file may be corrupt") from e
+    if not isinstance(meta, dict) or meta.get("kind") != KIND:
         raise FileFormatError(f"{path}: not a training checkpoint")
     return meta
