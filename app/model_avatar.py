@@ -60,7 +60,9 @@ def example_avatar(path: Path) -> StudioAvatar:
     except (OSError, ValueError) as e:
         raise AvatarLoadError(f"{path.name} is not a usable example: {e}") from e
     avatar = ex.create(model)
-    return ModelAvatar(avatar, name=ex.name, description=f"{ex.name}: decoded by the {label} from {len(ex.body)} photos")
+    return ModelAvatar(
+        avatar, name=ex.name, description=f"{ex.name}: decoded by the {label} from {len(ex.body)} photos"
+    )
 
 
 def model_available() -> bool:
@@ -95,6 +97,11 @@ class ModelAvatar:
         self._looseness: dict[str, float] = {}
 
     @property
+    def supports_detail(self) -> bool:
+        """`drive(..., detail=k)` decodes k Gaussians per anchor (fast previews while a control is dragged)."""
+        return True
+
+    @property
     def supports_looseness(self) -> bool:
         return self.avatar.model.deformer is not None
 
@@ -118,8 +125,11 @@ class ModelAvatar:
                 self.avatar.loosen(part, e.looseness)
                 self._looseness[part] = e.looseness
 
-    def drive(self, edit: EditState, lighting: Lighting) -> Gaussians:
+    def drive(self, edit: EditState, lighting: Lighting, detail: int | None = None) -> Gaussians:
+        """Posed Gaussians; `detail=k` keeps k of each anchor's Gaussians (clamped to what the avatar has)."""
         dev = self.device
+        if detail is not None:
+            detail = max(1, min(int(detail), self.avatar.gaussians_per_anchor))
         J, E = len(self.rig.joint_names), len(self.rig.expression_names)
         pose = torch.zeros(J, 3)
         for name, r in edit.pose.rotations:
@@ -134,7 +144,7 @@ class ModelAvatar:
         self._sync_looseness(edit)
         g = self.avatar.drive(
             pose=pose.to(dev), expression=expr.to(dev), gaze=gaze.to(dev), lighting=light,
-            translation=torch.tensor(edit.pose.root_translation).to(dev),
+            translation=torch.tensor(edit.pose.root_translation).to(dev), detail=detail,
         )  # fmt: skip
         return apply_part_edits(g, edit.parts)
 

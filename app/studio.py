@@ -25,7 +25,7 @@ from app.panels.expression import ExpressionPanel
 from app.panels.lighting import LightingPanel
 from app.panels.parts import PartsPanel
 from app.panels.pose import PosePanel
-from app.session import Message, Session, share_cpu_with_gl
+from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
 from app.settings import Settings
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
 
@@ -59,6 +59,7 @@ class Studio:
         settings: Settings | None = None,
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
+        interactive_detail: int | None = PREVIEW_DETAIL,
     ) -> None:
         self.session = session
         self.settings = settings or Settings()
@@ -93,6 +94,8 @@ class Studio:
         self._changed_at = -1e9
         self._frame_scale = 1.0
         self.interactive_scale = interactive_scale
+        self.interactive_detail = interactive_detail  # Gaussians per anchor while dragging (None: all)
+        self._frame_detail: int | None = None
         self.frames = 0
 
     # Layout ----------------------------------------------------------------------------------
@@ -286,7 +289,8 @@ class Studio:
         """Decode and draw when the avatar, the edit or the view changed; True when a new image was made.
 
         While something keeps changing (a slider or the mouse is being dragged) the preview is drawn at
-        `interactive_scale` resolution; once it settles, it is drawn again at full resolution.
+        `interactive_scale` resolution from `interactive_detail` Gaussians per anchor (avatars that offer levels
+        of detail); once it settles, the full avatar is decoded and drawn again at full resolution.
         """
         s = self.session
         key = (id(s.avatar), s.edit, s.view)
@@ -295,10 +299,11 @@ class Studio:
             self._changed_at = now
         busy = now - self._changed_at < SETTLE_S
         scale = self.interactive_scale if busy else 1.0
-        if key == self._frame_key and scale == self._frame_scale and not force:
+        detail = self.interactive_detail if busy else None
+        if key == self._frame_key and scale == self._frame_scale and detail == self._frame_detail and not force:
             return False
         try:
-            g = s.gaussians()
+            g = s.gaussians(detail=detail)
         except (ValueError, RuntimeError) as e:
             s.say(f"could not decode the avatar: {e}", logging.ERROR)
             self._frame_key = key
@@ -306,7 +311,7 @@ class Studio:
         camera = orbit_camera(s.view, self.width, self.height)
         img = self.viewport.render(g, camera, parts_view=s.edit.view_mode == "parts", scale=scale)
         dpg.set_value(self.texture, img.ravel())
-        self._frame_key, self._frame_scale = key, scale
+        self._frame_key, self._frame_scale, self._frame_detail = key, scale, detail
         self._num = g.num
         return True
 

@@ -56,7 +56,7 @@ def drag_expression(studio, frames: int) -> dict:
         raise SystemExit("this avatar has no expression controls to drag")
     name = "jawOpen" if "jawOpen" in names else names[0]
     slider = panel.sliders[name]
-    times, decode, render = [], [], []
+    times, decode, render, drawn = [], [], [], []
     for i in range(frames):
         value = 0.5 + 0.5 * math.sin(i * 0.3)
         t0 = time.perf_counter()
@@ -65,9 +65,12 @@ def drag_expression(studio, frames: int) -> dict:
         times.append(time.perf_counter() - t0)
         decode.append(studio.session.decode_ms)
         render.append(studio.viewport.render_ms)
+        drawn.append(studio._num)
     return {
         "coefficient": name,
         "frames": frames,
+        "interactive_detail": studio.interactive_detail,
+        "gaussians_drawn_median": statistics.median(drawn),
         "fps_median": 1.0 / statistics.median(times),
         "frame_ms_median": 1e3 * statistics.median(times),
         "frame_ms_p90": 1e3 * sorted(times)[int(0.9 * (len(times) - 1))],
@@ -76,7 +79,7 @@ def drag_expression(studio, frames: int) -> dict:
     }
 
 
-def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float) -> dict:
+def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float, detail: int | None) -> dict:
     """The same per-frame work without a window: edit -> decode -> offscreen render (EGL) -> image on the host."""
     from app.session import Session, share_cpu_with_gl
     from app.viewport import Viewport, orbit_camera
@@ -90,7 +93,7 @@ def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float) -> d
     for i in range(frames + 5):
         t0 = time.perf_counter()
         session.apply(session.edit.with_expression({name: 0.5 + 0.5 * math.sin(i * 0.3)}), key="drag")
-        g = session.gaussians()
+        g = session.gaussians(detail=detail)
         viewport.render(g, orbit_camera(session.view, *size), scale=scale)
         if i >= 5:
             times.append(time.perf_counter() - t0)
@@ -100,6 +103,7 @@ def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float) -> d
         "coefficient": name,
         "frames": frames,
         "interactive_scale": scale,
+        "interactive_detail": detail,
         "fps_median": 1.0 / statistics.median(times),
         "frame_ms_median": 1e3 * statistics.median(times),
         "decode_ms_median": statistics.median(decode),
@@ -113,10 +117,18 @@ def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float) -> d
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--avatar", default="tiny", help="trained (the shipped model's example) | tiny | base (untrained model), synthetic, example")
+    ap.add_argument(
+        "--avatar",
+        default="tiny",
+        help="trained (the shipped model's example) | tiny | base (untrained model), synthetic, example",
+    )
     ap.add_argument("--size", default="640x480")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--interactive-scale", type=float, nargs="+", default=[0.5, 1.0])
+    ap.add_argument(
+        "--detail", type=int, nargs="+", default=[4, 0],
+        help="Gaussians per anchor decoded while dragging (0: all of them); one run per value",
+    )  # fmt: skip
     ap.add_argument("--out", default=None)
     ap.add_argument("--headless", action="store_true", help="no window: decode + offscreen EGL render only")
     args = ap.parse_args()
@@ -124,7 +136,11 @@ def main() -> int:
     if args.headless:
         w, h = (int(v) for v in args.size.split("x"))
         avatar = make_avatar(args.avatar)
-        results = [headless_drag(avatar, args.frames, (w, h), scale) for scale in args.interactive_scale]
+        results = [
+            headless_drag(avatar, args.frames, (w, h), scale, detail or None)
+            for detail in args.detail
+            for scale in args.interactive_scale
+        ]
         out = {
             "bench": "studio_expression_drag_headless",
             "avatar": avatar.name,
@@ -144,19 +160,18 @@ def main() -> int:
     studio = Studio(Session(avatar), preview=(w, h))
     studio.run(max_frames=5)
     results = []
-    for scale in args.interactive_scale:
-        studio.interactive_scale = scale
-        drag_expression(studio, 5)  # warm up
-        r = drag_expression(studio, args.frames)
-        r["interactive_scale"] = scale
-        log.info(
-            "scale %.2f: %.1f FPS (decode %.1f ms, render %.1f ms)",
-            scale,
-            r["fps_median"],
-            r["decode_ms_median"],
-            r["render_ms_median"],
-        )
-        results.append(r)
+    for detail in args.detail:
+        for scale in args.interactive_scale:
+            studio.interactive_scale, studio.interactive_detail = scale, detail or None
+            drag_expression(studio, 5)  # warm up
+            r = drag_expression(studio, args.frames)
+            r["interactive_scale"] = scale
+            log.info(
+                "detail %s, scale %.2f: %.1f FPS (decode %.1f ms, render %.1f ms, %d Gaussians)",
+                detail or "all", scale, r["fps_median"], r["decode_ms_median"], r["render_ms_median"],
+                r["gaussians_drawn_median"],
+            )  # fmt: skip
+            results.append(r)
     out = {
         "bench": "studio_expression_drag",
         "avatar": avatar.name,

@@ -277,6 +277,30 @@ def test_dragging_draws_a_fast_low_resolution_preview_then_the_full_one(studio) 
         studio.session.undo()
 
 
+def test_dragging_decodes_a_level_of_detail_then_the_full_avatar(studio) -> None:
+    import time
+
+    from app.model_avatar import untrained_model_avatar
+    from app.session import PREVIEW_DETAIL
+
+    before = studio.session.avatar
+    studio.session.set_avatar(untrained_model_avatar("tiny"))
+    studio.interactive_detail = 1
+    try:
+        studio.step()
+        full = studio.session.gaussians().num
+        studio.session.apply(studio.session.edit.with_expression({"jawOpen": 0.6}), key="drag")
+        assert studio.render_preview()
+        assert studio._frame_detail == 1 and studio._num * 4 == full  # 1 of the tiny model's 4 per anchor
+        time.sleep(0.3)
+        assert studio.render_preview()  # settled: same scale (1.0) but full detail is drawn again
+        assert studio._frame_detail is None and studio._num == full
+    finally:
+        studio.interactive_detail = PREVIEW_DETAIL
+        studio.session.set_avatar(before)
+        studio.step()
+
+
 def test_capture_assistant_checks_photos_and_creates_an_avatar(studio, tmp_path) -> None:
     import cv2
     import dearpygui.dearpygui as dpg

@@ -184,3 +184,23 @@ def test_start_restores_the_last_avatar_camera_and_lighting(tmp_path) -> None:
     assert s.avatar.name.startswith("example figure")
     assert s.view.yaw_deg == 33.0 and s.edit.lighting.preset == "night"
     assert not s.history.can_undo
+
+
+def test_session_decodes_fewer_gaussians_for_a_preview_detail_only_on_model_avatars(tiny_avatar_file) -> None:
+    static = __import__("app.avatar_source", fromlist=["example_figure"]).example_figure(300)
+    s = Session(static)
+    assert s.gaussians(detail=1).num == 300  # a fixed set of splats has no levels of detail
+    assert s.open_avatar(tiny_avatar_file)
+    full = s.gaussians()
+    K = s.avatar.avatar.gaussians_per_anchor
+    preview = s.gaussians(detail=1)
+    assert preview.num * K == full.num
+    assert s.gaussians(detail=1) is preview  # cached while neither the edit nor the detail changes
+    assert s.gaussians().num == full.num  # back to every Gaussian
+
+
+def test_decode_threads_use_both_cores_of_a_small_machine_and_half_of_a_large_one() -> None:
+    from app.session import decode_threads
+
+    assert decode_threads(1) == 1 and decode_threads(2) == 2 and decode_threads(4) == 2
+    assert decode_threads(8) == 4 and decode_threads(64) == 4

@@ -6,9 +6,12 @@ expressions as the body's blendshapes on the anchors' triangle corners.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes
@@ -18,12 +21,118 @@ from core.model.model import IdentityState, LCAModel
 from core.model.skinning import attach_to_anchors, matrix_to_quat, quat_mul, skin_anchors
 from core.raster.types import Gaussians, rgb_to_sh0
 
+if TYPE_CHECKING:
+    from core.model.deformer import NodeDeformer, NodeMotion
+
 
 @dataclass(frozen=True)
 class DriveOutput:
     gaussians: Gaussians  # posed, world frame: means [G, 3] ...
     regularisers: dict[str, Tensor]  # 'arap', 'sparsity' when the deformer is on (training terms)
     offsets: Tensor  # [A, K, 3] total offset of each Gaussian from its anchor (canonical frame; ACAP term)
+
+
+@dataclass(frozen=True)
+class DetailLevel:
+    """A reduced level of detail of one identity: k of the K Gaussians per anchor, the same k slots everywhere.
+
+    The slots are shared by all anchors so the pose head computes only their output rows (its cost drops by
+    K/k, not just the drawing). Each kept Gaussian is widened in its tangent plane (its two larger axes) so an
+    anchor's kept splats cover about the area its K splats covered.
+    """
+
+    slots: Tensor  # [k] int64 kept Gaussian slots (0..K-1), ascending
+    state: IdentityState  # the identity restricted to those slots: canonical [A, k, ...], pose_zero [A, k, C], ...
+    log_scale_boost: Tensor  # [A, k, 3] added to the posed log-scales (0 on each splat's thinnest axis)
+    out_weight: Tensor  # [k * C, h] rows of the pose head's last layer for the kept slots
+    out_bias: Tensor  # [k * C]
+
+    @property
+    def gaussians_per_anchor(self) -> int:
+        return int(self.slots.numel())
+
+
+def coverage_score(
+    opacity_logits: Tensor,  # [..., A, K]
+    log_scales: Tensor,  # [..., A, K, 3]
+) -> Tensor:
+    """[..., A, K] how much image a splat covers: opacity x area of its two larger axes."""
+    top2 = log_scales.topk(2, dim=-1).values.sum(-1)
+    return torch.sigmoid(opacity_logits) * torch.exp(top2)
+
+
+def detail_level(model: LCAModel, state: IdentityState, k: int, *, max_boost: float = 4.0) -> DetailLevel:
+    """The k-of-K level of detail of one identity (computed once per identity and edit, then reused per frame).
+
+    Slots are ranked by their mean coverage over all anchors (deterministic; ties keep the lower slot). An
+    anchor's kept splats are scaled in their tangent plane by sqrt(covered(all) / covered(kept)), capped at
+    `max_boost` times the area.
+    """
+    can = state.canonical
+    A, K = can.offsets.shape[:2]
+    if not 1 <= k <= K:
+        raise ValueError(f"detail: expected 1 <= k <= {K} Gaussians per anchor, got {k}")
+    score = coverage_score(can.opacity_logits, can.log_scales)  # [A, K]
+    order = torch.sort(score.mean(0), descending=True, stable=True).indices
+    slots = order[:k].sort().values  # [k]
+    ratio = score.sum(-1) / score[:, slots].sum(-1).clamp_min(1e-12)  # [A] >= 1
+    boost = 0.5 * torch.log(ratio.clamp(1.0, max_boost))  # [A] per-axis log-scale boost (area x ratio)
+    thin = can.log_scales[:, slots].argmin(-1, keepdim=True)  # [A, k, 1]
+    mask = torch.ones(A, k, 3, dtype=can.log_scales.dtype, device=can.log_scales.device)
+    mask.scatter_(-1, thin, 0.0)
+    sub = dataclasses.replace(
+        state,
+        canonical=type(can)(**{f.name: getattr(can, f.name)[:, slots] for f in dataclasses.fields(can)}),
+        pose_zero=state.pose_zero[:, slots],
+        garment=state.garment[:, slots],
+    )
+    C = state.pose_zero.shape[-1]
+    rows = (slots[:, None] * C + torch.arange(C, device=slots.device)).reshape(-1)  # [k * C]
+    out = model.pose_head.out
+    return DetailLevel(
+        slots=slots,
+        state=sub,
+        log_scale_boost=boost[:, None, None] * mask,
+        out_weight=out.weight.detach()[rows].contiguous(),
+        out_bias=out.bias.detach()[rows].contiguous(),
+    )
+
+
+def blended_node_affine(
+    node_pos: Tensor,  # [Nn, 3] node rest positions
+    R: Tensor,  # [Nn, 3, 3] node rotations
+    t: Tensor,  # [Nn, 3] node translations
+    idx: Tensor,  # [A, n] nodes bound to each anchor
+    w: Tensor,  # [A, n] their weights
+) -> tuple[Tensor, Tensor]:
+    """The weighted node motions of each anchor as one affine displacement d(p) = M p + b: M [A, 3, 3], b [A, 3].
+
+    Sum_i w_i (R_i (p - n_i) + n_i + t_i - p) = (Sum_i w_i (R_i - I)) p + Sum_i w_i (t_i - (R_i - I) n_i): the
+    same displacement as `deformer.blend_node_motion`, at a cost per anchor instead of per Gaussian and node.
+    """
+    eye = torch.eye(3, dtype=R.dtype, device=R.device)
+    Rm = R - eye  # [Nn, 3, 3]
+    shift = t - (Rm @ node_pos[..., None])[..., 0]  # [Nn, 3]
+    M = (w[..., None, None] * Rm[idx]).sum(1)  # [A, 3, 3]
+    b = (w[..., None] * shift[idx]).sum(1)  # [A, 3]
+    return M, b
+
+
+def displace_affine(
+    deformer: NodeDeformer,
+    points: Tensor,  # [A, k, 3] canonical points
+    node_pos: Tensor,  # [Nn, 3]
+    motion: NodeMotion,
+    garment: Tensor,  # [A, k]
+    strength: Tensor,  # [A, k]
+) -> Tensor:
+    """`deformer.displace` through per-anchor affine maps (equal up to rounding; cheaper for many points)."""
+    R = axis_angle_to_matrix(motion.rotvec)
+    Mc, bc = blended_node_affine(node_pos, R, motion.translation, deformer.coarse_idx, deformer.coarse_w)
+    Mf, bf = blended_node_affine(node_pos, R, motion.translation, deformer.fine_idx, deformer.fine_w)
+    d_coarse = points @ Mc.transpose(-1, -2) + bc[:, None]  # [A, k, 3]
+    d_fine = points @ Mf.transpose(-1, -2) + bf[:, None]
+    return points + strength[..., None] * (d_coarse + garment[..., None] * d_fine)
 
 
 def local_rotations(pose: Tensor, num_joints: int) -> Tensor:
@@ -52,12 +161,20 @@ def drive_gaussians(
     translation: Tensor | None = None,  # [3] world translation added to the root, as BodyParams.translation
     strength: Tensor | None = None,  # [A, K] deformer strength per Gaussian (default 1)
     chain: RestChain | None = None,  # identity_chain(model, state), cached by callers that drive many frames
+    detail: DetailLevel | None = None,  # detail_level(model, state, k): k of K Gaussians per anchor (previews)
+    regularisers: bool = True,  # False skips the deformer's training terms (per-frame display)
 ) -> DriveOutput:
     """Posed, lit Gaussians of one identity (differentiable; the Avatar wraps it without gradients).
 
     With zero canonical offsets every Gaussian sits on the posed body surface that `BodyModel` gives for the
     same shape, rotations, expression, gaze and translation, at its anchor's barycentric coordinates.
+    With `detail`, only its k slots per anchor are decoded (A * k Gaussians, widened to keep the coverage);
+    `strength` is still [A, K].
     """
+    if detail is not None:
+        if strength is not None:
+            strength = strength[:, detail.slots]
+        state = detail.state
     dev, dt = state.anchors.device, state.anchors.dtype
     J, E = model.num_joints, model.num_expressions
     A, K = state.canonical.offsets.shape[:2]
@@ -77,7 +194,12 @@ def drive_gaussians(
         R_local[model.eye_joints] = R_eye @ R_local[model.eye_joints]
     code = pose_code(R_local)  # [J, 6]
     cond = model.pose_encoder(code, expression, gaze, model.anchor_weights)  # [A, h]
-    raw = model.pose_head(state.pose_proj, cond).unflatten(-1, (K, -1))  # [A, K, C]
+    if detail is None:
+        raw = model.pose_head(state.pose_proj, cond).unflatten(-1, (K, -1))  # [A, K, C]
+    else:  # only the kept slots' output rows of the last layer
+        head = model.pose_head
+        hidden = F.gelu(head.mid(F.gelu(state.pose_proj + cond)))
+        raw = F.linear(hidden, detail.out_weight, detail.out_bias).unflatten(-1, (K, -1))  # [A, k, C]
     can = state.canonical
     if model.cfg.heads.decoder == "dual":
         d = decode_deltas(raw, state.pose_zero, max_offset=model.cfg.heads.max_pose_offset)
@@ -115,12 +237,18 @@ def drive_gaussians(
         motion = model.deformer.motion(state.node_proj, state.node_zero, code, expression, gaze)
         node_pos = anchors[model.deformer.node_anchor]
         s = torch.ones_like(state.garment) if strength is None else strength
-        points = model.deformer.displace(points, node_pos, motion, state.garment, s)
-        regs = model.deformer.regularisers(node_pos, motion)
+        if detail is None:
+            points = model.deformer.displace(points, node_pos, motion, state.garment, s)
+        else:
+            points = displace_affine(model.deformer, points, node_pos, motion, state.garment, s)
+        if regularisers:
+            regs = model.deformer.regularisers(node_pos, motion)
     means = attach_to_anchors(points, anchors, posed_anchors, R_anchor)  # [A, K, 3]
     q_anchor = matrix_to_quat(R_anchor)  # [A, 4]
     quats = quat_mul(q_anchor[:, None, :].expand(A, K, 4), quats)
     transfer_world = transfer @ R_anchor.transpose(-1, -2)  # [A, K, 3]
+    if detail is not None:
+        log_scales = log_scales + detail.log_scale_boost
     env = model.lighting_code(lighting)
     rgb = shade(albedo, transfer_world, env, lighting.direction, lighting.colour)
     gaussians = Gaussians(
