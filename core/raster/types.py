@@ -147,7 +147,12 @@ class Gaussians:
         )
 
     def detach(self) -> Gaussians:
-        return Gaussians(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).detach()) for f in fields(self)})
+        return Gaussians(
+            **{
+                f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).detach())
+                for f in fields(self)
+            }
+        )
 
     def replace(self, **changes) -> Gaussians:
         return replace(self, **changes)
