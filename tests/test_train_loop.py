@@ -107,3 +107,30 @@ def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path,
         assert 0 < b["all"]["psnr"] < 60 and -1 <= b["all"]["ssim"] <= 1
     assert json.loads((tmp_path / "eval.json").read_text())["benchmarks"].keys() == res["benchmarks"].keys()
     assert (tmp_path / "sheet.png").stat().st_size > 1000
+
+
+def test_sigterm_checkpoints_and_stops_and_the_run_resumes(tmp_path, shards):
+    import signal
+    import time
+
+    out = tmp_path / "runs"
+    args = [f"out_dir={out}", f"data.root={shards}", "data.render_size=32", "name=paused", "ckpt_every=1000"]
+    cmd = [sys.executable, str(ROOT / "main.py"), "train", str(SMOKE), "--no-progress", "--set", *args]
+    proc = subprocess.Popen(
+        [*cmd, "steps=1000"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    metrics = out / "paused" / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(read_metrics(metrics)) < 2:
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-2000:]
+    rows = read_metrics(metrics)
+    paused = [r for r in rows if r["kind"] == "paused"]
+    assert len(paused) == 1
+    step = read_checkpoint_meta(out / "paused" / "last.safetensors")["step"]
+    assert step == paused[0]["step"] and 2 <= step < 1000
+    res = subprocess.run([*cmd, f"steps={step + 1}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert read_checkpoint_meta(out / "paused" / "last.safetensors")["step"] == step + 1

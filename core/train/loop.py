@@ -11,6 +11,8 @@ import copy
 import json
 import logging
 import math
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,7 +185,14 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     )
     skipped, t_last, final = 0, time.time(), {}
     cur_epoch, cur_batch = epoch, skip - 1
+    stop = _StopRequest()
     for step in range(start, cfg.steps):
+        if any_rank(stop.requested, dist.device):
+            # Pause: checkpoint where we are, then leave; `train` on the same config resumes from here.
+            _save(cfg, run_dir, model, opt, ema, step, cur_epoch, cur_batch, dist)
+            metrics.write(step, kind="paused")
+            log.info("stop requested: checkpointed at step %d and stopped", step)
+            break
         t0 = time.time()
         cur_epoch, cur_batch, batch = next(batches)
         batch = to_float_images(batch, dist.device)
@@ -227,6 +236,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
             _save(cfg, run_dir, model, opt, ema, done, cur_epoch, cur_batch, dist)
         bar.update(1)
+    stop.restore()
     bar.close()
     metrics.close()
     if dist.enabled:  # each rank records a parameter checksum: ranks that drifted apart are a bug
@@ -235,6 +245,26 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     barrier()
     cleanup()
     return final
+
+
+class _StopRequest:
+    """SIGTERM / SIGINT ask the loop to checkpoint and stop at the next step boundary (pause from the studio)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:  # a second signal: stop now
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 def _save(cfg, run_dir, model, opt, ema, step, epoch, batch, dist: DistInfo) -> None:
