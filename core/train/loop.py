@@ -167,6 +167,10 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     wrapped: torch.nn.Module = step_mod
     if dist.enabled:
         if cfg.fsdp:
+            if dist.device.type != "cuda":
+                raise RuntimeError(
+                    "fsdp: true needs GPUs (FSDP shards over CUDA devices); on CPUs use fsdp: false (DDP)"
+                )
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
             wrapped = FSDP(
