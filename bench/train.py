@@ -24,10 +24,7 @@ from core.data.loader import to_float_images  # noqa: E402
 from core.train.cli import parse_overrides  # noqa: E402
 from core.train.config import load_train_config  # noqa: E402
 from core.train.distributed import init_distributed  # noqa: E402
-from core.train.loop import _batches, build_model, encoder_features, ensure_data  # noqa: E402
-from core.train.losses import PerceptualLoss  # noqa: E402
-from core.train.optim import make_optimizer  # noqa: E402
-from core.train.step import TrainStep  # noqa: E402
+from core.train.loop import _batches, build_step, ensure_data  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -48,15 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     dist = init_distributed(cfg.device)
     dev = dist.device
     root = ensure_data(cfg, dist)
-    model = build_model(cfg, dev)
-    step = TrainStep(
-        model,
-        cfg.loss,
-        render_size=cfg.data.render_size,
-        perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
-        amp=cfg.amp,
-    )
-    opt = make_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma)
+    model, step, opt = build_step(cfg, dev)
     batches = _batches(cfg, root, 0, 0)
     times: dict[str, list[float]] = {"data": [], "forward": [], "backward": [], "optimiser": [], "step": []}
     if dev.type == "cuda":

@@ -53,6 +53,20 @@ def build_model(cfg: TrainConfig, device: torch.device) -> LCAModel:
     return model
 
 
+def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainStep, torch.optim.Optimizer]:
+    """The model, the module that computes a step's losses, and the optimiser (LLRD groups) for `cfg`."""
+    model = build_model(cfg, device)
+    step_mod = TrainStep(
+        model,
+        cfg.loss,
+        render_size=cfg.data.render_size,
+        perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
+        amp=cfg.amp,
+    )
+    opt = make_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma)
+    return model, step_mod, opt
+
+
 def encoder_features(model: LCAModel):
     """A frozen copy of the model's image encoder as the perceptual feature network (always available offline)."""
     enc = copy.deepcopy(model.encoder).eval()
@@ -143,15 +157,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     root = ensure_data(cfg, dist)
-    model = build_model(cfg, dist.device)
-    step_mod = TrainStep(
-        model,
-        cfg.loss,
-        render_size=cfg.data.render_size,
-        perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
-        amp=cfg.amp,
-    )
-    opt = make_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma)
+    model, step_mod, opt = build_step(cfg, dist.device)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay), use_buffers=False)
     metrics = MetricsLog(run_dir, enabled=dist.is_main)
 
