@@ -25,6 +25,7 @@ from app.panels.expression import ExpressionPanel
 from app.panels.lighting import LightingPanel
 from app.panels.parts import PartsPanel
 from app.panels.pose import PosePanel
+from app.panels.training import TrainingPanel
 from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
 from app.settings import Settings
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
@@ -60,6 +61,7 @@ class Studio:
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
         interactive_detail: int | None = PREVIEW_DETAIL,
+        runs_root: str | Path = "runs",
     ) -> None:
         self.session = session
         self.settings = settings or Settings()
@@ -78,6 +80,7 @@ class Studio:
             LightingPanel(session),
             CameraKeysPanel(session, self.render_camera_path),
             CreatePanel(session),
+            TrainingPanel(session, runs_root=runs_root),
         ]
         self.avatar_panel = self.panels[0]
         self._log_handler = _ConsoleHandler(session)

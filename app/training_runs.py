@@ -1,0 +1,314 @@
+"""Training runs as folders: list them, read their status and metrics, launch, pause and resume them.
+
+No GUI code. A run is a folder under a runs root holding `config.yaml`, `metrics.jsonl`, checkpoints
+(`last.safetensors`, `stepNNNNNNN.safetensors`), `samples/*.png`, and, for runs launched from here, `log.txt`
+(the child's stdout and stderr) and `pid`. Status comes from the folder and the pid file alone, so a studio that
+was closed and reopened re-attaches to a run that is still going.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS_DIR = ROOT / "configs" / "train"
+LOG_FILE = "log.txt"
+PID_FILE = "pid"
+LAST = "last.safetensors"
+_CHILDREN: dict[int, subprocess.Popen] = {}  # runs this process launched, kept so they can be reaped
+CLI_QUIET_S = 120.0  # a run without a pid file counts as running while its metrics changed this recently
+_STEP_FILE = re.compile(r"^step(\d+)\.safetensors$")
+
+Status = Literal["running", "finished", "paused", "crashed", "stopped", "new"]
+
+
+def train_configs(folder: Path = CONFIGS_DIR) -> list[Path]:
+    """The training YAML files a run can start from, sorted by name."""
+    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def pid_alive(pid: int) -> bool:
+    """True while a process with this id exists (our own finished children are reaped, not counted)."""
+    if pid <= 0:
+        return False
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        return child.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class MetricsFollower:
+    """Reads `metrics.jsonl` incrementally: each `poll` parses only the bytes appended since the last one."""
+
+    path: Path
+    rows: list[dict] = field(default_factory=list)
+    _offset: int = 0
+
+    def poll(self) -> list[dict]:
+        """New complete rows since the last poll (a half-written last line waits for the next poll)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return []
+        if size < self._offset:  # the file was rewritten (a resume truncates rows past its checkpoint)
+            self.rows, self._offset = [], 0
+        if size == self._offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self._offset)
+            chunk = f.read(size - self._offset)
+        end = chunk.rfind(b"\n") + 1
+        self._offset += end
+        new = []
+        for line in chunk[:end].decode("utf-8", errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("%s: skipped an unreadable metrics line: %.80s", self.path, line)
+                continue
+            if isinstance(row, dict) and "step" in row:
+                new.append(row)
+        self.rows.extend(new)
+        return new
+
+    def series(self, key: str) -> tuple[list[float], list[float]]:
+        """(steps, values) of one key over the "train" rows (rows without it are left out)."""
+        xs, ys = [], []
+        for r in self.rows:
+            if r.get("kind", "train") == "train" and isinstance(r.get(key), (int, float)):
+                xs.append(float(r["step"]))
+                ys.append(float(r[key]))
+        return xs, ys
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the runs list shows about one run folder."""
+
+    name: str
+    path: Path
+    status: Status
+    step: int  # step of the newest checkpoint (0 without one)
+    steps: int  # the config's total steps (0 when unknown)
+    config: dict
+    best_loss: float | None
+    error: str  # the log's tail for crashed runs, else ""
+
+
+class Run:
+    """One run folder; cheap to create, every property reads the folder again."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self.metrics = MetricsFollower(self.path / "metrics.jsonl")
+
+    # Folder contents -------------------------------------------------------------------------
+    def config(self) -> dict:
+        p = self.path / "config.yaml"
+        if not p.is_file():
+            return {}
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            log.warning("%s is not valid YAML: %s", p, e)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, file) of every `stepNNNNNNN.safetensors`, by step."""
+        out = []
+        for p in self.path.glob("step*.safetensors"):
+            m = _STEP_FILE.match(p.name)
+            if m:
+                out.append((int(m.group(1)), p))
+        return sorted(out)
+
+    def last_step(self) -> int:
+        ckpts = self.checkpoints()
+        return ckpts[-1][0] if ckpts else 0
+
+    def nearest_checkpoint(self, step: float) -> Path | None:
+        """The checkpoint whose step is closest to `step` (ties go to the earlier one); None without any."""
+        ckpts = self.checkpoints()
+        if not ckpts:
+            return None
+        return min(ckpts, key=lambda c: (abs(c[0] - step), c[0]))[1]
+
+    def latest_sample(self) -> Path | None:
+        samples = sorted((self.path / "samples").glob("*.png"))
+        return samples[-1] if samples else None
+
+    def log_tail(self, lines: int = 20) -> str:
+        p = self.path / LOG_FILE
+        if not p.is_file():
+            return ""
+        with open(p, "rb") as f:
+            f.seek(max(0, p.stat().st_size - 16384))
+            text = f.read().decode("utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def pid(self) -> int | None:
+        try:
+            return int((self.path / PID_FILE).read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    # Status ----------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        """Alive by its pid file; a run started from the command line (no pid file) while it keeps logging."""
+        pid = self.pid()
+        if pid is not None:
+            return pid_alive(pid)
+        metrics = self.path / "metrics.jsonl"
+        if not metrics.exists():
+            return False
+        self.metrics.poll()
+        last = self.metrics.rows[-1] if self.metrics.rows else {}
+        steps = int(self.config().get("steps", 0) or 0)
+        if last.get("kind") == "paused" or (steps and self.last_step() >= steps):
+            return False
+        quiet = max(CLI_QUIET_S, 3.0 * float(last.get("step_s") or 0.0))
+        return time.time() - metrics.stat().st_mtime < quiet
+
+    def status(self) -> Status:
+        if self.is_running():
+            return "running"
+        steps = int(self.config().get("steps", 0) or 0)
+        last = self.last_step()
+        if steps and last >= steps:
+            return "finished"
+        self.metrics.poll()
+        kinds = [r.get("kind") for r in self.metrics.rows]
+        if kinds and kinds[-1] == "paused":
+            return "paused"
+        if (self.path / "stopped").exists():
+            return "stopped"
+        if self.pid() is None and not (self.path / LOG_FILE).exists():
+            return "new" if not kinds else "stopped"  # a command-line run we did not start and that is gone
+        return "crashed"
+
+    def info(self) -> RunInfo:
+        status = self.status()
+        cfg = self.config()
+        self.metrics.poll()
+        losses = self.metrics.series("loss")[1]
+        return RunInfo(
+            name=self.name,
+            path=self.path,
+            status=status,
+            step=self.last_step(),
+            steps=int(cfg.get("steps", 0) or 0),
+            config=cfg,
+            best_loss=min(losses) if losses else None,
+            error=self.log_tail() if status == "crashed" else "",
+        )
+
+    # Control ---------------------------------------------------------------------------------
+    def pause(self) -> bool:
+        """Ask the run to checkpoint at its next step and exit (SIGTERM); False when it is not running."""
+        return self._signal(signal.SIGTERM)
+
+    def stop(self) -> bool:
+        """Stop the run now without a checkpoint (it can still resume from its last one)."""
+        pid = self.pid()
+        if pid is None or not pid_alive(pid):
+            return False
+        (self.path / "stopped").touch()
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the run leads its own process group (data workers included)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def _signal(self, sig: int) -> bool:
+        pid = self.pid()
+        if pid is None or not pid_alive(pid):
+            return False
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def list_runs(root: str | Path) -> list[Run]:
+    """Every run folder under `root` (a folder with config.yaml, metrics.jsonl or a pid file), by name."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    marks = ("config.yaml", "metrics.jsonl", PID_FILE)
+    return [Run(p) for p in sorted(root.iterdir()) if p.is_dir() and any((p / m).exists() for m in marks)]
+
+
+def launch(
+    config: str | Path,
+    *,
+    runs_root: str | Path,
+    name: str,
+    overrides: dict[str, object] | None = None,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """Start `python main.py train CONFIG` as its own process (own session: it outlives the studio).
+
+    `overrides` are `--set` pairs (`{"steps": 20, "data.root": "data/x"}`); the run folder is
+    `runs_root/name`; stdout and stderr go to its log.txt and the child's pid to its pid file. Launching the
+    same name again resumes from the run's last checkpoint. Unless `env` or the studio's environment says
+    otherwise, the child uses all cores but one for its CPU threads, so the studio stays responsive (on small
+    machines oversubscribed OpenMP threads slow a step down tenfold).
+    """
+    config = Path(config)
+    if not config.is_file():
+        raise FileNotFoundError(f"training config {config} does not exist; pick one of {train_configs()}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        raise ValueError(f"run name {name!r} must be letters, digits, '.', '_' or '-' (it names a folder)")
+    run = Run(Path(runs_root) / name)
+    if run.is_running():
+        raise RuntimeError(f"run {name} is already running (pid {run.pid()}); pause or stop it first")
+    run.path.mkdir(parents=True, exist_ok=True)
+    (run.path / "stopped").unlink(missing_ok=True)
+    sets = {"out_dir": str(Path(runs_root).resolve()), "name": name, **(overrides or {})}
+    cmd = [python, str(ROOT / "main.py"), "train", str(config.resolve()), "--no-progress", "--set"]
+    cmd += [f"{k}={_yaml_scalar(v)}" for k, v in sets.items()]
+    with open(run.path / LOG_FILE, "ab") as out:
+        out.write(f"$ {' '.join(cmd)}\n".encode())
+        out.flush()
+        child_env = {**os.environ, **(env or {})}
+        child_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    _CHILDREN[proc.pid] = proc
+    (run.path / PID_FILE).write_text(str(proc.pid))
+    log.info("launched run %s (pid %d): %s", name, proc.pid, " ".join(cmd))
+    return run
+
+
+def _yaml_scalar(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    return str(v)
