@@ -262,6 +262,21 @@ def list_runs(root: str | Path) -> list[Run]:
     return [Run(p) for p in sorted(root.iterdir()) if p.is_dir() and any((p / m).exists() for m in marks)]
 
 
+def estimate_step_s(runs: list[Run], *, model: str, batch_size: int) -> tuple[float, str] | None:
+    """Seconds per step for `model` at `batch_size`, from the newest finished or paused run of that model
+    (its median logged step time, scaled linearly by batch size) and that run's name; None without one."""
+    for run in sorted(runs, key=lambda r: r.path.stat().st_mtime, reverse=True):
+        cfg = run.config()
+        if cfg.get("model") != model:
+            continue
+        run.metrics.poll()
+        times = sorted(t for t in run.metrics.series("step_s")[1][1:] if t > 0)  # the first step warms up
+        if times:
+            per = times[len(times) // 2] * batch_size / max(1, int(cfg.get("batch_size", 1) or 1))
+            return per, run.name
+    return None
+
+
 def launch(
     config: str | Path,
     *,

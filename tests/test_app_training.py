@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.training_runs import MetricsFollower, Run, list_runs
+from app.training_runs import MetricsFollower, Run, estimate_step_s, list_runs
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 needs_display = pytest.mark.skipif(
@@ -65,6 +65,15 @@ def test_run_status_comes_from_the_folder(tmp_path):
     assert fin.nearest_checkpoint(3.1).name == "step0000004.safetensors"
     assert crashed.nearest_checkpoint(1) is None
     assert not crashed.pause(), "pausing a process that is gone must report it"
+
+
+def test_time_estimate_comes_from_an_earlier_run_of_the_same_model(tmp_path):
+    rows = [_row(0, loss=1.0, step_s=9.0), _row(1, loss=1.0, step_s=0.5), _row(2, loss=1.0, step_s=0.7)]
+    run = _fake_run(tmp_path, "r", steps=3, ckpts=[3], rows=rows)
+    (run.path / "config.yaml").write_text("name: r\nsteps: 3\nmodel: tiny\nbatch_size: 2\n")
+    per, source = estimate_step_s([run], model="tiny", batch_size=4)
+    assert source == "r" and per == pytest.approx(1.4), "median of the steps after the first, scaled by batch"
+    assert estimate_step_s([run], model="base", batch_size=4) is None
 
 
 def test_a_command_line_run_counts_as_running_while_it_logs(tmp_path):
@@ -185,6 +194,7 @@ def test_training_panel_shows_the_error_of_a_crashed_run(studio):
     assert "init_from" in dpg.get_value(panel.log_text)
     assert "bad  [crashed]" in " ".join(dpg.get_item_configuration(panel.runs_list)["items"])
     assert panel._sample_shown is None, "the previous run's sample is not shown for this one"
+    assert "from run tiny-cpu" in dpg.get_value(panel.estimate), "the time estimate learns from the finished run"
     trigger(panel.compare, "tiny-cpu")  # compare: the other run's loss on the same plot
     studio.run(max_frames=studio.frames + 2)
     assert len(dpg.get_value(panel._compare_series)[0]) >= 3

@@ -15,7 +15,7 @@ import numpy as np
 
 from app.panels.base import Panel
 from app.session import Session
-from app.training_runs import Run, launch, list_runs, train_configs
+from app.training_runs import Run, estimate_step_s, launch, list_runs, train_configs
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class TrainingPanel(Panel):
                 self.batch = dpg.add_input_int(label="batch size", default_value=1, min_value=1, min_clamped=True)
                 self.data_root = dpg.add_input_text(label="data root", hint="empty: the config's data.root")
                 self.init_from = dpg.add_input_text(label="init from", hint="checkpoint (post-training)")
+                self.estimate = dpg.add_text("", color=(170, 190, 210), wrap=PLOT_W)
                 with dpg.group(horizontal=True):
                     self.launch_button = dpg.add_button(label="Launch", callback=self._intent, user_data="launch")
                     self.pause_button = dpg.add_button(label="Pause", callback=self._intent, user_data="pause")
@@ -255,6 +256,7 @@ class TrainingPanel(Panel):
     def poll(self) -> None:
         """Re-read the runs folder and the selected run's new metrics, sample and log."""
         self._refresh_runs()
+        self._update_estimate()
         run = self.selected
         if run is None:
             return
@@ -284,6 +286,17 @@ class TrainingPanel(Panel):
         sample = run.latest_sample()
         if sample is not None and sample != self._sample_shown:
             self._show_sample(sample)
+
+    def _update_estimate(self) -> None:
+        steps, batch, size = dpg.get_value(self.steps), dpg.get_value(self.batch), dpg.get_value(self.size)
+        est = estimate_step_s(list(self._runs.values()), model=size, batch_size=batch)
+        if est is None:
+            text = f"time: no earlier {size} run in this folder to estimate from"
+        else:
+            per, source = est
+            text = f"time: about {per * steps / 60:.1f} min ({per:.2f} s/step, from run {source})"
+        if dpg.get_value(self.estimate) != text:
+            dpg.set_value(self.estimate, text)
 
     def _term_keys(self, run: Run) -> list[str]:
         keys: dict[str, None] = {"loss": None}
