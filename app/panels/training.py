@@ -103,6 +103,9 @@ class TrainingPanel(Panel):
                 self.load_button = dpg.add_button(
                     label="Load checkpoint into preview", callback=self._intent, user_data="load"
                 )
+            self.posttrain_button = dpg.add_button(
+                label="Post-train from this checkpoint", callback=self._intent, user_data="posttrain"
+            )
             dpg.add_text("latest sample (render | target)", color=(170, 190, 210))
             self.sample_image = dpg.add_image(self.sample_texture)
         with dpg.item_handler_registry() as self._plot_handlers:
@@ -155,6 +158,8 @@ class TrainingPanel(Panel):
             )
         elif what == "load":
             self.load_checkpoint(float(arg) if arg is not None else dpg.get_value(self.ckpt_step))
+        elif what == "posttrain":
+            self.posttrain_from(dpg.get_value(self.ckpt_step))
         elif what == "compare":
             self.compare_with(str(arg))
 
@@ -225,18 +230,30 @@ class TrainingPanel(Panel):
             self._compare_series = dpg.add_line_series([], [], label=f"{name}: loss", parent=self.loss_y)
         self.poll()
 
+    def posttrain_from(self, step: float = -1) -> Path:
+        """Fill the form for post-training from the selected run's checkpoint nearest `step` (-1: newest)."""
+        path = self._checkpoint(step)
+        dpg.set_value(self.stage, "posttrain")
+        dpg.set_value(self.init_from, str(path.resolve()))
+        dpg.set_value(self.form_header, True)
+        self.session.say(f"the form now post-trains from {path}; name the run and launch it")
+        return path
+
+    def _checkpoint(self, step: float) -> Path:
+        if self.selected is None:
+            raise ValueError("select a run first")
+        ckpts = self.selected.checkpoints()
+        if not ckpts:
+            raise ValueError(f"{self.selected.name} has no checkpoint yet; wait for its first save")
+        return ckpts[-1][1] if step < 0 else self.selected.nearest_checkpoint(step)
+
     def load_checkpoint(self, step: float = -1) -> Path:
         """Decode the first bundled example with the selected run's checkpoint nearest `step` (-1: newest)."""
         from app.model_avatar import ModelAvatar, example_files
         from core.model.examples import load_example
         from core.train.export import model_from_checkpoint
 
-        if self.selected is None:
-            raise ValueError("select a run first")
-        ckpts = self.selected.checkpoints()
-        if not ckpts:
-            raise ValueError(f"{self.selected.name} has no checkpoint yet; wait for its first save")
-        path = ckpts[-1][1] if step < 0 else self.selected.nearest_checkpoint(step)
+        path = self._checkpoint(step)
         examples = example_files()
         if not examples:
             raise FileNotFoundError("no example inputs in assets/examples to decode an avatar from")
