@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from core.data.body_bridge import PosedBody, WorldBody, skin_points
-from core.data.identity import Identity
+from core.data.identity_layers import Identity
 from core.data.lighting import Lighting, shade
 from core.raster.project import matrix_to_quat
 from core.raster.rasterize import rasterize
