@@ -94,20 +94,6 @@ def test_a_command_line_run_counts_as_running_while_it_logs(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    from core.data.generate import plan_generation, run_generation
-    from core.data.synth import SynthConfig
-
-    out = tmp_path_factory.mktemp("shards")
-    cfg = SynthConfig(
-        width=32, height=32, wild_frames=3, studio_poses=1, studio_cameras=(8, 8), studio_lights=0, detail=0.08
-    )
-    plan = plan_generation(out, {"train": {"wild": 2, "studio": 1}}, world_seed=0, per_shard=1, config=cfg)
-    run_generation(plan, workers=1, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def studio(tmp_path_factory):
     os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
     from app.session import Session

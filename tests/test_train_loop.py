@@ -19,20 +19,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "train" / "smoke-tiny.yaml"
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> Path:
-    from core.data.generate import plan_generation, run_generation
-    from core.data.synth import SynthConfig
-
-    out = tmp_path_factory.mktemp("shards")
-    cfg = SynthConfig(
-        width=32, height=32, wild_frames=3, studio_poses=1, studio_cameras=(8, 8), studio_lights=0, detail=0.08
-    )
-    plan = plan_generation(out, {"train": {"wild": 2, "studio": 1}}, world_seed=0, per_shard=1, config=cfg)
-    run_generation(plan, workers=1, progress=False)
-    return out
-
-
 def _cfg(tmp_path: Path, shards: Path, **over) -> TrainConfig:
     data = {"root": str(shards), "render_size": 32, "synth_wild": 0, "synth_studio": 0}
     return load_train_config(SMOKE, {"out_dir": str(tmp_path / "runs"), "data": data, **over})

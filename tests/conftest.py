@@ -1,0 +1,20 @@
+"""Fixtures shared by several test files."""
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def shards(tmp_path_factory) -> Path:
+    """A tiny synthetic data set (2 wild clips, 1 studio capture, 32 px), generated once per test session."""
+    from core.data.generate import plan_generation, run_generation
+    from core.data.synth import SynthConfig
+
+    out = tmp_path_factory.mktemp("shards")
+    cfg = SynthConfig(
+        width=32, height=32, wild_frames=3, studio_poses=1, studio_cameras=(8, 8), studio_lights=0, detail=0.08
+    )
+    plan = plan_generation(out, {"train": {"wild": 2, "studio": 1}}, world_seed=0, per_shard=1, config=cfg)
+    run_generation(plan, workers=1, progress=False)
+    return out
