@@ -143,3 +143,21 @@ def crop_inputs(
         raise ValueError(f"{len(images)} images but {len(estimates)} body estimates; give one estimate per image")
     pairs = [crop_image(img, est, rig, cfg) for img, est in zip(images, estimates, strict=True)]
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def fit_crops(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Square crops [B, N, 3, S, S] -> [B, N, 3, h, w]: centre-cut to the aspect h:w, then resize."""
+    B, N, C, H, W = x.shape
+    h, w = size
+    if (H, W) == (h, w):
+        return x
+    if w / h < W / H:  # narrower than the source: cut the width
+        keep = max(1, round(H * w / h))
+        x0 = (W - keep) // 2
+        x = x[..., x0 : x0 + keep]
+    elif w / h > W / H:
+        keep = max(1, round(W * h / w))
+        y0 = (H - keep) // 2
+        x = x[..., y0 : y0 + keep, :]
+    y = F.interpolate(x.flatten(0, 1), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+    return y.view(B, N, C, h, w)

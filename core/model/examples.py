@@ -17,6 +17,7 @@ from torch import Tensor
 
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.avatar import Avatar
+from core.model.crops import fit_crops
 from core.model.model import LCAModel
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ class ExampleInputs:
 
     def create(self, model: LCAModel) -> Avatar:
         """The example's avatar decoded by `model` (crops resized to the model's crop sizes)."""
-        from core.train.step import fit_crops
-
         enc = model.cfg.encoder
         body = fit_crops(self.body[None].float() / 255.0, tuple(enc.body_crop))[0]
         face = fit_crops(self.face[None].float() / 255.0, tuple(enc.face_crop))[0]

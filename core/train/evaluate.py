@@ -23,12 +23,13 @@ from core.data.loader import crop, mask_box, square_box
 from core.data.shards import Sample
 from core.data.synth import SynthConfig
 from core.io import atomic_write_bytes
+from core.model.crops import fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import LCAModel
 from core.raster import Camera
 from core.raster.rasterize import rasterize
 from core.train.losses import psnr, ssim
-from core.train.step import fit_crops, lighting_from_sh
+from core.train.step import lighting_from_sh
 
 log = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.model.appearance import Lighting
+from core.model.crops import fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import LCAModel
 from core.raster import Camera, Gaussians
@@ -41,24 +42,6 @@ def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Ten
     if key_dir is None or key_rgb is None or float(key_rgb.abs().sum()) == 0.0:
         return Lighting(env=env)
     return Lighting(env=env, direction=key_dir, colour=key_rgb)
-
-
-def fit_crops(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Square crops [B, N, 3, S, S] -> [B, N, 3, h, w]: centre-cut to the aspect h:w, then resize."""
-    B, N, C, H, W = x.shape
-    h, w = size
-    if (H, W) == (h, w):
-        return x
-    if w / h < W / H:  # narrower than the source: cut the width
-        keep = max(1, round(H * w / h))
-        x0 = (W - keep) // 2
-        x = x[..., x0 : x0 + keep]
-    elif w / h > W / H:
-        keep = max(1, round(W * h / w))
-        y0 = (H - keep) // 2
-        x = x[..., y0 : y0 + keep, :]
-    y = F.interpolate(x.flatten(0, 1), size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    return y.view(B, N, C, h, w)
 
 
 @dataclass
