@@ -47,12 +47,29 @@ def _install_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
             subprocess.check_call([*pip, CPU_TORCH])
         else:
             logging.info("keeping the installed torch")
+        if importlib.util.find_spec("cv2") is not None and _installed("opencv-python"):
+            # opencv-python and opencv-contrib-python (which mediapipe needs) share the cv2 folder: keep one
+            logging.info("replacing opencv-python by its superset opencv-contrib-python")
+            subprocess.check_call([sys.executable, "-m", "pip", "uninstall", "-y", "opencv-python"])
         extras = [e for e, on in (("dev", args.dev), ("gpu", args.gpu)) if on]
         target = f"{ROOT}[{','.join(extras)}]" if extras else str(ROOT)
         subprocess.check_call([*pip, "-e", target])
+        if subprocess.call([sys.executable, "-c", "import cv2"], stderr=subprocess.DEVNULL) != 0:
+            # a cv2 folder half-removed by uninstalling one of the two opencv wheels: put it back whole
+            subprocess.check_call([*pip, "--force-reinstall", "--no-deps", "opencv-contrib-python"])
         return 0
 
     return run
+
+
+def _installed(dist: str) -> bool:
+    from importlib import metadata
+
+    try:
+        metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def _info_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
