@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import time
 from pathlib import Path
@@ -96,7 +97,10 @@ def main() -> None:
         i[0] += 1
         holder["g"] = av.drive(poses[i[0] % len(poses)], expr, gaze)
 
-    drive_ms = _timer(drive, device, args.reps * 5, warmup=5)
+    drive_ms = _timer(drive, device, args.reps * 5, warmup=5)  # CUDA graphs on a GPU (Avatar's default)
+    os.environ["LCA_CUDA_GRAPHS"] = "0"
+    eager_ms = _timer(drive, device, args.reps * 5, warmup=5)
+    os.environ.pop("LCA_CUDA_GRAPHS")
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
     result = {
         "bench": "model",
@@ -116,6 +120,8 @@ def main() -> None:
         "create_ms_min": round(min(create_ms), 3),
         "drive_ms_median": round(statistics.median(drive_ms), 3),
         "drive_ms_min": round(min(drive_ms), 3),
+        "drive_cuda_graphs": device.type == "cuda",
+        "drive_eager_ms_median": round(statistics.median(eager_ms), 3),
         "peak_memory_gib": None if peak is None else round(peak, 3),
     }
     log.info(json.dumps(result, indent=2))

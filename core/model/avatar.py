@@ -15,6 +15,7 @@ from core.model.appearance import Lighting
 from core.model.config import ModelConfig
 from core.model.crops import BodyEstimate, crop_inputs
 from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
+from core.model.drive_graph import GraphedDrive, graphs_enabled
 from core.model.heads import CanonicalGaussians
 from core.model.model import IdentityState, LCAModel, check_crops
 from core.model.rig import BodyRig
@@ -114,12 +115,27 @@ class Avatar:
         if expression.shape != (E,):
             raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
         level = self._detail(detail)
-        out = drive_gaussians(
-            m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain,
-            detail=level, regularisers=False,
-        )  # fmt: skip
         keep = self._keep if level is None else self._detail_keep[level.gaussians_per_anchor]
-        return out.gaussians if keep is None else out.gaussians.index(keep)
+
+        def run(pose: Tensor, expression: Tensor, gaze: Tensor, lighting: Lighting, translation: Tensor | None):
+            out = drive_gaussians(
+                m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain,
+                detail=level, regularisers=False,
+            )  # fmt: skip
+            return out.gaussians if keep is None else out.gaussians.index(keep)
+
+        if not graphs_enabled(dev):
+            return run(pose, expression, gaze, lighting, translation)
+        for name, t in (("pose", pose), ("expression", expression), ("gaze", gaze)):
+            if t.device.type == "cpu" and not torch.isfinite(t).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+        pose, expression, gaze = (t.to(dev, dt) for t in (pose, expression, gaze))
+        translation = self._zero_transl if translation is None else translation.to(dev, dt)
+        key = level.gaussians_per_anchor if level is not None else None
+        graph = self._graphs.get(key)
+        if graph is None or not graph.matches(pose, lighting):
+            graph = self._graphs[key] = GraphedDrive(run, pose, expression, gaze, lighting, translation)
+        return graph(pose, expression, gaze, lighting, translation)
 
     @property
     def gaussians_per_anchor(self) -> int:
@@ -289,6 +305,8 @@ class Avatar:
         self._zero_expr = torch.zeros(E, device=dev, dtype=dt)
         self._zero_gaze = torch.zeros(2, device=dev, dtype=dt)
         self._neutral = Lighting.neutral(dev, dt)
+        self._zero_transl = torch.zeros(3, device=dev, dtype=dt)
+        self._graphs: dict[int | None, GraphedDrive] = {}  # per detail level; recorded on first CUDA drive
         self._details: dict[int, DetailLevel] = {}  # built on first use after each edit
         self._detail_keep: dict[int, Tensor | None] = {}
 
