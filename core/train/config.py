@@ -93,6 +93,12 @@ class TrainConfig:
     log_every: int = 10
     ckpt_every: int = 100
     sample_every: int = 100
+    # Every eval_every steps (0: never) the live weights render a fixed held-out batch (eval_batches batches of
+    # data split eval_split; empty: the training split, which measures fit, not generalisation) and PSNR / SSIM
+    # go to metrics.jsonl as "eval" rows (what the studio's training panel plots).
+    eval_every: int = 0
+    eval_split: str = ""
+    eval_batches: int = 1
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -100,8 +106,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_range("steps", self.steps, lo=1)
         check_range("batch_size", self.batch_size, lo=1)
-        for k in ("log_every", "ckpt_every", "sample_every"):
+        for k in ("log_every", "ckpt_every", "sample_every", "eval_batches"):
             check_range(k, getattr(self, k), lo=1)
+        check_range("eval_every", self.eval_every, lo=0)
         if self.stage == "posttrain" and self.init_from is None:
             raise ConfigError("stage 'posttrain' needs init_from: the pre-trained checkpoint to start from")
 

@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from core.model.rig import rig_from_body_asset
 from core.train.checkpoint import load_checkpoint, save_checkpoint
 from core.train.config import TrainConfig
 from core.train.distributed import DistInfo, all_reduce_mean, any_rank, barrier, cleanup, init_distributed
-from core.train.losses import PerceptualLoss
+from core.train.losses import PerceptualLoss, psnr, ssim
 from core.train.metrics import MetricsLog
 from core.train.optim import lr_at, make_optimizer, set_lr
 from core.train.step import TrainStep
@@ -135,6 +136,32 @@ def _batches(cfg: TrainConfig, root: Path, skip: int, epoch: int) -> Iterator[tu
         epoch, skip = epoch + 1, 0
 
 
+def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
+    """The fixed batches the periodic evaluation renders (the first `eval_batches` of `eval_split`, unshuffled
+    by the loader's epoch-0 order, so every evaluation of a run sees the same identities and frames)."""
+    split = cfg.eval_split or cfg.data.split
+    held = replace(cfg, data=replace(cfg.data, split=split, workers=0))
+    batches = _batches(held, root, 0, 0)
+    return [next(batches)[2] for _ in range(cfg.eval_batches)]
+
+
+@torch.no_grad()
+def evaluate_batches(step_mod: TrainStep, batches: list[dict], device: torch.device) -> dict[str, float]:
+    """Mean PSNR (dB) and SSIM of the step module's target renders over `batches`."""
+    was_training = step_mod.training
+    step_mod.eval()
+    p, s = [], []
+    try:
+        for batch in batches:
+            out = step_mod(to_float_images(batch, device))
+            pred, target = out.pred.float().clamp(0, 1), out.target.float()
+            p.append(psnr(pred, target).mean())
+            s.append(ssim(pred, target))
+    finally:
+        step_mod.train(was_training)
+    return {"psnr": float(torch.stack(p).mean()), "ssim": float(torch.stack(s).mean())}
+
+
 def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 4) -> None:
     """Rows of (render | target) for the first `n` targets, as one PNG."""
     import cv2
@@ -193,6 +220,10 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     bar = tqdm(
         total=cfg.steps, initial=start, desc=cfg.name, disable=not (progress and dist.is_main), dynamic_ncols=True
     )
+    if cfg.eval_every and dist.enabled and cfg.fsdp:
+        log.warning("eval_every is ignored under FSDP (rank 0 cannot render alone with sharded weights)")
+    periodic_eval = cfg.eval_every > 0 and dist.is_main and not (dist.enabled and cfg.fsdp)
+    held_out = eval_batches(cfg, root) if periodic_eval else []
     skipped, t_last, final = 0, time.time(), {}
     cur_epoch, cur_batch = epoch, skip - 1
     stop = _StopRequest()
@@ -245,6 +276,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
         done = step + 1
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
             _save(cfg, run_dir, model, opt, ema, done, cur_epoch, cur_batch, dist)
+        if held_out and (done % cfg.eval_every == 0 or done == cfg.steps):
+            metrics.write(done, kind="eval", **evaluate_batches(step_mod, held_out, dist.device))
         bar.update(1)
     stop.restore()
     bar.close()
