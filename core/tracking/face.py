@@ -1,0 +1,285 @@
+"""Face retargeting: mediapipe face-mesh landmarks -> ARKit expression coefficients, gaze and head rotation.
+
+Head rotation is a similarity Procrustes fit of the expression-free points of the mesh to a neutral template
+(assets/tracking/face_template.npz, built by `python -m core.tracking.fit_face`). Expressions are read
+geometrically from the head-aligned mesh, Kalidokit-style: each coefficient is the change of one measurement
+(eye aperture / eye width, lip gap, mouth-corner height, brow height, ...) from its neutral value, divided by
+the change that a full expression makes, clamped to [0, 1]. A regressor fitted on synthetic renders was not
+used: the face mesh finds the synthetic faces but their mouths and lids do not move the mesh the way real
+faces do (see docs/RESULTS.md, "Live driving accuracy"), and the geometric reading works on real faces.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.tracking.face_geometry import (
+    align_to_template,
+    face_measurements,
+    head_rotation_world,
+    iris_offsets,
+    landmarks_to_pixels,
+    rotvec_from_matrix,
+)
+from core.tracking.types import Landmarks
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "assets" / "tracking" / "face_template.npz"
+
+# Iris travel in half eye widths for a 90 degree turn (eyeball radius / half eye width): 12 mm / 15 mm.
+GAZE_RADIUS_X, GAZE_RADIUS_Y = 0.8, 0.55
+GAZE_LIMIT_DEG = 35.0
+BLINK_HOLDS_GAZE = 0.6  # above this blink the iris is hidden: gaze keeps its last value
+
+
+@dataclass(frozen=True)
+class LinearRule:
+    """coefficient = clamp(direction * (mean of measurements - neutral) / span, 0, 1)."""
+
+    channel: str  # ARKit name
+    measurements: tuple[str, ...]
+    direction: float  # +1: grows with the measurement, -1: grows as it shrinks
+    span: float  # change of the measurement (interocular units or ratio) at coefficient 1
+
+
+def _sided(name: str, measure: str, direction: float, span: float) -> tuple[LinearRule, LinearRule]:
+    return (
+        LinearRule(f"{name}Left", (f"{measure}_L",), direction, span),
+        LinearRule(f"{name}Right", (f"{measure}_R",), direction, span),
+    )
+
+
+# Spans: interocular distance (~63 mm) is 1; eye aperture is a ratio of eye width (neutral ~0.3).
+LINEAR_RULES: tuple[LinearRule, ...] = (
+    *_sided("eyeBlink", "eye_open", -1.0, 0.20),
+    *_sided("eyeWide", "eye_open", +1.0, 0.10),
+    *_sided("eyeSquint", "lower_lid", +1.0, 0.05),
+    *_sided("browDown", "brow_mid", -1.0, 0.07),
+    *_sided("browOuterUp", "brow_outer", +1.0, 0.12),
+    LinearRule("browInnerUp", ("brow_inner_L", "brow_inner_R"), +1.0, 0.12),
+    *_sided("mouthSmile", "corner_height", +1.0, 0.12),
+    *_sided("mouthUpperUp", "upper_lip", +1.0, 0.10),
+    *_sided("noseSneer", "ala_height", +1.0, 0.05),
+    *_sided("cheekSquint", "cheek_height", +1.0, 0.07),
+    LinearRule("jawLeft", ("chin_x",), +1.0, 0.12),
+    LinearRule("jawRight", ("chin_x",), -1.0, 0.12),
+    LinearRule("mouthLeft", ("mouth_x",), +1.0, 0.10),
+    LinearRule("mouthRight", ("mouth_x",), -1.0, 0.10),
+    LinearRule("mouthRollUpper", ("upper_lip_thickness",), -1.0, 0.07),
+    LinearRule("mouthRollLower", ("lower_lip_thickness",), -1.0, 0.09),
+    LinearRule("mouthShrugLower", ("chin_drop",), -1.0, 0.08),
+)
+JAW_OPEN_SPAN = 0.55  # lip gap (interocular units) of a wide-open mouth
+MOUTH_NARROW_SPAN = 0.35  # relative loss of mouth width in a full pucker
+STRETCH_SPAN = 0.15
+FROWN_SPAN = 0.08
+LOWER_DOWN_SPAN = 0.07
+CLOSE_SPAN = 0.25
+
+# Every ARKit channel this retargeter writes (the others, e.g. tongueOut, cheekPuff, eyeLook* and
+# mouthDimple*, are not observable in the face mesh; eye direction goes out as gaze.yaw / gaze.pitch).
+EXPRESSION_CHANNELS: tuple[str, ...] = tuple(
+    sorted(
+        {r.channel for r in LINEAR_RULES}
+        | {"jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthPressRight"}
+        | {"mouthFrownLeft", "mouthFrownRight", "mouthStretchLeft", "mouthStretchRight"}
+        | {"mouthLowerDownLeft", "mouthLowerDownRight"}
+    )
+)
+
+
+def _clamp01(x: float) -> float:
+    return float(min(1.0, max(0.0, x)))
+
+
+def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]) -> dict[str, float]:
+    """ARKit coefficients in [0, 1] from face measurements `m` and their neutral values (see face_measurements)."""
+    d = {k: m[k] - neutral[k] for k in m}
+    out: dict[str, float] = {}
+    for r in LINEAR_RULES:
+        change = sum(d[k] for k in r.measurements) / len(r.measurements)
+        out[r.channel] = _clamp01(r.direction * change / r.span)
+    jaw = _clamp01(d["lip_gap"] / JAW_OPEN_SPAN)
+    out["jawOpen"] = jaw
+    # A closed mouth on a dropped jaw: the chin went down but the lips did not part.
+    out["mouthClose"] = _clamp01((d["chin_drop"] - 1.2 * d["lip_gap"]) / CLOSE_SPAN)
+    narrow = _clamp01(-d["mouth_width"] / (MOUTH_NARROW_SPAN * neutral["mouth_width"]))
+    rounded = _clamp01(d["lip_gap"] / 0.15)  # a funnel is a narrow mouth with the lips apart
+    out["mouthPucker"] = narrow * (1.0 - rounded)
+    out["mouthFunnel"] = narrow * rounded
+    press = (out["mouthRollUpper"] + out["mouthRollLower"]) / 2 * (1.0 - _clamp01(d["lip_gap"] / 0.1))
+    for side, name in (("L", "Left"), ("R", "Right")):
+        smile = out[f"mouthSmile{name}"]
+        # The jaw pulls the corners down as it opens: that drop is no frown.
+        out[f"mouthFrown{name}"] = _clamp01((-d[f"corner_height_{side}"] - 0.25 * d["lip_gap"]) / FROWN_SPAN)
+        out[f"mouthStretch{name}"] = _clamp01(d[f"corner_width_{side}"] / STRETCH_SPAN - smile)
+        out[f"mouthLowerDown{name}"] = _clamp01((-d[f"lower_lip_{side}"] - 0.35 * d["lip_gap"]) / LOWER_DOWN_SPAN)
+        out[f"mouthPress{name}"] = press
+    return out
+
+
+# Neutral measurements of a real face as the face mesh reads it (a frontal, relaxed adult face on a webcam),
+# symmetrised. The synthetic template fixes the head pose only: its full lips and lidless eyes read as rolled
+# lips and a squint on real faces. FaceRetargeter.set_neutral replaces these with a person's own neutral.
+REAL_NEUTRAL: Mapping[str, float] = {
+    **{f"{k}_{s}": v for s in "LR" for k, v in {
+        "eye_open": 0.33, "lower_lid": -0.06, "brow_inner": 0.41, "brow_mid": 0.42, "brow_outer": 0.255,
+        "corner_height": -0.305, "corner_width": 0.345, "ala_height": 0.11, "cheek_height": 0.205,
+        "upper_lip": -0.27, "lower_lip": 0.62,
+    }.items()},
+    "lip_gap": 0.0, "mouth_width": 0.69, "upper_lip_thickness": 0.08, "lower_lip_thickness": 0.14,
+    "chin_drop": 1.0, "chin_x": 0.0, "mouth_x": -0.02,
+}  # fmt: skip
+REAL_IRIS_NEUTRAL = np.array([[0.0, -0.09], [0.0, -0.09]])  # irises sit a little above the eye corners
+
+
+@dataclass(frozen=True)
+class FaceTemplate:
+    """The neutral face: landmarks [478, 3] (normalised, see face_geometry), its measurements and iris rest."""
+
+    landmarks: np.ndarray  # [478, 3]
+    measurements: Mapping[str, float]
+    iris: np.ndarray  # [2, 2] (right eye, left eye) x (x, y), half eye widths
+    info: Mapping[str, object]
+
+
+def template_from_landmarks(landmarks: np.ndarray, info: Mapping[str, object] | None = None) -> FaceTemplate:
+    """A template from a normalised neutral face [478, 3]."""
+    if landmarks.shape != (478, 3):
+        raise ValueError(f"face template: expected [478, 3] landmarks (face mesh with irises), got {landmarks.shape}")
+    lm = np.asarray(landmarks, np.float64)
+    return FaceTemplate(lm, face_measurements(lm), iris_offsets(lm), dict(info or {}))
+
+
+@functools.cache
+def load_face_template(path: Path | str | None = None) -> FaceTemplate:
+    """The shipped neutral face template (or one written by core.tracking.fit_face to `path`)."""
+    path = Path(path) if path is not None else TEMPLATE_PATH
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"face template {path} is missing: rebuild it with `python -m core.tracking.fit_face --out {path}`"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            landmarks = z["landmarks"]
+            info = json.loads(str(z["info"])) if "info" in z else {}
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(
+            f"face template {path} is not a readable template ({e}); rebuild it with `python -m core.tracking.fit_face`"
+        ) from e
+    return template_from_landmarks(landmarks, info)
+
+
+@dataclass(frozen=True)
+class FaceObservation:
+    """What the retargeter read from one face: head pose, aligned mesh, measurements and irises."""
+
+    aligned: np.ndarray  # [478, 3] in the template frame
+    R_world_head: np.ndarray  # [3, 3] head rotation in world axes (identity = facing the camera)
+    measurements: Mapping[str, float]
+    iris: np.ndarray  # [2, 2]
+
+
+def observe_face(lm: Landmarks, template: FaceTemplate) -> FaceObservation | None:
+    """Head pose and measurements of the face in `lm` (None when no face was found)."""
+    if lm.face is None:
+        return None
+    pixels = landmarks_to_pixels(lm.face, lm.image_size)
+    aligned, R_cam = align_to_template(pixels, template.landmarks)
+    return FaceObservation(aligned, head_rotation_world(R_cam), face_measurements(aligned), iris_offsets(aligned))
+
+
+def head_channels(R_world_head: np.ndarray, neck_share: float = 0.0) -> dict[str, float]:
+    """pose.head.* (and pose.neck01/neck02.* when neck_share > 0) in degrees about the world axes.
+
+    The rotation is split along its own axis, so the chain neck01 -> neck02 -> head composes back to it exactly.
+    """
+    if not 0.0 <= neck_share <= 1.0:
+        raise ValueError(f"neck_share={neck_share}: give the share of the head rotation on the neck, in [0, 1]")
+    v = np.degrees(rotvec_from_matrix(R_world_head))
+    out = {f"pose.head.{a}": float(x) for a, x in zip("xyz", v * (1.0 - neck_share), strict=True)}
+    if neck_share > 0.0:
+        for joint in ("neck01", "neck02"):
+            out.update({f"pose.{joint}.{a}": float(x) for a, x in zip("xyz", v * neck_share / 2, strict=True)})
+    return out
+
+
+def gaze_degrees(
+    iris: np.ndarray, neutral: np.ndarray, weights: tuple[float, float] = (1.0, 1.0)
+) -> tuple[float, float]:
+    """(yaw right+, pitch up+) in degrees from iris offsets [2, 2] and their neutral [2, 2], eyes weighted."""
+    w = np.asarray(weights, np.float64)
+    off = ((iris - neutral) * w[:, None]).sum(0) / max(w.sum(), 1e-9)
+    yaw = math.degrees(math.asin(float(np.clip(off[0] / GAZE_RADIUS_X, -1.0, 1.0))))
+    pitch = math.degrees(math.asin(float(np.clip(-off[1] / GAZE_RADIUS_Y, -1.0, 1.0))))
+    return float(np.clip(yaw, -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)), float(np.clip(pitch, -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG))
+
+
+class FaceRetargeter:
+    """Landmarks -> face channels: expr.<ARKit>, gaze.yaw/pitch, pose.head.* (+ neck share). Empty without a face.
+
+    Left/right are the person's own sides in an unmirrored camera picture (mirroring is Calibration's job).
+    The only state is the last gaze, held while the eyes are closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        template: FaceTemplate | None = None,
+        neck_share: float = 0.0,
+        expressions: bool = True,
+        gaze: bool = True,
+        head: bool = True,
+    ) -> None:
+        self.template = template or load_face_template()
+        self.neutral: dict[str, float] = dict(REAL_NEUTRAL)
+        self.iris_neutral = REAL_IRIS_NEUTRAL.copy()
+        head_channels(np.eye(3), neck_share)  # validates the share now
+        self.neck_share = neck_share
+        self.expressions, self.gaze, self.head = expressions, gaze, head
+        self._last_gaze = (0.0, 0.0)
+        self.last_observation: FaceObservation | None = None  # of the last call (None: no face)
+
+    def observe(self, lm: Landmarks) -> FaceObservation | None:
+        return observe_face(lm, self.template)
+
+    def set_neutral(self, lm: Landmarks | FaceObservation | None) -> bool:
+        """Take this face as the person's neutral (relaxed, eyes ahead); None restores the default. False: no face."""
+        if lm is None:
+            self.neutral, self.iris_neutral = dict(REAL_NEUTRAL), REAL_IRIS_NEUTRAL.copy()
+            return True
+        obs = lm if isinstance(lm, FaceObservation) else self.observe(lm)
+        if obs is None:
+            return False
+        self.neutral, self.iris_neutral = dict(obs.measurements), obs.iris.copy()
+        return True
+
+    def __call__(self, lm: Landmarks) -> dict[str, float]:
+        obs = self.last_observation = self.observe(lm)
+        if obs is None:
+            return {}
+        out: dict[str, float] = {}
+        coeffs = expression_coefficients(obs.measurements, self.neutral)
+        if self.expressions:
+            out.update({f"expr.{k}": v for k, v in coeffs.items()})
+        if self.gaze:
+            blink_r, blink_l = coeffs["eyeBlinkRight"], coeffs["eyeBlinkLeft"]
+            if min(blink_r, blink_l) < BLINK_HOLDS_GAZE:
+                weights = (max(1e-3, 1.0 - blink_r), max(1e-3, 1.0 - blink_l))
+                self._last_gaze = gaze_degrees(obs.iris, self.iris_neutral, weights)
+            out["gaze.yaw"], out["gaze.pitch"] = self._last_gaze
+        if self.head:
+            out.update(head_channels(obs.R_world_head, self.neck_share))
+        return out
+
+    def reset(self) -> None:
+        self._last_gaze = (0.0, 0.0)

@@ -1,0 +1,116 @@
+"""Face retargeting: head pose maths, expression reading, and the mediapipe face mesh on synthetic renders."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.tracking.face import (
+    EXPRESSION_CHANNELS,
+    REAL_NEUTRAL,
+    FaceRetargeter,
+    expression_coefficients,
+    gaze_degrees,
+    head_channels,
+    load_face_template,
+)
+from core.tracking.face_geometry import (
+    CAM_TO_WORLD,
+    LIP_LOWER_INNER,
+    matrix_from_rotvec,
+    rotvec_from_matrix,
+    similarity_procrustes,
+)
+from core.tracking.types import Landmarks, channel_group
+
+
+def _landmarks_from_template(R_world: np.ndarray, *, scale: float = 180.0, size: tuple[int, int] = (640, 480)):
+    """The template face turned by R_world [3, 3] (world axes), placed in a picture as mediapipe would report it."""
+    tpl = load_face_template().landmarks
+    R_cam = CAM_TO_WORLD @ R_world @ CAM_TO_WORLD
+    pix = scale * tpl @ R_cam.T + np.array([size[0] / 2, size[1] / 2, 0.0])
+    return Landmarks(frame_index=0, image_size=size, face=(pix / np.array([size[0], size[1], size[0]])).astype(np.float32))
+
+
+def test_similarity_procrustes_recovers_scale_rotation_translation():
+    rng = np.random.default_rng(0)
+    src = rng.normal(size=(40, 3))
+    R = matrix_from_rotvec(np.array([0.3, -0.5, 0.2]))
+    dst = 2.5 * src @ R.T + np.array([1.0, -2.0, 3.0])
+    s, R_fit, t = similarity_procrustes(src, dst)
+    assert s == pytest.approx(2.5, rel=1e-9)
+    np.testing.assert_allclose(R_fit, R, atol=1e-9)
+    np.testing.assert_allclose(t, [1.0, -2.0, 3.0], atol=1e-9)
+
+
+def test_rotvec_round_trips_including_near_pi():
+    for v in (np.array([0.0, 0.0, 0.0]), np.array([0.1, -0.4, 0.2]), np.array([0.0, math.pi - 1e-6, 0.0])):
+        np.testing.assert_allclose(rotvec_from_matrix(matrix_from_rotvec(v)), v, atol=1e-5)
+
+
+def test_head_channels_split_over_the_neck_composes_back_to_the_head_rotation():
+    R = matrix_from_rotvec(np.radians([10.0, 25.0, -5.0]))
+    ch = head_channels(R, neck_share=0.4)
+    chain = np.eye(3)
+    for joint in ("neck01", "neck02", "head"):
+        chain = chain @ matrix_from_rotvec(np.radians([ch[f"pose.{joint}.{a}"] for a in "xyz"]))
+    np.testing.assert_allclose(chain, R, atol=1e-9)
+    assert all(channel_group(k) == "face" for k in ch)
+    with pytest.raises(ValueError, match="neck_share"):
+        head_channels(R, neck_share=1.5)
+
+
+@pytest.mark.parametrize("yaw,pitch", [(20.0, 0.0), (-30.0, 0.0), (0.0, 15.0), (12.0, -10.0)])
+def test_face_retargeter_reads_head_rotation_of_a_turned_template(yaw, pitch):
+    R = matrix_from_rotvec(np.radians([0.0, yaw, 0.0])) @ matrix_from_rotvec(np.radians([-pitch, 0.0, 0.0]))
+    ch = FaceRetargeter()(_landmarks_from_template(R))
+    got = matrix_from_rotvec(np.radians([ch[f"pose.head.{a}"] for a in "xyz"]))
+    err = math.degrees(math.acos(np.clip((np.trace(got.T @ R) - 1) / 2, -1, 1)))
+    assert err < 0.5
+    # yaw > 0 turns the face toward +x, the person's left (the picture's right in an unmirrored camera)
+    if yaw:
+        assert np.sign(ch["pose.head.y"]) == np.sign(yaw)
+
+
+def test_expression_coefficients_are_zero_at_neutral_and_cover_the_channels():
+    coeffs = expression_coefficients(REAL_NEUTRAL, REAL_NEUTRAL)
+    assert set(coeffs) == set(EXPRESSION_CHANNELS)
+    assert max(coeffs.values()) == 0.0
+    opened = dict(REAL_NEUTRAL, lip_gap=0.3)
+    assert expression_coefficients(opened, REAL_NEUTRAL)["jawOpen"] > 0.4
+    smiling = dict(REAL_NEUTRAL, corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.1)
+    c = expression_coefficients(smiling, REAL_NEUTRAL)
+    assert c["mouthSmileLeft"] > 0.6 and c["mouthSmileRight"] == 0.0
+
+
+def test_gaze_follows_the_iris_with_the_studio_signs():
+    neutral = np.zeros((2, 2))
+    yaw, pitch = gaze_degrees(np.array([[0.3, 0.0], [0.3, 0.0]]), neutral)  # irises toward the picture's right
+    assert yaw > 15 and abs(pitch) < 1e-9
+    yaw, pitch = gaze_degrees(np.array([[0.0, -0.2], [0.0, -0.2]]), neutral)  # irises up (y down in the picture)
+    assert pitch > 15 and abs(yaw) < 1e-9
+
+
+def test_face_retargeter_without_a_face_returns_nothing_and_set_neutral_zeroes_the_face():
+    fr = FaceRetargeter()
+    assert fr(Landmarks(frame_index=0, image_size=(64, 64))) == {}
+    lm = _landmarks_from_template(np.eye(3))
+    assert fr.set_neutral(lm)
+    ch = fr(lm)
+    assert max(v for k, v in ch.items() if k.startswith("expr.")) < 1e-6
+    assert abs(ch["gaze.yaw"]) < 1e-6 and abs(ch["gaze.pitch"]) < 1e-6
+    # the lower lip drops: the mouth opens
+    face = lm.face.copy()
+    face[LIP_LOWER_INNER, 1] += 0.1  # 48 px, about 0.27 interocular distances
+    assert fr(Landmarks(frame_index=1, image_size=lm.image_size, face=face))["expr.jawOpen"] > 0.3
+
+
+def test_face_template_load_error_says_how_to_rebuild(tmp_path):
+    bad = tmp_path / "t.npz"
+    bad.write_bytes(b"not a template")
+    with pytest.raises(ValueError, match="fit_face"):
+        load_face_template(bad)
+    with pytest.raises(FileNotFoundError, match="fit_face"):
+        load_face_template(tmp_path / "missing.npz")
