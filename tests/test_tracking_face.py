@@ -31,7 +31,9 @@ def _landmarks_from_template(R_world: np.ndarray, *, scale: float = 180.0, size:
     tpl = load_face_template().landmarks
     R_cam = CAM_TO_WORLD @ R_world @ CAM_TO_WORLD
     pix = scale * tpl @ R_cam.T + np.array([size[0] / 2, size[1] / 2, 0.0])
-    return Landmarks(frame_index=0, image_size=size, face=(pix / np.array([size[0], size[1], size[0]])).astype(np.float32))
+    return Landmarks(
+        frame_index=0, image_size=size, face=(pix / np.array([size[0], size[1], size[0]])).astype(np.float32)
+    )
 
 
 def test_similarity_procrustes_recovers_scale_rotation_translation():
