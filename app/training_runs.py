@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -227,7 +228,18 @@ class Run:
 
     # Control ---------------------------------------------------------------------------------
     def pause(self) -> bool:
-        """Ask the run to checkpoint at its next step and exit (SIGTERM); False when it is not running."""
+        """Ask the run to checkpoint at its next step and exit (SIGTERM); False when it is not running.
+
+        While a launch is still generating its data (the chain's shell has not `exec`ed the trainer yet) the
+        whole process group gets the signal: generation stops and a resume continues it.
+        """
+        pid = self.pid()
+        if pid is not None and pid_alive(pid) and _is_shell(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                return False
+            return True
         return self._signal(signal.SIGTERM)
 
     def stop(self) -> bool:
@@ -251,6 +263,15 @@ class Run:
         except ProcessLookupError:
             return False
         return True
+
+
+def _is_shell(pid: int) -> bool:
+    """True when `pid` is a launch chain's shell (Linux: read from /proc; elsewhere False)."""
+    try:
+        exe = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return exe.endswith(b"sh")
 
 
 def list_runs(root: str | Path) -> list[Run]:
@@ -277,6 +298,57 @@ def estimate_step_s(runs: list[Run], *, model: str, batch_size: int) -> tuple[fl
     return None
 
 
+@dataclass(frozen=True)
+class SynthData:
+    """Synthetic training data a launch generates first (`python main.py prepare synth`) when its folder is empty."""
+
+    identities: int  # wild clips and as many studio captures
+    frames: int  # frames per wild clip
+    size: int = 64  # frame width and height in pixels
+    detail: float = 0.3  # Gaussian count factor of each identity
+    cameras: int = 8  # cameras per studio capture
+
+    def folder(self, data_root: str | Path = "data") -> Path:
+        return Path(data_root) / f"synth-{self.identities}x{self.frames}-{self.size}px"
+
+    def command(self, python: str, out: Path) -> list[str]:
+        return [
+            python, str(ROOT / "main.py"), "prepare", "synth", "--out", str(out), "--wild", str(self.identities),
+            "--studio", str(self.identities), "--frames", str(self.frames), "--size", str(self.size),
+            "--detail", str(self.detail), "--cameras", str(self.cameras), str(self.cameras), "--per-shard", "1",
+        ]  # fmt: skip
+
+
+def data_ready(folder: str | Path) -> bool:
+    """True when `folder` holds finished shards (a generation leaves its card; a folder of shards counts too)."""
+    folder = Path(folder)
+    return folder.is_dir() and ((folder / "card.json").is_file() or any(folder.rglob("*.tar")))
+
+
+def train_command(
+    config: Path,
+    sets: dict[str, object],
+    *,
+    python: str = sys.executable,
+    nproc: int = 1,
+) -> list[str]:
+    """`python main.py train CONFIG --set ...`, or under `torch.distributed.run` with `nproc` processes."""
+    if nproc < 1:
+        raise ValueError(f"number of processes must be >= 1, got {nproc}")
+    head = [python, str(ROOT / "main.py")]
+    if nproc > 1:
+        head = [
+            python,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            str(ROOT / "main.py"),
+        ]
+    cmd = [*head, "train", str(config.resolve()), "--no-progress", "--set"]
+    return cmd + [f"{k}={_yaml_scalar(v)}" for k, v in sets.items()]
+
+
 def launch(
     config: str | Path,
     *,
@@ -285,14 +357,19 @@ def launch(
     overrides: dict[str, object] | None = None,
     python: str = sys.executable,
     env: dict[str, str] | None = None,
+    nproc: int = 1,
+    synth: SynthData | None = None,
 ) -> Run:
     """Start `python main.py train CONFIG` as its own process (own session: it outlives the studio).
 
     `overrides` are `--set` pairs (`{"steps": 20, "data.root": "data/x"}`); the run folder is
     `runs_root/name`; stdout and stderr go to its log.txt and the child's pid to its pid file. Launching the
-    same name again resumes from the run's last checkpoint. Unless `env` or the studio's environment says
-    otherwise, the child uses all cores but one for its CPU threads, so the studio stays responsive (on small
-    machines oversubscribed OpenMP threads slow a step down tenfold).
+    same name again resumes from the run's last checkpoint. `nproc > 1` runs `torch.distributed.run` with that
+    many processes (DDP; gloo on CPUs, NCCL on GPUs). `synth` first generates that synthetic data set with
+    `python main.py prepare synth` when its folder (the `data.root` override, else `synth.folder()`) holds no
+    shards, then `exec`s the trainer in the same process, so the pid file stays right. Unless `env` or the
+    studio's environment says otherwise, the child uses all cores but one (split between its processes) for its
+    CPU threads, so the studio stays responsive (oversubscribed OpenMP threads slow a step down tenfold).
     """
     config = Path(config)
     if not config.is_file():
@@ -302,23 +379,36 @@ def launch(
     run = Run(Path(runs_root) / name)
     if run.is_running():
         raise RuntimeError(f"run {name} is already running (pid {run.pid()}); pause or stop it first")
+    sets: dict[str, object] = {"out_dir": str(Path(runs_root).resolve()), "name": name, **(overrides or {})}
+    steps: list[list[str]] = []
+    if synth is not None:
+        folder = Path(str(sets.get("data.root") or synth.folder(ROOT / "data")))
+        sets["data.root"] = str(folder.resolve())
+        if not (folder / "card.json").is_file():  # none yet, or a generation that was cut short
+            steps.append(synth.command(python, folder.resolve()))
+    steps.append(train_command(config, sets, python=python, nproc=nproc))
     run.path.mkdir(parents=True, exist_ok=True)
     (run.path / "stopped").unlink(missing_ok=True)
-    sets = {"out_dir": str(Path(runs_root).resolve()), "name": name, **(overrides or {})}
-    cmd = [python, str(ROOT / "main.py"), "train", str(config.resolve()), "--no-progress", "--set"]
-    cmd += [f"{k}={_yaml_scalar(v)}" for k, v in sets.items()]
+    cmd = steps[0] if len(steps) == 1 else ["/bin/sh", "-c", chain_script(steps)]
     with open(run.path / LOG_FILE, "ab") as out:
-        out.write(f"$ {' '.join(cmd)}\n".encode())
+        for step in steps:
+            out.write(f"$ {shlex.join(step)}\n".encode())
         out.flush()
         child_env = {**os.environ, **(env or {})}
-        child_env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 2) - 1)))
+        child_env.setdefault("OMP_NUM_THREADS", str(max(1, ((os.cpu_count() or 2) - 1) // nproc)))
         proc = subprocess.Popen(
             cmd, cwd=ROOT, env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     _CHILDREN[proc.pid] = proc
     (run.path / PID_FILE).write_text(str(proc.pid))
-    log.info("launched run %s (pid %d): %s", name, proc.pid, " ".join(cmd))
+    log.info("launched run %s (pid %d): %s", name, proc.pid, " && ".join(shlex.join(c) for c in steps))
     return run
+
+
+def chain_script(steps: list[list[str]]) -> str:
+    """A shell line that runs each command in turn, stops at the first failure and `exec`s the last one."""
+    *first, last = steps
+    return "".join(f"{shlex.join(c)} || exit $?; " for c in first) + "exec " + shlex.join(last)
 
 
 def _yaml_scalar(v: object) -> str:

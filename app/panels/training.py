@@ -14,8 +14,9 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 
 from app.panels.base import Panel
+from app.panels.training_eval import EvalSection
 from app.session import Session
-from app.training_runs import Run, estimate_step_s, launch, list_runs, train_configs
+from app.training_runs import Run, SynthData, estimate_step_s, launch, list_runs, train_configs
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,14 @@ PLOT_W, PLOT_H = 400, 170
 STAGES = ("pretrain", "posttrain", "mixed", "studio-only")
 SIZES = ("tiny", "base", "large")
 NOT_TERMS = {"step", "kind", "time", "lr", "data_s", "step_s", "gpu_mem_gb", "skipped"}
+DEFAULT_STEP_S = 1.0  # the form's seconds per step until a run of the same model has been measured
+
+
+def devices() -> list[str]:
+    """What the device combo offers: auto, cpu, and cuda when torch sees a GPU."""
+    import torch
+
+    return ["auto", "cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
 def _letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -60,6 +69,8 @@ class TrainingPanel(Panel):
         self._runs: dict[str, Run] = {}  # kept between polls so each follows its metrics incrementally
         self.loaded_checkpoint: Path | None = None
         self.launch_extra: dict[str, object] = {}  # further --set overrides for every launch (tests, scripts)
+        self.evals = EvalSection(session, self.runs_root, _letterbox)
+        self._estimate_key: tuple | None = None
 
     # Layout ----------------------------------------------------------------------------------
     def build(self, parent: int | str) -> None:
@@ -77,8 +88,20 @@ class TrainingPanel(Panel):
                 self.size = dpg.add_combo(SIZES, label="model size", default_value="tiny")
                 self.steps = dpg.add_input_int(label="steps", default_value=20, min_value=1, min_clamped=True)
                 self.batch = dpg.add_input_int(label="batch size", default_value=1, min_value=1, min_clamped=True)
+                self.device = dpg.add_combo(devices(), label="device", default_value="auto")
+                self.nproc = dpg.add_input_int(
+                    label="processes", default_value=1, min_value=1, max_value=64, min_clamped=True, max_clamped=True
+                )
                 self.data_root = dpg.add_input_text(label="data root", hint="empty: the config's data.root")
+                with dpg.group(horizontal=True):
+                    self.synth = dpg.add_checkbox(label="synthetic data:")
+                    self.synth_ids = dpg.add_input_int(label="identities", default_value=4, width=70, min_value=1)
+                    self.synth_frames = dpg.add_input_int(label="frames", default_value=4, width=70, min_value=1)
                 self.init_from = dpg.add_input_text(label="init from", hint="checkpoint (post-training)")
+                self.eval_every = dpg.add_input_int(label="eval every (steps, 0: off)", default_value=0, min_value=0)
+                self.step_s = dpg.add_input_float(
+                    label="s/step if unmeasured", default_value=DEFAULT_STEP_S, min_value=0.0, format="%.2f"
+                )
                 self.estimate = dpg.add_text("", color=(170, 190, 210), wrap=PLOT_W)
                 with dpg.group(horizontal=True):
                     self.launch_button = dpg.add_button(label="Launch", callback=self._intent, user_data="launch")
@@ -108,6 +131,7 @@ class TrainingPanel(Panel):
             )
             dpg.add_text("latest sample (render | target)", color=(170, 190, 210))
             self.sample_image = dpg.add_image(self.sample_texture)
+            self.evals.build()
         with dpg.item_handler_registry() as self._plot_handlers:
             dpg.add_item_clicked_handler(callback=self._on_plot_click)
         dpg.bind_item_handler_registry(self.loss_plot, self._plot_handlers)
@@ -128,6 +152,7 @@ class TrainingPanel(Panel):
 
     # Per-frame -------------------------------------------------------------------------------
     def tick(self, dt: float) -> None:
+        self.evals.tick()
         while self._intents:
             what, arg = self._intents.pop(0)
             try:
@@ -171,6 +196,8 @@ class TrainingPanel(Panel):
             "model": dpg.get_value(self.size),
             "steps": dpg.get_value(self.steps),
             "batch_size": dpg.get_value(self.batch),
+            "device": dpg.get_value(self.device),
+            "eval_every": dpg.get_value(self.eval_every),
         }
         if dpg.get_value(self.data_root).strip():
             out["data.root"] = dpg.get_value(self.data_root).strip()
@@ -189,9 +216,17 @@ class TrainingPanel(Panel):
             name=dpg.get_value(self.name).strip(),
             overrides={**self.overrides(), **self.launch_extra, **(extra or {})},
             env=self.env,
+            nproc=int(dpg.get_value(self.nproc)),
+            synth=self.synth_data(),
         )
         self.session.say(f"launched training run {run.name}")
         return run
+
+    def synth_data(self) -> SynthData | None:
+        """The synthetic data set the form asks for (None: use the data root as it is)."""
+        if not dpg.get_value(self.synth):
+            return None
+        return SynthData(identities=int(dpg.get_value(self.synth_ids)), frames=int(dpg.get_value(self.synth_frames)))
 
     def resume(self, run: Run) -> Run:
         """Launch the run's own resolved config again: training continues from its last checkpoint.
@@ -275,7 +310,9 @@ class TrainingPanel(Panel):
         self._refresh_runs()
         self._update_estimate()
         run = self.selected
+        self.evals.set_checkpoints(list(self._runs.values()))
         if run is None:
+            self.evals.show(None)
             return
         run.metrics.poll()
         for key in self._term_keys(run):
@@ -303,17 +340,52 @@ class TrainingPanel(Panel):
         sample = run.latest_sample()
         if sample is not None and sample != self._sample_shown:
             self._show_sample(sample)
+        self.evals.show(run)
+
+    def estimate_text(self) -> str:
+        """Memory (from the model config and batch) and time (steps x measured or configured s/step) of the form."""
+        from core.config import ConfigError
+        from core.model.config import load_model_config
+        from core.train.config import load_train_config
+        from core.train.estimate import estimate_memory, estimate_seconds, format_duration
+
+        steps, batch, size = dpg.get_value(self.steps), dpg.get_value(self.batch), dpg.get_value(self.size)
+        nproc, device = int(dpg.get_value(self.nproc)), dpg.get_value(self.device)
+        matches = [p for p in train_configs() if p.name == dpg.get_value(self.config)]
+        lines = []
+        try:
+            cfg = load_train_config(matches[0]) if matches else None
+            d = cfg.data if cfg is not None else None
+            dev = "cuda" if device == "cuda" or (device == "auto" and "cuda" in devices()) else "cpu"
+            mem = estimate_memory(
+                load_model_config(size), batch_size=batch, num_refs=d.num_refs if d else 8,
+                num_targets=d.num_targets if d else 2, render_size=d.render_size if d else 128, device=dev,
+                amp=cfg.amp if cfg else True, perceptual=(cfg.loss.perceptual > 0) if cfg else True,
+            )  # fmt: skip
+            lines.append(mem.summary() + (f" on {dev}" if nproc == 1 else f" on {dev}, x{nproc} processes"))
+        except (ConfigError, FileNotFoundError, ValueError) as e:
+            lines.append(f"memory: no estimate ({e})")
+        est = estimate_step_s(list(self._runs.values()), model=size, batch_size=batch)
+        per, source = est if est is not None else (float(dpg.get_value(self.step_s)), "the s/step field")
+        lines.append(
+            f"time: about {format_duration(estimate_seconds(steps, per))} ({steps} steps x {per:.2f} s/step, "
+            f"from {'run ' + source if est is not None else source})"
+        )
+        if dpg.get_value(self.synth):
+            folder = dpg.get_value(self.data_root).strip() or str(self.synth_data().folder())
+            lines.append(f"data: generates a synthetic set in {folder} first unless it holds one")
+        return "\n".join(lines)
 
     def _update_estimate(self) -> None:
-        steps, batch, size = dpg.get_value(self.steps), dpg.get_value(self.batch), dpg.get_value(self.size)
-        est = estimate_step_s(list(self._runs.values()), model=size, batch_size=batch)
-        if est is None:
-            text = f"time: no earlier {size} run in this folder to estimate from"
-        else:
-            per, source = est
-            text = f"time: about {per * steps / 60:.1f} min ({per:.2f} s/step, from run {source})"
-        if dpg.get_value(self.estimate) != text:
-            dpg.set_value(self.estimate, text)
+        key = tuple(
+            dpg.get_value(i)
+            for i in (self.config, self.size, self.steps, self.batch, self.device, self.nproc, self.step_s, self.synth,
+                      self.synth_ids, self.synth_frames)
+        ) + (len(self._runs),)  # fmt: skip
+        if key == self._estimate_key:
+            return
+        self._estimate_key = key
+        dpg.set_value(self.estimate, self.estimate_text())
 
     def _term_keys(self, run: Run) -> list[str]:
         keys: dict[str, None] = {"loss": None}
