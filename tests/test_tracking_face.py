@@ -116,3 +116,19 @@ def test_face_template_load_error_says_how_to_rebuild(tmp_path):
         load_face_template(bad)
     with pytest.raises(FileNotFoundError, match="fit_face"):
         load_face_template(tmp_path / "missing.npz")
+
+
+def test_retargeter_switches_groups_and_falls_back_to_the_face_without_a_body_module(monkeypatch):
+    from core.tracking import retarget
+    from core.tracking.retarget import Retargeter
+
+    lm = _landmarks_from_template(matrix_from_rotvec(np.radians([0.0, 15.0, 0.0])))
+    face_only = Retargeter(face=True, body=False, hands=False)(lm)
+    assert face_only and {channel_group(k) for k in face_only} == {"face"}
+    assert face_only["pose.head.y"] == pytest.approx(15.0, abs=0.5)
+    none = Retargeter(face=False, body=False, hands=False)
+    assert none(lm) == {}
+    monkeypatch.setattr(retarget, "_body_retargeter", lambda body, hands: None)
+    r = Retargeter()
+    assert not r.body_available
+    assert {channel_group(k) for k in r(lm)} == {"face"}

@@ -40,3 +40,18 @@ def test_rendered_head_turn_reads_as_head_yaw_with_its_sign(yaw):
     assert ch["pose.head.y"] * yaw > 0
     assert abs(ch["pose.head.y"] - yaw) < 8.0, ch["pose.head.y"]
     assert abs(ch["pose.head.x"]) < 8.0 and abs(ch["pose.head.z"]) < 8.0
+
+
+@pytest.mark.slow  # builds an identity and renders a few frames: ~20 s of CPU
+def test_evaluate_face_on_a_tiny_held_out_set_reports_finite_errors():
+    import math
+
+    from core.tracking.evaluate import evaluate_face
+
+    res = evaluate_face(identities=1, frames=3, size=192)
+    assert res["split"] == "wild-test" and res["test_frames"] == 2
+    if res["face_found"]:
+        for key in ("default_neutral", "calibrated_neutral"):
+            assert all(math.isfinite(v) and v >= 0 for v in res[key].values())
+    with pytest.raises(ValueError, match="held-out"):
+        evaluate_face(identities=1, frames=2, split="train")
