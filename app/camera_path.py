@@ -28,6 +28,19 @@ class CameraPath:
         keys.append(CameraKey(max(0.0, float(time)), view))
         return CameraPath(tuple(sorted(keys, key=lambda k: k.time)))
 
+    def edited(self, index: int, time: float, view: OrbitView) -> CameraPath:
+        """A copy with key #`index` moved to `time` and given `view` (a key already within 1 ms of `time` is
+        replaced); the keys stay sorted by time."""
+        if not 0 <= index < len(self.keys):
+            raise IndexError(f"camera path has {len(self.keys)} keys; no key #{index}")
+        if not (time == time and 0.0 <= time < 1e6):  # NaN or negative times would break the ordering
+            raise ValueError(f"a key's time must be a number of seconds >= 0, got {time}")
+        if not (view.distance > 0 and -90.0 <= view.pitch_deg <= 90.0):
+            raise ValueError(
+                f"a key's distance must be > 0 and its pitch within +-90 degrees (got {view.distance}, {view.pitch_deg})"
+            )
+        return self.without(index).with_key(time, view)
+
     def without(self, index: int) -> CameraPath:
         if not 0 <= index < len(self.keys):
             raise IndexError(f"camera path has {len(self.keys)} keys; no key #{index}")

@@ -19,6 +19,7 @@ import torch
 log = logging.getLogger(__name__)
 
 MAX_PHOTOS = 16
+FACE_MIN_PX = 40  # face boxes shorter than this carry little facial detail for the face crop
 BLUR_MIN = 60.0  # variance of the Laplacian of the grey image below which a photo counts as blurred
 VIEWS = ("front", "side", "back", "unknown")
 
@@ -51,6 +52,16 @@ class PhotoCheck:
     @property
     def usable(self) -> bool:
         return self.person_box is not None
+
+    @property
+    def face_visible(self) -> bool:
+        return self.face_box is not None
+
+    def face_status(self) -> str:
+        """`face visible (62 px)` or `face not visible`, for the photo's row."""
+        if self.face_box is None:
+            return "face not visible"
+        return f"face visible ({self.face_box[3] - self.face_box[1]:.0f} px)"
 
 
 def read_photo(path: str | Path) -> np.ndarray:
@@ -101,6 +112,10 @@ def check_photo(
         c.view = "front"
         c.body_crop = _crop(rgb, person, body_crop)
         c.face_crop = _crop(rgb, face, face_crop)
+    if face is not None and face[3] - face[1] < FACE_MIN_PX:
+        c.problems.append(
+            f"the face is small ({face[3] - face[1]:.0f} px < {FACE_MIN_PX}): facial detail will be guessed"
+        )
     if sharp < BLUR_MIN:
         c.problems.append(f"blurred (sharpness {sharp:.0f} < {BLUR_MIN:.0f})")
     if bright < 0.2:
@@ -168,7 +183,10 @@ class CaptureAssistant:
         if progress:
             progress(1.0, "avatar created")
         name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"
-        return ModelAvatar(avatar, name=name, description=f"created with the {label}")
+        from app.personalisation import photo_references
+
+        refs = photo_references(usable, model.rig)
+        return ModelAvatar(avatar, name=name, description=f"created with the {label}", references=refs)
 
 
 def creation_model():

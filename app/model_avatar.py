@@ -85,7 +85,7 @@ def _joint_names(num_joints: int) -> tuple[str, ...]:
 class ModelAvatar:
     """A `core.model` avatar: pose, expression, gaze and lighting go through its pose head each frame."""
 
-    def __init__(self, avatar, *, name: str, description: str, device: str | None = None) -> None:
+    def __init__(self, avatar, *, name: str, description: str, device: str | None = None, references=None) -> None:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.avatar = avatar.to(self.device) if self.device != "cpu" else avatar
         self.name, self.description = name, description
@@ -95,6 +95,7 @@ class ModelAvatar:
         self._expr = {n: i for i, n in enumerate(self.rig.expression_names)}
         self._environments = load_environment_presets()
         self._looseness: dict[str, float] = {}
+        self.references = references  # app.personalisation.PhotoReferences when made from photos here, else None
 
     @property
     def supports_detail(self) -> bool:

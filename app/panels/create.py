@@ -22,6 +22,8 @@ class CreatePanel(Panel):
         super().__init__(session)
         self.assistant: CaptureAssistant | None = None
         self._textures: list[int | str] = []
+        self.job = None  # app.personalisation.PersonaliseJob while one runs
+        self.before_personalise = None  # the avatar a personalisation replaced ('Revert' brings it back)
 
     def build(self, parent: int | str) -> None:
         with dpg.group(parent=parent) as self.root:
@@ -32,6 +34,15 @@ class CreatePanel(Panel):
                 dpg.add_button(label="Create avatar", callback=lambda: self.create())
             self.progress = dpg.add_progress_bar(default_value=0.0, width=300, overlay="no photos yet")
             self.summary = dpg.add_text("", wrap=PANEL_WRAP)
+            with dpg.group(horizontal=True):
+                self.steps = dpg.add_input_int(
+                    label="steps", default_value=30, min_value=1, max_value=2000, min_clamped=True, width=90
+                )
+                self.personalise_button = dpg.add_button(label="Personalise", callback=lambda: self.personalise())
+                self.revert_button = dpg.add_button(label="Revert", callback=lambda: self.revert())
+            self.personalise_progress = dpg.add_progress_bar(
+                default_value=0.0, width=300, overlay="refine a photo avatar on its photos"
+            )
             self.list = dpg.add_child_window(height=-1, border=True)
             with dpg.file_dialog(
                 show=False, callback=self._on_files, file_count=16, width=640, height=420, directory_selector=False
@@ -88,6 +99,53 @@ class CreatePanel(Panel):
             return False
         self.session.set_avatar(avatar)
         return True
+
+    # Personalisation ------------------------------------------------------------------------
+    def personalise(self, steps: int | None = None) -> bool:
+        """Start refining the current avatar on the photos it was made from (a worker thread)."""
+        from app.personalisation import PersonaliseJob
+
+        if self.job is not None and not self.job.done:
+            self.session.say("a personalisation is already running", logging.WARNING)
+            return False
+        try:
+            self.job = PersonaliseJob(self.session.avatar, int(steps or dpg.get_value(self.steps)))
+        except ValueError as e:
+            self.session.say(f"cannot personalise: {e}", logging.ERROR)
+            return False
+        self._set_personalise_progress(0.0, f"personalising {self.job.steps} steps...")
+        return True
+
+    def revert(self) -> bool:
+        """Put back the avatar the last personalisation replaced."""
+        if self.before_personalise is None:
+            self.session.say("nothing to revert: no avatar was personalised", logging.WARNING)
+            return False
+        self.session.set_avatar(self.before_personalise)
+        self.before_personalise = None
+        self._set_personalise_progress(0.0, "reverted")
+        return True
+
+    def _set_personalise_progress(self, f: float, text: str) -> None:
+        dpg.set_value(self.personalise_progress, f)
+        dpg.configure_item(self.personalise_progress, overlay=text)
+
+    def tick(self, dt: float) -> None:
+        job = self.job
+        if job is None:
+            return
+        if not job.done:
+            loss = f", loss {job.loss:.4f}" if job.loss is not None else ""
+            self._set_personalise_progress(job.progress, f"step {round(job.progress * job.steps)}/{job.steps}{loss}")
+            return
+        self.job = None
+        if job.error is not None:
+            self.session.say(f"personalisation failed: {job.error}", logging.ERROR)
+            self._set_personalise_progress(0.0, "failed: see the console")
+            return
+        self.before_personalise = job.source
+        self.session.set_avatar(job.result)
+        self._set_personalise_progress(1.0, f"done: {job.steps} steps ('Revert' undoes it)")
 
     # Display --------------------------------------------------------------------------------
     def _texture(self, img: np.ndarray) -> int | str:
@@ -151,6 +209,7 @@ class CreatePanel(Panel):
                 ok = "ok" if c.usable and not c.problems else ("usable" if c.usable else "not usable")
                 colour = (120, 220, 120) if ok == "ok" else (255, 200, 90) if c.usable else (255, 110, 110)
                 dpg.add_text(ok, color=colour)
+                dpg.add_text(c.face_status(), color=(120, 220, 120) if c.face_visible else (255, 200, 90))
                 for p in c.problems:
                     dpg.add_text(p, wrap=170, color=(255, 200, 90))
 

@@ -39,6 +39,7 @@ def personalise(
     acap_weight: float = 10.0,
     render: Renderer | None = None,
     log_every: int = 50,
+    progress: Callable[[int, float], None] | None = None,  # called after each step with (step, loss)
 ) -> tuple[Avatar, list[float]]:
     """Refine the canonical Gaussians so that driven renders match the photos (L1 + as-close-as-possible).
 
@@ -75,6 +76,8 @@ def personalise(
         with torch.no_grad():
             params["albedo"].clamp_(0.0, 1.0)
         losses.append(float(loss.detach()))
+        if progress is not None:
+            progress(step, losses[-1])
         if log_every and step % log_every == 0:
             log.info("personalise step %d/%d loss %.4f", step, steps, losses[-1])
     final = CanonicalGaussians(
