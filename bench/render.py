@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=1080)
     p.add_argument("--frames", type=int, default=20)
     p.add_argument("--sort", default="auto", choices=["auto", "cpu", "gpu"])
-    p.add_argument("--target", default="f2", choices=["f4", "f2", "f1"], help="framebuffer format")
+    p.add_argument("--target", default="f1", choices=["f4", "f2", "f1"], help="framebuffer format")
     p.add_argument("--gsplat", action="store_true", help="also time gsplat on the same scenes (CUDA)")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

@@ -97,7 +97,7 @@ class SplatRenderer:
         dilation: float = 0.3,
         near: float = 0.01,
         far: float = 1e10,
-        target_dtype: Literal["f4", "f2", "f1"] = "f2",
+        target_dtype: Literal["f4", "f2", "f1"] = "f1",
     ) -> None:
         self.ctx = ctx if ctx is not None else create_context("egl")
         self.alpha_max = alpha_max
