@@ -82,3 +82,39 @@ def test_pose_wrists_decide_hand_sides_when_known():
     assert assign_hand_sides([np.array([0.79, 0.52])], ["Left"], [0.9], pose_wrists) == ["left"]
     sides = assign_hand_sides([np.array([0.21, 0.5]), np.array([0.8, 0.48])], ["Right", "Right"], [1, 1], pose_wrists)
     assert sides == ["right", "left"]
+
+
+def _rendered_person_with_raised_hands() -> np.ndarray:
+    """[H, W, 3] RGB: the body model facing an unmirrored camera, forearms up, palms towards the camera."""
+    import torch
+
+    from core.body import BodyModel
+    from core.body.render import render_view
+
+    body = BodyModel("baked")
+    params = body.neutral_params()
+    rot = params.rotations.clone()
+    names = body.bone_names
+    for side, s in (("L", 1.0), ("R", -1.0)):
+        rot[0, names.index(f"upperarm01.{side}")] = torch.tensor([0.0, 0.0, s])
+        rot[0, names.index(f"lowerarm01.{side}")] = torch.tensor([0.0, 0.0, s])
+    params = type(params)(**{**params.__dict__, "rotations": rot})
+    verts = body(params).vertices[0].detach().numpy()
+    labels = np.ones(len(verts), np.int64)  # one skin-like colour all over
+    bgr = render_view(verts, body.faces.numpy(), labels, 0.0, size=1400)[:700, 150:1250]
+    return cv2.cvtColor(cv2.resize(bgr, (640, 407), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+
+
+def test_hands_land_on_the_persons_own_sides_in_a_rendered_unmirrored_image():
+    # the body's left arm is at world +x, which the front camera shows on the image's right
+    rgb = _rendered_person_with_raised_hands()
+    with Tracker(face=False, body=False, hands_every=1) as t:
+        lm = t.track(rgb, 0)
+    assert lm.left_hand is not None and lm.right_hand is not None, "both raised hands should be found"
+    assert lm.left_hand[0, 0] > 0.6 and lm.right_hand[0, 0] < 0.4
+    assert lm.left_hand_world.shape == (21, 3) and lm.right_hand_world.shape == (21, 3)
+    # with the body pose, the same sides (pose labels are the person's own sides)
+    with Tracker(face=False, body_every=1, hands_every=1) as t:
+        lm = t.track(rgb, 0)
+    assert lm.pose[15, 0] > 0.6 > 0.4 > lm.pose[16, 0]  # left wrist right in the image
+    assert lm.left_hand[0, 0] > 0.6 and lm.right_hand[0, 0] < 0.4
