@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "prepare": ("generate or ingest training data (synthetic world, real videos)", "core.data.cli:add_cli"),
     "train": ("train a model from a YAML config (pretrain, posttrain, mixed, studio-only)", "core.train.cli:add_cli"),
     "eval": ("evaluate a checkpoint (PSNR / SSIM on held-out identities)", "core.train.cli:add_eval_cli"),
-    "drive": ("drive an avatar from a webcam, video or image folder", None),
+    "drive": ("drive an avatar from a webcam, video or image folder", "app.drive_cli:add_cli"),
     "body": ("inspect the body model: bones, expressions, parts; rebuild its baked asset", "core.body.cli:add_cli"),
     "info": ("print versions, devices and which optional backends are available", "main:_info_cli"),
 }

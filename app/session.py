@@ -98,6 +98,13 @@ class Session:
         if external:
             self.external_revision += 1
 
+    def apply_live(self, new: EditState) -> None:
+        """Make `new` the current edit without an undo step (live driving changes it dozens of times a second)."""
+        if new == self.edit:
+            return
+        self.edit = new
+        self.revision += 1
+
     def undo(self) -> bool:
         prev = self.history.undo(self.edit)
         if prev is None:

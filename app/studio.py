@@ -21,6 +21,7 @@ from app.gallery import gallery
 from app.panels.avatar import AvatarPanel
 from app.panels.camera_keys import CameraKeysPanel
 from app.panels.create import CreatePanel
+from app.panels.drive import DrivePanel
 from app.panels.expression import ExpressionPanel
 from app.panels.lighting import LightingPanel
 from app.panels.parts import PartsPanel
@@ -81,6 +82,7 @@ class Studio:
             CameraKeysPanel(session, self.render_camera_path),
             CreatePanel(session),
             TrainingPanel(session, runs_root=runs_root),
+            DrivePanel(session, self),
         ]
         self.avatar_panel = self.panels[0]
         self._log_handler = _ConsoleHandler(session)
@@ -282,7 +284,9 @@ class Studio:
             self._seen_external = s.external_revision
             for panel in self.panels:
                 panel.refresh()
-        self.render_preview()
+        if self.render_preview():
+            for panel in self.panels:
+                panel.on_preview(self.viewport._rgba, time.perf_counter())
         self._update_status()
         self._update_console()
         dpg.render_dearpygui_frame()
@@ -359,6 +363,8 @@ class Studio:
         return path
 
     def close(self) -> None:
+        for panel in self.panels:
+            panel.close()
         logging.getLogger().removeHandler(self._log_handler)
         self.settings.save_from(self.session)
         self.viewport.release()
@@ -392,11 +398,15 @@ def start_studio(
     fresh: bool = False,
     frames: int | None = None,
     screenshot: str | None = None,
+    drive: str | None = None,
 ) -> int:
     settings = Settings() if fresh else Settings.load()
     session = open_session(avatar, example, settings)
     studio = Studio(session, preview=preview, settings=settings)
     try:
+        if drive is not None:  # `main.py drive`: the Drive panel starts on that source (errors show in it)
+            studio.show_panel("Drive")
+            next(p for p in studio.panels if p.title == "Drive").start(drive)
         studio.run(max_frames=frames)
         if screenshot:
             studio.screenshot(screenshot)

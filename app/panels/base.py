@@ -33,6 +33,12 @@ class Panel:
     def tick(self, dt: float) -> None:
         """Per-frame work (playback); `dt` seconds since the last frame."""
 
+    def on_preview(self, image, t: float) -> None:
+        """A new preview image ([H, W, 4] float32, a view: copy to keep) was drawn at perf_counter `t`."""
+
+    def close(self) -> None:
+        """Release what the panel holds (threads, files) when the studio closes."""
+
 
 def set_if_changed(item: int | str, value) -> None:
     """Write a widget value only when it differs (avoids fighting a slider the user is dragging)."""
