@@ -74,18 +74,47 @@ def read_photo(path: str | Path) -> np.ndarray:
         raise PhotoError(f"{Path(path).name} could not be read as a photo: {e}") from e
 
 
-def _crop(rgb: np.ndarray, box, size: tuple[int, int]) -> np.ndarray:
-    """Box [x0, y0, x1, y1] grown to the aspect of `size` (h, w), padded with black, resized; float [0, 1]."""
+def _crop_matrix(box, size: tuple[int, int]) -> np.ndarray:
+    """[3, 3] map from photo pixels to pixels of the crop `_crop` cuts for box [x0, y0, x1, y1] at `size` (h, w)."""
     h, w = size
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     half_h = max((y1 - y0) / 2, (x1 - x0) / 2 * h / w) * 1.1
     half_w = half_h * w / h
-    M = np.array(
-        [[w / (2 * half_w), 0, w / 2 - cx * w / (2 * half_w)], [0, h / (2 * half_h), h / 2 - cy * h / (2 * half_h)]]
+    return np.array(
+        [
+            [w / (2 * half_w), 0, w / 2 - cx * w / (2 * half_w)],
+            [0, h / (2 * half_h), h / 2 - cy * h / (2 * half_h)],
+            [0, 0, 1.0],
+        ]
     )
+
+
+def _crop(rgb: np.ndarray, box, size: tuple[int, int]) -> np.ndarray:
+    """Box [x0, y0, x1, y1] grown to the aspect of `size` (h, w), padded with black, resized; float [0, 1]."""
+    h, w = size
+    M = _crop_matrix(box, size)[:2]
     out = cv2.warpAffine(rgb, M, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
     return out.astype(np.float32) / 255.0
+
+
+def photo_views(checks: list[PhotoCheck], rig, body_crop: tuple[int, int]):
+    """Reference views [N] of the usable photos' body crops resized to `body_crop` (h, w): a box-fitted standing
+    body estimate per photo (core.model.photo_fit) and the intrinsics of its crop."""
+    from core.model.crops import BodyEstimate
+    from core.model.photo_fit import box_estimate
+    from core.model.pixel_align import ReferenceViews
+
+    estimates: list[BodyEstimate] = []
+    Ks = []
+    for c in checks:
+        est = box_estimate(rig, c.person_box, c.size, c.view)
+        h0, w0 = c.body_crop.shape[:2]
+        resize = np.diag([body_crop[1] / w0, body_crop[0] / h0, 1.0])
+        M = resize @ _crop_matrix(c.person_box, (h0, w0))
+        Ks.append(torch.from_numpy(M).float() @ est.camera.K.float())
+        estimates.append(est)
+    return ReferenceViews.from_estimates(estimates, torch.stack(Ks))
 
 
 def check_photo(
@@ -179,7 +208,8 @@ class CaptureAssistant:
             progress(0.3, f"encoding {len(usable)} photos")
         body = torch.stack([tensor(c.body_crop, (hb, wb)) for c in usable])
         face = torch.stack([tensor(c.face_crop, (hf, wf)) for c in usable])
-        avatar = Avatar.create(model, body_crops=body, face_crops=face)
+        views = photo_views(usable, model.rig, (hb, wb)) if model.pixel_appearance is not None else None
+        avatar = Avatar.create(model, body_crops=body, face_crops=face, views=views)
         if progress:
             progress(1.0, "avatar created")
         name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"

@@ -37,11 +37,17 @@ def square_box(x0: float, y0: float, x1: float, y1: float, pad: float) -> tuple[
     return cx, cy, max(side, 4.0)
 
 
+def crop_matrix(cx: float, cy: float, side: float, size: int) -> np.ndarray:
+    """The 3x3 matrix that maps original pixels to pixels of the square crop `crop` cuts (apply it to K)."""
+    s = size / side
+    return np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy], [0, 0, 1.0]])
+
+
 def crop(img: np.ndarray, cx: float, cy: float, side: float, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Square crop [size, size, C] centred at (cx, cy) with out-of-image pixels set to 0, and the 3x3 matrix that
     maps original pixels to crop pixels (apply it to K to get the crop's intrinsics)."""
     s = size / side
-    A = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy], [0, 0, 1.0]])
+    A = crop_matrix(cx, cy, side, size)
     out = cv2.warpAffine(
         img,
         A[:2],

@@ -13,11 +13,12 @@ from core.config import from_dict, to_dict
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
 from core.model.config import ModelConfig
-from core.model.crops import BodyEstimate, crop_inputs
+from core.model.crops import BodyEstimate, crop_inputs, crop_views
 from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
 from core.model.drive_graph import GraphedDrive, graphs_enabled
 from core.model.heads import CanonicalGaussians
 from core.model.model import IdentityState, LCAModel, check_crops
+from core.model.pixel_align import ReferenceViews
 from core.model.rig import BodyRig
 from core.model.tokens import Anchors
 from core.raster.types import PART_NAMES, Gaussians, rgb_to_sh0
@@ -63,8 +64,14 @@ class Avatar:
         body_crops: Tensor | None = None,  # [N, 3, Hb, Wb] ready-made crops instead of images
         face_crops: Tensor | None = None,  # [N, 3, Hf, Wf]
         shape: Tensor | None = None,  # [S] identity shape (rig.default_shape convention); default: the estimates' mean
+        views: ReferenceViews | None = None,  # [N] body estimate and body-crop camera of each ready-made crop
     ) -> Avatar:
-        """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs."""
+        """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs.
+
+        A pixel-aligned model (`tokens.pixel_aligned`) also samples the crops where each anchor projects: from
+        images it derives the views from `body_estimates`; ready-made crops need `views` (intrinsics in the
+        pixels of crops of the model's size), or that path sees nothing.
+        """
         if model.drive_only:
             raise RuntimeError("this model was loaded from an avatar file and has no encoder; load a model checkpoint")
         dev = model.anchor_pos.device
@@ -74,6 +81,8 @@ class Avatar:
             if isinstance(images, Tensor) and (images.dim() != 4 or images.shape[1] != 3):
                 raise ValueError(f"images: expected [N, 3, H, W] in [0, 1], got {tuple(images.shape)}")
             body_crops, face_crops = crop_inputs(images, body_estimates, model.rig, model.cfg.encoder)
+            if views is None and model.pixel_appearance is not None:
+                views = crop_views(body_estimates, model.rig, model.cfg.encoder)
             if shape is None and model.shape_dim > 0:
                 shape = torch.stack([e.shape.to(torch.float32) for e in body_estimates]).mean(0)  # order-free
         for name, t in (("body_crops", body_crops), ("face_crops", face_crops)):
@@ -81,10 +90,13 @@ class Avatar:
                 got = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
                 raise ValueError(f"{name}: expected [N, 3, H, W], got {got}")
         check_crops(body_crops[None], face_crops[None], model.cfg)
+        if views is not None and views.batch_shape != (body_crops.shape[0],):
+            raise ValueError(f"views: expected one per crop [N={body_crops.shape[0]}], got {views.batch_shape}")
         shape_b = None if shape is None else shape.to(dev, torch.float32)[None]
+        views_b = None if views is None else views.map(lambda t: t[None].to(dev))
         was_training = model.training
         model.eval()
-        state = model(body_crops[None].to(dev), face_crops[None].to(dev), shape_b).select(0)
+        state = model(body_crops[None].to(dev), face_crops[None].to(dev), shape_b, views_b).select(0)
         model.train(was_training)
         return cls(model, state)
 

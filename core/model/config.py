@@ -52,10 +52,15 @@ class TokensConfig:
     num_anchors: int = 256
     frequencies: int = 6  # Fourier bands per axis
     seed: int = 0  # anchor sampling seed (same anchors for every avatar of a model)
+    # Pixel-aligned appearance (core.model.pixel_align): crop colour and encoder features sampled where each anchor
+    # projects in each reference, pooled and added to the geometry tokens. Needs each reference's body estimate.
+    pixel_aligned: bool = False
+    pixel_albedo: float = 1.0  # initial weight of the sampled colour's logit in the canonical albedo (0: none)
 
     def __post_init__(self) -> None:
         check_range("tokens.num_anchors", self.num_anchors, lo=1)
         check_range("tokens.frequencies", self.frequencies, lo=0, hi=16)
+        check_range("tokens.pixel_albedo", self.pixel_albedo, lo=0.0, hi=4.0)
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,11 @@ class ModelConfig:
             raise ConfigError(
                 f"deformer.coarse_nodes ({self.deformer.coarse_nodes}) exceeds tokens.num_anchors "
                 f"({self.tokens.num_anchors}); lower it"
+            )
+        if self.tokens.pixel_aligned and self.tokens.pixel_albedo > 0 and self.heads.decoder != "dual":
+            raise ConfigError(
+                "tokens.pixel_albedo: the sampled-colour albedo prior needs heads.decoder 'dual' (the single branch "
+                "decodes colour per frame); set tokens.pixel_albedo: 0 or use the dual decoder"
             )
 
     @property

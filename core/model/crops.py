@@ -10,6 +10,7 @@ from torch import Tensor
 
 from core.body.records import BodyParams
 from core.model.config import EncoderConfig
+from core.model.pixel_align import ReferenceViews
 from core.model.rig import BodyRig
 from core.raster.types import Camera
 
@@ -100,6 +101,31 @@ def _box_crop(image: Tensor, centre: Tensor, half_h: Tensor, size: tuple[int, in
     return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
 
 
+def _body_box(joints: Tensor, est: BodyEstimate, cfg: EncoderConfig, margin: float) -> tuple[Tensor, Tensor]:
+    """Centre [2] and half height of the full-body crop box around the projected posed joints [J, 3]."""
+    uv, depth = project(joints, est.camera)
+    if (depth <= 0).any():
+        raise ValueError("some body joints are behind the camera; check the body estimate and camera of this photo")
+    lo, hi = uv.min(0).values, uv.max(0).values
+    bh, bw = cfg.body_crop
+    half_h = torch.maximum((hi[1] - lo[1]) / 2, (hi[0] - lo[0]) / 2 * bh / bw) * margin + 8.0
+    return (lo + hi) / 2, half_h
+
+
+def box_crop_matrix(centre: Tensor, half_h: Tensor | float, size: tuple[int, int]) -> Tensor:
+    """[3, 3] map from image pixels to pixels of the `_box_crop` of that box (apply it to K for the crop's camera)."""
+    h, w = size
+    s = h / (2 * float(half_h))
+    cx, cy = float(centre[0]), float(centre[1])
+    return torch.tensor([[s, 0.0, w / 2 - s * cx], [0.0, s, h / 2 - s * cy], [0.0, 0.0, 1.0]])
+
+
+def body_crop_camera(est: BodyEstimate, rig: BodyRig, cfg: EncoderConfig, *, margin: float = 1.2) -> Tensor:
+    """Intrinsics [3, 3] of the full-body crop `crop_image` cuts for this estimate (in the crop's pixels)."""
+    centre, half_h = _body_box(posed_joints(rig, est), est, cfg, margin)
+    return box_crop_matrix(centre, half_h, cfg.body_crop) @ est.camera.K.to(torch.float32)
+
+
 def crop_image(
     image: Tensor,  # [3, H, W] in [0, 1]
     est: BodyEstimate,
@@ -115,13 +141,7 @@ def crop_image(
     if not torch.isfinite(image).all():
         raise ValueError("image contains NaN or infinite values")
     joints = posed_joints(rig, est)
-    uv, depth = project(joints, est.camera)
-    if (depth <= 0).any():
-        raise ValueError("some body joints are behind the camera; check the body estimate and camera of this photo")
-    lo, hi = uv.min(0).values, uv.max(0).values
-    centre = (lo + hi) / 2
-    bh, bw = cfg.body_crop
-    half_h = torch.maximum((hi[1] - lo[1]) / 2, (hi[0] - lo[0]) / 2 * bh / bw) * margin + 8.0
+    centre, half_h = _body_box(joints, est, cfg, margin)
     body = _box_crop(image, centre, half_h, cfg.body_crop)
     head = joints[rig.head_joint]
     head_uv, head_z = project(head[None], est.camera)
@@ -143,6 +163,28 @@ def crop_inputs(
         raise ValueError(f"{len(images)} images but {len(estimates)} body estimates; give one estimate per image")
     pairs = [crop_image(img, est, rig, cfg) for img, est in zip(images, estimates, strict=True)]
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def crop_views(estimates: list[BodyEstimate], rig: BodyRig, cfg: EncoderConfig) -> ReferenceViews:
+    """Reference views [N] of the body crops `crop_inputs` cuts: each estimate with its body crop's intrinsics."""
+    return ReferenceViews.from_estimates(estimates, torch.stack([body_crop_camera(e, rig, cfg) for e in estimates]))
+
+
+def fit_crop_matrix(src: tuple[int, int], dst: tuple[int, int]) -> Tensor:
+    """[3, 3] map from pixels of an (H, W) = `src` crop to pixels of its `fit_crops` result of size `dst`."""
+    H, W = src
+    h, w = dst
+    x0 = y0 = 0.0
+    kh, kw = H, W  # the part of the source kept before resizing
+    if (H, W) != (h, w):
+        if w / h < W / H:
+            kw = max(1, round(H * w / h))
+            x0 = float((W - kw) // 2)
+        elif w / h > W / H:
+            kh = max(1, round(W * h / w))
+            y0 = float((H - kh) // 2)
+    sx, sy = w / kw, h / kh
+    return torch.tensor([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0], [0.0, 0.0, 1.0]])
 
 
 def fit_crops(x: Tensor, size: tuple[int, int]) -> Tensor:

@@ -80,7 +80,7 @@ class ViTEncoder(nn.Module):
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, D, cfg.patch_size, cfg.patch_size, padding=cfg.patch_padding)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, D))
-        self.pos_grid = self._grid(*cfg.body_crop)
+        self.pos_grid = self.patch_grid(*cfg.body_crop)
         self.pos_embed = nn.Parameter(torch.randn(1, 1 + self.pos_grid[0] * self.pos_grid[1], D) * 0.02)
         self.blocks = nn.ModuleList([ViTBlock(D, cfg.heads, cfg.mlp_ratio, cfg.qkv_bias) for _ in range(cfg.depth)])
         self.norm = nn.LayerNorm(D, eps=1e-6)
@@ -91,7 +91,8 @@ class ViTEncoder(nn.Module):
         if cfg.freeze:
             self.requires_grad_(False)
 
-    def _grid(self, h: int, w: int) -> tuple[int, int]:
+    def patch_grid(self, h: int, w: int) -> tuple[int, int]:
+        """(gh, gw) patches of an h x w image."""
         p, pad = self.cfg.patch_size, self.cfg.patch_padding
         return (h + 2 * pad - p) // p + 1, (w + 2 * pad - p) // p + 1
 

@@ -1,6 +1,7 @@
 """Bundled example inputs: reference crops of held-out identities, from which the studio decodes example avatars.
 
-An example file holds N full-body and face crops (uint8) and the identity's estimated shape; a trained model
+An example file holds N full-body and face crops (uint8), the identity's estimated shape and, optionally, each
+reference's body estimate and crop intrinsics (what a pixel-aligned model samples the crops with); a trained model
 turns it into an avatar in one `Avatar.create` call. Built from the benchmark shards with
 `python -m core.model.examples --bench data/benchmarks --out assets/examples`.
 """
@@ -17,8 +18,9 @@ from torch import Tensor
 
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.avatar import Avatar
-from core.model.crops import fit_crops
+from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.model import LCAModel
+from core.model.pixel_align import ReferenceViews
 
 log = logging.getLogger(__name__)
 KIND = "lca-example-inputs"
@@ -31,6 +33,7 @@ class ExampleInputs:
     face: Tensor  # [N, 3, Sf, Sf] uint8 face crops
     shape: Tensor  # [S_shape] float32 estimated identity shape
     source: str  # where the crops came from
+    views: ReferenceViews | None = None  # [N] body estimates; K in pixels of the stored [S, S] body crops
 
     def create(self, model: LCAModel) -> Avatar:
         """The example's avatar decoded by `model` (crops resized to the model's crop sizes)."""
@@ -38,16 +41,20 @@ class ExampleInputs:
         body = fit_crops(self.body[None].float() / 255.0, tuple(enc.body_crop))[0]
         face = fit_crops(self.face[None].float() / 255.0, tuple(enc.face_crop))[0]
         shape = self.shape if model.shape_dim > 0 and self.shape.numel() == model.shape_dim else None
-        return Avatar.create(model, body_crops=body, face_crops=face, shape=shape)
+        views = None
+        if self.views is not None and self.views.rotations.shape[-2] == model.num_joints:
+            views = self.views.cropped(fit_crop_matrix(tuple(self.body.shape[-2:]), tuple(enc.body_crop)))
+        return Avatar.create(model, body_crops=body, face_crops=face, shape=shape, views=views)
+
+
+VIEW_KEYS = ("rotations", "expression", "gaze", "translation", "K", "T_cam_world")
 
 
 def save_example(path: str | Path, ex: ExampleInputs) -> Path:
-    return save_tensors(
-        path,
-        {"body": ex.body.to(torch.uint8), "face": ex.face.to(torch.uint8), "shape": ex.shape.float()},
-        {"name": ex.name, "source": ex.source},
-        kind=KIND,
-    )
+    tensors = {"body": ex.body.to(torch.uint8), "face": ex.face.to(torch.uint8), "shape": ex.shape.float()}
+    if ex.views is not None:
+        tensors.update({f"views.{k}": getattr(ex.views, k).float() for k in VIEW_KEYS})
+    return save_tensors(path, tensors, {"name": ex.name, "source": ex.source}, kind=KIND)
 
 
 def load_example(path: str | Path) -> ExampleInputs:
@@ -64,13 +71,21 @@ def load_example(path: str | Path) -> ExampleInputs:
     name, source = meta.get("name", Path(path).stem), meta.get("source", "")
     if not isinstance(name, str) or not isinstance(source, str):
         raise FileFormatError(f"{path}: example header 'name' and 'source' must be strings")
-    return ExampleInputs(name, t["body"], t["face"], t["shape"], source)
+    views = None
+    if any(k.startswith("views.") for k in t):
+        try:
+            views = ReferenceViews(**{k: t[f"views.{k}"].float() for k in VIEW_KEYS})
+        except (KeyError, ValueError) as e:
+            raise FileFormatError(f"{path}: the example's reference views are incomplete or inconsistent ({e})") from e
+        if views.batch_shape != (t["body"].shape[0],):
+            raise FileFormatError(f"{path}: {views.batch_shape} reference views for {t['body'].shape[0]} body crops")
+    return ExampleInputs(name, t["body"], t["face"], t["shape"], source, views)
 
 
 def examples_from_benchmarks(bench_root: str | Path, crop_size: int = 192, face_size: int = 96) -> list[ExampleInputs]:
     """The first identity of each held-out benchmark as example inputs."""
     from core.data.benchmarks import BENCHMARKS, load_benchmark
-    from core.train.evaluate import reference_crops
+    from core.train.evaluate import reference_crops, reference_views
 
     out = []
     for name in BENCHMARKS:
@@ -82,7 +97,8 @@ def examples_from_benchmarks(bench_root: str | Path, crop_size: int = 192, face_
         full, face = reference_crops(sample, crop_size, face_size)
         to8 = lambda x: (x * 255).round().clamp(0, 255).to(torch.uint8)  # noqa: E731
         shape = torch.as_tensor(sample.arrays["est_shape"]).float()
-        out.append(ExampleInputs(f"{name} #0", to8(full), to8(face), shape, f"{shards[0].name} (held out)"))
+        views = reference_views(sample, crop_size)
+        out.append(ExampleInputs(f"{name} #0", to8(full), to8(face), shape, f"{shards[0].name} (held out)", views))
     return out
 
 

@@ -22,6 +22,14 @@ from core.model.heads import (
     PoseEncoder,
     decode_canonical,
 )
+from core.model.pixel_align import (
+    PixelAppearance,
+    ReferenceViews,
+    pool_views,
+    reference_uv,
+    sample_views,
+    warn_missing_views,
+)
 from core.model.rig import BodyRig
 from core.model.tokens import Anchors, GeometryTokens, anchor_support, sample_anchors
 from core.model.transformer import MultimodalTransformer
@@ -107,12 +115,16 @@ class LCAModel(nn.Module):
         J, E = rig.num_joints, rig.num_expressions
         self.shape_dim = 0 if drive_only else rig.num_shape
         self.drive_only = drive_only
+        self.pixel_appearance: PixelAppearance | None = None
         if not drive_only:
             enc = cfg.encoder
             self.encoder = ViTEncoder(enc)
             self.image_mlp = nn.Linear(enc.width, D)  # the shared 1-layer MLP to image tokens
             self.crop_embed = nn.Parameter(torch.randn(2, D) * 0.02)  # 0: full body, 1: face; no photo order
             self.geometry = GeometryTokens(a, D, cfg.tokens.frequencies)
+            self.pixel_appearance = (
+                PixelAppearance(enc.width, D, cfg.tokens.pixel_albedo) if cfg.tokens.pixel_aligned else None
+            )
             self.transformer = MultimodalTransformer(cfg.transformer)
             if cfg.heads.decoder == "dual":
                 self.canonical_head = CanonicalHead(D, h, K)
@@ -164,25 +176,65 @@ class LCAModel(nn.Module):
         anchors = (support[:, self.anchor_corners] * self.anchor_bary[..., None]).sum(-2)  # [B, A, 3]
         return anchors, rest_poses, support
 
-    def image_tokens(self, body: Tensor, face: Tensor) -> Tensor:
-        """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> image tokens [B, N*(Tb+Tf), D]."""
+    @property
+    def new_layer_prefixes(self) -> tuple[str, ...]:
+        """Names of optional layers that a checkpoint trained without them may lack when it initialises this model
+        (`init_from`); they start so that the model computes what the checkpoint computed (the albedo prior aside)."""
+        return ("pixel_appearance.",) if self.pixel_appearance is not None else ()
+
+    def encode(self, body: Tensor, face: Tensor) -> tuple[Tensor, Tensor]:
+        """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> (image tokens [B, N*(Tb+Tf), D],
+        body patch features [B, N, De, gh, gw] of the encoder)."""
         B, N = body.shape[:2]
-        tb = self.image_mlp(self.encoder(body.flatten(0, 1))) + self.crop_embed[0]  # (B*N, Tb, D)
+        eb = self.encoder(body.flatten(0, 1))  # (B*N, Tb, De)
+        tb = self.image_mlp(eb) + self.crop_embed[0]  # (B*N, Tb, D)
         tf = self.image_mlp(self.encoder(face.flatten(0, 1))) + self.crop_embed[1]  # (B*N, Tf, D)
         tokens = torch.cat([tb, tf], dim=1)  # (B*N, Tb+Tf, D)
-        return tokens.view(B, N * tokens.shape[1], tokens.shape[2])
+        grid = self.encoder.patch_grid(body.shape[-2], body.shape[-1])
+        patches = eb.transpose(1, 2).unflatten(2, grid).unflatten(0, (B, N))  # (B, N, De, gh, gw)
+        return tokens.view(B, N * tokens.shape[1], tokens.shape[2]), patches
 
-    def forward(self, body: Tensor, face: Tensor, shape: Tensor | None = None) -> IdentityState:
-        """Identities from crops: body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf], shape [B, S] -> IdentityState."""
+    def image_tokens(self, body: Tensor, face: Tensor) -> Tensor:
+        """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> image tokens [B, N*(Tb+Tf), D]."""
+        return self.encode(body, face)[0]
+
+    def forward(
+        self,
+        body: Tensor,  # [B, N, 3, Hb, Wb] in [0, 1]
+        face: Tensor,  # [B, N, 3, Hf, Wf]
+        shape: Tensor | None = None,  # [B, S]
+        views: ReferenceViews | None = None,  # [B, N] body estimate and body-crop camera of each reference
+    ) -> IdentityState:
+        """Identities from crops -> IdentityState. `views` feeds the pixel-aligned path (`tokens.pixel_aligned`);
+        models without that path ignore it, and with it but no views the path sees nothing (warned once)."""
         if self.drive_only:
             raise RuntimeError("this model was built drive_only (from an avatar file); it cannot create avatars")
         check_crops(body, face, self.cfg)
-        B = body.shape[0]
+        B, N = body.shape[:2]
+        pixel = self.pixel_appearance
         with torch.autocast(device_type=body.device.type, enabled=False):  # body geometry stays float32
             anchors, rest_poses, support = self.shaped_rest(None if shape is None else shape.float(), B)
+            if pixel is not None and views is not None:
+                if views.batch_shape != (B, N):
+                    raise ValueError(f"views: expected [B={B}, N={N}] like the crops, got {views.batch_shape}")
+                ref_uv, ref_weight = reference_uv(self, support, rest_poses, views, tuple(body.shape[-2:]))
         geo = self.geometry(anchors)  # (B, A, D)
-        feats = self.transformer(self.image_tokens(body, face), geo)  # (B, A, D)
-        return self.identity_from_features(feats, anchors, rest_poses, support)
+        tokens, patches = self.encode(body, face)
+        albedo_prior = None
+        if pixel is not None:
+            A = anchors.shape[1]
+            if views is None:
+                warn_missing_views()
+                rgb = body.new_zeros(B, A, 3)
+                feat = body.new_zeros(B, A, patches.shape[2])
+                seen = body.new_zeros(B, A)
+            else:
+                rgb, seen = pool_views(sample_views(body.float(), ref_uv), ref_weight)  # (B, A, 3), (B, A)
+                feat, _ = pool_views(sample_views(patches, ref_uv), ref_weight)  # (B, A, De)
+            add, albedo_prior = pixel(rgb, feat, seen)
+            geo = geo + add
+        feats = self.transformer(tokens, geo)  # (B, A, D)
+        return self.identity_from_features(feats, anchors, rest_poses, support, albedo_prior=albedo_prior)
 
     def identity_from_features(
         self,
@@ -190,6 +242,7 @@ class LCAModel(nn.Module):
         anchors: Tensor,  # [B, A, 3]
         rest_poses: Tensor,  # [B, J, 4, 4]
         support: Tensor,  # [B, U, 3]
+        albedo_prior: Tensor | None = None,  # [B, A, 3] logits added to the canonical albedo (pixel-aligned path)
     ) -> IdentityState:
         """Geometry features -> canonical Gaussians and the per-frame caches (inputs from `shaped_rest`)."""
         B, A, _ = feats.shape
@@ -202,6 +255,8 @@ class LCAModel(nn.Module):
         zero = self.pose_head(proj, zero_cond).unflatten(-1, (K, -1))  # (B, A, K, C)
         if self.cfg.heads.decoder == "dual":
             raw = self.canonical_head(feats)
+            if albedo_prior is not None:
+                raw = torch.cat([raw[..., :3] + albedo_prior[:, :, None, :], raw[..., 3:]], dim=-1)
         else:
             raw = zero
         can = decode_canonical(

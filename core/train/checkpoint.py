@@ -92,8 +92,17 @@ def save_checkpoint(
     return save_tensors(path, tensors, meta, kind=KIND)
 
 
-def check_compatible(meta: dict, model: torch.nn.Module, path: str | os.PathLike = "checkpoint") -> None:
-    """Raise a FileFormatError naming the first parameter whose shape differs (a checkpoint of another model)."""
+def check_compatible(
+    meta: dict,
+    model: torch.nn.Module,
+    path: str | os.PathLike = "checkpoint",
+    *,
+    allow_missing: tuple[str, ...] = (),
+) -> list[str]:
+    """Raise a FileFormatError naming the first parameter whose shape differs (a checkpoint of another model).
+
+    Parameters whose names start with one of `allow_missing` may be absent from the checkpoint (new layers that
+    keep their initial values); returns those that are."""
     if meta.get("format") != FORMAT_VERSION:
         raise FileFormatError(
             f"{path}: checkpoint format {meta.get('format')} is not supported (expected {FORMAT_VERSION})"
@@ -103,6 +112,8 @@ def check_compatible(meta: dict, model: torch.nn.Module, path: str | os.PathLike
     if not isinstance(have, dict):
         raise FileFormatError(f"{path}: checkpoint header has no parameter shape table")
     missing = sorted(set(want) - set(have))
+    allowed = [k for k in missing if k.startswith(allow_missing)] if allow_missing else []
+    missing = [k for k in missing if k not in allowed]
     unexpected = sorted(set(have) - set(want))
     if missing or unexpected:
         raise FileFormatError(
@@ -110,10 +121,11 @@ def check_compatible(meta: dict, model: torch.nn.Module, path: str | os.PathLike
             "was it trained with another model config?"
         )
     for k, shape in want.items():
-        if have[k] != shape:
+        if k in have and have[k] != shape:
             raise FileFormatError(
                 f"{path}: parameter {k} has shape {have[k]} in the checkpoint but {shape} in the model"
             )
+    return allowed
 
 
 def load_checkpoint(
@@ -125,10 +137,16 @@ def load_checkpoint(
     restore_rng: bool = False,
     prefer_ema: bool = False,
     map_location: str | torch.device = "cpu",
+    allow_missing: tuple[str, ...] = (),
 ) -> CheckpointState:
+    """Restore a checkpoint into `model` (and optimiser, EMA, RNG). Strict, except that parameters named with a
+    prefix in `allow_missing` may be absent (initialising a model that adds layers, e.g. `model.new_layer_prefixes`);
+    those keep their initial values and are logged. Resuming a run passes none."""
     tensors, meta = load_tensors(path, kind=KIND)
     try:
-        return _restore(path, tensors, meta, model, optimizer, ema, restore_rng, prefer_ema, map_location)
+        return _restore(
+            path, tensors, meta, model, optimizer, ema, restore_rng, prefer_ema, map_location, allow_missing
+        )
     except FileFormatError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
@@ -147,10 +165,14 @@ def _restore(
     restore_rng: bool,
     prefer_ema: bool,
     map_location: str | torch.device,
+    allow_missing: tuple[str, ...] = (),
 ) -> CheckpointState:
-    check_compatible(meta, model, path)
+    new = check_compatible(meta, model, path, allow_missing=allow_missing)
     prefix = "ema.module." if prefer_ema and any(k.startswith("ema.module.") for k in tensors) else "model."
     model_sd = {k[len(prefix) :]: v.to(map_location) for k, v in tensors.items() if k.startswith(prefix)}
+    if new:
+        log.info("%s lacks %d new parameters; they keep their initial values: %s", path, len(new), ", ".join(new))
+        model_sd.update({k: v for k, v in model.state_dict().items() if k in new})
     model.load_state_dict(model_sd)
     if ema is not None:
         ema_sd = {k[4:]: v.to(map_location) for k, v in tensors.items() if k.startswith("ema.")}

@@ -19,13 +19,14 @@ from tqdm import tqdm
 
 from core.data.backgrounds import studio_background
 from core.data.benchmarks import BENCHMARKS, ROLE_NOVEL_POSE, ROLE_NOVEL_VIEW, ROLE_REF, load_benchmark, write_benchmark
-from core.data.loader import crop, mask_box, square_box
+from core.data.loader import crop, crop_matrix, mask_box, square_box
 from core.data.shards import Sample
 from core.data.synth import SynthConfig
 from core.io import atomic_write_bytes
-from core.model.crops import fit_crops
+from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import LCAModel
+from core.model.pixel_align import ReferenceViews
 from core.raster import Camera
 from core.raster.rasterize import rasterize
 from core.train.losses import psnr, ssim
@@ -47,6 +48,27 @@ def reference_crops(sample: Sample, crop_size: int, face_size: int) -> tuple[tor
     return t(full), t(face)
 
 
+def reference_views(sample: Sample, crop_size: int) -> ReferenceViews:
+    """Views [N] of the reference frames' full-body crops (as `reference_crops` cuts them, side `crop_size`): the
+    estimated body of each frame (what a tracker would give) and the intrinsics of its crop."""
+    a = sample.arrays
+    refs = np.nonzero(a["role"] == ROLE_REF)[0]
+    Ks = []
+    for f in refs:
+        img = sample.rgb[f, 0]
+        box = mask_box(sample.mask[f, 0]) or (0, 0, img.shape[1], img.shape[0])
+        Ks.append(crop_matrix(*square_box(*box, pad=0.1), crop_size) @ a["K"][f, 0])
+    t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
+    return ReferenceViews(
+        rotations=t(a["est_pose"][refs]),
+        expression=t(a["est_expression"][refs]),
+        gaze=t(a["est_gaze"][refs]),
+        translation=t(a["est_translation"][refs]),
+        K=t(np.stack(Ks)),
+        T_cam_world=t(a["T_cam_world"][refs, 0]),
+    )
+
+
 @torch.no_grad()
 def evaluate_sample(
     model: LCAModel, sample: Sample, *, crop_size: int, face_size: int, device: torch.device
@@ -57,7 +79,12 @@ def evaluate_sample(
     body = fit_crops(full[None].to(device), tuple(model.cfg.encoder.body_crop))
     faces = fit_crops(face[None].to(device), tuple(model.cfg.encoder.face_crop))
     shape = torch.as_tensor(a["est_shape"], device=device).float()[None] if model.anchor_shape is not None else None
-    state = model(body, faces, shape).select(0)
+    views = None
+    if model.pixel_appearance is not None:
+        body_crop = tuple(model.cfg.encoder.body_crop)
+        views = reference_views(sample, crop_size).cropped(fit_crop_matrix((crop_size, crop_size), body_crop))
+        views = views.map(lambda v: v[None].to(device))
+    state = model(body, faces, shape, views).select(0)
     H, W = sample.rgb.shape[2:4]
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}

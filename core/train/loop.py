@@ -46,7 +46,9 @@ def build_model(cfg: TrainConfig, device: torch.device) -> LCAModel:
     mcfg = load_model_config(cfg.model)
     model = LCAModel(mcfg, rig_from_body_asset()).to(device)
     if cfg.init_from:
-        state = load_checkpoint(cfg.init_from, model=model, prefer_ema=True, map_location=device)
+        state = load_checkpoint(
+            cfg.init_from, model=model, prefer_ema=True, map_location=device, allow_missing=model.new_layer_prefixes
+        )
         log.info("initialised from %s (step %d)", cfg.init_from, state.step)
     if cfg.freeze_encoder:
         for p in model.encoder.parameters():

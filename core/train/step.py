@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.model.appearance import Lighting
-from core.model.crops import fit_crops
+from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import LCAModel
+from core.model.pixel_align import ReferenceViews
 from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
 from core.raster.types import PART_NAMES
@@ -42,6 +43,22 @@ def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Ten
     if key_dir is None or key_rgb is None or float(key_rgb.abs().sum()) == 0.0:
         return Lighting(env=env)
     return Lighting(env=env, direction=key_dir, colour=key_rgb)
+
+
+def batch_views(batch: dict, body_crop: tuple[int, int]) -> ReferenceViews:
+    """The references' views [B, N] of a training batch: their body estimates and the intrinsics of their body
+    crops once `fit_crops` has cut the loader's square crops to the model's `body_crop` (H, W)."""
+    full = batch["ref_full"]  # [B, N, 3, S, S]
+    rot = batch["ref_pose"]
+    M = fit_crop_matrix(tuple(full.shape[-2:]), body_crop).to(rot.device)
+    return ReferenceViews(
+        rotations=rot,
+        expression=batch["ref_expression"],
+        gaze=batch["ref_gaze"] if "ref_gaze" in batch else rot.new_zeros(*rot.shape[:2], 2),
+        translation=batch["ref_translation"],
+        K=M @ batch["ref_K_full"].to(rot),
+        T_cam_world=batch["ref_T_cam_world"],
+    )
 
 
 @dataclass
@@ -100,9 +117,12 @@ class TrainStep(nn.Module):
         body = fit_crops(batch["ref_full"].to(dev), tuple(mcfg.encoder.body_crop))  # [B, N, 3, h, w]
         face = fit_crops(batch["ref_face"].to(dev), tuple(mcfg.encoder.face_crop))
         shape = batch["shape"].to(dev) if model.anchor_shape is not None else None
+        views = None
+        if model.pixel_appearance is not None:
+            views = batch_views(batch, tuple(mcfg.encoder.body_crop)).to(dev)
         # bf16 for the encoder and transformer only; skinning, shading and rasterising stay float32
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.amp and dev.type == "cuda"):
-            states = model(body, face, shape)
+            states = model(body, face, shape, views)
         states = states.map(lambda v: v.float() if v.is_floating_point() else v)
         B, T = batch["tgt_rgb"].shape[:2]
         side = self.render_size
