@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from app.avatar_source import ROOT, AvatarLoadError, Rig, StudioAvatar
@@ -15,6 +15,7 @@ from app.part_edits import apply_part_edits
 from app.state import EditState
 from core.data.lighting import Lighting
 from core.raster.types import PART_NAMES, Gaussians
+from core.tracking.body_params import body_arrays
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,11 @@ class ModelAvatar:
         return self.avatar.canonical()
 
     def face_target(self) -> tuple[float, float, float]:
+        m, rest = self.avatar.model, self.avatar.state.rest_poses
+        if m.eye_joints.numel():  # between the eyes, a little lower: robust to stray face labels of a young model
+            # the rest bones are in the canonical frame; driving puts the root at model.root_position
+            c = (rest[m.eye_joints, :3, 3].mean(0) + m.root_position - rest[0, :3, 3]).float().cpu()
+            return (float(c[0]), float(c[1]) - 0.04, float(c[2]))
         g = self.canonical()
         face = g.means[g.parts == PART_NAMES.index("face")] if g.parts is not None else g.means[:0]
         c = face.mean(0) if face.shape[0] else g.means[g.means[:, 1] > g.means[:, 1].quantile(0.95)].mean(0)
@@ -131,21 +137,16 @@ class ModelAvatar:
         dev = self.device
         if detail is not None:
             detail = max(1, min(int(detail), self.avatar.gaussians_per_anchor))
-        J, E = len(self.rig.joint_names), len(self.rig.expression_names)
-        pose = torch.zeros(J, 3)
-        for name, r in edit.pose.rotations:
-            if name in self._joint:
-                pose[self._joint[name]] = torch.tensor(r) * (math.pi / 180.0)
-        expr = torch.zeros(E)
-        for name, v in edit.expression:
-            if name in self._expr:
-                expr[self._expr[name]] = v
-        gaze = torch.tensor(edit.gaze_deg) * (math.pi / 180.0)
+        b = body_arrays(
+            edit.pose.rotations, edit.expression, edit.gaze_deg, edit.pose.root_translation,
+            self.rig.joint_names, self.rig.expression_names, dtype=np.float32,
+        )  # fmt: skip
+        pose, expr, gaze = torch.from_numpy(b.pose), torch.from_numpy(b.expression), torch.from_numpy(b.gaze)
         light = None if edit.view_mode == "albedo" else model_lighting(edit.lighting, self._environments)
         self._sync_looseness(edit)
         g = self.avatar.drive(
             pose=pose.to(dev), expression=expr.to(dev), gaze=gaze.to(dev), lighting=light,
-            translation=torch.tensor(edit.pose.root_translation).to(dev), detail=detail,
+            translation=torch.from_numpy(b.translation).to(dev), detail=detail,
         )  # fmt: skip
         return apply_part_edits(g, edit.parts)
 
