@@ -114,7 +114,7 @@ class TrackingInput:
 class NetworkInput:
     """An ARKit / VMC blendshape stream (core.tracking.network) through the same filter and calibration."""
 
-    def __init__(self, port: int, pipeline: ChannelPipeline, host: str = "0.0.0.0") -> None:
+    def __init__(self, port: int, pipeline: ChannelPipeline, host: str = "127.0.0.1") -> None:
         from core.tracking.network import BlendshapeReceiver
 
         self.receiver = BlendshapeReceiver(host, port)
@@ -195,11 +195,21 @@ def parse_input_spec(spec: str | int) -> tuple[str, str | int]:
 class DriveController:
     """One live-driving session: input, filter, calibration and outputs; every method is called from one thread."""
 
-    def __init__(self, *, face: bool = True, body: bool = True, hands: bool = True, mirror: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        face: bool = True,
+        body: bool = True,
+        hands: bool = True,
+        mirror: bool = False,
+        listen_host: str = "127.0.0.1",
+    ) -> None:
+        """`listen_host`: where network inputs listen ("0.0.0.0" lets other machines, e.g. a phone, send)."""
         from core.tracking.calibration import Calibration
         from core.tracking.filters import ChannelFilter
 
         self.track_parts = {"face": face, "body": body, "hands": hands}
+        self.listen_host = listen_host
         self.calibration = Calibration()
         self.calibration.enabled = {g for g in GROUPS if self.track_parts[g]}
         self.calibration.mirror = mirror
@@ -231,7 +241,7 @@ class DriveController:
         try:
             kind, target = parse_input_spec(spec)
             if kind == "network":
-                self.input = NetworkInput(int(target), self.pipeline)
+                self.input = NetworkInput(int(target), self.pipeline, host=self.listen_host)
             elif kind == "recording":
                 self.input = ReplayInput(target, loop=loop)
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -36,6 +37,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         with open(tmp_path, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except OSError as e:
+        tmp_path.unlink(missing_ok=True)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = "the previous file is unchanged" if path.exists() else "nothing was written"
+            raise OSError(
+                e.errno, f"{path}: the disk is full ({e.strerror}); {kept}: free some space and save again"
+            ) from e
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

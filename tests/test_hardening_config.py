@@ -94,3 +94,23 @@ def test_yaml_bomb_really_is_a_bomb():
     """The bomb above would expand to 9**12 strings; safe_load keeps it as shared references."""
     data = yaml.safe_load(_bomb())
     assert data["a11"][0] is data["a10"]
+
+
+def test_time_bound_counts_cpu_time_so_a_loaded_machine_does_not_fail_it_but_a_bomb_does(tmp_path):
+    """Wall time spent waiting for a core (other processes) is not held against a case; work done is."""
+    import time
+
+    p = tmp_path / "x.yaml"
+    p.write_text("seed: 1\n")
+    waiting = Tally("t", "waiting")
+    run_case(waiting, p, lambda q: time.sleep(0.3), (), time_limit=0.1, what="sleeps")
+    assert not waiting.failures, waiting.failures
+    busy = Tally("t", "busy")
+
+    def spin(q):
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.3:
+            pass
+
+    run_case(busy, p, spin, (), time_limit=0.1, what="spins")
+    assert busy.failures and "CPU" in busy.failures[0]

@@ -185,17 +185,21 @@ def write_shard(path: Path, samples: list[Sample]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        with tarfile.open(fileobj=fh, mode="w") as tar:
-            for s in samples:
-                for suffix, data in encode_sample(s).items():
-                    info = tarfile.TarInfo(f"{s.key}.{suffix}")
-                    info.size = len(data)
-                    info.mtime = 0  # bit-identical shards for identical content
-                    tar.addfile(info, io.BytesIO(data))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            with tarfile.open(fileobj=fh, mode="w") as tar:
+                for s in samples:
+                    for suffix, data in encode_sample(s).items():
+                        info = tarfile.TarInfo(f"{s.key}.{suffix}")
+                        info.size = len(data)
+                        info.mtime = 0  # bit-identical shards for identical content
+                        tar.addfile(info, io.BytesIO(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk must not also keep a half-written temporary
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:

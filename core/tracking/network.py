@@ -12,11 +12,17 @@ In (`BlendshapeReceiver`): an OSC server on a background thread that turns what 
 (iFacialMocap / Live Link Face bridges, VMC performers) into `DrivingFrame`s:
     /VMC/Ext/Blend/Val <name> <value> ... /VMC/Ext/Blend/Apply;  /VMC/Ext/Bone/Pos <bone> ...;
     /ARKit/<name> <value>;  /<ARKit name> <value>;  /lca/<channel> <value> (our own output, for loop-backs).
+It listens on 127.0.0.1 unless given another host, and trusts nothing it receives: one thread handles the
+datagrams in turn (a flood cannot spawn threads), addresses are matched exactly (no OSC pattern expansion, no
+bundle timetags honoured), and every message is checked (argument count and types, finite numbers in range,
+known channel names, at most MAX_CHANNELS distinct channels) before it is used; the rest is counted in `rejected`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -63,6 +69,50 @@ VRM_BLENDSHAPES: dict[str, tuple[str, ...]] = {
     "U": ("mouthPucker",),
     "Joy": ("mouthSmileLeft", "mouthSmileRight"),
 }
+
+
+# The 52 ARKit blendshape names (the body model's facial actions use the same names).
+ARKIT_NAMES: frozenset[str] = frozenset(
+    """browDownLeft browDownRight browInnerUp browOuterUpLeft browOuterUpRight cheekPuff cheekSquintLeft
+    cheekSquintRight eyeBlinkLeft eyeBlinkRight eyeLookDownLeft eyeLookDownRight eyeLookInLeft eyeLookInRight
+    eyeLookOutLeft eyeLookOutRight eyeLookUpLeft eyeLookUpRight eyeSquintLeft eyeSquintRight eyeWideLeft
+    eyeWideRight jawForward jawLeft jawOpen jawRight mouthClose mouthDimpleLeft mouthDimpleRight mouthFrownLeft
+    mouthFrownRight mouthFunnel mouthLeft mouthLowerDownLeft mouthLowerDownRight mouthPressLeft mouthPressRight
+    mouthPucker mouthRight mouthRollLower mouthRollUpper mouthShrugLower mouthShrugUpper mouthSmileLeft
+    mouthSmileRight mouthStretchLeft mouthStretchRight mouthUpperUpLeft mouthUpperUpRight noseSneerLeft
+    noseSneerRight tongueOut""".split()
+)
+MAX_CHANNELS = 512  # distinct channels one receiver keeps (the body model has about 320 pose channels)
+MAX_ANGLE_DEG = 360.0  # pose and gaze channels beyond this are refused, not wrapped
+MAX_ROOT_M = 100.0  # root translation and VMC positions
+MAX_ADDRESS_CHARS = 128
+_JOINT = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,47}")
+
+
+def validate_channel(name: object, value: object) -> float | None:
+    """The value to use for driving channel `name`, or None when the name is not a known channel or the value
+    not a finite number in its range. Expressions are clamped to [0, 1]; angles (degrees) must lie within
+    +-MAX_ANGLE_DEG and root translations (metres) within +-MAX_ROOT_M."""
+    if not isinstance(name, str) or not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    v = float(value)
+    if not math.isfinite(v):
+        return None
+    if name.startswith("expr."):
+        return min(max(v, 0.0), 1.0) if name[5:] in ARKIT_NAMES else None
+    if name in ("gaze.yaw", "gaze.pitch"):
+        return v if abs(v) <= MAX_ANGLE_DEG else None
+    if name.startswith("pose.") and name[-2:] in (".x", ".y", ".z") and _JOINT.fullmatch(name[5:-2]):
+        return v if abs(v) <= MAX_ANGLE_DEG else None
+    if name in ("root.x", "root.y", "root.z"):
+        return v if abs(v) <= MAX_ROOT_M else None
+    return None
+
+
+def _finite_numbers(values: tuple, limit: float) -> bool:
+    return all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= limit for v in values
+    )
 
 
 def parse_host_port(text: str, default_port: int = 39539) -> tuple[str, int]:
@@ -210,28 +260,53 @@ def _message(address: str, args: list):
 
 
 # Receiving ------------------------------------------------------------------------------------------------
+def _exact_dispatcher():
+    """A pythonosc Dispatcher that matches addresses exactly and ignores bundle timetags.
+
+    pythonosc's own matching turns each received address into a regular expression (a packet of 8,000 `*`s
+    backtracks for hours) and sleeps until a bundle's timetag (a timetag years ahead stalls the listener)."""
+    from pythonosc.dispatcher import Dispatcher
+
+    class ExactDispatcher(Dispatcher):
+        def handlers_for_address(self, address_pattern: str):
+            handlers = self._map.get(address_pattern) if len(address_pattern) <= MAX_ADDRESS_CHARS else None
+            if handlers:
+                yield from handlers
+            elif self._default_handler is not None:
+                yield self._default_handler
+
+    return ExactDispatcher(strict_timing=False)
+
+
 class BlendshapeReceiver:
     """An OSC/VMC server on a background thread; `latest()` gives the newest channels as a DrivingFrame.
 
     VMC blendshape values are buffered until /VMC/Ext/Blend/Apply; every other message takes effect at once.
-    Port 0 picks a free port (see `port`).
+    Listens on 127.0.0.1 unless `host` says otherwise ("0.0.0.0": every interface, for a phone on the network).
+    Port 0 picks a free port (see `port`). Messages that fail validation are dropped and counted in `rejected`.
     """
 
     name = "network"
     live = True
 
-    def __init__(self, host: str = "0.0.0.0", port: int = 39539) -> None:
-        from pythonosc.dispatcher import Dispatcher
-        from pythonosc.osc_server import ThreadingOSCUDPServer
+    def __init__(self, host: str = "127.0.0.1", port: int = 39539) -> None:
+        from pythonosc.osc_server import BlockingOSCUDPServer
 
-        d = Dispatcher()
+        d = _exact_dispatcher()
         d.map("/VMC/Ext/Blend/Val", self._on_vmc_blend)
         d.map("/VMC/Ext/Blend/Apply", self._on_vmc_apply)
         d.map("/VMC/Ext/Bone/Pos", self._on_vmc_bone)
         d.set_default_handler(self._on_other)
+        receiver = self
+
+        class Server(BlockingOSCUDPServer):
+            def handle_error(self, request, client_address) -> None:  # a datagram no parser expected
+                receiver.rejected += 1
+                log.debug("OSC datagram from %s dropped", client_address, exc_info=True)
+
         try:
-            self._server = ThreadingOSCUDPServer((host, int(port)), d)
-        except OSError as e:
+            self._server = Server((host, int(port)), d)
+        except (OSError, OverflowError) as e:
             raise OSError(
                 f"cannot listen for OSC on {host}:{port}: {e}; another program may use that port, pick another"
             ) from e
@@ -244,6 +319,7 @@ class BlendshapeReceiver:
         self._last_t = 0.0
         self.fps = 0.0  # updates per second (smoothed)
         self.messages = 0
+        self.rejected = 0  # messages or datagrams dropped by validation
         self.error: str | None = None
         self.finished = False
         self._thread = threading.Thread(target=self._server.serve_forever, name="osc-receiver", daemon=True)
@@ -261,7 +337,11 @@ class BlendshapeReceiver:
     def _commit(self, values: Mapping[str, float]) -> None:
         now = time.perf_counter()
         with self._lock:
-            self._channels.update(values)
+            for name, v in values.items():
+                if name in self._channels or len(self._channels) < MAX_CHANNELS:
+                    self._channels[name] = v
+                else:
+                    self.rejected += 1
             if self._count:
                 self.fps = 0.9 * self.fps + 0.1 / max(now - self._last_t, 1e-3)
             self._last_t = now
@@ -270,9 +350,15 @@ class BlendshapeReceiver:
 
     def _on_vmc_blend(self, address: str, *args) -> None:
         self.messages += 1
-        if len(args) >= 2 and isinstance(args[0], str):
-            for name in VRM_BLENDSHAPES.get(args[0], (args[0],)):
-                self._pending[f"expr.{name}"] = _unit(args[1])
+        if len(args) != 2 or not isinstance(args[0], str):
+            self.rejected += 1
+            return
+        names = VRM_BLENDSHAPES.get(args[0], (args[0],))
+        values = {f"expr.{n}": validate_channel(f"expr.{n}", args[1]) for n in names}
+        if any(v is None for v in values.values()):
+            self.rejected += 1
+            return
+        self._pending.update(values)  # only known ARKit names: at most 52 entries
 
     def _on_vmc_apply(self, address: str, *args) -> None:
         self.messages += 1
@@ -282,24 +368,37 @@ class BlendshapeReceiver:
 
     def _on_vmc_bone(self, address: str, *args) -> None:
         self.messages += 1
-        if len(args) < 8 or args[0] not in BONE_OF_VMC:
+        if len(args) != 8 or not isinstance(args[0], str) or args[0] not in BONE_OF_VMC:
+            self.rejected += 1
+            return
+        if not _finite_numbers(args[1:4], MAX_ROOT_M) or not _finite_numbers(args[4:8], 1e3):
+            self.rejected += 1
+            return
+        q = np.array(args[4:8], dtype=np.float64)
+        if np.linalg.norm(q) < 1e-6:
+            self.rejected += 1
             return
         if args[0] in ("LeftEye", "RightEye"):
             return  # gaze comes from the eye blendshapes or gaze channels
-        rot = axis_angle_deg_from_quat(to_unity(np.array(args[4:8], dtype=np.float64)))
+        rot = axis_angle_deg_from_quat(to_unity(q))
         joint = BONE_OF_VMC[args[0]]
         self._commit({f"pose.{joint}.{a}": float(v) for a, v in zip("xyz", rot, strict=True)})
 
     def _on_other(self, address: str, *args) -> None:
         self.messages += 1
-        if not args or not isinstance(args[0], int | float):
+        if len(args) != 1:
+            self.rejected += 1
             return
         if address.startswith("/lca/"):
-            self._commit({address[5:]: float(args[0])})
+            name = address[5:]
+        else:
+            bare = address[len("/ARKit/") :] if address.startswith("/ARKit/") else address[1:]
+            name = f"expr.{bare[:1].lower()}{bare[1:]}"
+        value = validate_channel(name, args[0])
+        if value is None:
+            self.rejected += 1
             return
-        name = address[len("/ARKit/") :] if address.startswith("/ARKit/") else address[1:]
-        if name and "/" not in name:
-            self._commit({f"expr.{name[0].lower()}{name[1:]}": _unit(args[0])})
+        self._commit({name: value})
 
     def close(self) -> None:
         self._server.shutdown()
@@ -312,7 +411,3 @@ class BlendshapeReceiver:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _unit(value) -> float:
-    return float(min(max(float(value), 0.0), 1.0))

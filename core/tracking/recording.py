@@ -10,7 +10,9 @@ import io
 import json
 import math
 import os
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,10 @@ from core.tracking.types import DrivingFrame, channel_group
 
 RECORDING_VERSION = 1
 RECORDING_KIND = "lca-driving-channels"
-MAX_RECORDING_BYTES = 1 << 30
+MAX_RECORDING_BYTES = 1 << 30  # an NPZ file; its arrays may hold at most MAX_ARRAY_BYTES each once unpacked
+MAX_JSON_BYTES = 256 << 20  # parsed JSON takes several times its size in memory: longer takes belong in NPZ
+MAX_ARRAY_BYTES = 1 << 30
+MAX_CHANNEL_VALUE = 1e4  # degrees, metres or coefficients: anything larger is damage, not motion
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,13 @@ def save_recording(rec: Recording, path: str | os.PathLike) -> Path:
     raise ValueError(f"{path}: save driving channels as .json or .npz (got {suffix or 'no suffix'!r})")
 
 
+def _number(v: object) -> float:
+    """A JSON number as a float; strings, booleans and containers are refused (numpy would convert "2.0")."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"expected a number, got {type(v).__name__} {str(v)[:40]!r}")
+    return float(v)
+
+
 def _check(names: object, times: object, values: object, version: object, kind: object, source: str) -> Recording:
     if kind != RECORDING_KIND:
         raise FileFormatError(f"{source}: not a driving-channel recording (kind {kind!r}, expected {RECORDING_KIND!r})")
@@ -133,19 +145,21 @@ def _check(names: object, times: object, values: object, version: object, kind: 
         raise FileFormatError(f"{source}: recording version {version!r}, this program reads {RECORDING_VERSION}")
     try:
         names_t = tuple(str(n) for n in names)  # type: ignore[union-attr]
-        times_a = np.asarray(times, np.float64)
+        times_a = np.asarray([_number(t) for t in times] if isinstance(times, list) else times, np.float64)
         values_a = np.asarray(
-            [[np.nan if v is None else v for v in row] for row in values]  # type: ignore[union-attr]
+            [[np.nan if v is None else _number(v) for v in row] for row in values]  # type: ignore[union-attr]
             if isinstance(values, list)
             else values,
             np.float32,
         )
+        if any(isinstance(a, np.ndarray) and a.dtype.kind not in "fiu" for a in (times, values)):
+            raise TypeError("times and values must be numbers")
         if values_a.size == 0:
             values_a = values_a.reshape(len(times_a), len(names_t))
         for n in names_t:
             channel_group(n)
-    except (TypeError, ValueError) as e:
-        raise FileFormatError(f"{source}: malformed recording ({e})") from e
+    except (TypeError, ValueError, OverflowError) as e:
+        raise FileFormatError(f"{source}: malformed recording ({type(e).__name__}: {e})") from e
     if times_a.ndim != 1 or values_a.shape != (len(times_a), len(names_t)):
         raise FileFormatError(
             f"{source}: malformed recording: {len(names_t)} names, times {times_a.shape}, values {values_a.shape}"
@@ -154,6 +168,12 @@ def _check(names: object, times: object, values: object, version: object, kind: 
         raise FileFormatError(f"{source}: malformed recording: repeated channel names")
     if not np.all(np.isfinite(times_a)) or np.any(np.diff(times_a) < 0):
         raise FileFormatError(f"{source}: malformed recording: times must be finite and non-decreasing")
+    present = values_a[~np.isnan(values_a)]
+    if present.size and not (np.all(np.isfinite(present)) and float(np.abs(present).max()) <= MAX_CHANNEL_VALUE):
+        raise FileFormatError(
+            f"{source}: malformed recording: channel values must be finite numbers within +-{MAX_CHANNEL_VALUE:g} "
+            "(null where a channel is absent)"
+        )
     return Recording(times=times_a, names=names_t, values=values_a)
 
 
@@ -166,25 +186,67 @@ def load_recording(path: str | os.PathLike) -> Recording:
         raise FileFormatError(f"{path}: {path.stat().st_size} bytes is too large for a driving recording")
     suffix = path.suffix.lower()
     if suffix == ".json":
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise FileFormatError(
+                f"{path}: {path.stat().st_size} bytes is too large for a JSON recording "
+                f"(limit {MAX_JSON_BYTES >> 20} MiB): save long takes as .npz"
+            )
         try:
             d = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FileFormatError(f"{path}: not a JSON recording ({e})") from e
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise FileFormatError(f"{path}: not a JSON recording ({type(e).__name__}: {e})") from e
         if not isinstance(d, dict):
             raise FileFormatError(f"{path}: not a driving-channel recording (top level is not an object)")
         return _check(d.get("names"), d.get("times"), d.get("values"), d.get("version"), d.get("kind"), str(path))
     if suffix == ".npz":
         try:
+            _check_npz_sizes(path)
             with np.load(path, allow_pickle=False) as z:
                 if not {"names", "times", "values", "version", "kind"} <= set(z.files):
                     raise FileFormatError(f"{path}: not a driving-channel recording (arrays {sorted(z.files)})")
-                return _check(
-                    z["names"].tolist(), z["times"], z["values"], int(z["version"]), str(z["kind"]), str(path)
-                )
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
+                version, kind = z["version"], z["kind"]
+                if version.shape != () or kind.shape != () or version.dtype.kind not in "iu":
+                    raise FileFormatError(f"{path}: not a driving-channel recording (version or kind is not a scalar)")
+                return _check(z["names"].tolist(), z["times"], z["values"], int(version), str(kind), str(path))
+        except (
+            zipfile.BadZipFile,
+            zipfile.LargeZipFile,
+            zlib.error,
+            struct.error,
+            OSError,
+            EOFError,
+            NotImplementedError,
+        ) as e:
             raise FileFormatError(f"{path}: not a readable NPZ recording ({e})") from e
         except ValueError as e:
             if isinstance(e, FileFormatError):
                 raise
             raise FileFormatError(f"{path}: not a readable NPZ recording ({e})") from e
     raise FileFormatError(f"{path}: driving recordings are .json or .npz files")
+
+
+def _check_npz_sizes(path: Path) -> None:
+    """Refuse an NPZ whose arrays declare more than MAX_ARRAY_BYTES (or non-numeric, non-text types) before
+    numpy allocates them: each .npy header states its shape and dtype."""
+    with zipfile.ZipFile(path) as zf:
+        members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+        if len(members) > 16:
+            raise FileFormatError(f"{path}: not a driving-channel recording ({len(members)} arrays)")
+        for info in members:
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = {
+                    (1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0,
+                }.get(version)
+                if read_header is None:
+                    raise FileFormatError(f"{path}: {info.filename} has an unknown .npy version {version}")
+                shape, _, dtype = read_header(f)
+            if dtype.kind not in "iufU" or dtype.itemsize == 0:
+                raise FileFormatError(f"{path}: {info.filename} holds {dtype} values, not numbers or text")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if nbytes > MAX_ARRAY_BYTES:
+                raise FileFormatError(
+                    f"{path}: {info.filename} declares {shape} {dtype} ({nbytes / 2**30:.1f} GiB), over the "
+                    f"{MAX_ARRAY_BYTES >> 30} GiB limit for a recording's array"
+                )

@@ -18,6 +18,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from core.io import MAX_IMAGE_PIXELS
 from core.tracking.types import VideoFrame
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,21 @@ CAMERA_RETRY_S = 1.0  # a camera that gives no frame for this long counts as los
 
 class SourceError(RuntimeError):
     """A source could not be opened or stopped working; the message says what to do."""
+
+
+def _brief(e: BaseException, limit: int = 300) -> str:
+    """The first and last lines of an error (FFmpeg's include its whole banner), at most `limit` characters."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[0] if len(lines) <= 1 else f"{lines[0]} ... {lines[-1]}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_frame_size(path: Path, w: int, h: int) -> None:
+    if w * h > MAX_IMAGE_PIXELS:
+        raise SourceError(
+            f"{path}: frames of {w} x {h} are over the {MAX_IMAGE_PIXELS / 1e6:.0f} megapixel limit: "
+            "scale the video down before driving from it"
+        )
 
 
 @runtime_checkable
@@ -176,7 +192,9 @@ class VideoFileSource(_SourceBase):
             cap = cv2.VideoCapture(str(self.path))
             ok = cap.isOpened() and cap.grab()
         if ok:
+            size = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
             cap.release()  # the probe consumed a frame: start again from the first one
+            _check_frame_size(self.path, *size)
             with _quiet_opencv():
                 cap = cv2.VideoCapture(str(self.path))
             fps = cap.get(cv2.CAP_PROP_FPS)
@@ -196,12 +214,25 @@ class VideoFileSource(_SourceBase):
             meta = next(gen)
         except (ImportError, OSError, RuntimeError, StopIteration) as e:
             raise SourceError(
-                f"{self.path}: neither OpenCV nor FFmpeg can decode this video ({e}): "
+                f"{self.path}: neither OpenCV nor FFmpeg can decode this video ({_brief(e)}): "
                 "convert it to mp4 (H.264) or give a folder of images"
             ) from e
-        fps = float(meta.get("fps") or 0.0)
+        try:
+            fps = float(meta.get("fps") or 0.0)
+            w, h = (int(v) for v in meta["size"])
+        except (KeyError, TypeError, ValueError) as e:
+            gen.close()
+            raise SourceError(f"{self.path}: FFmpeg reports no usable frame size ({_brief(e)})") from e
         self.fps = fps if 1.0 <= fps <= 1000.0 else 30.0
-        self._ff_size = tuple(int(v) for v in meta["size"])
+        if w <= 0 or h <= 0:
+            gen.close()
+            raise SourceError(f"{self.path}: FFmpeg reports frames of {w} x {h}: the video is damaged")
+        try:
+            _check_frame_size(self.path, w, h)
+        except SourceError:
+            gen.close()
+            raise
+        self._ff_size = (w, h)
         return gen
 
     def _read_bgr(self) -> np.ndarray | None:
@@ -210,9 +241,9 @@ class VideoFileSource(_SourceBase):
             return bgr if ok and bgr is not None else None
         if self._ff is not None:
             data = next(self._ff, None)
-            if data is None:
-                return None
             w, h = self._ff_size
+            if data is None or len(data) != w * h * 3:  # the end, or a last frame cut short
+                return None
             return np.frombuffer(data, np.uint8).reshape(h, w, 3)
         raise SourceError(f"{self.name} is closed: open the source again")
 

@@ -8,6 +8,8 @@ import math
 import time
 from pathlib import Path
 
+from core.io import atomic_write
+
 log = logging.getLogger(__name__)
 
 
@@ -29,11 +31,20 @@ class MetricsLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def truncate_after(self, step: int) -> None:
-        """On resume, drop lines past the checkpoint's step so the curve continues without a fork."""
+        """On resume from a checkpoint taken after `step` steps, drop the lines written after it, so the curve
+        continues without a fork. "train" and "skip" lines carry the 0-based index of their step (the checkpoint
+        covers indices below `step`; a run killed before its next checkpoint logged some at or past it); other
+        kinds ("eval", "paused") carry the number of steps done."""
         if not self.enabled or not self.path.exists():
             return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        self.path.write_text("".join(ln + "\n" for ln in keep))
+
+        def before(r: dict) -> bool:
+            s = r.get("step", 0)
+            return isinstance(s, int) and (s < step if r.get("kind") in ("train", "skip") else s <= step)
+
+        keep = [json.dumps(r) for r in read_metrics(self.path) if isinstance(r, dict) and before(r)]
+        # a line cut by a hard kill is dropped; the rewrite is atomic so a second kill cannot lose the history
+        atomic_write(self.path, lambda p: p.write_text("".join(ln + "\n" for ln in keep)))
 
     def write(self, step: int, kind: str = "train", **values: float) -> None:
         if not self.enabled:
