@@ -21,7 +21,7 @@ import numpy as np
 
 from core.data.shards import Sample
 from core.data.video_fit import BodyFitter, FitConfig, FitFailed, FrameFit, assumed_intrinsics
-from core.io import read_image_rgb
+from core.io import MAX_IMAGE_PIXELS, FileFormatError, read_image_rgb
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +55,41 @@ class _Kept:
     fit: FrameFit | None  # None on the coarse path
 
 
-def read_frames(path: Path, *, max_frames: int = 64, stride: int = 1) -> list[np.ndarray]:
-    """RGB frames [H, W, 3] uint8 of a video file or a single image."""
+def read_frames(
+    path: Path, *, max_frames: int = 64, stride: int = 1, max_pixels: int = MAX_IMAGE_PIXELS
+) -> list[np.ndarray]:
+    """RGB frames [H, W, 3] uint8 of a video file or a single image.
+
+    Raises FileFormatError (naming the file) for a file OpenCV cannot open, a video with no decodable frame, or
+    frames larger than `max_pixels` (checked from the container before any frame is decoded)."""
+    path = Path(path)
     if path.suffix.lower() in IMAGE_EXT:
-        return [read_image_rgb(path)]  # FileFormatError for corrupt, truncated or oversized images
+        return [read_image_rgb(path, max_pixels=max_pixels)]  # FileFormatError for corrupt or oversized images
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such video file")
     cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise OSError(f"cannot open video {path}; is it a video file OpenCV can decode?")
-    out, i = [], 0
-    while len(out) < max_frames:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i % stride == 0:
-            out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        i += 1
-    cap.release()
+    try:
+        if not cap.isOpened():
+            raise FileFormatError(f"{path}: OpenCV cannot open this video; is it a whole mp4/avi/mov/mkv/webm file?")
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        if w * h > max_pixels:
+            raise FileFormatError(
+                f"{path}: frames of {w} x {h} are over the {max_pixels / 1e6:.0f} megapixel limit; scale it down"
+            )
+        out, i = [], 0
+        while len(out) < max_frames:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            if frame.shape[0] * frame.shape[1] > max_pixels:  # a stream that changes size mid-way
+                raise FileFormatError(f"{path}: frame {i} is {frame.shape[1]} x {frame.shape[0]}, over the limit")
+            if i % stride == 0:
+                out.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            i += 1
+    finally:
+        cap.release()
+    if not out:
+        raise FileFormatError(f"{path}: no frame could be decoded (an empty, truncated or damaged video)")
     return out
 
 

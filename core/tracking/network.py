@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -260,11 +261,23 @@ def _message(address: str, args: list):
 
 
 # Receiving ------------------------------------------------------------------------------------------------
-def _exact_dispatcher():
-    """A pythonosc Dispatcher that matches addresses exactly and ignores bundle timetags.
+class _QuietOSCParser(logging.Filter):
+    """Drops the root-logger warnings pythonosc writes for every datagram it cannot parse (a flood of them would
+    flood the log and the studio's console); those datagrams are counted in `BlendshapeReceiver.rejected`."""
 
-    pythonosc's own matching turns each received address into a regular expression (a packet of 8,000 `*`s
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and f"pythonosc{os.sep}" in record.pathname)
+
+
+_QUIET = _QuietOSCParser()
+
+
+def _exact_dispatcher(on_reject: Callable[[], None]):
+    """A pythonosc Dispatcher that matches addresses exactly, ignores bundle timetags and counts unparsable packets.
+
+    pythonosc's own matching turns each received address into a regular expression (a packet of 4,000 `*`s
     backtracks for hours) and sleeps until a bundle's timetag (a timetag years ahead stalls the listener)."""
+    from pythonosc import osc_packet
     from pythonosc.dispatcher import Dispatcher
 
     class ExactDispatcher(Dispatcher):
@@ -274,6 +287,17 @@ def _exact_dispatcher():
                 yield from handlers
             elif self._default_handler is not None:
                 yield self._default_handler
+
+        def call_handlers_for_packet(self, data: bytes, client_address) -> list:
+            try:
+                packet = osc_packet.OscPacket(data)
+            except osc_packet.ParseError:
+                on_reject()
+                return []
+            for timed in packet.messages:  # at once, whatever the timetag says
+                for handler in self.handlers_for_address(timed.message.address):
+                    handler.invoke(client_address, timed.message)
+            return []
 
     return ExactDispatcher(strict_timing=False)
 
@@ -292,7 +316,7 @@ class BlendshapeReceiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 39539) -> None:
         from pythonosc.osc_server import BlockingOSCUDPServer
 
-        d = _exact_dispatcher()
+        d = _exact_dispatcher(self._reject)
         d.map("/VMC/Ext/Blend/Val", self._on_vmc_blend)
         d.map("/VMC/Ext/Blend/Apply", self._on_vmc_apply)
         d.map("/VMC/Ext/Bone/Pos", self._on_vmc_bone)
@@ -300,8 +324,14 @@ class BlendshapeReceiver:
         receiver = self
 
         class Server(BlockingOSCUDPServer):
+            def verify_request(self, request, client_address) -> bool:  # neither an OSC message nor a bundle
+                ok = super().verify_request(request, client_address)
+                if not ok:
+                    receiver._reject()
+                return ok
+
             def handle_error(self, request, client_address) -> None:  # a datagram no parser expected
-                receiver.rejected += 1
+                receiver._reject()
                 log.debug("OSC datagram from %s dropped", client_address, exc_info=True)
 
         try:
@@ -311,6 +341,7 @@ class BlendshapeReceiver:
                 f"cannot listen for OSC on {host}:{port}: {e}; another program may use that port, pick another"
             ) from e
         self.host, self.port = host, int(self._server.server_address[1])
+        logging.getLogger().addFilter(_QUIET)  # the same object each time: added once
         self._lock = threading.Lock()
         self._channels: dict[str, float] = {}
         self._pending: dict[str, float] = {}
@@ -329,6 +360,9 @@ class BlendshapeReceiver:
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
+
+    def _reject(self) -> None:
+        self.rejected += 1
 
     def latest(self) -> DrivingFrame | None:
         with self._lock:
