@@ -9,7 +9,6 @@ import dataclasses
 import functools
 import importlib.util
 import logging
-import math
 
 import torch
 
@@ -18,6 +17,7 @@ from app.part_edits import apply_part_edits
 from app.state import EditState
 from core.data.lighting import Lighting, uniform_lighting
 from core.raster.types import PART_NAMES, Gaussians
+from core.tracking.body_params import body_arrays
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,11 @@ class SyntheticAvatar:
         self._posed: tuple[object, object] | None = None
 
     def _inputs(self, edit: EditState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        J, E = len(self._index), len(self._expr_index)
-        rot = torch.zeros(1, J, 3, dtype=torch.float64)
-        for name, r in edit.pose.rotations:
-            if name in self._index:
-                rot[0, self._index[name]] = torch.tensor(r, dtype=torch.float64) * (math.pi / 180.0)
-        expr = torch.zeros(1, E, dtype=torch.float64)
-        for name, v in edit.expression:
-            if name in self._expr_index:
-                expr[0, self._expr_index[name]] = v
-        trans = torch.tensor([edit.pose.root_translation], dtype=torch.float64)
-        gaze = torch.tensor([edit.gaze_deg], dtype=torch.float64) * (math.pi / 180.0)
-        return rot, trans, expr, gaze
+        b = body_arrays(
+            edit.pose.rotations, edit.expression, edit.gaze_deg, edit.pose.root_translation,
+            self.rig.joint_names, self.rig.expression_names,
+        )  # fmt: skip
+        return tuple(torch.from_numpy(x)[None] for x in (b.pose, b.translation, b.expression, b.gaze))
 
     def drive(self, edit: EditState, lighting: Lighting) -> Gaussians:
         from core.data.render import lit_gaussians, pose_identity

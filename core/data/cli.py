@@ -41,6 +41,12 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     v.add_argument("--size", type=int, default=256)
     v.add_argument("--max-frames", type=int, default=64)
     v.add_argument("--stride", type=int, default=1)
+    v.add_argument(
+        "--method",
+        choices=("auto", "mediapipe", "coarse"),
+        default="auto",
+        help="body fit: mediapipe landmarks (auto when installed) or the coarse face-box fallback",
+    )
 
     def run(args: argparse.Namespace) -> int:
         if args.prepare_what == "synth":
@@ -73,21 +79,23 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
                     log.info("benchmark shard %s", path)
             return 0
         from core.data.shards import write_shard  # noqa: PLC0415
-        from core.data.video import find_sources, ingest_frames, read_frames  # noqa: PLC0415
+        from core.data.video import Ingestor, find_sources, read_frames, video_fps  # noqa: PLC0415
 
         failures = 0
-        for i, src in enumerate(find_sources(args.source)):
-            sample, report = ingest_frames(
-                read_frames(src, max_frames=args.max_frames, stride=args.stride), str(src), size=args.size
-            )
-            log.info(
-                "%s: %d/%d frames kept, %d skipped", src, report.frames_kept, report.frames_read, len(report.skipped)
-            )
-            if sample is None:
-                log.error("%s: no usable frame (no person found); nothing written", src)
-                failures += 1
-                continue
-            write_shard(args.out / "video" / f"video-{i:05d}.tar", [sample])
+        with Ingestor(size=args.size, method=args.method) as ingestor:
+            for i, src in enumerate(find_sources(args.source)):
+                frames = read_frames(src, max_frames=args.max_frames, stride=args.stride)
+                sample, report = ingestor.ingest(frames, str(src), fps=video_fps(src) / args.stride)
+                log.info(
+                    "%s: %d/%d frames kept (%s fit), %d skipped",
+                    src, report.frames_kept, report.frames_read, report.method, len(report.skipped),
+                )  # fmt: skip
+                if sample is None:
+                    reasons = sorted({why for _, why in report.skipped})
+                    log.error("%s: no usable frame (%s); nothing written", src, "; ".join(reasons) or "no frames")
+                    failures += 1
+                    continue
+                write_shard(args.out / "video" / f"video-{i:05d}.tar", [sample])
         return 1 if failures else 0
 
     return run

@@ -28,6 +28,7 @@ import numpy as np
 
 from core.tracking.body import BodyRetargeter
 from core.tracking.body_landmarks import hand_points, pose_points
+from core.tracking.body_params import rotations_from_channels  # noqa: F401  (re-exported)
 from core.tracking.body_skeleton import Skeleton, default_skeleton, forward_kinematics, local_rotations
 from core.tracking.types import Landmarks
 
@@ -38,15 +39,6 @@ MAIN_JOINTS: tuple[str, ...] = tuple(
 )
 ARM_JOINTS = tuple(j for j in MAIN_JOINTS if j.startswith(("upperarm", "lowerarm", "wrist")))
 FLIP = np.diag([1.0, -1.0, -1.0])  # project frame <-> OpenCV camera axes of a camera facing the person
-
-
-def rotations_from_channels(channels: Mapping[str, float]) -> dict[str, np.ndarray]:
-    """`pose.<bone>.x|y|z` channels -> {bone: axis-angle degrees [3]} (other channels ignored)."""
-    out: dict[str, np.ndarray] = {}
-    for name, v in channels.items():
-        if name.startswith("pose.") and name[-2:] in (".x", ".y", ".z"):
-            out.setdefault(name[5:-2], np.zeros(3))["xyz".index(name[-1])] = float(v)
-    return out
 
 
 def posed_joints(sk: Skeleton, rotations_deg: Mapping[str, Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
