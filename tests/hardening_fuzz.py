@@ -41,6 +41,7 @@ class Tally:
     errors: dict[str, int] = field(default_factory=dict)  # exception type -> count
     failures: list[str] = field(default_factory=list)  # unexpected exception types or time overruns
     max_seconds: float = 0.0
+    section: str = "inputs"  # "inputs": a loader's table row; "faults": a fault or flood (loaded = survived)
 
     def record(self) -> None:
         """Write this tally as JSON for the report script (one file per batch)."""

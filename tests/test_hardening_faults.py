@@ -97,7 +97,8 @@ def test_kill_9_mid_write_leaves_the_last_good_file(tmp_path, writers, kind):
     t0 = time.perf_counter()
     save(path, 0)
     write_s = time.perf_counter() - t0
-    tally = Tally(f"{kind} write ({'write_shard' if kind == 'shard' else 'atomic_write'})", "kill -9 mid-write")
+    what = f"{kind} write ({'write_shard' if kind == 'shard' else 'atomic_write'})"
+    tally = Tally(what, "SIGKILL at random delays (0.5-4 writes); survived = the file still loads", section="faults")
     rng = np.random.default_rng(len(kind))
     mid_write = 0
     for i in range(KILLS):
@@ -119,7 +120,7 @@ def test_kill_9_mid_write_leaves_the_last_good_file(tmp_path, writers, kind):
         else:
             tally.loaded += 1
         tally.max_seconds = max(tally.max_seconds, round(time.perf_counter() - t1, 3))
-    tally.errors = {"killed mid-write": mid_write}
+    tally.errors = {"kills that landed inside a write (temporary left behind)": mid_write}
     tally.record()
     assert not tally.failures, tally.failures
     assert tally.loaded == KILLS
@@ -153,8 +154,8 @@ def test_training_killed_with_sigkill_resumes_from_its_last_checkpoint(tmp_path,
     assert read_checkpoint_meta(run / "last.safetensors")["step"] == target
     steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r.get("kind") == "train"]
     assert steps == sorted(set(steps)) and steps[-1] == target - 1, steps  # no fork in the curve
-    t = Tally("training run (main.py train)", "kill -9 at a random step, then resume")
-    t.cases, t.loaded, t.errors = 1, 1, {f"killed after step {step}, resumed to {target}": 1}
+    t = Tally("training run (main.py train)", "SIGKILL at a random step, then the same command", section="faults")
+    t.cases, t.loaded, t.errors = 1, 1, {f"last checkpoint at step {step}, resumed and finished step": target}
     t.record()
 
 
@@ -164,7 +165,11 @@ def _enospc(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def disk_full_tally():
-    t = Tally("saving on a full disk (ENOSPC at fsync)", "checkpoint, avatar, shard, recording, calibration")
+    t = Tally(
+        "disk full while saving",
+        "OSError(ENOSPC) at fsync: checkpoint, avatar, shard, recording, calibration",
+        section="faults",
+    )
     yield t
     t.record()
 
@@ -198,7 +203,8 @@ def test_disk_full_while_saving_reports_it_and_keeps_the_old_file(tmp_path, writ
     assert check(path) in (7, 0, 3, True)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name], "a temporary file was left on the full disk"
     disk_full_tally.loaded += 1
-    disk_full_tally.errors["OSError ENOSPC"] = disk_full_tally.errors.get("OSError ENOSPC", 0) + 1
+    key = "OSError naming the file, old file unchanged, no temporary left"
+    disk_full_tally.errors[key] = disk_full_tally.errors.get(key, 0) + 1
 
 
 class _VanishingCapture:
