@@ -6,7 +6,8 @@ records that chain once for fixed input shapes and replays it, reading the input
 
 A `GraphedDrive` is valid for one avatar state (it holds the state's tensors); `Avatar` drops its graphs
 whenever an edit rebuilds its caches. Outputs live in the graph's static buffers and are overwritten by the
-next replay, so `__call__` returns copies.
+next replay, so `__call__` returns copies (opacity and part labels, which only an edit changes, are copied once
+and shared between frames: treat returned Gaussians as read-only).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import fields
 
 import torch
 from torch import Tensor
@@ -68,6 +68,11 @@ class GraphedDrive:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
             self._out = fn(*args)
+        # Opacity and part labels depend on the avatar state only: copied once here, shared by every frame.
+        self._fixed = {
+            "opacity_logits": self._out.opacity_logits.clone(),
+            "parts": None if self._out.parts is None else self._out.parts.clone(),
+        }
 
     def matches(self, pose: Tensor, lighting: Lighting) -> bool:
         return self.signature == (tuple(pose.shape), lighting_signature(lighting))
@@ -85,8 +90,8 @@ class GraphedDrive:
             if dst is not None:
                 dst.copy_(getattr(lighting, name), non_blocking=True)
         self.graph.replay()
-        return clone_gaussians(self._out)
-
-
-def clone_gaussians(g: Gaussians) -> Gaussians:
-    return Gaussians(**{f.name: None if (v := getattr(g, f.name)) is None else v.clone() for f in fields(g)})
+        o = self._out
+        return Gaussians(
+            means=o.means.clone(), quats=o.quats.clone(), log_scales=o.log_scales.clone(), sh=o.sh.clone(),
+            **self._fixed,
+        )  # fmt: skip
