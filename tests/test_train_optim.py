@@ -45,7 +45,8 @@ def test_metrics_log_appends_and_truncates_on_resume(tmp_path):
     m = MetricsLog(tmp_path, tensorboard=False)
     for s in range(5):
         m.write(s, loss=1.0 / (s + 1), bad=float("nan"))
-    m.truncate_after(2)
+    m.write(2, kind="eval", psnr=20.0)  # evaluation after 2 steps: written with the checkpoint of step 2
+    m.truncate_after(2)  # a checkpoint after 2 steps covers train steps 0 and 1; step 2's line came after it
     rows = read_metrics(tmp_path / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [0, 1, 2]
+    assert [(r["step"], r["kind"]) for r in rows] == [(0, "train"), (1, "train"), (2, "eval")]
     assert rows[0]["bad"] is None and rows[1]["loss"] == 0.5
