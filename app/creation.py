@@ -172,7 +172,7 @@ class CaptureAssistant:
     """Collects photos, checks each one, and makes an avatar from the usable ones."""
 
     def __init__(self) -> None:
-        from core.data.video import PersonDetector
+        from core.data.video_coarse import PersonDetector
 
         self.detector = PersonDetector()
         self.checks: list[PhotoCheck] = []
