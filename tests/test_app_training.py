@@ -107,6 +107,12 @@ def studio(tmp_path_factory):
     s.close()
 
 
+def _training_panel(studio):
+    from app.panels.training import TrainingPanel
+
+    return next(p for p in studio.panels if isinstance(p, TrainingPanel))
+
+
 def _frames_until(studio, cond, timeout: float, what: str) -> None:
     end = time.time() + timeout
     while time.time() < end:
@@ -114,7 +120,7 @@ def _frames_until(studio, cond, timeout: float, what: str) -> None:
         if cond():
             return
         time.sleep(0.05)
-    panel = studio.panels[-1]
+    panel = _training_panel(studio)
     log = panel.selected.log_tail() if panel.selected else ""
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; log:\n{log}")
 
@@ -126,7 +132,7 @@ def test_training_panel_launches_follows_pauses_resumes_and_loads(studio, shards
 
     from tests.test_app_gui import trigger
 
-    panel = studio.panels[-1]
+    panel = _training_panel(studio)
     dpg.set_value(panel.config, "smoke-tiny.yaml")
     dpg.set_value(panel.name, "tiny-cpu")
     dpg.set_value(panel.data_root, str(shards))
@@ -181,7 +187,7 @@ def test_training_panel_shows_the_error_of_a_crashed_run(studio):
 
     from tests.test_app_gui import trigger
 
-    panel = studio.panels[-1]
+    panel = _training_panel(studio)
     dpg.set_value(panel.name, "bad")
     dpg.set_value(panel.stage, "posttrain")  # post-training without init_from: the config is rejected
     dpg.set_value(panel.init_from, "")
