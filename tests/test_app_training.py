@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from training_gui import frames_until, open_training_studio, training_panel
 
 from app.training_runs import MetricsFollower, Run, estimate_step_s, list_runs
 
@@ -95,34 +96,9 @@ def test_a_command_line_run_counts_as_running_while_it_logs(tmp_path):
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    from app.session import Session
-    from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
-
-    s = Studio(Session(synthetic_avatar(1)), preview=(400, 540), runs_root=tmp_path_factory.mktemp("runs"))
-    s.run(max_frames=2)
-    s.show_panel("Training")
+    s = open_training_studio(tmp_path_factory)
     yield s
     s.close()
-
-
-def _training_panel(studio):
-    from app.panels.training import TrainingPanel
-
-    return next(p for p in studio.panels if isinstance(p, TrainingPanel))
-
-
-def _frames_until(studio, cond, timeout: float, what: str) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        studio.run(max_frames=studio.frames + 1)
-        if cond():
-            return
-        time.sleep(0.05)
-    panel = _training_panel(studio)
-    log = panel.selected.log_tail() if panel.selected else ""
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; log:\n{log}")
 
 
 @needs_display
@@ -132,15 +108,15 @@ def test_training_panel_launches_follows_pauses_resumes_and_loads(studio, shards
 
     from tests.test_app_gui import trigger
 
-    panel = _training_panel(studio)
+    panel = training_panel(studio)
     dpg.set_value(panel.config, "smoke-tiny.yaml")
     dpg.set_value(panel.name, "tiny-cpu")
     dpg.set_value(panel.data_root, str(shards))
     dpg.set_value(panel.steps, 200)
     panel.launch_extra = {"data.render_size": 32}
     trigger(panel.launch_button)
-    _frames_until(studio, lambda: panel.selected is not None and panel.selected.is_running(), 10, "the launch")
-    _frames_until(studio, lambda: len(dpg.get_value(panel._series.get("loss", panel.lr_series))[0]) >= 3, 45, "curves")
+    frames_until(studio, lambda: panel.selected is not None and panel.selected.is_running(), 10, "the launch")
+    frames_until(studio, lambda: len(dpg.get_value(panel._series.get("loss", panel.lr_series))[0]) >= 3, 45, "curves")
     xs, ys = dpg.get_value(panel._series["loss"])[:2]
     assert xs[:3] == [0.0, 1.0, 2.0] and all(y > 0 for y in ys)
     assert {"l1", "mask"} <= set(panel._series), "each loss term gets its own curve"
@@ -149,7 +125,7 @@ def test_training_panel_launches_follows_pauses_resumes_and_loads(studio, shards
     run = panel.selected
 
     trigger(panel.pause_button)  # SIGTERM: checkpoint at the next step, then exit
-    _frames_until(studio, lambda: run.status() == "paused", 30, "the pause")
+    frames_until(studio, lambda: run.status() == "paused", 30, "the pause")
     paused_at = run.last_step()
     assert 0 < paused_at < 200 and (run.path / "last.safetensors").exists()
     assert panel._sample_shown is not None, "the latest sample is shown"
@@ -160,7 +136,7 @@ def test_training_panel_launches_follows_pauses_resumes_and_loads(studio, shards
 
     dpg.set_value(panel.steps, paused_at + 2)  # resume for two more steps
     trigger(panel.resume_button)
-    _frames_until(studio, lambda: run.status() == "finished", 40, "the resumed run to finish")
+    frames_until(studio, lambda: run.status() == "finished", 40, "the resumed run to finish")
     assert run.last_step() == paused_at + 2
     steps = [int(s) for s in dpg.get_value(panel._series["loss"])[0]]
     assert steps == sorted(set(steps)) and steps[-1] == paused_at + 1, "the curve continues without a fork"
@@ -187,13 +163,13 @@ def test_training_panel_shows_the_error_of_a_crashed_run(studio):
 
     from tests.test_app_gui import trigger
 
-    panel = _training_panel(studio)
+    panel = training_panel(studio)
     dpg.set_value(panel.name, "bad")
     dpg.set_value(panel.stage, "posttrain")  # post-training without init_from: the config is rejected
     dpg.set_value(panel.init_from, "")
     trigger(panel.launch_button)
-    _frames_until(studio, lambda: panel.selected is not None and panel.selected.name == "bad", 5, "the launch")
-    _frames_until(studio, lambda: panel.selected.status() == "crashed", 30, "the crash")
+    frames_until(studio, lambda: panel.selected is not None and panel.selected.name == "bad", 5, "the launch")
+    frames_until(studio, lambda: panel.selected.status() == "crashed", 30, "the crash")
     panel.poll()
     studio.run(max_frames=studio.frames + 2)
     assert "init_from" in dpg.get_value(panel.log_text)

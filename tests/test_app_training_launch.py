@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from training_gui import frames_until, open_training_studio, training_panel
 
 from app.training_runs import ROOT, SynthData, chain_script, train_command
 
@@ -46,36 +47,9 @@ def test_chain_generates_data_then_execs_the_trainer(tmp_path):
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    from app.session import Session
-    from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
-
-    s = Studio(Session(synthetic_avatar(1)), preview=(400, 540), runs_root=tmp_path_factory.mktemp("runs"))
-    s.run(max_frames=2)
-    s.show_panel("Training")
+    s = open_training_studio(tmp_path_factory)
     yield s
     s.close()
-
-
-def _panel(studio):
-    from app.panels.training import TrainingPanel
-
-    return next(p for p in studio.panels if isinstance(p, TrainingPanel))
-
-
-def _frames_until(studio, cond, timeout: float, what: str) -> None:
-    import time
-
-    end = time.time() + timeout
-    while time.time() < end:
-        studio.run(max_frames=studio.frames + 1)
-        if cond():
-            return
-        time.sleep(0.1)
-    panel = _panel(studio)
-    log = panel.selected.log_tail(40) if panel.selected else ""
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}; log:\n{log}")
 
 
 @needs_display
@@ -83,7 +57,7 @@ def _frames_until(studio, cond, timeout: float, what: str) -> None:
 def test_launch_form_shows_memory_and_time_before_launch(studio):
     import dearpygui.dearpygui as dpg
 
-    panel = _panel(studio)
+    panel = training_panel(studio)
     dpg.set_value(panel.config, "smoke-tiny.yaml")
     dpg.set_value(panel.size, "base")
     dpg.set_value(panel.batch, 1)
@@ -108,7 +82,7 @@ def test_launch_generates_synthetic_data_trains_on_two_processes_evaluates_and_c
 
     from tests.test_app_gui import trigger
 
-    panel = _panel(studio)
+    panel = training_panel(studio)
     data = tmp_path_factory.mktemp("data") / "synth"
     dpg.set_value(panel.config, "smoke-tiny.yaml")
     dpg.set_value(panel.name, "ddp-synth")
@@ -124,9 +98,9 @@ def test_launch_generates_synthetic_data_trains_on_two_processes_evaluates_and_c
     panel.launch_extra = {"data.render_size": 32, "data.workers": 0}
     panel.synth_data = lambda: SynthData(identities=2, frames=2, size=32, detail=0.08)  # quicker than the form's
     trigger(panel.launch_button)
-    _frames_until(studio, lambda: panel.selected is not None and panel.selected.name == "ddp-synth", 10, "the launch")
+    frames_until(studio, lambda: panel.selected is not None and panel.selected.name == "ddp-synth", 10, "the launch")
     run = panel.selected
-    _frames_until(studio, lambda: run.status() in ("finished", "crashed"), 600, "the run to end")
+    frames_until(studio, lambda: run.status() in ("finished", "crashed"), 600, "the run to end")
     log = (run.path / "log.txt").read_text()
     assert run.status() == "finished", log[-3000:]
     assert "prepare synth" in log and "torch.distributed.run" in log and (data / "card.json").is_file()
@@ -139,7 +113,7 @@ def test_launch_generates_synthetic_data_trains_on_two_processes_evaluates_and_c
     labels = dpg.get_item_configuration(panel.evals.ab_a)["items"]
     assert labels == ["ddp-synth@2", "ddp-synth@4"]
     panel.evals.start_ab("ddp-synth@2", "ddp-synth@4")
-    _frames_until(studio, lambda: panel.evals.ab_path is not None, 240, "the A/B sheet")
+    frames_until(studio, lambda: panel.evals.ab_path is not None, 240, "the A/B sheet")
     assert panel.evals.ab_path.is_file() and panel.evals.ab_path.parent == run.path / "ab"
     dpg.set_value(panel.form_header, False)
     studio.run(max_frames=studio.frames + 2)
