@@ -25,7 +25,7 @@ from core.data.synth import SynthConfig
 from core.io import atomic_write_bytes
 from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians
-from core.model.model import LCAModel
+from core.model.model import IdentityState, LCAModel
 from core.model.pixel_align import ReferenceViews
 from core.raster import Camera
 from core.raster.rasterize import rasterize
@@ -74,6 +74,15 @@ def evaluate_sample(
     model: LCAModel, sample: Sample, *, crop_size: int, face_size: int, device: torch.device
 ) -> dict[str, list]:
     """Per-target metrics of one benchmark identity, plus its renders for the comparison sheet."""
+    state = sample_identity(model, sample, crop_size=crop_size, face_size=face_size, device=device)
+    return evaluate_state(model, state, sample, device=device)
+
+
+@torch.no_grad()
+def sample_identity(
+    model: LCAModel, sample: Sample, *, crop_size: int, face_size: int, device: torch.device
+) -> IdentityState:
+    """The feed-forward identity of one benchmark sample, from its 8 reference frames."""
     a = sample.arrays
     full, face = reference_crops(sample, crop_size, face_size)
     body = fit_crops(full[None].to(device), tuple(model.cfg.encoder.body_crop))
@@ -84,7 +93,13 @@ def evaluate_sample(
         body_crop = tuple(model.cfg.encoder.body_crop)
         views = reference_views(sample, crop_size).cropped(fit_crop_matrix((crop_size, crop_size), body_crop))
         views = views.map(lambda v: v[None].to(device))
-    state = model(body, faces, shape, views).select(0)
+    return model(body, faces, shape, views).select(0)
+
+
+@torch.no_grad()
+def evaluate_state(model: LCAModel, state: IdentityState, sample: Sample, *, device: torch.device) -> dict[str, list]:
+    """Per-target metrics (novel views and poses) of one identity state against a benchmark sample's targets."""
+    a = sample.arrays
     H, W = sample.rgb.shape[2:4]
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}
@@ -106,6 +121,35 @@ def evaluate_sample(
         out["pred"].append(pred[0].cpu().numpy())
         out["target"].append(target[0].cpu().numpy())
     return out
+
+
+def personalise_sample(
+    model: LCAModel, state: IdentityState, sample: Sample, *, steps: int, device: torch.device
+) -> tuple[IdentityState, list[float]]:
+    """The per-subject baseline: `state` refined for `steps` steps on the sample's reference frames (the person cut
+    out by its mask onto black, as `personalise` renders), through the frames' estimated bodies and cameras."""
+    from core.body.records import BodyParams
+    from core.model.avatar import Avatar
+    from core.model.crops import BodyEstimate
+    from core.model.personalise import personalise
+
+    a = sample.arrays
+    refs = np.nonzero(a["role"] == ROLE_REF)[0]
+    H, W = sample.rgb.shape[2:4]
+    t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
+    images = t(sample.rgb[refs, 0]) / 255.0 * (t(sample.mask[refs, 0])[..., None] > 127.5)  # [N, H, W, 3]
+    params = BodyParams(
+        shape=t(np.repeat(a["est_shape"][None], len(refs), 0)),
+        rotations=t(a["est_pose"][refs]),
+        expression=t(a["est_expression"][refs]),
+        gaze=t(a["est_gaze"][refs]),
+        translation=t(a["est_translation"][refs]),
+    )
+    cameras = [Camera(t(a["K"][f, 0]), t(a["T_cam_world"][f, 0]), W, H) for f in refs]
+    avatar, losses = personalise(
+        Avatar(model, state), images.permute(0, 3, 1, 2).to(device), BodyEstimate.split(params, cameras), steps=steps
+    )
+    return avatar.state, losses
 
 
 def _summary(rows: list[dict]) -> dict:
