@@ -154,3 +154,16 @@ def test_bent_knees_lower_the_root_to_keep_feet_on_the_ground(sk):
     ch = BodyRetargeter()(landmarks_from_pose(sk, pose))
     assert ch["root.y"] < -0.1
     assert BodyRetargeter(ground=False)(landmarks_from_pose(sk, pose)).get("root.y") is None
+
+
+def test_unseen_arms_hang_relaxed_in_live_driving_and_follow_once_seen(sk):
+    from core.tracking.retarget import Retargeter
+
+    face_only = Landmarks(0, (640, 480))  # an upper-body shot where mediapipe found no body yet
+    plain = BodyRetargeter()(face_only)
+    live = Retargeter(face=False)(face_only)
+    assert abs(plain["pose.upperarm01.L.z"]) < 1e-6  # the body model's rest (A) pose
+    assert live["pose.upperarm01.L.z"] == pytest.approx(-30.0) and live["pose.upperarm01.R.z"] == pytest.approx(30.0)
+    t_pose = landmarks_from_pose(sk, load_pose_presets()["T"])
+    seen = Retargeter(face=False)(t_pose)
+    assert seen["pose.upperarm01.L.z"] == pytest.approx(45.0, abs=1.5)  # observed arms override the idle pose

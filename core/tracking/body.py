@@ -71,6 +71,15 @@ def _twist_angle(R: np.ndarray, axis: np.ndarray) -> float:
     return 2.0 * float(np.arctan2(np.sin(half) * np.dot(r / theta, axis), np.cos(half)))
 
 
+_EYE = np.eye(3)
+RELAXED_ARMS: dict[str, tuple[float, float, float]] = {  # degrees, PoseEdit convention (= poses.yaml 'standing')
+    "upperarm01.L": (0.0, 0.0, -30.0),
+    "upperarm01.R": (0.0, 0.0, 30.0),
+    "lowerarm01.L": (0.0, -10.0, 0.0),
+    "lowerarm01.R": (0.0, 10.0, 0.0),
+}
+
+
 class BodyRetargeter:
     """Landmarks -> `pose.<bone>.x|y|z` channels (degrees) of the body (+ `root.y`) and of the fingers.
 
@@ -90,11 +99,14 @@ class BodyRetargeter:
         min_visibility: float = 0.5,
         max_forearm_twist_deg: float = 120.0,
         skeleton: Skeleton | None = None,
+        relaxed_arms: bool = False,
     ) -> None:
         self.body, self.hands, self.ground = body, hands, ground
         self.min_visibility = float(min_visibility)
         self.max_twist = np.radians(max_forearm_twist_deg)
         self.skeleton = sk = skeleton or default_skeleton()
+        # Arms never seen (an upper-body webcam shot) hang relaxed, as the 'standing' preset, instead of the A pose.
+        self._idle = {b: rotvec_to_matrix(np.radians(v)) for b, v in RELAXED_ARMS.items()} if relaxed_arms else {}
         J = len(sk.names)
         x0, G0 = forward_kinematics(sk, np.tile(np.eye(3), (J, 1, 1)))
         self._rest_pose = pose_points(sk, x0, G0)  # [33, 3] project frame
@@ -147,11 +159,10 @@ class BodyRetargeter:
         return self.channels()
 
     def channels(self) -> dict[str, float]:
-        """The current solution as driving channels (joints never solved are at rest)."""
+        """The current solution as driving channels (joints never solved are at rest, or hang relaxed with relaxed_arms)."""
         out: dict[str, float] = {}
         bones = (BODY_BONES if self.body else ()) + (HAND_BONES if self.hands else ())
-        eye = np.eye(3)
-        rotvecs = np.degrees(matrix_to_rotvec(np.stack([self._local.get(b, eye) for b in bones])))  # [n, 3]
+        rotvecs = np.degrees(matrix_to_rotvec(np.stack([self._rot(b) for b in bones])))  # [n, 3]
         for bone, r in zip(bones, rotvecs.tolist(), strict=True):
             for axis, v in zip("xyz", r, strict=True):
                 out[f"pose.{bone}.{axis}"] = v
@@ -182,7 +193,7 @@ class BodyRetargeter:
             chain.append(sk.names[j])
             j = sk.parents[j]
         for name in reversed(chain):
-            G = G @ self._local.get(name, np.eye(3))
+            G = G @ self._rot(name)
         return G
 
     # Body ---------------------------------------------------------------------------------------------
@@ -243,7 +254,7 @@ class BodyRetargeter:
                 if np.linalg.norm(d) > 1e-6:
                     self._local[name] = swing(rest[b] - rest[a], G.T @ d)
             # Bones between two solved ones (upperarm02, lowerleg02, ...) stay at rest.
-            G = G @ self._local.get(name, np.eye(3))
+            G = G @ self._rot(name)
 
     def _solve_wrist(self, P, vis, s: str, hand_rot: np.ndarray | None) -> None:
         """The hand's world orientation relative to the forearm: twist about the forearm -> lowerarm02."""
@@ -266,10 +277,14 @@ class BodyRetargeter:
         feet = [m[s] for m in (ANKLE, HEEL, FOOT_INDEX) for s in SIDES]
         return float(points[feet, 1].min())
 
+    def _rot(self, bone: str) -> np.ndarray:
+        """The bone's current local rotation: solved, else its idle rotation, else rest."""
+        return self._local.get(bone, self._idle.get(bone, _EYE))
+
     def _local_array(self) -> np.ndarray:
         sk = self.skeleton
         local = np.tile(np.eye(3), (len(sk.names), 1, 1))
-        for name, R in self._local.items():
+        for name, R in {**self._idle, **self._local}.items():
             local[sk.index(name)] = R
         return local
 
@@ -313,4 +328,4 @@ class BodyRetargeter:
             name = f"finger1-{k + 1}.{s}"
             if np.linalg.norm(d) > 1e-6:
                 self._local[name] = swing(H0[b + k + 1] - H0[b + k], G.T @ d)
-            G = G @ self._local.get(name, np.eye(3))
+            G = G @ self._rot(name)

@@ -24,7 +24,7 @@ def _body_retargeter(body: bool, hands: bool) -> Any | None:
     except ImportError as e:
         log.warning("body retargeting is unavailable (%s): driving the face only", e)
         return None
-    return BodyRetargeter(body=body, hands=hands)
+    return BodyRetargeter(body=body, hands=hands, relaxed_arms=True)  # unseen arms hang down, not in the A pose
 
 
 class Retargeter:
