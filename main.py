@@ -23,10 +23,10 @@ CPU_TORCH = "torch==2.13.0"
 COMMANDS: dict[str, tuple[str, str | None]] = {
     "install": ("install the project (CPU torch only when no torch is present)", "main:_install_cli"),
     "studio": ("open the Dear PyGui studio on the bundled default avatar", "app.cli:add_cli"),
-    "create": ("create an avatar from 1-16 photos", None),
+    "create": ("create an avatar from 1-16 photos", "app.create_cli:add_create_cli"),
     "view": ("view an avatar or a .ply in a standalone OpenGL window", "render.cli:add_view_cli"),
     "render": ("render an avatar to PNG / mp4 headlessly", "render.cli:add_render_cli"),
-    "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", None),
+    "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", "app.create_cli:add_export_cli"),
     "prepare": ("generate or ingest training data (synthetic world, real videos)", "core.data.cli:add_cli"),
     "train": ("train a model from a YAML config (pretrain, posttrain, mixed, studio-only)", "core.train.cli:add_cli"),
     "eval": ("evaluate a checkpoint (PSNR / SSIM on held-out identities)", "core.train.cli:add_eval_cli"),

@@ -1,0 +1,58 @@
+"""`python main.py create PHOTOS... --out AVATAR` and `python main.py export AVATAR --out FILE.ply`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    p.add_argument("photos", nargs="+", help="1-16 photos of one person (full body, face visible)")
+    p.add_argument("--out", default="avatar.safetensors", help="avatar file to write")
+
+    def run(args: argparse.Namespace) -> int:
+        from app.creation import CaptureAssistant, PhotoError
+
+        assistant = CaptureAssistant()
+        for path in args.photos:
+            try:
+                c = assistant.add(path)
+            except PhotoError as e:
+                log.error("%s", e)
+                continue
+            log.info("%s: %s", Path(path).name, "person found" if c.usable else "no person found: skipped")
+        try:
+            avatar = assistant.create(progress=lambda f, text: log.info("%3.0f%% %s", 100 * f, text))
+        except PhotoError as e:
+            log.error("%s", e)
+            return 2
+        out = avatar.save(args.out)
+        log.info("wrote %s (%s)", out, avatar.description)
+        return 0
+
+    return run
+
+
+def add_export_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    p.add_argument("avatar", help="an avatar file (.safetensors) or a .ply")
+    p.add_argument("--out", default=None, help="the .ply to write (default: beside the avatar)")
+
+    def run(args: argparse.Namespace) -> int:
+        from app.avatar_source import AvatarLoadError, load_avatar
+        from app.exports import export_ply
+        from app.session import Session
+
+        try:
+            avatar = load_avatar(args.avatar)
+        except AvatarLoadError as e:
+            log.error("%s", e)
+            return 2
+        out = Path(args.out) if args.out else Path(args.avatar).with_suffix(".ply")
+        log.info("wrote %s", export_ply(Session(avatar), out))
+        return 0
+
+    return run

@@ -1,0 +1,50 @@
+"""`main.py create` and `main.py export` on the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from app.create_cli import add_create_cli, add_export_cli
+
+
+def _runner(add, argv):
+    p = argparse.ArgumentParser()
+    run = add(p)
+    return run(p.parse_args(argv))
+
+
+def test_create_refuses_photos_without_a_person_and_writes_nothing(tmp_path, caplog):
+    bad = tmp_path / "not_a_photo.png"
+    bad.write_bytes(b"not an image")
+    blank = tmp_path / "blank.png"
+    import cv2
+    import numpy as np
+
+    cv2.imwrite(str(blank), np.full((240, 180, 3), 200, np.uint8))
+    out = tmp_path / "a.safetensors"
+    assert _runner(add_create_cli, [str(bad), str(blank), "--out", str(out)]) == 2
+    assert not out.exists()
+    assert "none of the photos shows a person" in caplog.text
+
+
+def test_export_writes_a_ply_of_a_saved_avatar_and_refuses_a_corrupt_one(tmp_path, caplog):
+    from core.model.avatar import Avatar
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+    from core.model.rig import rig_from_body_asset
+    from core.raster.ply import load_ply
+
+    torch.manual_seed(0)
+    cfg = load_model_config("tiny")
+    model = LCAModel(cfg, rig_from_body_asset()).eval()
+    body, face = torch.rand(1, 3, *cfg.encoder.body_crop), torch.rand(1, 3, *cfg.encoder.face_crop)
+    path = Avatar.create(model, body_crops=body, face_crops=face).save(tmp_path / "tiny.safetensors")
+    assert _runner(add_export_cli, [str(path)]) == 0
+    g = load_ply(tmp_path / "tiny.ply")
+    assert g.num > 0 and torch.isfinite(g.means).all()
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 64)
+    assert _runner(add_export_cli, [str(bad), "--out", str(tmp_path / "bad.ply")]) == 2
+    assert not (tmp_path / "bad.ply").exists()
