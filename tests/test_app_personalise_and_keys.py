@@ -5,14 +5,13 @@ Screenshots: docs/screenshots/camera_key_edit.png, create_personalised.png."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from child_pytest import run_in_child
 
 from app.camera_path import CameraPath
 from app.state import OrbitView
@@ -149,21 +148,5 @@ def test_personalise_refines_a_photo_avatar_in_the_background_and_reverts(studio
 @pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get(CHILD)), reason="already the child")
 def test_studio_additions_in_their_own_process():
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-o",
-        "addopts=",
-        "-p",
-        "no:cacheprovider",
-        __file__,
-        "-k",
-        "camera_key_fields or personalise_refines",
-    ]
-    res = subprocess.run(cmd, cwd=ROOT, env={**os.environ, CHILD: "1"}, capture_output=True, text=True, timeout=1500)
-    assert res.returncode == 0, (
-        f"the studio tests failed in their own process:\n{res.stdout[-6000:]}\n{res.stderr[-3000:]}"
-    )
+    res = run_in_child(__file__, "camera_key_fields or personalise_refines", CHILD, timeout=1500)
     assert "\n2 passed" in res.stdout, res.stdout[-2000:]

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from child_pytest import run_in_child
 from training_gui import frames_until, open_training_studio, training_panel
 
 from app.training_runs import MetricsFollower, Run, estimate_step_s, list_runs
@@ -186,22 +185,5 @@ def test_training_panel_shows_the_error_of_a_crashed_run(studio):
 @needs_display
 @pytest.mark.skipif(bool(os.environ.get(CHILD)), reason="already the child")
 def test_training_panel_in_its_own_process():
-    root = Path(__file__).resolve().parents[1]
-    cmd = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-o",
-        "addopts=",
-        "-p",
-        "no:cacheprovider",
-        str(Path(__file__)),
-        "-k",
-        "training_panel_",
-    ]
-    res = subprocess.run(cmd, cwd=root, env={**os.environ, CHILD: "1"}, capture_output=True, text=True, timeout=170)
-    assert res.returncode == 0, (
-        f"the studio tests failed in their own process:\n{res.stdout[-6000:]}\n{res.stderr[-3000:]}"
-    )
+    res = run_in_child(__file__, "training_panel_", CHILD, timeout=170)
     assert "\n2 passed" in res.stdout, res.stdout[-2000:]

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from child_pytest import run_in_child
 from training_gui import frames_until, open_training_studio, training_panel
 
 from app.training_runs import ROOT, SynthData, chain_script, train_command
@@ -135,9 +135,5 @@ def test_launch_generates_synthetic_data_trains_on_two_processes_evaluates_and_c
 @pytest.mark.slow
 @pytest.mark.skipif(bool(os.environ.get(CHILD)), reason="already the child")
 def test_launch_form_in_its_own_process():
-    cmd = [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider", __file__, "-k", "launch_"]
-    res = subprocess.run(cmd, cwd=ROOT, env={**os.environ, CHILD: "1"}, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, (
-        f"the studio tests failed in their own process:\n{res.stdout[-6000:]}\n{res.stderr[-3000:]}"
-    )
+    res = run_in_child(__file__, "launch_", CHILD, timeout=900)
     assert "\n2 passed" in res.stdout, res.stdout[-2000:]

@@ -9,13 +9,12 @@ started by the last test of this file.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from child_pytest import run_in_child
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHILD = "LCA_DRIVE_GUI_CHILD"
@@ -150,11 +149,5 @@ def test_drive_panel_video_drives_the_avatar_mouth_and_records_channels(studio, 
 @needs_display
 @pytest.mark.skipif(bool(os.environ.get(CHILD)), reason="already the child")
 def test_drive_panel_in_its_own_process() -> None:
-    root = Path(__file__).resolve().parents[1]
-    cmd = [sys.executable, "-m", "pytest", "-q", "-o", "addopts=", "-p", "no:cacheprovider", str(Path(__file__)),
-           "-k", "drive_panel_ and not own_process"]  # fmt: skip
-    res = subprocess.run(cmd, cwd=root, env={**os.environ, CHILD: "1"}, capture_output=True, text=True, timeout=280)
-    assert res.returncode == 0, (
-        f"the drive panel tests failed in their own process:\n{res.stdout[-6000:]}\n{res.stderr[-3000:]}"
-    )
+    res = run_in_child(__file__, "drive_panel_ and not own_process", CHILD, timeout=280)
     assert "\n2 passed" in res.stdout, res.stdout[-2000:]
