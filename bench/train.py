@@ -24,7 +24,7 @@ from core.data.loader import to_float_images  # noqa: E402
 from core.train.cli import parse_overrides  # noqa: E402
 from core.train.config import load_train_config  # noqa: E402
 from core.train.distributed import init_distributed  # noqa: E402
-from core.train.loop import _batches, build_step, ensure_data  # noqa: E402
+from core.train.loop import _batches, build_optimizer, build_step, ensure_data  # noqa: E402
 
 
 def _sync(device: torch.device) -> None:
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     dist = init_distributed(cfg.device)
     dev = dist.device
     root = ensure_data(cfg, dist)
-    model, step, opt = build_step(cfg, dev)
+    model, step = build_step(cfg, dev)
+    opt = build_optimizer(cfg, model)
     batches = _batches(cfg, root, 0, 0)
     times: dict[str, list[float]] = {"data": [], "forward": [], "backward": [], "optimiser": [], "step": []}
     if dev.type == "cuda":

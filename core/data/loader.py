@@ -161,24 +161,66 @@ class ShardDataset(IterableDataset):
             rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
-        order = list(range(len(self.shards)))
-        if self.shuffle:
-            order = list(rng_for("shard-order", self.seed, self.epoch).permutation(len(self.shards)))
-        return [self.shards[i] for i in order[rank * nw + wid :: world * nw]]
+        return self.epoch_order()[rank * nw + wid :: world * nw]
 
-    def __iter__(self) -> Iterator[dict]:
-        mine = self._my_shards()
+    def epoch_order(self) -> list[Path]:
+        if not self.shuffle:
+            return list(self.shards)
+        return [self.shards[i] for i in rng_for("shard-order", self.seed, self.epoch).permutation(len(self.shards))]
+
+    def stream(self, shards: list[Path]) -> Iterator[LazySample]:
+        """The samples of `shards` through the shuffle buffer, images still encoded (cheap to pass over)."""
         buf: list[LazySample] = []
-        rng = rng_for("loader", self.seed, self.epoch, *[p.name for p in mine[:1]])
-        for path in mine:
+        rng = rng_for("loader", self.seed, self.epoch, *[p.name for p in shards[:1]])
+        for path in shards:
             for sample in iter_shard_lazy(path):
                 buf.append(sample)
                 if len(buf) >= (self.cfg.shuffle_buffer if self.shuffle else 1):
-                    s = buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
-                    yield make_example(s, rng_for("example", self.seed, self.epoch, s.key), self.cfg)
+                    yield buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
         while buf:
-            s = buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
-            yield make_example(s, rng_for("example", self.seed, self.epoch, s.key), self.cfg)
+            yield buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
+
+    def example(self, s: LazySample) -> dict:
+        return make_example(s, rng_for("example", self.seed, self.epoch, s.key), self.cfg)
+
+    def __iter__(self) -> Iterator[dict]:
+        for s in self.stream(self._my_shards()):
+            yield self.example(s)
+
+
+class GlobalBatches(IterableDataset):
+    """This rank's part of each global batch, in the same order for any number of ranks and loader workers.
+
+    One epoch is one stream of examples (shuffled shard order, then the shuffle buffer; it depends on the seed
+    and the epoch only). Global batch g is examples [start + g*B*W, start + (g+1)*B*W) of that stream for B
+    examples per rank and W ranks; rank r decodes and gets the r-th B of them. So W ranks with B each see
+    exactly the batches one process with B*W sees, and a run resumed at example `start` continues the same
+    stream on another number of ranks. Loader worker w builds the global batches with g % workers == w (a
+    DataLoader takes batches from its workers in turn, so they arrive in order). Yields (g, batch); an
+    incomplete last global batch is dropped."""
+
+    def __init__(self, ds: ShardDataset, per_rank: int, *, rank: int = 0, world: int = 1, start: int = 0):
+        if not 0 <= rank < world or per_rank < 1 or start < 0:
+            raise ValueError(f"bad split: rank {rank} of {world}, {per_rank} per rank, start {start}")
+        self.ds, self.per_rank, self.rank, self.world, self.start = ds, per_rank, rank, world, start
+
+    def __iter__(self) -> Iterator[tuple[int, dict]]:
+        info = get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
+        size = self.per_rank * self.world
+        lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
+        mine: list[dict] = []
+        for k, s in enumerate(self.ds.stream(self.ds.epoch_order())):
+            if k < self.start:
+                continue
+            g, pos = divmod(k - self.start, size)
+            if g % nw != wid:
+                continue
+            if lo <= pos < hi:
+                mine.append(self.ds.example(s))
+            if pos == size - 1:
+                yield g, collate(mine)
+                mine = []
 
 
 def collate(examples: list[dict]) -> dict:

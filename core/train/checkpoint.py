@@ -10,7 +10,8 @@ import json
 import logging
 import os
 import platform
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,8 +29,8 @@ class CheckpointState:
     meta: dict  # the whole JSON header (config, metrics, versions)
 
 
-def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    sd = opt.state_dict()
+def _optimizer_to_tensors(opt: torch.optim.Optimizer | Mapping) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt if isinstance(opt, Mapping) else opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict] = {}
     for pid, st in sd["state"].items():
@@ -41,7 +42,7 @@ def _optimizer_to_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.T
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+def _optimizer_state(tensors: dict[str, torch.Tensor], info: dict) -> dict:
     state: dict[int, dict] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
@@ -49,7 +50,11 @@ def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch
             state.setdefault(int(pid), {})[name] = value
     for pid, sc in info.get("scalars", {}).items():
         state.setdefault(int(pid), {}).update(sc)
-    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def _optimizer_from_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    opt.load_state_dict(_optimizer_state(tensors, info))
 
 
 def _rng_tensors() -> dict[str, torch.Tensor]:
@@ -63,29 +68,37 @@ def _rng_tensors() -> dict[str, torch.Tensor]:
 def save_checkpoint(
     path: str | os.PathLike,
     *,
-    model: torch.nn.Module,
+    model: torch.nn.Module | Mapping[str, torch.Tensor],
     step: int,
     config: dict,
-    optimizer: torch.optim.Optimizer | None = None,
-    ema: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | Mapping | None = None,
+    ema: torch.nn.Module | Mapping[str, torch.Tensor] | None = None,
     extra: dict | None = None,
+    optimizer_names: list[str] | None = None,
 ) -> Path:
-    """Write everything a run needs to resume (or the studio needs to decode) to `path`, atomically."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    """Write everything a run needs to resume (or the studio needs to decode) to `path`, atomically.
+
+    `model`, `optimizer` and `ema` are modules / optimisers or their (full) state dicts; `optimizer_names`
+    names the optimiser's numbered parameters (so the state loads however the next run is parallelised)."""
+    model_sd = model if isinstance(model, Mapping) else model.state_dict()
+    tensors = {f"model.{k}": v for k, v in model_sd.items()}
     meta: dict = {
         "format": FORMAT_VERSION,
         "step": int(step),
         "config": config,
         "torch": torch.__version__,
         "python": platform.python_version(),
-        "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+        "shapes": {k: list(v.shape) for k, v in model_sd.items()},
         "extra": extra or {},
     }
     if ema is not None:
-        tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+        ema_sd = ema if isinstance(ema, Mapping) else ema.state_dict()
+        tensors.update({f"ema.{k}": v for k, v in ema_sd.items()})
     if optimizer is not None:
         opt_t, opt_info = _optimizer_to_tensors(optimizer)
         tensors.update(opt_t)
+        if optimizer_names is not None:
+            opt_info["names"] = list(optimizer_names)
         meta["optimizer"] = opt_info
     tensors.update(_rng_tensors())
     json.dumps(meta)  # fail before touching the disk if something is not serialisable
@@ -189,6 +202,39 @@ def _restore(
             if len(states) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(states)
     return CheckpointState(step=int(meta["step"]), meta=meta)
+
+
+@dataclass(frozen=True)
+class RunCheckpoint(CheckpointState):
+    """A run's checkpoint with the parts that are loaded after the model is parallelised (full tensors)."""
+
+    optimizer: dict | None = None  # torch's numbered optimiser state dict
+    optimizer_names: list[str] | None = None  # the numbered parameters' names (None: older checkpoints)
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)  # AveragedModel-style keys
+
+
+def load_run_checkpoint(
+    path: str | os.PathLike, *, model: torch.nn.Module, map_location: str | torch.device = "cpu"
+) -> RunCheckpoint:
+    """Restore the model weights and RNG state of a run's checkpoint (strictly) and return its optimiser and EMA
+    state for loading once the model is wrapped for DDP / FSDP. One read of the file."""
+    tensors, meta = load_tensors(path, kind=KIND)
+    try:
+        state = _restore(path, tensors, meta, model, None, None, True, False, map_location)
+        info = meta.get("optimizer")
+        return RunCheckpoint(
+            step=state.step,
+            meta=meta,
+            optimizer=_optimizer_state(tensors, info) if info else None,
+            optimizer_names=info.get("names") if info else None,
+            ema={k[4:]: v for k, v in tensors.items() if k.startswith("ema.")},
+        )
+    except FileFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise FileFormatError(
+            f"{path}: checkpoint contents are inconsistent ({type(e).__name__}: {e}); the file may be corrupt"
+        ) from e
 
 
 def read_checkpoint_meta(path: str | os.PathLike) -> dict:

@@ -85,10 +85,14 @@ class TrainConfig:
     freeze_encoder: bool = False
     steps: int = 100
     batch_size: int = 2  # identities per step per process
+    # Identities per step over all processes (0: batch_size per process). Set, it fixes the optimisation whatever
+    # the GPU count: each of G processes takes global_batch / G (which must divide), so a run resumed on another
+    # number of GPUs continues the same training.
+    global_batch: int = 0
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
-    fsdp: bool = False  # shard parameters across GPUs (for `large`)
+    fsdp: bool = False  # shard parameters, gradients and optimiser state over the processes (for `large`)
     out_dir: str = "runs"
     log_every: int = 10
     ckpt_every: int = 100
@@ -106,11 +110,23 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_range("steps", self.steps, lo=1)
         check_range("batch_size", self.batch_size, lo=1)
+        check_range("global_batch", self.global_batch, lo=0)
         for k in ("log_every", "ckpt_every", "sample_every", "eval_batches"):
             check_range(k, getattr(self, k), lo=1)
         check_range("eval_every", self.eval_every, lo=0)
         if self.stage == "posttrain" and self.init_from is None:
             raise ConfigError("stage 'posttrain' needs init_from: the pre-trained checkpoint to start from")
+
+    def per_rank_batch(self, world_size: int) -> int:
+        """Identities per step on each of `world_size` processes."""
+        if not self.global_batch:
+            return self.batch_size
+        if self.global_batch % world_size:
+            raise ConfigError(
+                f"global_batch {self.global_batch} does not divide over {world_size} processes; "
+                f"use a multiple of {world_size}"
+            )
+        return self.global_batch // world_size
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -55,6 +55,14 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def max_over_ranks(value: float, device: torch.device) -> float:
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = torch.tensor([float(value)], device=device, dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t.item())
+    return float(value)
+
+
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True when `flag` holds on any rank (used so every rank skips a step when one saw NaNs)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

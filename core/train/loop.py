@@ -20,22 +20,37 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from core.config import save_config, to_dict
-from core.data.loader import LoaderConfig, ShardDataset, collate, to_float_images
+from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset, to_float_images
 from core.data.shards import list_shards
 from core.model.config import load_model_config
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
-from core.train.checkpoint import load_checkpoint, save_checkpoint
+from core.train.checkpoint import load_checkpoint, load_run_checkpoint, save_checkpoint
 from core.train.config import TrainConfig
-from core.train.distributed import DistInfo, all_reduce_mean, any_rank, barrier, cleanup, init_distributed
+from core.train.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    any_rank,
+    barrier,
+    cleanup,
+    init_distributed,
+    max_over_ranks,
+)
 from core.train.losses import PerceptualLoss, psnr, ssim
 from core.train.metrics import MetricsLog
 from core.train.optim import lr_at, make_optimizer, set_lr
+from core.train.parallel import (
+    ParamEMA,
+    full_model_state,
+    full_optimizer_state,
+    grad_norm_clip,
+    load_full_optimizer_state,
+    wrap,
+)
 from core.train.step import TrainStep
 
 log = logging.getLogger(__name__)
@@ -56,8 +71,8 @@ def build_model(cfg: TrainConfig, device: torch.device) -> LCAModel:
     return model
 
 
-def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainStep, torch.optim.Optimizer]:
-    """The model, the module that computes a step's losses, and the optimiser (LLRD groups) for `cfg`."""
+def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainStep]:
+    """The model and the module that computes a step's losses for `cfg`."""
     model = build_model(cfg, device)
     step_mod = TrainStep(
         model,
@@ -66,8 +81,12 @@ def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainS
         perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
         amp=cfg.amp,
     )
-    opt = make_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma)
-    return model, step_mod, opt
+    return model, step_mod
+
+
+def build_optimizer(cfg: TrainConfig, model: LCAModel) -> torch.optim.Optimizer:
+    """AdamW with layer-wise learning-rate decay; built after `wrap` (FSDP replaces the parameters)."""
+    return make_optimizer(model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma)
 
 
 def encoder_features(model: LCAModel):
@@ -112,30 +131,37 @@ def ensure_data(cfg: TrainConfig, dist: DistInfo) -> Path:
     return root
 
 
-def _batches(cfg: TrainConfig, root: Path, skip: int, epoch: int) -> Iterator[tuple[int, int, dict]]:
-    """(epoch, index in epoch, batch) forever, starting `skip` batches into `epoch` (exact resume)."""
+def _batches(
+    cfg: TrainConfig, root: Path, start: int, epoch: int, dist: DistInfo | None = None
+) -> Iterator[tuple[int, int, dict]]:
+    """(epoch, global batch index in the epoch, this rank's batch) forever, starting `start` examples into
+    `epoch` (exact resume, also on another number of processes). Every rank walks the same example stream and
+    decodes only its own part of each global batch (see `GlobalBatches`)."""
     d = cfg.data
+    rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     kind = cfg.kinds[0] if len(cfg.kinds) == 1 else None
     lcfg = LoaderConfig(num_refs=d.num_refs, num_targets=d.num_targets, crop_size=d.crop_size, face_size=d.face_size)
     ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed)
+    per_rank = cfg.per_rank_batch(world)
     while True:
         ds.set_epoch(epoch)
         loader = DataLoader(
-            ds,
-            batch_size=cfg.batch_size,
+            GlobalBatches(ds, per_rank, rank=rank, world=world, start=start),
+            batch_size=None,
             num_workers=d.workers,
-            collate_fn=collate,
             persistent_workers=False,
             pin_memory=torch.cuda.is_available(),
         )
-        i = -1
-        for i, batch in enumerate(loader):
-            if i < skip:
-                continue
-            yield epoch, i, batch
-        if i < 0:
-            raise RuntimeError(f"the shards under {root} yield no examples of kind {kind} in split {d.split}")
-        epoch, skip = epoch + 1, 0
+        n = 0
+        for g, batch in loader:
+            n += 1
+            yield epoch, start + (g + 1) * per_rank * world, batch
+        if n == 0 and start == 0:
+            raise RuntimeError(
+                f"the shards under {root} yield no full batch of {per_rank * world} examples of kind {kind} "
+                f"in split {d.split}; generate more samples or lower the batch size"
+            )
+        epoch, start = epoch + 1, 0
 
 
 def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
@@ -180,75 +206,81 @@ def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 
 def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> dict:
     """Run (or resume) training; returns the final metrics of this process."""
     dist = init_distributed(cfg.device)
-    torch.manual_seed(cfg.seed + dist.rank)
+    per_rank = cfg.per_rank_batch(dist.world_size)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank (FSDP shards them as they are)
     run_dir = cfg.run_dir
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     root = ensure_data(cfg, dist)
-    model, step_mod, opt = build_step(cfg, dist.device)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.ema_decay), use_buffers=False)
-    metrics = MetricsLog(run_dir, enabled=dist.is_main)
+    model, step_mod = build_step(cfg, dist.device)
 
-    start, epoch, skip = 0, 0, 0
+    start, epoch, consumed = 0, 0, 0
     last = run_dir / LAST
+    ckpt = None
     if resume and last.exists():
-        state = load_checkpoint(last, model=model, optimizer=opt, ema=ema, restore_rng=True, map_location=dist.device)
-        start = state.step
-        epoch, skip = state.meta["extra"].get("epoch", 0), state.meta["extra"].get("batch", -1) + 1
+        ckpt = load_run_checkpoint(last, model=model, map_location=dist.device)
+        start = ckpt.step
+        extra = ckpt.meta["extra"]
+        epoch = extra.get("epoch", 0)
+        consumed = extra.get("examples", (extra.get("batch", -1) + 1) * per_rank * dist.world_size)
+        saved_world = extra.get("world_size", dist.world_size)
+        if saved_world != dist.world_size:
+            log.info("resuming a run saved on %d processes on %d", saved_world, dist.world_size)
+    else:
+        torch.manual_seed(cfg.seed + dist.rank)
+
+    wrapped = wrap(step_mod, model, dist, fsdp=cfg.fsdp)
+    opt = build_optimizer(cfg, model)
+    ema = ParamEMA(model, cfg.optim.ema_decay)
+    metrics = MetricsLog(run_dir, enabled=dist.is_main)
+    if ckpt is not None:
+        if ckpt.optimizer is not None:
+            load_full_optimizer_state(step_mod, opt, ckpt.optimizer, ckpt.optimizer_names)
+        if ckpt.ema:
+            ema.load_state_dict(ckpt.ema)
+        else:
+            log.warning("%s has no EMA weights; EMA restarts from the model weights", last)
         metrics.truncate_after(start)
         log.info("resumed %s at step %d", run_dir, start)
+        del ckpt
 
-    wrapped: torch.nn.Module = step_mod
-    if dist.enabled:
-        if cfg.fsdp:
-            if dist.device.type != "cuda":
-                raise RuntimeError(
-                    "fsdp: true needs GPUs (FSDP shards over CUDA devices); on CPUs use fsdp: false (DDP)"
-                )
-            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-
-            wrapped = FSDP(
-                step_mod, use_orig_params=True, device_id=dist.device if dist.device.type == "cuda" else None
-            )
-        else:
-            wrapped = torch.nn.parallel.DistributedDataParallel(
-                step_mod,
-                device_ids=[dist.local_rank] if dist.device.type == "cuda" else None,
-                find_unused_parameters=True,
-            )
-
-    batches = _batches(cfg, root, skip, epoch)
+    batches = _batches(cfg, root, consumed, epoch, dist)
     bar = tqdm(
         total=cfg.steps, initial=start, desc=cfg.name, disable=not (progress and dist.is_main), dynamic_ncols=True
     )
-    if cfg.eval_every and dist.enabled and cfg.fsdp:
-        log.warning("eval_every is ignored under FSDP (rank 0 cannot render alone with sharded weights)")
-    periodic_eval = cfg.eval_every > 0 and dist.is_main and not (dist.enabled and cfg.fsdp)
+    # Under FSDP every rank takes part in the evaluation's forward passes (the weights are sharded).
+    sharded = dist.enabled and cfg.fsdp
+    periodic_eval = cfg.eval_every > 0 and (dist.is_main or sharded)
     held_out = eval_batches(cfg, root) if periodic_eval else []
     skipped, t_last, final = 0, time.time(), {}
-    cur_epoch, cur_batch = epoch, skip - 1
+    cur_epoch, cur_consumed = epoch, consumed
+    trainable = [p for p in model.parameters() if p.requires_grad]
     stop = _StopRequest()
     for step in range(start, cfg.steps):
         if any_rank(stop.requested, dist.device):
             # Pause: checkpoint where we are, then leave; `train` on the same config resumes from here.
-            _save(cfg, run_dir, model, opt, ema, step, cur_epoch, cur_batch, dist)
+            _save(cfg, run_dir, step_mod, opt, ema, step, cur_epoch, cur_consumed, dist)
             metrics.write(step, kind="paused")
             log.info("stop requested: checkpointed at step %d and stopped", step)
             break
         t0 = time.time()
-        cur_epoch, cur_batch, batch = next(batches)
+        cur_epoch, cur_consumed, batch = next(batches)
         batch = to_float_images(batch, dist.device)
         t_data = time.time() - t0
         lr = lr_at(step, base_lr=cfg.optim.lr, warmup=cfg.optim.warmup, total=cfg.steps)
         set_lr(opt, lr)
         out = wrapped(batch)
-        bad = not torch.isfinite(out.loss).item()
+        bad = not torch.isfinite(out.loss).item()  # waits for the forward pass
+        t_fwd = time.time() - t0 - t_data
+        t_bwd = 0.0
         if not any_rank(bad, dist.device):
+            t1 = time.time()
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip or math.inf)
-            bad = not torch.isfinite(grad_norm).item()
+            grad_norm = grad_norm_clip(trainable, cfg.optim.grad_clip or math.inf)
+            bad = not torch.isfinite(grad_norm).item()  # waits for the backward pass and gradient reduction
+            t_bwd = time.time() - t1
         if any_rank(bad, dist.device):
             skipped += 1
             opt.zero_grad(set_to_none=True)
@@ -256,7 +288,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
             metrics.write(step, kind="skip", skipped=skipped)
         else:
             opt.step()
-            ema.update_parameters(model)
+            ema.update()
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             loss = all_reduce_mean(out.loss.detach().float()).item()
             terms = {k: all_reduce_mean(v.float()).item() for k, v in out.terms.items()}
@@ -267,25 +299,37 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
                 **terms,
                 "lr": lr,
                 "data_s": t_data,
+                "forward_s": t_fwd,
+                "backward_s": t_bwd,
                 "step_s": dt / (1 if step == start else cfg.log_every),
+                "samples": per_rank * dist.world_size,
             }
             if torch.cuda.is_available():
-                final["gpu_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+                final["gpu_mem_gb"] = max_over_ranks(
+                    torch.cuda.max_memory_allocated() / 2**30, dist.device
+                )  # worst GPU
             metrics.write(step, **final)
             bar.set_postfix(loss=f"{loss:.4f}")
         if dist.is_main and (step % cfg.sample_every == 0 or step == cfg.steps - 1):
             save_samples(run_dir / "samples" / f"step{step:07d}.png", out.pred, out.target)
         done = step + 1
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
-            _save(cfg, run_dir, model, opt, ema, done, cur_epoch, cur_batch, dist)
+            _save(cfg, run_dir, step_mod, opt, ema, done, cur_epoch, cur_consumed, dist)
         if held_out and (done % cfg.eval_every == 0 or done == cfg.steps):
             metrics.write(done, kind="eval", **evaluate_batches(step_mod, held_out, dist.device))
         bar.update(1)
     stop.restore()
     bar.close()
     metrics.close()
-    if dist.enabled:  # each rank records a parameter checksum: ranks that drifted apart are a bug
-        checksum = float(sum(p.detach().double().abs().sum() for p in model.parameters()))
+    if dist.enabled:  # each rank records a checksum of the full weights: ranks that drifted apart are a bug
+        local = sum(
+            (p.to_local() if hasattr(p, "to_local") else p).detach().double().abs().sum() for p in model.parameters()
+        )
+        checksum = (
+            float(all_reduce_mean(torch.as_tensor(local, device=dist.device)) * dist.world_size)
+            if sharded
+            else float(local)
+        )
         (run_dir / f"rank{dist.rank}.json").write_text(json.dumps({"step": cfg.steps, "param_abs_sum": checksum}))
     barrier()
     cleanup()
@@ -312,12 +356,26 @@ class _StopRequest:
             signal.signal(sig, old)
 
 
-def _save(cfg, run_dir, model, opt, ema, step, epoch, batch, dist: DistInfo) -> None:
+def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInfo) -> None:
+    """Gather full weights, optimiser and EMA state (collectives under FSDP: every rank calls) and write them
+    from rank 0, so the run resumes on any number of processes."""
+    model_sd = full_model_state(step_mod)
+    opt_sd, names = full_optimizer_state(step_mod, opt)
+    ema_sd = ema.state_dict()
     if not dist.is_main:
         return
-    config = {"train": to_dict(cfg), "model": to_dict(model.cfg)}
-    extra = {"epoch": epoch, "batch": batch}
-    save_checkpoint(run_dir / LAST, model=model, step=step, config=config, optimizer=opt, ema=ema, extra=extra)
+    config = {"train": to_dict(cfg), "model": to_dict(step_mod.model.cfg)}
+    extra = {"epoch": epoch, "examples": consumed, "world_size": dist.world_size}
     save_checkpoint(
-        run_dir / f"step{step:07d}.safetensors", model=model, step=step, config=config, ema=ema, extra=extra
+        run_dir / LAST,
+        model=model_sd,
+        step=step,
+        config=config,
+        optimizer=opt_sd,
+        optimizer_names=names,
+        ema=ema_sd,
+        extra=extra,
+    )
+    save_checkpoint(
+        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
     )

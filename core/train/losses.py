@@ -91,10 +91,12 @@ def mask_loss(alpha: Tensor, mask: Tensor) -> Tensor:
 
 
 def part_loss(part_probs: Tensor, labels: Tensor, valid: Tensor | None = None) -> Tensor:
-    """Cross-entropy of rendered part probabilities [B, H, W, P] against pixel labels [B, H, W] (int, -1 = none)."""
+    """Cross-entropy of rendered part probabilities [B, H, W, P] against pixel labels [B, H, W] (int, -1 = none),
+    averaged over each image's labelled pixels, then over the images (a mean of per-image terms, so a batch
+    split over processes gives the same loss)."""
     logp = part_probs.clamp_min(1e-6).log()
     labels = labels.long()
     keep = labels >= 0 if valid is None else (labels >= 0) & valid
-    if not keep.any():
-        return part_probs.sum() * 0.0
-    return F.nll_loss(logp[keep], labels[keep])
+    nll = -logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1) * keep  # [B, H, W]
+    per_image = nll.flatten(1).sum(1) / keep.flatten(1).sum(1).clamp_min(1)
+    return per_image.mean()

@@ -1,0 +1,160 @@
+"""Data-parallel wrappers and whole-run state that does not depend on how many processes hold it.
+
+DDP replicates the model; FSDP (PyTorch's `fully_shard`) shards parameters, gradients and optimiser state over
+the ranks, one unit per encoder / transformer block plus the rest. Either way a checkpoint holds full tensors
+under the names a single process uses (gathered with `torch.distributed.checkpoint.state_dict`), so a run saved
+on G GPUs resumes on any other number, or on the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
+from torch.distributed.tensor import DTensor, distribute_tensor
+
+from core.train.distributed import DistInfo
+
+log = logging.getLogger(__name__)
+
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def fsdp_units(model: nn.Module) -> Iterator[nn.Module]:
+    """The blocks that get their own FSDP unit (gathered just before they run, freed after)."""
+    for stack in ("encoder", "transformer"):
+        blocks = getattr(getattr(model, stack, None), "blocks", None)
+        if isinstance(blocks, nn.ModuleList):
+            yield from blocks
+
+
+def wrap(step_mod: nn.Module, model: nn.Module, dist: DistInfo, *, fsdp: bool) -> nn.Module:
+    """`step_mod` (which owns `model`) ready for data-parallel training on `dist`'s ranks.
+
+    FSDP shards in place (the optimiser must be built afterwards, on the sharded parameters); DDP wraps."""
+    if not dist.enabled:
+        return step_mod
+    if fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        units = list(fsdp_units(model))
+        for block in units:
+            fully_shard(block)
+        fully_shard(step_mod)
+        log.info("FSDP: %d block units + root over %d ranks", len(units), dist.world_size)
+        return step_mod
+    return nn.parallel.DistributedDataParallel(
+        step_mod,
+        device_ids=[dist.local_rank] if dist.device.type == "cuda" else None,
+        find_unused_parameters=True,
+    )
+
+
+def _is_dtensor(t: torch.Tensor) -> bool:
+    return isinstance(t, DTensor)
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
+class ParamEMA:
+    """Exponential moving average of a model's trainable parameters, kept in the parameters' own layout (local
+    shards under FSDP). `state_dict()` has the keys `torch.optim.swa_utils.AveragedModel` writes
+    (`module.<name>`, `n_averaged`), with full tensors; a collective under FSDP, so every rank calls it."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model, self.decay = model, decay
+        self.names = [n for n, p in model.named_parameters()]
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+        self.n_averaged = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        shadow = [_local(e) for e in self.shadow]  # this rank's shards under FSDP: one fused update
+        params = [_local(p.detach()) for p in self.model.parameters()]
+        if self.n_averaged == 0:
+            torch._foreach_copy_(shadow, params)
+        else:
+            torch._foreach_lerp_(shadow, params, 1.0 - self.decay)
+        self.n_averaged += 1
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for n, e in zip(self.names, self.shadow, strict=True):
+            full = e.full_tensor() if _is_dtensor(e) else e
+            out[f"module.{n}"] = full.detach().cpu()
+        for mod_name, mod in self.model.named_modules():  # persistent buffers, as a state dict has them
+            for n, b in mod._buffers.items():
+                if b is not None and n not in mod._non_persistent_buffers_set:
+                    out[f"module.{mod_name + '.' if mod_name else ''}{n}"] = b.detach().cpu()
+        out["n_averaged"] = torch.tensor(self.n_averaged, dtype=torch.long)
+        return out
+
+    @torch.no_grad()
+    def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
+        missing = [n for n in self.names if f"module.{n}" not in sd]
+        if missing:
+            raise KeyError(f"EMA state lacks {missing[:3]}")
+        for n, e in zip(self.names, self.shadow, strict=True):
+            full = sd[f"module.{n}"]
+            if _is_dtensor(e):
+                full = distribute_tensor(full.to(e.device_mesh.device_type), e.device_mesh, e.placements)
+            e.copy_(full)
+        self.n_averaged = int(sd.get("n_averaged", torch.tensor(1)))
+
+
+def grad_norm_clip(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Clip the global gradient norm (over all ranks' shards under FSDP); returns the norm before clipping."""
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+    return norm.full_tensor() if _is_dtensor(norm) else norm
+
+
+def full_model_state(step_mod: nn.Module, prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """The model's full state dict on the CPU (rank 0 only under FSDP; a collective there)."""
+    sd = get_model_state_dict(step_mod, options=_FULL)
+    return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def full_optimizer_state(step_mod: nn.Module, opt: torch.optim.Optimizer) -> tuple[dict, list[str]]:
+    """The optimiser's full state in torch's own form (parameters numbered in group order) and the parameter
+    names in that order. Rank 0 only under FSDP (empty elsewhere); a collective there."""
+    osd = get_optimizer_state_dict(step_mod, opt, options=_FULL)
+    if not osd or not osd.get("param_groups"):
+        return {}, []
+    names: list[str] = []
+    groups = []
+    for g in osd["param_groups"]:
+        groups.append({**g, "params": list(range(len(names), len(names) + len(g["params"])))})
+        names.extend(g["params"])
+    index = {n: i for i, n in enumerate(names)}
+    return {"state": {index[n]: st for n, st in osd["state"].items()}, "param_groups": groups}, names
+
+
+def load_full_optimizer_state(
+    step_mod: nn.Module, opt: torch.optim.Optimizer, sd: dict, names: list[str] | None = None
+) -> None:
+    """Load a full optimiser state (torch's numbered form, as `full_optimizer_state` returns) into `opt`,
+    whatever the number of ranks it was saved from; every rank passes the same full state."""
+    if names is None:  # older checkpoints: numbered in the order this optimiser lists its parameters
+        fqn = {id(p): n for n, p in step_mod.named_parameters()}
+        names = [fqn[id(p)] for g in opt.param_groups for p in g["params"]]
+    want = sum(len(g["params"]) for g in opt.param_groups)
+    if len(names) != want:
+        raise ValueError(f"the optimiser state covers {len(names)} parameters but this run trains {want}")
+    groups = [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]
+    state = {names[int(i)]: st for i, st in sd["state"].items()}
+    set_optimizer_state_dict(
+        step_mod,
+        opt,
+        {"state": state, "param_groups": groups},
+        options=StateDictOptions(full_state_dict=True, strict=False),  # unused parameters have no state yet
+    )
