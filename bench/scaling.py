@@ -2,7 +2,7 @@
 
     python bench/scaling.py throughput configs/train/pretrain-base.yaml --gpus 1 2 4 --out bench/results/scaling.json
     python bench/scaling.py equivalence configs/train/pretrain-base.yaml --gpus 2 --out bench/results/scaling_eq.json
-    python bench/scaling.py plot bench/results/scaling.json --png docs/scaling.png
+    python bench/scaling.py plot bench/results/scaling_*.json --png docs/scaling.png
 
 `throughput` runs `torch.distributed.run --nproc_per_node=G main.py train CONFIG` for each G with the same batch
 per GPU (weak scaling) and reads samples per second (median over the steps after --warmup), the efficiency
@@ -132,21 +132,22 @@ def read_losses(rows: list[dict]) -> list[float]:
     return [r["loss"] for r in rows]
 
 
-def plot(path: Path, png: Path) -> None:
+def plot(paths: list[Path], png: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = json.loads(path.read_text())
-    results = results if isinstance(results, list) else [results]
+    results = [json.loads(p.read_text()) for p in paths]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     top = 1
     for res in results:
         runs = res["runs"]
         gs = [r["gpus"] for r in runs]
         top = max(top, *gs)
-        label = f"{Path(res['config']).stem} ({'FSDP' if any(r['fsdp'] for r in runs) else 'DDP'})"
+        label = f"{Path(res['config']).stem} ({'FSDP' if any(r['fsdp'] for r in runs) else 'DDP'})" + (
+            f", {res['label']}" if res.get("label") else ""
+        )
         ax.plot(gs, [r["samples_per_s"] for r in runs], "o-", label=label)
         base = runs[0]["samples_per_s"] / runs[0]["gpus"]
         ax.plot(gs, [base * g for g in gs], ":", color="grey")
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
         p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("plot")
-    p.add_argument("json", type=Path)
+    p.add_argument("json", type=Path, nargs="+", help="throughput results (one line each)")
     p.add_argument("--png", type=Path, required=True)
     args = ap.parse_args(argv)
     if args.cmd == "plot":

@@ -54,7 +54,9 @@ def wrap(step_mod: nn.Module, model: nn.Module, dist: DistInfo, *, fsdp: bool) -
     return nn.parallel.DistributedDataParallel(
         step_mod,
         device_ids=[dist.local_rank] if dist.device.type == "cuda" else None,
-        find_unused_parameters=True,
+        find_unused_parameters=True,  # e.g. the lighting code: no training data carries one
+        broadcast_buffers=False,  # the model's buffers are constants (rig, templates), identical on every rank
+        gradient_as_bucket_view=True,
     )
 
 
