@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hardening_fuzz import Tally, assert_clean, fuzz_file, run_case
 
-from core.data.shards import Sample, ShardError, encode_sample, iter_shard, iter_shard_lazy, write_shard
+from core.data.shards import Sample, ShardError, encode_sample, index_shard, iter_shard, iter_shard_lazy, write_shard
 from core.io import FileFormatError
 
 EXPECTED = (FileFormatError,)
@@ -25,9 +25,10 @@ def tiny_sample(key: str = "wild-train-000001", frames: int = 2) -> Sample:
 
 
 def read_all(path) -> int:
-    """Decode every sample both ways (eager and lazy, every image) as the loaders do."""
+    """Decode every sample all three ways (eager, lazy, indexed; every image) as the loaders do."""
     n = sum(s.rgb.size for s in iter_shard(path))
-    for s in iter_shard_lazy(path):
+    lazy = list(iter_shard_lazy(path))
+    for s in [*lazy, *(ref.load() for ref in index_shard(path))]:
         for f in range(s.num_frames):
             for c in range(s.num_cameras):
                 s.rgb_at(f, c), s.mask_at(f, c), s.parts_at(f, c)
@@ -42,7 +43,7 @@ def test_bit_flipped_and_truncated_shards_are_refused_or_load(tmp_path):
         last = tar.getmembers()[-1]
         payload_end = last.offset_data + last.size  # after this come only the tar's zero end blocks
     tallies = fuzz_file(
-        src, tmp_path / "cases", read_all, EXPECTED, input_kind="data shard (iter_shard, iter_shard_lazy)",
+        src, tmp_path / "cases", read_all, EXPECTED, input_kind="data shard (iter_shard, iter_shard_lazy, index_shard)",
         seed=31, flips=40, truncations=20, header_bytes=2048, payload_end=payload_end,
     )  # fmt: skip
     # A cut exactly between two samples leaves a shorter but valid shard, so one truncation may load.

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset
+from core.data.shards import SampleRef
 from core.io import load_tensors
 from core.train.checkpoint import read_checkpoint_meta
 from core.train.metrics import read_metrics
@@ -41,7 +42,7 @@ def single(tmp_path_factory, shards) -> Path:
     return _train(1, tmp_path_factory.mktemp("runs"), shards, "single", "steps=4")
 
 
-def test_global_batches_are_the_same_examples_for_any_number_of_ranks(shards):
+def test_global_batches_are_the_same_examples_for_any_number_of_ranks(shards, monkeypatch):
     ds = ShardDataset(shards, cfg=LoaderConfig(num_refs=2, num_targets=1, crop_size=32, face_size=16), seed=3)
 
     def keys(per_rank, rank, world, start=0):
@@ -53,6 +54,11 @@ def test_global_batches_are_the_same_examples_for_any_number_of_ranks(shards):
     assert [k for _, ks in whole for k in ks] == [halves[0][0][1][0], halves[1][0][1][0]]
     assert halves[0][0][1] != halves[1][0][1]  # each rank decodes its own examples
     assert keys(1, 0, 1, start=1)[0][1] == halves[1][0][1]  # resuming one example in continues the stream
+
+    loaded = []  # a rank reads only its own samples' bytes
+    real_load = SampleRef.load
+    monkeypatch.setattr(SampleRef, "load", lambda ref: loaded.append(ref.key) or real_load(ref))
+    assert loaded == [] and keys(1, 1, 2)[0][1] == loaded == halves[1][0][1]
 
 
 def test_ddp_and_fsdp_on_two_processes_match_one_process(tmp_path, shards, single):

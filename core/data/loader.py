@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from core.data.seeds import rng_for
-from core.data.shards import LazySample, Sample, iter_shard_lazy, list_shards
+from core.data.shards import LazySample, Sample, SampleRef, index_shard, list_shards
 
 log = logging.getLogger(__name__)
 
@@ -168,20 +168,21 @@ class ShardDataset(IterableDataset):
             return list(self.shards)
         return [self.shards[i] for i in rng_for("shard-order", self.seed, self.epoch).permutation(len(self.shards))]
 
-    def stream(self, shards: list[Path]) -> Iterator[LazySample]:
-        """The samples of `shards` through the shuffle buffer, images still encoded (cheap to pass over)."""
-        buf: list[LazySample] = []
+    def stream(self, shards: list[Path]) -> Iterator[SampleRef]:
+        """The samples of `shards` through the shuffle buffer, as references: walking the stream reads only the
+        shards' tar headers; `example` reads a sample's bytes."""
+        buf: list[SampleRef] = []
         rng = rng_for("loader", self.seed, self.epoch, *[p.name for p in shards[:1]])
         for path in shards:
-            for sample in iter_shard_lazy(path):
-                buf.append(sample)
+            for ref in index_shard(path):
+                buf.append(ref)
                 if len(buf) >= (self.cfg.shuffle_buffer if self.shuffle else 1):
                     yield buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
         while buf:
             yield buf.pop(int(rng.integers(len(buf))) if self.shuffle else 0)
 
-    def example(self, s: LazySample) -> dict:
-        return make_example(s, rng_for("example", self.seed, self.epoch, s.key), self.cfg)
+    def example(self, ref: SampleRef) -> dict:
+        return make_example(ref.load(), rng_for("example", self.seed, self.epoch, ref.key), self.cfg)
 
     def __iter__(self) -> Iterator[dict]:
         for s in self.stream(self._my_shards()):
@@ -193,7 +194,8 @@ class GlobalBatches(IterableDataset):
 
     One epoch is one stream of examples (shuffled shard order, then the shuffle buffer; it depends on the seed
     and the epoch only). Global batch g is examples [start + g*B*W, start + (g+1)*B*W) of that stream for B
-    examples per rank and W ranks; rank r decodes and gets the r-th B of them. So W ranks with B each see
+    examples per rank and W ranks; rank r reads and decodes only the r-th B of them (walking the stream reads
+    just the shards' tar headers). So W ranks with B each see
     exactly the batches one process with B*W sees, and a run resumed at example `start` continues the same
     stream on another number of ranks. Loader worker w builds the global batches with g % workers == w (a
     DataLoader takes batches from its workers in turn, so they arrive in order). Yields (g, batch); an

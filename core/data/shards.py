@@ -240,6 +240,69 @@ def iter_shard_lazy(path: Path) -> Iterator[LazySample]:
             raise ShardError(f"{path}: {e}") from e
 
 
+@dataclass(frozen=True)
+class SampleRef:
+    """Where one sample's members lie in its shard: enough to shuffle and assign samples without reading them."""
+
+    path: Path
+    key: str
+    members: tuple[tuple[str, int, int], ...]  # (suffix, byte offset of the data, size)
+
+    def load(self) -> LazySample:
+        """Read this sample's bytes (only these) and parse its metadata; images stay encoded."""
+        files: dict[str, bytes] = {}
+        try:
+            with open(self.path, "rb") as fh:
+                for suffix, offset, size in self.members:
+                    fh.seek(offset)
+                    data = fh.read(size)
+                    if len(data) != size:
+                        raise ShardError(
+                            f"{self.path}: member {self.key}.{suffix} is cut short; the shard is truncated"
+                        )
+                    files[suffix] = data
+            return LazySample(self.key, files)
+        except ShardError as e:
+            raise e if str(self.path) in str(e) else ShardError(f"{self.path}: {e}") from e
+        except OSError as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ShardError(f"{self.path}: cannot read sample {self.key} ({e})") from e
+
+
+def index_shard(path: Path) -> list[SampleRef]:
+    """The samples of one shard in file order, from its tar headers alone (the data is skipped, not read)."""
+    path = Path(path)
+    refs: list[SampleRef] = []
+    key: str | None = None
+    group: list[tuple[str, int, int]] = []
+    try:
+        with tarfile.open(path, mode="r:") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                if member.size > MAX_MEMBER_BYTES:
+                    raise ShardError(f"{path}: member {member.name} declares {member.size} bytes; the shard is corrupt")
+                k, _, suffix = member.name.rsplit("/", 1)[-1].partition(".")
+                if key is not None and k != key:
+                    refs.append(SampleRef(path, key, tuple(group)))
+                    group = []
+                key = k
+                group.append((suffix, member.offset_data, member.size))
+        size = path.stat().st_size
+    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise ShardError(f"{path}: not a readable tar shard ({type(e).__name__}: {e}); it may be truncated") from e
+    if key is not None:
+        refs.append(SampleRef(path, key, tuple(group)))
+    for ref in refs:
+        for suffix, offset, n in ref.members:
+            if offset + n > size:
+                raise ShardError(f"{path}: member {ref.key}.{suffix} runs past the end of the file; it is truncated")
+    return refs
+
+
 def iter_shard(path: Path) -> Iterator[Sample]:
     """Decoded samples of one shard."""
     for key, files in iter_raw_samples(path):
