@@ -72,6 +72,18 @@ def test_launch_form_shows_memory_and_time_before_launch(studio):
     assert gib(eight) > gib(one) > 0, (one, eight)
     assert "time: about 50 s (100 steps x 0.50 s/step, from the s/step field)" in eight
     assert "cpu" in dpg.get_item_configuration(panel.device)["items"]
+    # an FSDP config: each process holds a share of the weights, gradients and optimiser state
+    dpg.set_value(panel.config, "pretrain-large.yaml")
+    dpg.set_value(panel.size, "large")
+    dpg.set_value(panel.batch, 2)
+    panel.poll()
+    single = dpg.get_value(panel.estimate)
+    dpg.set_value(panel.nproc, 4)
+    panel.poll()
+    sharded = dpg.get_value(panel.estimate)
+    assert "x4 processes (FSDP)" in sharded and gib(sharded) < gib(single), (single, sharded)
+    dpg.set_value(panel.nproc, 1)
+    dpg.set_value(panel.config, "smoke-tiny.yaml")
     dpg.set_value(panel.size, "tiny")
 
 

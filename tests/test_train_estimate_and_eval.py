@@ -39,6 +39,23 @@ def test_memory_estimate_grows_with_batch_and_is_near_the_measured_base_run():
         estimate_memory(base, batch_size=0, **kw)
 
 
+def test_fsdp_memory_estimate_shards_the_static_part_and_is_near_the_measured_large_runs():
+    import json
+
+    large = load_model_config("large")
+    kw = dict(batch_size=2, num_refs=4, num_targets=2, render_size=256, device="cuda")  # pretrain-large.yaml
+    one, two = estimate_memory(large, **kw), estimate_memory(large, shards=2, **kw)
+    assert two.activations == one.activations and two.optimiser == one.optimiser // 2
+    assert two.weights + two.ema == (one.weights + one.ema) // 2
+    # bench/results/scaling_large_h100x2.json: peak GPU memory of one unsharded process and of FSDP on 2 GPUs
+    runs = json.loads((Path(__file__).resolve().parents[1] / "bench/results/scaling_large_h100x2.json").read_text())
+    measured = {r["gpus"]: r["gpu_mem_gb"] for r in runs["runs"]}
+    assert one.total / GIB == pytest.approx(measured[1], rel=0.25)
+    assert two.total / GIB == pytest.approx(measured[2], rel=0.25)
+    with pytest.raises(ValueError, match="shards"):
+        estimate_memory(large, shards=0, **kw)
+
+
 def test_time_estimate_counts_the_steps_left():
     assert estimate_seconds(100, 0.5) == 50.0
     assert estimate_seconds(100, 0.5, start_step=60) == 20.0

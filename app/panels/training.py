@@ -361,8 +361,10 @@ class TrainingPanel(Panel):
                 load_model_config(size), batch_size=batch, num_refs=d.num_refs if d else 8,
                 num_targets=d.num_targets if d else 2, render_size=d.render_size if d else 128, device=dev,
                 amp=cfg.amp if cfg else True, perceptual=(cfg.loss.perceptual > 0) if cfg else True,
+                shards=nproc if (cfg is not None and cfg.fsdp) else 1,
             )  # fmt: skip
-            lines.append(mem.summary() + (f" on {dev}" if nproc == 1 else f" on {dev}, x{nproc} processes"))
+            how = "" if nproc == 1 else f", x{nproc} processes" + (" (FSDP)" if cfg is not None and cfg.fsdp else "")
+            lines.append(mem.summary() + f" on {dev}{how}")
         except (ConfigError, FileNotFoundError, ValueError) as e:
             lines.append(f"memory: no estimate ({e})")
         est = estimate_step_s(list(self._runs.values()), model=size, batch_size=batch)

@@ -105,23 +105,27 @@ def estimate_memory(
     amp: bool = True,
     perceptual: bool = True,
     freeze_encoder: bool = False,
+    shards: int = 1,
 ) -> MemoryEstimate:
-    """Peak memory of one training process (DDP keeps a full copy per process) for `batch_size` identities."""
+    """Peak memory of one training process for `batch_size` identities. DDP keeps a full copy of the weights,
+    gradients, AdamW moments and EMA in every process; FSDP over `shards` processes keeps 1/shards of each."""
     if batch_size < 1 or num_refs < 1 or num_targets < 1 or render_size < 1:
         raise ValueError(
             f"batch_size, num_refs, num_targets and render_size must be >= 1 "
             f"(got {batch_size}, {num_refs}, {num_targets}, {render_size})"
         )
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1 (got {shards})")
     n = count_parameters(cfg, freeze_encoder=freeze_encoder)
     act_bytes = 2 if (amp and device == "cuda") else 4  # bf16 autocast on GPU; float32 on the CPU
     acts = activation_elements(
         cfg, num_refs=num_refs, num_targets=num_targets, render_size=render_size, device=device, perceptual=perceptual
     )
     return MemoryEstimate(
-        weights=4 * n.total,
-        gradients=4 * n.trainable,
-        optimiser=8 * n.trainable,
-        ema=4 * n.total,
+        weights=4 * n.total // shards,
+        gradients=4 * n.trainable // shards,
+        optimiser=8 * n.trainable // shards,
+        ema=4 * n.total // shards,
         perceptual=4 * n.encoder if perceptual else 0,
         activations=batch_size * acts * act_bytes,
     )
