@@ -65,9 +65,11 @@ def test_ddp_and_fsdp_on_two_processes_match_one_process(tmp_path, shards, singl
     ref = _losses(single)
     assert len(ref) == 4
     ddp = _losses(_train(2, tmp_path, shards, "ddp", "steps=4"))
-    fsdp = _train(2, tmp_path, shards, "fsdp", "steps=2", "fsdp=true")
+    fsdp = _train(2, tmp_path, shards, "fsdp", "steps=2", "fsdp=true", "eval_every=2", "eval_split=train")
     assert ddp == pytest.approx(ref, rel=1e-4)
     assert _losses(fsdp) == pytest.approx(ref[:2], rel=1e-4)
+    evals = [r for r in read_metrics(fsdp / "metrics.jsonl") if r["kind"] == "eval"]  # all ranks render it
+    assert [r["step"] for r in evals] == [2] and evals[0]["psnr"] > 10
     meta = read_checkpoint_meta(fsdp / "last.safetensors")
     assert meta["step"] == 2 and meta["extra"]["world_size"] == 2
     assert meta["shapes"] == read_checkpoint_meta(single / "last.safetensors")["shapes"]  # full tensors, not shards

@@ -203,32 +203,9 @@ def write_shard(path: Path, samples: list[Sample]) -> None:
 
 
 def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """Stream (key, {suffix: bytes}) groups from one shard, in file order, without reading it whole."""
-    key: str | None = None
-    group: dict[str, bytes] = {}
-    try:
-        with tarfile.open(path, mode="r|") as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                if member.size > MAX_MEMBER_BYTES:
-                    raise ShardError(f"{path}: member {member.name} declares {member.size} bytes; the shard is corrupt")
-                name = member.name.rsplit("/", 1)[-1]
-                k, _, suffix = name.partition(".")
-                if key is not None and k != key:
-                    yield key, group
-                    group = {}
-                key = k
-                fh = tar.extractfile(member)
-                if fh is None:
-                    raise ShardError(f"{path}: cannot read member {member.name}")
-                group[suffix] = fh.read()
-    except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as e:
-        if isinstance(e, FileNotFoundError):
-            raise
-        raise ShardError(f"{path}: not a readable tar shard ({type(e).__name__}: {e}); it may be truncated") from e
-    if key is not None:
-        yield key, group
+    """(key, {suffix: bytes}) groups from one shard, in file order, one sample in memory at a time."""
+    for ref in index_shard(path):
+        yield ref.key, ref.read()
 
 
 def iter_shard_lazy(path: Path) -> Iterator[LazySample]:
@@ -248,8 +225,8 @@ class SampleRef:
     key: str
     members: tuple[tuple[str, int, int], ...]  # (suffix, byte offset of the data, size)
 
-    def load(self) -> LazySample:
-        """Read this sample's bytes (only these) and parse its metadata; images stay encoded."""
+    def read(self) -> dict[str, bytes]:
+        """This sample's member files (only these are read)."""
         files: dict[str, bytes] = {}
         try:
             with open(self.path, "rb") as fh:
@@ -261,13 +238,18 @@ class SampleRef:
                             f"{self.path}: member {self.key}.{suffix} is cut short; the shard is truncated"
                         )
                     files[suffix] = data
-            return LazySample(self.key, files)
-        except ShardError as e:
-            raise e if str(self.path) in str(e) else ShardError(f"{self.path}: {e}") from e
         except OSError as e:
             if isinstance(e, FileNotFoundError):
                 raise
             raise ShardError(f"{self.path}: cannot read sample {self.key} ({e})") from e
+        return files
+
+    def load(self) -> LazySample:
+        """Read this sample's bytes and parse its metadata; images stay encoded."""
+        try:
+            return LazySample(self.key, self.read())
+        except ShardError as e:
+            raise e if str(self.path) in str(e) else ShardError(f"{self.path}: {e}") from e
 
 
 def index_shard(path: Path) -> list[SampleRef]:
