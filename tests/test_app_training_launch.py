@@ -82,6 +82,8 @@ def test_launch_form_shows_memory_and_time_before_launch(studio):
     panel.poll()
     sharded = dpg.get_value(panel.estimate)
     assert "x4 processes (FSDP)" in sharded and gib(sharded) < gib(single), (single, sharded)
+    sets = panel.overrides()  # the form's batch wins over the config's global_batch (8 for pretrain-large)
+    assert sets["batch_size"] == 2 and sets["global_batch"] == 0
     dpg.set_value(panel.nproc, 1)
     dpg.set_value(panel.config, "smoke-tiny.yaml")
     dpg.set_value(panel.size, "tiny")

@@ -90,6 +90,15 @@ def test_ddp_and_fsdp_on_two_processes_match_one_process(tmp_path, shards, singl
         assert all(d <= tol for d, tol, _ in off), max(off)
 
 
+def test_a_data_set_smaller_than_one_global_batch_is_a_clear_error(shards, tmp_path):
+    from core.train.config import load_train_config
+    from core.train.loop import _batches
+
+    cfg = load_train_config(SMOKE, {"global_batch": 4, "out_dir": str(tmp_path), "data": {"root": str(shards)}})
+    with pytest.raises(RuntimeError, match="no full batch of 4 examples"):
+        next(_batches(cfg, shards, 0, 0))
+
+
 def test_a_global_batch_that_does_not_divide_is_refused():
     from core.config import ConfigError
     from core.train.config import load_train_config

@@ -87,7 +87,9 @@ class TrainingPanel(Panel):
                 self.stage = dpg.add_combo(STAGES, label="stage", default_value="pretrain")
                 self.size = dpg.add_combo(SIZES, label="model size", default_value="tiny")
                 self.steps = dpg.add_input_int(label="steps", default_value=20, min_value=1, min_clamped=True)
-                self.batch = dpg.add_input_int(label="batch size", default_value=1, min_value=1, min_clamped=True)
+                self.batch = dpg.add_input_int(
+                    label="batch per process", default_value=1, min_value=1, min_clamped=True
+                )
                 self.device = dpg.add_combo(devices(), label="device", default_value="auto")
                 self.nproc = dpg.add_input_int(
                     label="processes", default_value=1, min_value=1, max_value=64, min_clamped=True, max_clamped=True
@@ -196,6 +198,7 @@ class TrainingPanel(Panel):
             "model": dpg.get_value(self.size),
             "steps": dpg.get_value(self.steps),
             "batch_size": dpg.get_value(self.batch),
+            "global_batch": 0,  # the form's batch is per process, also for configs that fix a global batch
             "device": dpg.get_value(self.device),
             "eval_every": dpg.get_value(self.eval_every),
         }
