@@ -90,6 +90,18 @@ def test_ddp_and_fsdp_on_two_processes_match_one_process(tmp_path, shards, singl
         assert all(d <= tol for d, tol, _ in off), max(off)
 
 
+def test_a_single_process_run_resumes_sharded_on_two_processes(tmp_path, shards, single):
+    """The other direction: full checkpoint -> FSDP shards (weights, EMA and AdamW moments distributed)."""
+    import shutil
+
+    for name in ("one", "two"):
+        shutil.copytree(single, tmp_path / name)
+    one = _losses(_train(1, tmp_path, shards, "one", "steps=6"))
+    two = _losses(_train(2, tmp_path, shards, "two", "steps=6", "fsdp=true"))
+    assert len(one) == len(two) == 6 and two[:4] == one[:4]  # the first four rows are the copied run's
+    assert two[4:] == pytest.approx(one[4:], rel=1e-4)
+
+
 def test_a_data_set_smaller_than_one_global_batch_is_a_clear_error(shards, tmp_path):
     from core.train.config import load_train_config
     from core.train.loop import _batches

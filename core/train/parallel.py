@@ -17,7 +17,6 @@ from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
     get_optimizer_state_dict,
-    set_optimizer_state_dict,
 )
 from torch.distributed.tensor import DTensor, distribute_tensor
 
@@ -107,10 +106,7 @@ class ParamEMA:
         if missing:
             raise KeyError(f"EMA state lacks {missing[:3]}")
         for n, e in zip(self.names, self.shadow, strict=True):
-            full = sd[f"module.{n}"]
-            if _is_dtensor(e):
-                full = distribute_tensor(full.to(e.device_mesh.device_type), e.device_mesh, e.placements)
-            e.copy_(full)
+            e.copy_(like_param(sd[f"module.{n}"], e))
         self.n_averaged = int(sd.get("n_averaged", torch.tensor(1)))
 
 
@@ -141,22 +137,40 @@ def full_optimizer_state(step_mod: nn.Module, opt: torch.optim.Optimizer) -> tup
     return {"state": {index[n]: st for n, st in osd["state"].items()}, "param_groups": groups}, names
 
 
+def like_param(full: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
+    """`full` laid out as `param` is: this rank's shard of it under FSDP (every rank holds the full tensor, so no
+    communication), else `full` on the parameter's device."""
+    if _is_dtensor(param):
+        full = full.to(param.device_mesh.device_type)
+        return distribute_tensor(full, param.device_mesh, param.placements, src_data_rank=None)
+    return full.to(param.device)
+
+
 def load_full_optimizer_state(
     step_mod: nn.Module, opt: torch.optim.Optimizer, sd: dict, names: list[str] | None = None
 ) -> None:
     """Load a full optimiser state (torch's numbered form, as `full_optimizer_state` returns) into `opt`,
-    whatever the number of ranks it was saved from; every rank passes the same full state."""
+    whatever the number of ranks it was saved from; every rank passes the same full state. Moments are matched
+    to parameters by name and cut to each rank's shard under FSDP."""
+    fqn = {id(p): n for n, p in step_mod.named_parameters()}
+    current = [p for g in opt.param_groups for p in g["params"]]
+    here = [fqn[id(p)] for p in current]
     if names is None:  # older checkpoints: numbered in the order this optimiser lists its parameters
-        fqn = {id(p): n for n, p in step_mod.named_parameters()}
-        names = [fqn[id(p)] for g in opt.param_groups for p in g["params"]]
-    want = sum(len(g["params"]) for g in opt.param_groups)
-    if len(names) != want:
-        raise ValueError(f"the optimiser state covers {len(names)} parameters but this run trains {want}")
-    groups = [{**g, "params": [names[i] for i in g["params"]]} for g in sd["param_groups"]]
-    state = {names[int(i)]: st for i, st in sd["state"].items()}
-    set_optimizer_state_dict(
-        step_mod,
-        opt,
-        {"state": state, "param_groups": groups},
-        options=StateDictOptions(full_state_dict=True, strict=False),  # unused parameters have no state yet
-    )
+        names = here
+    if sorted(names) != sorted(here):
+        missing, extra = sorted(set(here) - set(names)), sorted(set(names) - set(here))
+        raise ValueError(f"the optimiser state does not fit this run (missing {missing[:3]}, unexpected {extra[:3]})")
+    saved = {names[int(i)]: st for i, st in sd["state"].items()}
+    state = {}
+    for i, (name, p) in enumerate(zip(here, current, strict=True)):
+        if name in saved:
+            state[i] = {
+                k: like_param(v, p) if torch.is_tensor(v) and v.dim() > 0 else v for k, v in saved[name].items()
+            }
+    if [len(g["params"]) for g in sd["param_groups"]] != [len(g["params"]) for g in opt.param_groups]:
+        raise ValueError("the optimiser state has other parameter groups than this run (another model config?)")
+    groups, start = [], 0
+    for g in sd["param_groups"]:
+        groups.append({**g, "params": list(range(start, start + len(g["params"])))})
+        start += len(g["params"])
+    opt.load_state_dict({"state": state, "param_groups": groups})
