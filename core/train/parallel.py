@@ -8,6 +8,7 @@ on G GPUs resumes on any other number, or on the CPU.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Iterator
 
@@ -50,12 +51,18 @@ def wrap(step_mod: nn.Module, model: nn.Module, dist: DistInfo, *, fsdp: bool) -
         fully_shard(step_mod)
         log.info("FSDP: %d block units + root over %d ranks", len(units), dist.world_size)
         return step_mod
-    return nn.parallel.DistributedDataParallel(
+    ddp = nn.parallel.DistributedDataParallel
+    # The model's buffers are constants (rig, templates), identical on every rank: no sync before each forward.
+    # (`forward_sync_buffers` replaces `broadcast_buffers` in newer PyTorch.)
+    no_sync = (
+        "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(ddp).parameters else "broadcast_buffers"
+    )
+    return ddp(
         step_mod,
         device_ids=[dist.local_rank] if dist.device.type == "cuda" else None,
         find_unused_parameters=True,  # e.g. the lighting code: no training data carries one
-        broadcast_buffers=False,  # the model's buffers are constants (rig, templates), identical on every rank
         gradient_as_bucket_view=True,
+        **{no_sync: False},
     )
 
 
