@@ -103,11 +103,12 @@ def test_a_single_process_run_resumes_sharded_on_two_processes(tmp_path, shards,
 
 
 def test_a_data_set_smaller_than_one_global_batch_is_a_clear_error(shards, tmp_path):
+    from core.config import ConfigError
     from core.train.config import load_train_config
     from core.train.loop import _batches
 
     cfg = load_train_config(SMOKE, {"global_batch": 4, "out_dir": str(tmp_path), "data": {"root": str(shards)}})
-    with pytest.raises(RuntimeError, match="no full batch of 4 examples"):
+    with pytest.raises(ConfigError, match="no full batch of 4 examples"):
         next(_batches(cfg, shards, 0, 0))
 
 

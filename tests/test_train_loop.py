@@ -144,3 +144,21 @@ def test_personalised_baseline_refines_the_feed_forward_identity_and_is_evaluate
     assert torch.equal(refined.anchors, state.anchors)  # the body is kept
     ff, pers = evaluate_state(model, state, sample, device=dev), evaluate_state(model, refined, sample, device=dev)
     assert len(ff["psnr"]) == len(pers["psnr"]) > 0 and ff["psnr"] != pers["psnr"]
+
+
+def test_a_corrupt_checkpoint_or_a_data_set_too_small_is_a_message_not_a_traceback(tmp_path, shards):
+    out = tmp_path / "runs"
+    (out / "bad").mkdir(parents=True)
+    junk = b"\x10\x00\x00\x00\x00\x00\x00\x00{not json" + bytes(64)
+    (out / "bad" / "last.safetensors").write_bytes(junk)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    base = [sys.executable, str(ROOT / "main.py"), "train", str(SMOKE), "--no-progress", "--set",
+            f"out_dir={out}", f"data.root={shards}", "data.render_size=32", "steps=1"]  # fmt: skip
+    for sets, expect in (
+        (["name=bad"], "last.safetensors"),
+        (["name=big", "global_batch=64"], "no full batch of 64 examples"),
+    ):
+        res = subprocess.run([*base, *sets], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2 and expect in res.stderr, res.stderr[-2000:]
+        assert "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert (out / "bad" / "last.safetensors").read_bytes() == junk  # left as it was, for the user to inspect

@@ -34,15 +34,17 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
     def run(args: argparse.Namespace) -> int:
         from core.config import ConfigError
+        from core.io import FileFormatError
         from core.train.config import load_train_config
         from core.train.loop import train
 
         try:
             cfg = load_train_config(args.config, parse_overrides(args.set))
-        except (ConfigError, FileNotFoundError) as e:
+            final = train(cfg, resume=not args.fresh, progress=not args.no_progress)
+        except (ConfigError, FileNotFoundError, FileFormatError) as e:
+            # a config that does not fit the data or the GPU count, missing data, a corrupt or foreign checkpoint
             log.error("%s", e)
             return 2
-        final = train(cfg, resume=not args.fresh, progress=not args.no_progress)
         log.info("finished %s: %s", cfg.run_dir, {k: round(v, 4) for k, v in final.items()})
         return 0
 

@@ -23,9 +23,10 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from core.config import save_config, to_dict
+from core.config import ConfigError, save_config, to_dict
 from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset, to_float_images
 from core.data.shards import list_shards
+from core.io import FileFormatError
 from core.model.config import load_model_config
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
@@ -157,7 +158,7 @@ def _batches(
             n += 1
             yield epoch, start + (g + 1) * per_rank * world, batch
         if n == 0 and start == 0:
-            raise RuntimeError(
+            raise ConfigError(
                 f"the shards under {root} yield no full batch of {per_rank * world} examples of kind {kind} "
                 f"in split {d.split}; generate more samples or lower the batch size"
             )
@@ -235,11 +236,14 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     ema = ParamEMA(model, cfg.optim.ema_decay)
     metrics = MetricsLog(run_dir, enabled=dist.is_main)
     if ckpt is not None:
-        if ckpt.optimizer is not None:
-            load_full_optimizer_state(step_mod, opt, ckpt.optimizer, ckpt.optimizer_names)
-        if ckpt.ema:
-            ema.load_state_dict(ckpt.ema)
-        else:
+        try:
+            if ckpt.optimizer is not None:
+                load_full_optimizer_state(step_mod, opt, ckpt.optimizer, ckpt.optimizer_names)
+            if ckpt.ema:
+                ema.load_state_dict(ckpt.ema)
+        except (FileFormatError, KeyError, ValueError, RuntimeError) as e:
+            raise FileFormatError(f"{last}: {e}; resume with --fresh to start the run over") from e
+        if not ckpt.ema:
             log.warning("%s has no EMA weights; EMA restarts from the model weights", last)
         metrics.truncate_after(start)
         log.info("resumed %s at step %d", run_dir, start)

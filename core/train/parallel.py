@@ -21,6 +21,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.distributed.tensor import DTensor, distribute_tensor
 
+from core.io import FileFormatError
 from core.train.distributed import DistInfo
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,9 @@ def load_full_optimizer_state(
         names = here
     if sorted(names) != sorted(here):
         missing, extra = sorted(set(here) - set(names)), sorted(set(names) - set(here))
-        raise ValueError(f"the optimiser state does not fit this run (missing {missing[:3]}, unexpected {extra[:3]})")
+        raise FileFormatError(
+            f"the checkpoint's optimiser state does not fit this run (missing {missing[:3]}, unexpected {extra[:3]})"
+        )
     saved = {names[int(i)]: st for i, st in sd["state"].items()}
     state = {}
     for i, (name, p) in enumerate(zip(here, current, strict=True)):
@@ -175,7 +178,7 @@ def load_full_optimizer_state(
                 k: like_param(v, p) if torch.is_tensor(v) and v.dim() > 0 else v for k, v in saved[name].items()
             }
     if [len(g["params"]) for g in sd["param_groups"]] != [len(g["params"]) for g in opt.param_groups]:
-        raise ValueError("the optimiser state has other parameter groups than this run (another model config?)")
+        raise FileFormatError("the checkpoint's optimiser has other parameter groups than this run (another config?)")
     groups, start = [], 0
     for g in sd["param_groups"]:
         groups.append({**g, "params": list(range(start, start + len(g["params"])))})
