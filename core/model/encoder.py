@@ -89,6 +89,11 @@ class ViTEncoder(nn.Module):
         if cfg.weights:
             load_vit_weights(self, cfg.weights, fmt=cfg.weights_format)
         if cfg.freeze:
+            if not cfg.weights:
+                log.warning(
+                    "encoder.freeze is set but encoder.weights is empty: the frozen image encoder keeps its random "
+                    "initialisation (set encoder.weights to a Sapiens / DINOv2 file, or freeze: false)"
+                )
             self.requires_grad_(False)
 
     def patch_grid(self, h: int, w: int) -> tuple[int, int]:
