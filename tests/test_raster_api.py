@@ -69,3 +69,33 @@ def test_gsplat_backend_on_cpu_tensors_says_what_to_do():
     err = ValueError if gsplat_available() else RuntimeError
     with pytest.raises(err, match="(needs CUDA tensors|backend='torch')"):
         rasterize(_one(), _cam(), backend="gsplat")
+
+
+def test_feature_channels_render_like_colour_in_the_same_pass_and_carry_gradients():
+    """A per-Gaussian value rendered as a feature equals the same value rendered as a colour over black."""
+    gen = torch.Generator().manual_seed(0)
+    n = 300
+    g = Gaussians(
+        means=torch.randn(n, 3, generator=gen) * 0.3 + torch.tensor([0.0, 1.0, 0.0]),
+        quats=torch.randn(n, 4, generator=gen),
+        log_scales=torch.full((n, 3), -3.0),
+        opacity_logits=torch.randn(n, generator=gen),
+        sh=0.3 * torch.randn(n, 1, 3, generator=gen),
+    )
+    feats = torch.rand(n, 5, generator=gen).requires_grad_(True)
+    cam = Camera.look_at((0.0, 1.0, 3.0), (0.0, 1.0, 0.0), width=40, height=32)
+    out = rasterize(g, cam, background=(0.2, 0.3, 0.4), backend="torch", features=feats)
+    plain = rasterize(g, cam, background=(0.2, 0.3, 0.4), backend="torch")
+    torch.testing.assert_close(out.color, plain.color)  # the colour pass is unchanged
+    torch.testing.assert_close(out.alpha, plain.alpha)
+    assert out.features.shape == (1, 32, 40, 5)
+    for i in range(0, 5, 3):  # the old way: three feature channels at a time as a colour (0.5 + C0 * sh)
+        chans = feats[:, i : i + 3].detach()
+        sh = ((torch.nn.functional.pad(chans, (0, 3 - chans.shape[1])) - 0.5) / 0.28209479177387814).unsqueeze(1)
+        as_colour = rasterize(g.replace(sh=sh), cam, background=(0.0, 0.0, 0.0), backend="torch").color
+        torch.testing.assert_close(out.features[..., i : i + 3], as_colour[..., : chans.shape[1]], atol=1e-5, rtol=1e-4)
+    out.features.sum().backward()
+    assert feats.grad is not None and feats.grad.abs().sum() > 0
+    assert rasterize(g, cam, backend="torch").features is None
+    with pytest.raises(ValueError, match="features"):
+        rasterize(g, cam, backend="torch", features=torch.zeros(n + 1, 2))

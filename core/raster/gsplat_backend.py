@@ -7,7 +7,7 @@ import importlib.util
 import torch
 from torch import Tensor
 
-from core.raster.types import Gaussians
+from core.raster.types import SH_C0, Gaussians
 
 
 def gsplat_available() -> bool:
@@ -25,8 +25,12 @@ def rasterize_gsplat(
     *,
     near: float = 0.01,
     far: float = 1e3,
-) -> tuple[Tensor, Tensor, Tensor]:  # colour [C, H, W, 3], alpha [C, H, W, 1], expected depth [C, H, W, 1]
-    """Render with gsplat's fused CUDA kernels (float32 inside; outputs cast back to the input dtype)."""
+    features: Tensor | None = None,  # [G, D] extra channels composited like colour, over 0
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:  # colour [C, H, W, 3], alpha, expected depth, features
+    """Render with gsplat's fused CUDA kernels (float32 inside; outputs cast back to the input dtype).
+
+    Extra feature channels ride in the same pass as the colour when the colour is view-independent (SH degree
+    0, colour = C0 * sh + 0.5 clamped at 0, as gsplat evaluates it); otherwise they take a second pass."""
     try:
         import gsplat
     except ImportError as e:
@@ -38,21 +42,39 @@ def rasterize_gsplat(
         raise ValueError(f"backend='gsplat' needs CUDA tensors, got Gaussians on {gaussians.means.device}")
     dtype = gaussians.means.dtype
     f32 = torch.float32
-    render, alpha, _meta = gsplat.rasterization(
-        means=gaussians.means.to(f32),
-        quats=gaussians.quats.to(f32),
-        scales=gaussians.scales.to(f32),
-        opacities=gaussians.opacities.to(f32),
-        colors=gaussians.sh.to(f32),
-        viewmats=T_cam_world.to(f32),
-        Ks=K.to(f32),
-        width=width,
-        height=height,
-        near_plane=near,
-        far_plane=far,
-        sh_degree=gaussians.sh_degree,
-        packed=False,
-        render_mode="RGB+ED",
-        backgrounds=background.to(f32),
-    )  # render [C, H, W, 4] (RGB + expected depth), alpha [C, H, W, 1]
-    return render[..., :3].to(dtype), alpha.to(dtype), render[..., 3:4].to(dtype)
+    colors, degree, bg = gaussians.sh.to(f32), gaussians.sh_degree, background.to(f32)
+    d = 0 if features is None else features.shape[-1]
+    joint = d > 0 and degree == 0
+    if joint:
+        rgb = (SH_C0 * colors[:, 0, :] + 0.5).clamp_min(0.0)
+        colors, degree = torch.cat([rgb, features.to(f32)], dim=-1), None
+        bg = torch.cat([bg, bg.new_zeros(bg.shape[0], d)], dim=-1)
+
+    def splat(colors: Tensor, degree: int | None, bg: Tensor) -> tuple[Tensor, Tensor]:
+        render, alpha, _meta = gsplat.rasterization(
+            means=gaussians.means.to(f32),
+            quats=gaussians.quats.to(f32),
+            scales=gaussians.scales.to(f32),
+            opacities=gaussians.opacities.to(f32),
+            colors=colors,
+            viewmats=T_cam_world.to(f32),
+            Ks=K.to(f32),
+            width=width,
+            height=height,
+            near_plane=near,
+            far_plane=far,
+            sh_degree=degree,
+            packed=False,
+            render_mode="RGB+ED",
+            backgrounds=bg,
+        )  # render [C, H, W, channels + 1] (channels then expected depth), alpha [C, H, W, 1]
+        return render, alpha
+
+    render, alpha = splat(colors, degree, bg)
+    feats = None
+    if joint:
+        feats = render[..., 3 : 3 + d].to(dtype)
+    elif d > 0:
+        zeros = bg.new_zeros(bg.shape[0], d)
+        feats = splat(features.to(f32), None, zeros)[0][..., :d].to(dtype)
+    return render[..., :3].to(dtype), alpha.to(dtype), render[..., -1:].to(dtype), feats

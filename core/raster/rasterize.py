@@ -24,6 +24,7 @@ class RasterOutput:
     color: Tensor  # [C, H, W, 3] composited over the background
     alpha: Tensor  # [C, H, W, 1] accumulated opacity
     depth: Tensor  # [C, H, W, 1] expected camera z-depth (sum w z / sum w; 0 where nothing was drawn)
+    features: Tensor | None = None  # [C, H, W, D] the `features` channels, composited over 0
 
 
 def _background(background: Sequence[float] | Tensor, num_cams: int, like: Tensor) -> Tensor:  # [C, 3]
@@ -53,8 +54,12 @@ def rasterize(
     near: float = 0.01,
     far: float = 1e3,
     torch_settings: TorchRasterSettings | None = None,
+    features: Tensor | None = None,  # [G, D] per-Gaussian values to render alongside the colour (e.g. labels)
 ) -> RasterOutput:
-    """Render Gaussian splats from one or more pinhole cameras. An unbatched camera gives C = 1."""
+    """Render Gaussian splats from one or more pinhole cameras. An unbatched camera gives C = 1.
+
+    `features` are blended with the same weights as the colour (over 0 where nothing is drawn), in the same
+    pass where the backend allows: semantic labels or any per-Gaussian quantity as images."""
     if gaussians.means.dim() != 2:
         raise ValueError(
             f"rasterize takes one unbatched set of Gaussians (means [G, 3]), got means {tuple(gaussians.means.shape)}; "
@@ -68,6 +73,8 @@ def rasterize(
             raise ValueError(
                 f"camera.{name} is on {t.device} but the Gaussians are on {device}; move one with .to(device)"
             )
+    if features is not None and (features.dim() != 2 or features.shape[0] != gaussians.means.shape[0]):
+        raise ValueError(f"features: expected [G={gaussians.means.shape[0]}, D], got {tuple(features.shape)}")
     if not gaussians.means.is_floating_point():
         raise TypeError(f"Gaussians.means must be floating point, got {gaussians.means.dtype}")
     K = camera.K.reshape(-1, 3, 3).to(gaussians.means.dtype)
@@ -78,9 +85,11 @@ def rasterize(
     bg = _background(background, K.shape[0], gaussians.means)
     which = resolve_backend(backend, device)
     if which == "gsplat":
-        color, alpha, depth = rasterize_gsplat(gaussians, K, T, width, height, bg, near=near, far=far)
-    else:
-        color, alpha, depth = rasterize_torch(
-            gaussians, K, T, width, height, bg, near=near, far=far, settings=torch_settings
+        color, alpha, depth, feats = rasterize_gsplat(
+            gaussians, K, T, width, height, bg, near=near, far=far, features=features
         )
-    return RasterOutput(color=color, alpha=alpha, depth=depth)
+    else:
+        color, alpha, depth, feats = rasterize_torch(
+            gaussians, K, T, width, height, bg, near=near, far=far, settings=torch_settings, features=features
+        )
+    return RasterOutput(color=color, alpha=alpha, depth=depth, features=feats)

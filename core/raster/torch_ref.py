@@ -45,7 +45,7 @@ class _Projected:
     means2d: Tensor  # [M, 2]
     conics: Tensor  # [M, 3]
     opacities: Tensor  # [M]
-    colors: Tensor  # [M, 3]
+    colors: Tensor  # [M, 3 + D] colour and extra feature channels
     depths: Tensor  # [M]
     radii: Tensor  # [M, 2] int
 
@@ -60,6 +60,7 @@ def _project_camera(
     near: float,
     far: float,
     s: TorchRasterSettings,
+    features: Tensor | None = None,  # [G, D]
 ) -> _Projected:
     means_c, covs_c = world_to_camera(g.means, covs, T_cam_world)  # [G, 3], [G, 3, 3]
     depths = means_c[:, 2]
@@ -85,6 +86,8 @@ def _project_camera(
         idx = idx[torch.argsort(depths.detach()[idx], stable=True)]
     campos = -(T_cam_world[:3, :3].transpose(0, 1) @ T_cam_world[:3, 3])  # [3]
     colors = eval_sh(g.sh[idx], g.means[idx] - campos)
+    if features is not None:
+        colors = torch.cat([colors, features[idx].to(colors.dtype)], dim=-1)
     return _Projected(means2d[idx], conics[idx], opacities[idx], colors, depths[idx], radii[idx])
 
 
@@ -146,12 +149,14 @@ def _render_camera(
     near: float,
     far: float,
     s: TorchRasterSettings,
-) -> Tensor:  # [H, W, 5]: colour sum, depth sum, alpha
+    features: Tensor | None = None,  # [G, D]
+) -> Tensor:  # [H, W, 3 + D + 2]: colour (and feature) sums, depth sum, alpha
     ts = s.tile_size
     tiles_x, tiles_y = -(-width // ts), -(-height // ts)
-    p = _project_camera(g, covs, K, T_cam_world, width, height, near, far, s)
+    p = _project_camera(g, covs, K, T_cam_world, width, height, near, far, s, features)
     dtype, device = g.means.dtype, g.means.device
-    feats = torch.cat([p.colors, p.depths.unsqueeze(-1)], dim=-1)  # [M, 4]
+    feats = torch.cat([p.colors, p.depths.unsqueeze(-1)], dim=-1)  # [M, 4 + D]
+    width_out = feats.shape[-1] + 1
     tile_id, splat = _bin_tiles(p, tiles_x, tiles_y, ts)
     counts = torch.bincount(tile_id, minlength=tiles_x * tiles_y)  # [tiles]
     starts = torch.cumsum(counts, 0) - counts
@@ -163,7 +168,7 @@ def _render_camera(
     local = torch.stack(torch.meshgrid(offs, offs, indexing="xy"), dim=-1).reshape(-1, 2)  # [P, 2] (x, y)
     npix = ts * ts
     track = torch.is_grad_enabled() and any(
-        t.requires_grad for t in (g.means, g.quats, g.log_scales, g.opacity_logits, g.sh)
+        t is not None and t.requires_grad for t in (g.means, g.quats, g.log_scales, g.opacity_logits, g.sh, features)
     )
 
     chunk_elements = s.chunk_elements or (1 << 24 if device.type == "cuda" else 1 << 18)
@@ -195,10 +200,11 @@ def _render_camera(
         done_tiles.append(tiles)
         i += n
 
-    canvas = torch.zeros(tiles_x * tiles_y, npix, 5, dtype=dtype, device=device)
+    canvas = torch.zeros(tiles_x * tiles_y, npix, width_out, dtype=dtype, device=device)
     if results:
         canvas = canvas.index_copy(0, torch.cat(done_tiles), torch.cat(results))
-    img = canvas.reshape(tiles_y, tiles_x, ts, ts, 5).permute(0, 2, 1, 3, 4).reshape(tiles_y * ts, tiles_x * ts, 5)
+    img = canvas.reshape(tiles_y, tiles_x, ts, ts, width_out).permute(0, 2, 1, 3, 4)
+    img = img.reshape(tiles_y * ts, tiles_x * ts, width_out)
     return img[:height, :width]
 
 
@@ -213,15 +219,19 @@ def rasterize_torch(
     near: float = 0.01,
     far: float = 1e3,
     settings: TorchRasterSettings | None = None,
-) -> tuple[Tensor, Tensor, Tensor]:  # colour [C, H, W, 3], alpha [C, H, W, 1], expected depth [C, H, W, 1]
-    """Render `gaussians` from C cameras; differentiable w.r.t. every float field of `gaussians`."""
+    features: Tensor | None = None,  # [G, D] extra channels composited like colour, over 0
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:  # colour [C, H, W, 3], alpha, expected depth, features
+    """Render `gaussians` from C cameras; differentiable w.r.t. every float field of `gaussians` (and `features`)."""
     s = settings or TorchRasterSettings()
     covs = covariance_3d(gaussians.quats, gaussians.scales)  # [G, 3, 3], shared by all cameras
-    colors, alphas, depths = [], [], []
+    d = 0 if features is None else features.shape[-1]
+    colors, alphas, depths, extra = [], [], [], []
     for c in range(K.shape[0]):
-        img = _render_camera(gaussians, covs, K[c], T_cam_world[c], width, height, near, far, s)  # [H, W, 5]
-        alpha = img[..., 4:5]
+        img = _render_camera(gaussians, covs, K[c], T_cam_world[c], width, height, near, far, s, features)
+        alpha = img[..., -1:]
         colors.append(img[..., :3] + (1.0 - alpha) * background[c])
+        extra.append(img[..., 3 : 3 + d])
         alphas.append(alpha)
-        depths.append(img[..., 3:4] / alpha.clamp_min(1e-10))
-    return torch.stack(colors), torch.stack(alphas), torch.stack(depths)
+        depths.append(img[..., 3 + d : 4 + d] / alpha.clamp_min(1e-10))
+    feats = torch.stack(extra) if features is not None else None
+    return torch.stack(colors), torch.stack(alphas), torch.stack(depths), feats

@@ -18,7 +18,6 @@ from core.model.model import LCAModel
 from core.model.pixel_align import ReferenceViews
 from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
-from core.raster.types import PART_NAMES
 from core.train.config import LossConfig
 from core.train.losses import PerceptualLoss, acap_loss, asap_loss, mask_loss, part_loss, ssim
 
@@ -95,20 +94,10 @@ class TrainStep(nn.Module):
         part_probs: Tensor | None,  # [G, P] or None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         g = g.to(torch.float32)
-        out = rasterize(g, cam, background=(0.0, 0.0, 0.0))
-        probs = None
-        if part_probs is not None:
-            # Part probabilities as colours, three channels per pass (softmax labels are differentiable).
-            P = len(PART_NAMES)
-            onehot = part_probs.to(torch.float32)  # [G, P]
-            pad = (-P) % 3
-            onehot = F.pad(onehot, (0, pad))
-            chans = []
-            for i in range(0, P + pad, 3):
-                sh = ((onehot[:, i : i + 3] - 0.5) / _C0).unsqueeze(1)  # colour = 0.5 + C0 * sh
-                chans.append(rasterize(g.replace(sh=sh), cam, background=(0.0, 0.0, 0.0)).color)
-            probs = torch.cat(chans, -1)[..., :P]  # [1, H, W, P]
-        return out.color, out.alpha, probs
+        feats = None if part_probs is None else part_probs.to(torch.float32)
+        # the part probabilities ride in the colour pass as extra channels (softmax labels stay differentiable)
+        out = rasterize(g, cam, background=(0.0, 0.0, 0.0), features=feats)
+        return out.color, out.alpha, out.features
 
     def forward(self, batch: dict) -> StepOutput:
         model, cfg = self.model, self.cfg
