@@ -1,5 +1,5 @@
 """Posing and rendering ground-truth identities: expression on the rest mesh, LBS, secondary motion,
-baked diffuse lighting, and a second pass that renders part labels."""
+baked diffuse lighting, with the part labels as extra channels of the same pass."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from core.data.body_bridge import PosedBody, WorldBody, skin_points
@@ -16,11 +17,6 @@ from core.data.lighting import Lighting, shade
 from core.raster.project import matrix_to_quat
 from core.raster.rasterize import rasterize
 from core.raster.types import PART_NAMES, Camera, Gaussians, rgb_to_sh0
-
-# Part id -> colour code for the label pass: 3-bit binary codes of (id + 1), decoded by nearest code.
-PART_CODES = torch.tensor(
-    [[(k + 1) >> 2 & 1, (k + 1) >> 1 & 1, (k + 1) & 1] for k in range(len(PART_NAMES))], dtype=torch.float32
-)
 
 
 @dataclass(frozen=True)
@@ -98,15 +94,14 @@ def render_views(
     device = torch.device(os.environ.get("LCA_DATA_DEVICE", "cuda" if torch.cuda.is_available() else "cpu"))
     gaussians, camera = gaussians.to(device), camera.to(device)
     with torch.no_grad():
-        out = rasterize(gaussians, camera, background=(0.0, 0.0, 0.0))
+        labelled = with_parts and gaussians.parts is not None
+        # part labels ride in the colour pass as one-hot channels; a pixel takes the part with the most weight
+        onehot = F.one_hot(gaussians.parts.long(), len(PART_NAMES)).float() if labelled else None
+        out = rasterize(gaussians, camera, background=(0.0, 0.0, 0.0), features=onehot)
         color, alpha = out.color.cpu().numpy(), out.alpha[..., 0].cpu().numpy()
         parts = None
-        if with_parts and gaussians.parts is not None:
-            codes = PART_CODES.to(device)[gaussians.parts]
-            lab = rasterize(gaussians.replace(sh=rgb_to_sh0(codes)[:, None, :]), camera, background=(0.0, 0.0, 0.0))
-            c = lab.color / lab.alpha.clamp_min(1e-6)  # un-premultiply: the code of the front-most surface
-            d = ((c[..., None, :] - PART_CODES.to(device)) ** 2).sum(-1)  # [C, H, W, P]
-            ids = d.argmin(-1).to(torch.uint8)
-            ids[lab.alpha[..., 0] < 0.5] = 255
+        if labelled:
+            ids = out.features.argmax(-1).to(torch.uint8)
+            ids[out.alpha[..., 0] < 0.5] = 255
             parts = ids.cpu().numpy()
     return color, alpha, parts
