@@ -121,3 +121,13 @@ def test_a_global_batch_that_does_not_divide_is_refused():
     with pytest.raises(ConfigError, match="global_batch 3 does not divide over 2"):
         cfg.per_rank_batch(2)
     assert torch.distributed.is_available()
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    from core.config import ConfigError
+    from core.train.distributed import init_distributed
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    with pytest.raises(ConfigError, match="needs GPU 3, but 2 are visible"):
+        init_distributed("cuda")

@@ -36,6 +36,13 @@ def init_distributed(device: str = "auto") -> DistInfo:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
     if use_cuda:
+        if local >= torch.cuda.device_count():
+            from core.config import ConfigError
+
+            raise ConfigError(
+                f"process {local} of this host needs GPU {local}, but {torch.cuda.device_count()} are visible; "
+                f"start at most {torch.cuda.device_count()} processes per host (--nproc_per_node)"
+            )
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
     else:
