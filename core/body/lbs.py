@@ -7,6 +7,7 @@ under one bone; `W_world_bone` is a bone's posed frame (its axes and head) in th
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,11 +25,19 @@ def axis_angle_to_matrix(rotvec: Tensor) -> Tensor:
     # sin(t)/t and (1-cos(t))/t^2 with their Taylor series near zero, so gradients stay finite at t=0.
     a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
     b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / safe2)
-    x, y, z = rotvec.unbind(-1)
-    zero = torch.zeros_like(x)
-    K = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1).reshape(*rotvec.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=rotvec.dtype, device=rotvec.device).expand_as(K)
+    skew, eye = _skew_tables(rotvec.device, rotvec.dtype)
+    K = (rotvec @ skew).unflatten(-1, (3, 3))  # the cross-product matrix [v]x, one product (few kernels)
     return eye + a * K + b * (K @ K)
+
+
+@functools.lru_cache(maxsize=16)
+def _skew_tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """v [3] @ skew [3, 9] = [v]x row-major, and the identity; cached per device (copied once)."""
+    skew = torch.zeros(3, 9, dtype=dtype)
+    for (r, c), (k, sign) in {(0, 1): (2, -1), (0, 2): (1, 1), (1, 0): (2, 1), (1, 2): (0, -1),
+                              (2, 0): (1, -1), (2, 1): (0, 1)}.items():  # fmt: skip
+        skew[k, 3 * r + c] = sign
+    return skew.to(device), torch.eye(3, dtype=dtype, device=device)
 
 
 def rotation_about_axes(yaw: Tensor, pitch: Tensor) -> Tensor:

@@ -6,6 +6,7 @@ the CUDA kernels agree to float precision.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -137,48 +138,59 @@ def focal_from_fov(fov_deg: float, size: int) -> float:
     return 0.5 * size / math.tan(math.radians(fov_deg) / 2)
 
 
+def _quat_tables() -> tuple[Tensor, Tensor, Tensor]:
+    """Constant maps that turn the quaternion maths into a few matrix products (few kernels per call):
+    rotation matrix entries -> Shepperd's four candidates and their conditioning, and the Hamilton product."""
+    W = torch.zeros(9, 20, dtype=torch.float64)  # m (row-major) -> 4 candidates x 4 + 4 diagonal terms
+    bias = torch.zeros(20, dtype=torch.float64)
+
+    def m(r: int, c: int) -> int:
+        return 3 * r + c
+
+    rows = [  # each candidate's four components as ({entry: weight}, constant); tr = m00 + m11 + m22
+        [({m(0, 0): 1, m(1, 1): 1, m(2, 2): 1}, 1), ({m(2, 1): 1, m(1, 2): -1}, 0),
+         ({m(0, 2): 1, m(2, 0): -1}, 0), ({m(1, 0): 1, m(0, 1): -1}, 0)],
+        [({m(2, 1): 1, m(1, 2): -1}, 0), ({m(0, 0): 1, m(1, 1): -1, m(2, 2): -1}, 1),
+         ({m(0, 1): 1, m(1, 0): 1}, 0), ({m(0, 2): 1, m(2, 0): 1}, 0)],
+        [({m(0, 2): 1, m(2, 0): -1}, 0), ({m(0, 1): 1, m(1, 0): 1}, 0),
+         ({m(1, 1): 1, m(0, 0): -1, m(2, 2): -1}, 1), ({m(1, 2): 1, m(2, 1): 1}, 0)],
+        [({m(1, 0): 1, m(0, 1): -1}, 0), ({m(0, 2): 1, m(2, 0): 1}, 0),
+         ({m(1, 2): 1, m(2, 1): 1}, 0), ({m(2, 2): 1, m(0, 0): -1, m(1, 1): -1}, 1)],
+    ]  # fmt: skip
+    for ci, cand in enumerate(rows):
+        for j, (terms, const) in enumerate(cand):
+            for k, w in terms.items():
+                W[k, 4 * ci + j] = w
+            bias[4 * ci + j] = const
+    for j, terms in enumerate(({m(0, 0): 1, m(1, 1): 1, m(2, 2): 1}, {m(0, 0): 1}, {m(1, 1): 1}, {m(2, 2): 1})):
+        for k, w in terms.items():
+            W[k, 16 + j] = w
+    H = torch.zeros(4, 4, 4, dtype=torch.float64)  # (a b)_i = sum_jk H[j, k, i] a_j b_k, wxyz
+    for i, j, k, sign in (
+        (0, 0, 0, 1), (0, 1, 1, -1), (0, 2, 2, -1), (0, 3, 3, -1),
+        (1, 0, 1, 1), (1, 1, 0, 1), (1, 2, 3, 1), (1, 3, 2, -1),
+        (2, 0, 2, 1), (2, 1, 3, -1), (2, 2, 0, 1), (2, 3, 1, 1),
+        (3, 0, 3, 1), (3, 1, 2, 1), (3, 2, 1, -1), (3, 3, 0, 1),
+    ):  # fmt: skip
+        H[j, k, i] = sign
+    return W, bias, H.reshape(16, 4)
+
+
+_QUAT_TABLES = _quat_tables()
+
+
+@functools.lru_cache(maxsize=16)
+def _tables_on(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    # Cached per device: the first call copies them (before any CUDA-graph capture, which warms up first).
+    return tuple(t.to(device=device, dtype=dtype) for t in _QUAT_TABLES)
+
+
 def matrix_to_quat(R: Tensor) -> Tensor:
     """[..., 3, 3] (near-)rotation -> [..., 4] unit wxyz with w >= 0 (branch-free Shepperd form)."""
-    m = R
-    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    # Four candidate (unnormalised) quaternions; pick the best-conditioned one per element.
-    cands = torch.stack(
-        [
-            torch.stack(
-                [1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1
-            ),
-            torch.stack(
-                [
-                    m[..., 2, 1] - m[..., 1, 2],
-                    1 + 2 * m[..., 0, 0] - tr,
-                    m[..., 0, 1] + m[..., 1, 0],
-                    m[..., 0, 2] + m[..., 2, 0],
-                ],
-                -1,
-            ),
-            torch.stack(
-                [
-                    m[..., 0, 2] - m[..., 2, 0],
-                    m[..., 0, 1] + m[..., 1, 0],
-                    1 + 2 * m[..., 1, 1] - tr,
-                    m[..., 1, 2] + m[..., 2, 1],
-                ],
-                -1,
-            ),
-            torch.stack(
-                [
-                    m[..., 1, 0] - m[..., 0, 1],
-                    m[..., 0, 2] + m[..., 2, 0],
-                    m[..., 1, 2] + m[..., 2, 1],
-                    1 + 2 * m[..., 2, 2] - tr,
-                ],
-                -1,
-            ),
-        ],
-        -2,
-    )  # [..., 4 candidates, 4]
-    diag = torch.stack([tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]], -1)
-    best = diag.argmax(-1, keepdim=True)  # [..., 1]
+    W, bias, _ = _tables_on(R.device, R.dtype)
+    lin = R.flatten(-2) @ W + bias  # [..., 20]
+    cands = lin[..., :16].unflatten(-1, (4, 4))  # [..., 4 candidates, 4] (unnormalised)
+    best = lin[..., 16:].argmax(-1, keepdim=True)  # the best-conditioned: the largest of tr, m00, m11, m22
     q = torch.gather(cands, -2, best.unsqueeze(-1).expand(*best.shape, 4)).squeeze(-2)
     q = F.normalize(q, dim=-1)
     return torch.where(q[..., :1] < 0, -q, q)
@@ -186,14 +198,6 @@ def matrix_to_quat(R: Tensor) -> Tensor:
 
 def quat_mul(a: Tensor, b: Tensor) -> Tensor:
     """Hamilton product a*b of [..., 4] wxyz quaternions (rotation b first, then a)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        -1,
-    )
+    a, b = torch.broadcast_tensors(a, b)
+    H = _tables_on(a.device, a.dtype)[2]
+    return (a.unsqueeze(-1) * b.unsqueeze(-2)).flatten(-2) @ H
