@@ -8,6 +8,7 @@ under one bone; `W_world_bone` is a bone's posed frame (its axes and head) in th
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -91,6 +92,16 @@ def _chain_indices(parents: tuple[int, ...], device: torch.device) -> tuple[Tens
     return par, [torch.tensor(level, device=device) for level in kinematic_levels(parents)[1:]]
 
 
+@lru_cache(maxsize=32)
+def _jump_indices(parents: tuple[int, ...], device: torch.device) -> tuple[Tensor, int]:
+    """For pointer jumping over the chain: each bone's parent (the root and the extra identity entry J point at
+    J) and the number of doubling steps that reach the root from the deepest bone."""
+    J = len(parents)
+    up = torch.tensor([J, *parents[1:], J], device=device)
+    levels = len(kinematic_levels(parents))  # the deepest bone's path holds this many transforms
+    return up, math.ceil(math.log2(levels)) if levels > 1 else 0
+
+
 @dataclass(frozen=True)
 class RestChain:
     """The pose-independent half of forward kinematics for one set of rest bones (see `rest_chain`)."""
@@ -140,13 +151,19 @@ def pose_chain(
         raise ValueError(f"rot_local: expected [B, J, 3, 3], got {tuple(rot_local.shape)}")
     if chain.U.shape[1] != J:
         raise ValueError(f"the rest chain has {chain.U.shape[1]} bones but rot_local has J={J}")
-    par, levels = _chain_indices(tuple(int(p) for p in parents), rot_local.device)
+    up, steps = _jump_indices(tuple(int(p) for p in parents), rot_local.device)
     U = chain.U
     K = rigid(chain.U_parent_T @ rot_local @ U, chain.t_parent.expand(B, J, 3))  # [B, J, 4, 4] parent -> child
     W0 = rigid(rot_local[:, 0] @ U[:, 0], root_position)  # [B, 4, 4]
-    W_all = W0[:, None].expand(B, J, 4, 4).clone()
-    for idx in levels:
-        W_all = W_all.index_copy(1, idx, W_all[:, par[idx]] @ K[:, idx])
+    # W_c = W_root K_.. K_c along the path from the root, by pointer jumping: after step s every bone holds the
+    # product of the 2^s transforms above it (log2(depth) steps instead of one per depth level). Index J is an
+    # identity that the root and finished bones point at.
+    eye = torch.eye(4, dtype=K.dtype, device=K.device).expand(B, 1, 4, 4)
+    W_all = torch.cat([W0[:, None], K[:, 1:], eye], 1)  # [B, J + 1, 4, 4]
+    for _ in range(steps):
+        W_all = W_all[:, up] @ W_all
+        up = up[up]
+    W_all = W_all[:, :J]
     R_T = W_all[..., :3, :3] @ chain.R_rest_T  # [B, J, 3, 3]
     T = rigid(R_T, W_all[..., :3, 3] - (R_T @ chain.heads[..., None])[..., 0])
     return T, W_all
