@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from core.model.appearance import Lighting
 from core.model.crops import fit_crop_matrix, fit_crops
-from core.model.drive import drive_gaussians
+from core.model.drive import drive_gaussians, identity_chain
 from core.model.model import LCAModel
 from core.model.pixel_align import ReferenceViews
 from core.raster import Camera, Gaussians
@@ -122,6 +122,7 @@ class TrainStep(nn.Module):
             st = states.select(b)
             probs_g = F.softmax(st.canonical.part_logits, -1).flatten(0, 1) if use_parts else None  # [A*K, P]
             regs["asap"].append(asap_loss(st.canonical.log_scales))
+            chain = identity_chain(model, st)  # the rest skeleton, shared by this identity's targets
             for t in range(T):
                 light = lighting_from_sh(
                     batch["tgt_env_sh"][b, t].to(dev),
@@ -136,6 +137,7 @@ class TrainStep(nn.Module):
                     batch["tgt_gaze"][b, t].to(dev),
                     light,
                     batch["tgt_translation"][b, t].to(dev),
+                    chain=chain,
                 )
                 regs["acap"].append(acap_loss(out.offsets))
                 for k in ("arap", "sparsity"):
