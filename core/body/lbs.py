@@ -49,7 +49,8 @@ def rotation_about_axes(yaw: Tensor, pitch: Tensor) -> Tensor:
     zero = torch.zeros_like(yaw)
     ry = torch.stack([zero, yaw, zero], -1)
     rx = torch.stack([-pitch, zero, zero], -1)
-    return axis_angle_to_matrix(ry) @ axis_angle_to_matrix(rx)
+    R = axis_angle_to_matrix(torch.stack([ry, rx]))  # both in one call
+    return R[0] @ R[1]
 
 
 def special_procrustes(M: Tensor) -> Tensor:

@@ -3,6 +3,7 @@ onto the Gaussians in the canonical frame before skinning, with ARAP and L1-spar
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,10 @@ GARMENT_PARTS = (PART_NAMES.index("upper_garment"), PART_NAMES.index("lower_garm
 class NodeMotion:
     rotvec: Tensor  # [Nn, 3] axis-angle per node (coarse nodes first, then fine)
     translation: Tensor  # [Nn, 3] metres
+
+    @functools.cached_property
+    def rotation(self) -> Tensor:  # [Nn, 3, 3], computed once for the displacement and the regularisers
+        return axis_angle_to_matrix(self.rotvec)
 
 
 def knn_binding(points: Tensor, nodes: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -119,7 +124,7 @@ class NodeDeformer(nn.Module):
         strength: Tensor,  # [A, K] per-Gaussian deformer strength (loosen)
     ) -> Tensor:
         """Corrected canonical points [A, K, 3]."""
-        R = axis_angle_to_matrix(motion.rotvec)
+        R = motion.rotation
         t = motion.translation
         d_coarse = blend_node_motion(points, node_pos, R, t, self.coarse_idx, self.coarse_w)
         d_fine = blend_node_motion(points, node_pos, R, t, self.fine_idx, self.fine_w)
@@ -127,7 +132,7 @@ class NodeDeformer(nn.Module):
 
     def regularisers(self, node_pos: Tensor, motion: NodeMotion) -> dict[str, Tensor]:
         """{'arap': ..., 'sparsity': ...} for the training loss."""
-        R = axis_angle_to_matrix(motion.rotvec)
+        R = motion.rotation
         return {
             "arap": arap_energy(node_pos, R, motion.translation, self.edges),
             "sparsity": sparsity_l1(motion, self.cfg.max_translation),

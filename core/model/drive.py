@@ -127,7 +127,7 @@ def displace_affine(
     strength: Tensor,  # [A, k]
 ) -> Tensor:
     """`deformer.displace` through per-anchor affine maps (equal up to rounding; cheaper for many points)."""
-    R = axis_angle_to_matrix(motion.rotvec)
+    R = motion.rotation
     Mc, bc = blended_node_affine(node_pos, R, motion.translation, deformer.coarse_idx, deformer.coarse_w)
     Mf, bf = blended_node_affine(node_pos, R, motion.translation, deformer.fine_idx, deformer.fine_w)
     d_coarse = points @ Mc.transpose(-1, -2) + bc[:, None]  # [A, k, 3]
