@@ -46,7 +46,7 @@ def test_global_batches_are_the_same_examples_for_any_number_of_ranks(shards, mo
     ds = ShardDataset(shards, cfg=LoaderConfig(num_refs=2, num_targets=1, crop_size=32, face_size=16), seed=3)
 
     def keys(per_rank, rank, world, start=0):
-        return [(g, b["key"]) for g, b in GlobalBatches(ds, per_rank, rank=rank, world=world, start=start)]
+        return [(g, b["key"]) for _, g, b in GlobalBatches(ds, per_rank, rank=rank, world=world, start=start)]
 
     whole = keys(2, 0, 1)
     halves = [keys(1, r, 2) for r in range(2)]
@@ -59,6 +59,25 @@ def test_global_batches_are_the_same_examples_for_any_number_of_ranks(shards, mo
     real_load = SampleRef.load
     monkeypatch.setattr(SampleRef, "load", lambda ref: loaded.append(ref.key) or real_load(ref))
     assert loaded == [] and keys(1, 1, 2)[0][1] == loaded == halves[1][0][1]
+
+
+def test_epochs_run_on_in_one_loader_in_the_same_order_with_any_number_of_workers(shards):
+    from torch.utils.data import DataLoader
+
+    ds = ShardDataset(shards, cfg=LoaderConfig(num_refs=2, num_targets=1, crop_size=32, face_size=16), seed=3)
+
+    def batches(workers, start=0, epoch=0, n=8):
+        it = GlobalBatches(ds, 1, start=start, epoch=epoch, epochs=None)
+        loader = iter(DataLoader(it, batch_size=None, num_workers=workers))
+        return [(e, g, b["key"]) for e, g, b in (next(loader) for _ in range(n))]
+
+    serial = batches(0)
+    assert [(e, g) for e, g, _ in serial[:4]] == [(0, 0), (0, 1), (0, 2), (1, 0)]  # 3 examples per epoch
+    assert batches(2) == serial  # two workers, their batches interleaved back into the same order
+    resumed = batches(2, start=2, epoch=1)  # two examples into epoch 1: the same stream from there on
+    assert [(e, k) for e, _, k in resumed] == [(e, k) for e, _, k in batches(0, n=13)[5:]]
+    too_big = list(GlobalBatches(ds, 4, epochs=None))  # 3 examples cannot fill a batch of 4
+    assert [(e, g, b) for e, g, b in too_big] == [(0, -1, None)]
 
 
 def test_ddp_and_fsdp_on_two_processes_match_one_process(tmp_path, shards, single):

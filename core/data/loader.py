@@ -195,34 +195,57 @@ class GlobalBatches(IterableDataset):
     One epoch is one stream of examples (shuffled shard order, then the shuffle buffer; it depends on the seed
     and the epoch only). Global batch g is examples [start + g*B*W, start + (g+1)*B*W) of that stream for B
     examples per rank and W ranks; rank r reads and decodes only the r-th B of them (walking the stream reads
-    just the shards' tar headers). So W ranks with B each see
-    exactly the batches one process with B*W sees, and a run resumed at example `start` continues the same
-    stream on another number of ranks. Loader worker w builds the global batches with g % workers == w (a
-    DataLoader takes batches from its workers in turn, so they arrive in order). Yields (g, batch); an
-    incomplete last global batch is dropped."""
+    just the shards' tar headers). So W ranks with B each see exactly the batches one process with B*W sees,
+    and a run resumed at example `start` continues the same stream on another number of ranks.
 
-    def __init__(self, ds: ShardDataset, per_rank: int, *, rank: int = 0, world: int = 1, start: int = 0):
-        if not 0 <= rank < world or per_rank < 1 or start < 0:
-            raise ValueError(f"bad split: rank {rank} of {world}, {per_rank} per rank, start {start}")
-        self.ds, self.per_rank, self.rank, self.world, self.start = ds, per_rank, rank, world, start
+    Epochs follow one another inside the iterator (`epochs=None`: forever), so loader workers live for the whole
+    run instead of restarting each pass. The global batches of all epochs are numbered in one sequence and
+    worker w builds those with number % workers == w (a DataLoader takes batches from its workers in turn, so
+    they arrive in order). Yields (epoch, g, batch); an incomplete last global batch of an epoch is dropped. An
+    epoch that holds no full batch at all yields (epoch, -1, None) once and ends the iteration."""
 
-    def __iter__(self) -> Iterator[tuple[int, dict]]:
+    def __init__(
+        self,
+        ds: ShardDataset,
+        per_rank: int,
+        *,
+        rank: int = 0,
+        world: int = 1,
+        start: int = 0,
+        epoch: int = 0,
+        epochs: int | None = 1,
+    ):
+        if not 0 <= rank < world or per_rank < 1 or start < 0 or epoch < 0:
+            raise ValueError(f"bad split: rank {rank} of {world}, {per_rank} per rank, start {start}, epoch {epoch}")
+        self.ds, self.per_rank, self.rank, self.world = ds, per_rank, rank, world
+        self.start, self.epoch, self.epochs = start, epoch, epochs
+
+    def __iter__(self) -> Iterator[tuple[int, int, dict | None]]:
         info = get_worker_info()
         wid, nw = (info.id, info.num_workers) if info is not None else (0, 1)
         size = self.per_rank * self.world
         lo, hi = self.rank * self.per_rank, (self.rank + 1) * self.per_rank
-        mine: list[dict] = []
-        for k, s in enumerate(self.ds.stream(self.ds.epoch_order())):
-            if k < self.start:
-                continue
-            g, pos = divmod(k - self.start, size)
-            if g % nw != wid:
-                continue
-            if lo <= pos < hi:
-                mine.append(self.ds.example(s))
-            if pos == size - 1:
-                yield g, collate(mine)
-                mine = []
+        epoch, start, numbered, done = self.epoch, self.start, 0, 0
+        while self.epochs is None or done < self.epochs:
+            self.ds.set_epoch(epoch)
+            full, mine = 0, []
+            for k, s in enumerate(self.ds.stream(self.ds.epoch_order())):
+                if k < start:
+                    continue
+                g, pos = divmod(k - start, size)
+                ours = (numbered + g) % nw == wid
+                if ours and lo <= pos < hi:
+                    mine.append(self.ds.example(s))
+                if pos == size - 1:
+                    full = g + 1
+                    if ours:
+                        yield epoch, g, collate(mine)
+                        mine = []
+            if full == 0 and start == 0:  # the data cannot fill one batch: say so once, then stop
+                if wid == 0:
+                    yield epoch, -1, None
+                return
+            numbered, epoch, start, done = numbered + full, epoch + 1, 0, done + 1
 
 
 def collate(examples: list[dict]) -> dict:

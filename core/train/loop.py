@@ -135,34 +135,30 @@ def ensure_data(cfg: TrainConfig, dist: DistInfo) -> Path:
 def _batches(
     cfg: TrainConfig, root: Path, start: int, epoch: int, dist: DistInfo | None = None
 ) -> Iterator[tuple[int, int, dict]]:
-    """(epoch, global batch index in the epoch, this rank's batch) forever, starting `start` examples into
-    `epoch` (exact resume, also on another number of processes). Every rank walks the same example stream and
-    decodes only its own part of each global batch (see `GlobalBatches`)."""
+    """(epoch, examples of the epoch used up with this batch, this rank's batch) forever, starting `start`
+    examples into `epoch` (exact resume, also on another number of processes). Every rank walks the same example
+    stream and decodes only its own part of each global batch (see `GlobalBatches`); the loader's workers live
+    for the whole run."""
     d = cfg.data
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     kind = cfg.kinds[0] if len(cfg.kinds) == 1 else None
     lcfg = LoaderConfig(num_refs=d.num_refs, num_targets=d.num_targets, crop_size=d.crop_size, face_size=d.face_size)
     ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed)
     per_rank = cfg.per_rank_batch(world)
-    while True:
-        ds.set_epoch(epoch)
-        loader = DataLoader(
-            GlobalBatches(ds, per_rank, rank=rank, world=world, start=start),
-            batch_size=None,
-            num_workers=d.workers,
-            persistent_workers=False,
-            pin_memory=torch.cuda.is_available(),
-        )
-        n = 0
-        for g, batch in loader:
-            n += 1
-            yield epoch, start + (g + 1) * per_rank * world, batch
-        if n == 0 and start == 0:
+    loader = DataLoader(
+        GlobalBatches(ds, per_rank, rank=rank, world=world, start=start, epoch=epoch, epochs=None),
+        batch_size=None,
+        num_workers=d.workers,
+        pin_memory=torch.cuda.is_available(),
+    )
+    first = epoch
+    for e, g, batch in loader:
+        if batch is None:
             raise ConfigError(
                 f"the shards under {root} yield no full batch of {per_rank * world} examples of kind {kind} "
                 f"in split {d.split}; generate more samples or lower the batch size"
             )
-        epoch, start = epoch + 1, 0
+        yield e, (start if e == first else 0) + (g + 1) * per_rank * world, batch
 
 
 def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
