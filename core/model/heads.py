@@ -72,17 +72,10 @@ def decode_deltas(raw: Tensor, zero: Tensor, *, max_offset: float) -> PoseDeltas
     Bounded outputs minus their zero-pose values: the zero pose/expression/gaze gives exactly no change.
     """
 
-    def bounded(x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        c, p, r, s = x.split(3, dim=-1)
-        return 0.5 * torch.tanh(c), max_offset * torch.tanh(p), 0.5 * torch.tanh(r), 0.5 * torch.tanh(s)
-
-    now, ref = bounded(raw), bounded(zero)
-    return PoseDeltas(
-        colour=now[0] - ref[0],
-        offsets=now[1] - ref[1],
-        quats=axis_angle_to_quat(now[2] - ref[2]),
-        log_scales=now[3] - ref[3],
-    )
+    # every channel is bounded by tanh (colour, rotation and scale to +-0.5, offsets to +-max_offset); one
+    # difference of the whole tensor, then the scales (few kernels per frame)
+    c, p, r, s = (torch.tanh(raw) - torch.tanh(zero)).split(3, dim=-1)
+    return PoseDeltas(colour=0.5 * c, offsets=max_offset * p, quats=axis_angle_to_quat(0.5 * r), log_scales=0.5 * s)
 
 
 def pose_code(R_local: Tensor) -> Tensor:
