@@ -210,11 +210,8 @@ def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
 
 def iter_shard_lazy(path: Path) -> Iterator[LazySample]:
     """Samples of one shard with their images left encoded until used."""
-    for key, files in iter_raw_samples(path):
-        try:
-            yield LazySample(key, files)
-        except ShardError as e:
-            raise ShardError(f"{path}: {e}") from e
+    for ref in index_shard(path):
+        yield ref.load()
 
 
 @dataclass(frozen=True)

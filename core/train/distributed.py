@@ -72,11 +72,7 @@ def max_over_ranks(value: float, device: torch.device) -> float:
 
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True when `flag` holds on any rank (used so every rank skips a step when one saw NaNs)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        t = torch.tensor([1.0 if flag else 0.0], device=device)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return bool(t.item() > 0)
-    return flag
+    return max_over_ranks(1.0 if flag else 0.0, device) > 0
 
 
 def barrier() -> None:

@@ -50,6 +50,7 @@ from core.train.parallel import (
     full_optimizer_state,
     grad_norm_clip,
     load_full_optimizer_state,
+    local_part,
     wrap,
 )
 from core.train.step import TrainStep
@@ -322,9 +323,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     bar.close()
     metrics.close()
     if dist.enabled:  # each rank records a checksum of the full weights: ranks that drifted apart are a bug
-        local = sum(
-            (p.to_local() if hasattr(p, "to_local") else p).detach().double().abs().sum() for p in model.parameters()
-        )
+        local = sum(local_part(p).detach().double().abs().sum() for p in model.parameters())
         checksum = (
             float(all_reduce_mean(torch.as_tensor(local, device=dist.device)) * dist.world_size)
             if sharded

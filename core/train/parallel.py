@@ -71,25 +71,31 @@ def _is_dtensor(t: torch.Tensor) -> bool:
     return isinstance(t, DTensor)
 
 
-def _local(t: torch.Tensor) -> torch.Tensor:
+def local_part(t: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a tensor under FSDP; the tensor itself otherwise."""
     return t.to_local() if isinstance(t, DTensor) else t
+
+
+def _full(t: torch.Tensor) -> torch.Tensor:
+    return (t.full_tensor() if _is_dtensor(t) else t).detach().cpu()
 
 
 class ParamEMA:
     """Exponential moving average of a model's trainable parameters, kept in the parameters' own layout (local
-    shards under FSDP). `state_dict()` has the keys `torch.optim.swa_utils.AveragedModel` writes
-    (`module.<name>`, `n_averaged`), with full tensors; a collective under FSDP, so every rank calls it."""
+    shards under FSDP); frozen parameters never change, so they are their own average and are not copied.
+    `state_dict()` has the keys `torch.optim.swa_utils.AveragedModel` writes (`module.<name>`, `n_averaged`),
+    with full tensors; a collective under FSDP, so every rank calls it."""
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.model, self.decay = model, decay
-        self.names = [n for n, p in model.named_parameters()]
-        self.shadow = [p.detach().clone() for p in model.parameters()]
+        self.trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.shadow = {n: p.detach().clone() for n, p in self.trained}
         self.n_averaged = 0
 
     @torch.no_grad()
     def update(self) -> None:
-        shadow = [_local(e) for e in self.shadow]  # this rank's shards under FSDP: one fused update
-        params = [_local(p.detach()) for p in self.model.parameters()]
+        shadow = [local_part(self.shadow[n]) for n, _ in self.trained]  # this rank's shards: one fused update
+        params = [local_part(p.detach()) for _, p in self.trained]
         if self.n_averaged == 0:
             torch._foreach_copy_(shadow, params)
         else:
@@ -97,10 +103,7 @@ class ParamEMA:
         self.n_averaged += 1
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        out = {}
-        for n, e in zip(self.names, self.shadow, strict=True):
-            full = e.full_tensor() if _is_dtensor(e) else e
-            out[f"module.{n}"] = full.detach().cpu()
+        out = {f"module.{n}": _full(self.shadow.get(n, p)) for n, p in self.model.named_parameters()}
         for mod_name, mod in self.model.named_modules():  # persistent buffers, as a state dict has them
             for n, b in mod._buffers.items():
                 if b is not None and n not in mod._non_persistent_buffers_set:
@@ -110,10 +113,10 @@ class ParamEMA:
 
     @torch.no_grad()
     def load_state_dict(self, sd: dict[str, torch.Tensor]) -> None:
-        missing = [n for n in self.names if f"module.{n}" not in sd]
+        missing = [n for n in self.shadow if f"module.{n}" not in sd]
         if missing:
             raise KeyError(f"EMA state lacks {missing[:3]}")
-        for n, e in zip(self.names, self.shadow, strict=True):
+        for n, e in self.shadow.items():
             e.copy_(like_param(sd[f"module.{n}"], e))
         self.n_averaged = int(sd.get("n_averaged", torch.tensor(1)))
 
@@ -136,13 +139,18 @@ def full_optimizer_state(step_mod: nn.Module, opt: torch.optim.Optimizer) -> tup
     osd = get_optimizer_state_dict(step_mod, opt, options=_FULL)
     if not osd or not osd.get("param_groups"):
         return {}, []
-    names: list[str] = []
-    groups = []
-    for g in osd["param_groups"]:
-        groups.append({**g, "params": list(range(len(names), len(names) + len(g["params"])))})
-        names.extend(g["params"])
+    names = [n for g in osd["param_groups"] for n in g["params"]]
     index = {n: i for i, n in enumerate(names)}
-    return {"state": {index[n]: st for n, st in osd["state"].items()}, "param_groups": groups}, names
+    return {"state": {index[n]: st for n, st in osd["state"].items()}, "param_groups": _numbered(osd)}, names
+
+
+def _numbered(sd: dict) -> list[dict]:
+    """The param groups of `sd` with their parameters numbered 0, 1, ... in group order (torch's own form)."""
+    groups, start = [], 0
+    for g in sd["param_groups"]:
+        groups.append({**g, "params": list(range(start, start + len(g["params"])))})
+        start += len(g["params"])
+    return groups
 
 
 def like_param(full: torch.Tensor, param: torch.Tensor) -> torch.Tensor:
@@ -179,8 +187,4 @@ def load_full_optimizer_state(
             }
     if [len(g["params"]) for g in sd["param_groups"]] != [len(g["params"]) for g in opt.param_groups]:
         raise FileFormatError("the checkpoint's optimiser has other parameter groups than this run (another config?)")
-    groups, start = [], 0
-    for g in sd["param_groups"]:
-        groups.append({**g, "params": list(range(start, start + len(g["params"])))})
-        start += len(g["params"])
-    opt.load_state_dict({"state": state, "param_groups": groups})
+    opt.load_state_dict({"state": state, "param_groups": _numbered(sd)})
