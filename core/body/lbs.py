@@ -87,10 +87,10 @@ def kinematic_levels(parents: Sequence[int]) -> list[list[int]]:
 
 
 @lru_cache(maxsize=32)
-def _chain_indices(parents: tuple[int, ...], device: torch.device) -> tuple[Tensor, list[Tensor]]:
-    """Parent index per bone (root: itself) and the bones of each depth level, cached on the device."""
-    par = torch.tensor([0, *parents[1:]], device=device)
-    return par, [torch.tensor(level, device=device) for level in kinematic_levels(parents)[1:]]
+def _parent_indices(parents: tuple[int, ...], device: torch.device) -> Tensor:
+    """Parent index per bone (root: itself), cached on the device."""
+    kinematic_levels(parents)  # checks the order: parents first
+    return torch.tensor([0, *parents[1:]], device=device)
 
 
 @lru_cache(maxsize=32)
@@ -130,7 +130,7 @@ def rest_chain(
     R = rest_poses[..., :3, :3]  # [B, J, 3, 3]
     h = rest_poses[..., :3, 3]  # [B, J, 3]
     U = R if ref_orients is None else ref_orients.expand(B, J, 3, 3)
-    par, _ = _chain_indices(tuple(int(p) for p in parents), rest_poses.device)
+    par = _parent_indices(tuple(int(p) for p in parents), rest_poses.device)
     A = U @ R.transpose(-1, -2)  # [B, J, 3, 3] rest -> reference rotation of each bone
     A = torch.cat([torch.eye(3, dtype=A.dtype, device=A.device).expand(B, 1, 3, 3), A[:, 1:]], dim=1)
     offsets = (A[:, par] @ (h - h[:, par])[..., None])[..., 0]  # [B, J, 3] reference head offsets

@@ -18,11 +18,10 @@ from core.model.model import LCAModel
 from core.model.pixel_align import ReferenceViews
 from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
+from core.raster.sh import SH_C1
+from core.raster.types import SH_C0
 from core.train.config import LossConfig
 from core.train.losses import PerceptualLoss, acap_loss, asap_loss, mask_loss, part_loss, ssim
-
-_C0 = 0.28209479177387814
-_C1 = 0.4886025119029199
 
 
 def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Tensor | None = None) -> Lighting:
@@ -33,10 +32,10 @@ def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Ten
     """
     env = torch.stack(
         [
-            _C0 * env_sh[0],
-            -(2 / 3) * _C1 * env_sh[3],  # basis -C1 * x
-            -(2 / 3) * _C1 * env_sh[1],  # basis -C1 * y
-            (2 / 3) * _C1 * env_sh[2],  # basis +C1 * z
+            SH_C0 * env_sh[0],
+            -(2 / 3) * SH_C1 * env_sh[3],  # basis -C1 * x
+            -(2 / 3) * SH_C1 * env_sh[1],  # basis -C1 * y
+            (2 / 3) * SH_C1 * env_sh[2],  # basis +C1 * z
         ]
     )
     if key_dir is None or key_rgb is None or float(key_rgb.abs().sum()) == 0.0:
