@@ -331,8 +331,10 @@ def train_command(
     *,
     python: str = sys.executable,
     nproc: int = 1,
+    fresh: bool = False,
 ) -> list[str]:
-    """`python main.py train CONFIG --set ...`, or under `torch.distributed.run` with `nproc` processes."""
+    """`python main.py train CONFIG --set ...`, or under `torch.distributed.run` with `nproc` processes;
+    `fresh` ignores a checkpoint already in the run folder."""
     if nproc < 1:
         raise ValueError(f"number of processes must be >= 1, got {nproc}")
     head = [python, str(ROOT / "main.py")]
@@ -345,7 +347,7 @@ def train_command(
             f"--nproc_per_node={nproc}",
             str(ROOT / "main.py"),
         ]
-    cmd = [*head, "train", str(config.resolve()), "--no-progress", "--set"]
+    cmd = [*head, "train", str(config.resolve()), "--no-progress", *(["--fresh"] if fresh else []), "--set"]
     return cmd + [f"{k}={_yaml_scalar(v)}" for k, v in sets.items()]
 
 

@@ -25,19 +25,19 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def train_run(config: str, gpus: int, out: Path, name: str, sets: list[str], *, fresh: bool = True) -> list[dict]:
     """One `main.py train` under torch.distributed.run (continuing run `name` unless `fresh`); the run's
     training rows of metrics.jsonl."""
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}",
-        str(ROOT / "main.py"), "train", config, "--no-progress", *(["--fresh"] if fresh else []),
-        "--set", f"out_dir={out}", f"name={name}", *sets,
-    ]  # fmt: skip
+    from app.training_runs import train_command
+
+    overrides = {"out_dir": out, "name": name, **dict(item.split("=", 1) for item in sets)}
+    cmd = train_command(Path(config), overrides, nproc=gpus, fresh=fresh)
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env = {**os.environ, "PYTHONPATH": path, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "4")}
-    print("$", " ".join(cmd[4:]), flush=True)
+    print("$", " ".join(cmd[1:]), flush=True)
     res = subprocess.run(cmd, env=env, cwd=ROOT, timeout=3600, capture_output=True, text=True)
     if res.returncode != 0:
         raise SystemExit(f"{name} failed ({res.returncode}):\n{res.stderr[-4000:]}")

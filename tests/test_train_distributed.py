@@ -3,12 +3,12 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from app.training_runs import train_command
 from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset
 from core.data.shards import SampleRef
 from core.io import load_tensors
@@ -20,12 +20,9 @@ SMOKE = ROOT / "configs" / "train" / "smoke-tiny.yaml"
 
 
 def _train(nproc: int, out: Path, shards: Path, name: str, *sets: str) -> Path:
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-        str(ROOT / "main.py"), "train", str(SMOKE), "--no-progress", "--set",
-        f"out_dir={out}", f"data.root={shards}", "data.render_size=32", "global_batch=2", f"name={name}",
-        "ckpt_every=2", *sets,
-    ]  # fmt: skip
+    overrides = {"out_dir": out, "data.root": shards, "data.render_size": 32, "global_batch": 2, "name": name,
+                 "ckpt_every": 2, **dict(item.split("=", 1) for item in sets)}  # fmt: skip
+    cmd = train_command(SMOKE, overrides, nproc=nproc)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
