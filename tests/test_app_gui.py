@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from gui_studio import open_studio
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a -s '-screen 0 1600x900x24'"
@@ -24,14 +25,7 @@ SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    from app.session import Session
-    from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
-
-    # A ground-truth synthetic person: every part and expression is present, whatever model ships.
-    s = Studio(Session(synthetic_avatar(1)), preview=(480, 360), interactive_scale=1.0)
-    s.run(max_frames=3)
+    s = open_studio(tmp_path_factory, preview=(480, 360), interactive_scale=1.0)
     yield s
     s.close()
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from child_pytest import run_in_child
+from gui_studio import open_studio
 
 from app.camera_path import CameraPath
 from app.state import OrbitView
@@ -65,13 +66,7 @@ def test_box_estimate_projects_the_body_onto_the_person_box():
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    from app.session import Session
-    from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
-
-    s = Studio(Session(synthetic_avatar(1)), preview=(400, 400))
-    s.run(max_frames=2)
+    s = open_studio(tmp_path_factory, frames=2, preview=(400, 400))
     yield s
     s.close()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from child_pytest import run_in_child
+from gui_studio import open_studio
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHILD = "LCA_DRIVE_GUI_CHILD"
@@ -53,13 +54,7 @@ def face_clip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def studio(tmp_path_factory):
-    os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    from app.session import Session
-    from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
-
-    s = Studio(Session(synthetic_avatar(1)), preview=(480, 360), interactive_scale=1.0)
-    s.run(max_frames=3)
+    s = open_studio(tmp_path_factory, preview=(480, 360), interactive_scale=1.0)
     yield s
     s.close()
 

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import time
+
+from gui_studio import open_studio
 
 
 def open_training_studio(tmp_path_factory):
     """A Studio on a synthetic avatar with its runs in a temporary folder, the Training tab shown."""
-    os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
-    from app.session import Session
-    from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
-
-    s = Studio(Session(synthetic_avatar(1)), preview=(400, 540), runs_root=tmp_path_factory.mktemp("runs"))
-    s.run(max_frames=2)
+    s = open_studio(tmp_path_factory, frames=2, preview=(400, 540), runs_root=tmp_path_factory.mktemp("runs"))
     s.show_panel("Training")
     return s
 
