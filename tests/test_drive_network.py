@@ -3,10 +3,9 @@ virtual camera's message when none is installed."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
+from network_wait import wait_for_frame
 
 from core.tracking.network import (
     BlendshapeReceiver,
@@ -16,16 +15,6 @@ from core.tracking.network import (
     quat_from_axis_angle_deg,
     vmc_bone_quats,
 )
-
-
-def _wait(receiver: BlendshapeReceiver, until, timeout: float = 3.0):
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        frame = receiver.latest()
-        if frame is not None and until(frame.channels):
-            return frame
-        time.sleep(0.01)
-    raise AssertionError(f"nothing matching arrived; last: {receiver.latest()}")
 
 
 def test_parse_host_port_accepts_host_port_and_rejects_garbage() -> None:
@@ -51,7 +40,7 @@ def test_vmc_blendshapes_and_head_round_trip_over_loopback() -> None:
     with BlendshapeReceiver("127.0.0.1", 0) as rx:
         tx = ChannelSender("127.0.0.1", rx.port, protocol="vmc")
         tx.send({"expr.jawOpen": 0.6, "expr.eyeBlinkLeft": 0.25, "pose.head.y": 20.0, "pose.head.x": -5.0})
-        frame = _wait(rx, lambda c: "expr.jawOpen" in c and "pose.head.y" in c)
+        frame = wait_for_frame(rx, lambda c: "expr.jawOpen" in c and "pose.head.y" in c)
         tx.close()
     assert frame.channels["expr.jawOpen"] == pytest.approx(0.6, abs=1e-6)
     assert frame.channels["expr.eyeBlinkLeft"] == pytest.approx(0.25, abs=1e-6)
@@ -68,7 +57,7 @@ def test_plain_osc_and_arkit_addresses_are_received() -> None:
         client = SimpleUDPClient("127.0.0.1", rx.port)
         client.send_message("/ARKit/mouthSmileLeft", 0.4)
         client.send_message("/EyeBlinkRight", 1.7)  # Live Link style capitalised name, clamped to [0, 1]
-        frame = _wait(rx, lambda c: {"gaze.yaw", "expr.mouthSmileLeft", "expr.eyeBlinkRight"} <= set(c))
+        frame = wait_for_frame(rx, lambda c: {"gaze.yaw", "expr.mouthSmileLeft", "expr.eyeBlinkRight"} <= set(c))
     assert frame.channels["gaze.yaw"] == pytest.approx(-12.5)
     assert frame.channels["expr.mouthSmileLeft"] == pytest.approx(0.4)
     assert frame.channels["expr.eyeBlinkRight"] == 1.0

@@ -12,22 +12,13 @@ import tracemalloc
 import numpy as np
 import pytest
 from hardening_fuzz import Tally
+from network_wait import wait_for_frame
 from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
 from app.drive_control import DriveController
 from core.tracking.network import MAX_CHANNELS, BlendshapeReceiver, validate_channel
-
-
-def _wait(rx: BlendshapeReceiver, until, timeout: float = 5.0):
-    deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        f = rx.latest()
-        if f is not None and until(f.channels):
-            return f
-        time.sleep(0.005)
-    raise AssertionError(f"no matching frame in {timeout} s; latest {rx.latest()}")
 
 
 def _msg(address: str, *args) -> bytes:
@@ -104,7 +95,7 @@ def test_malformed_messages_are_counted_and_ignored():
             sock.sendto(d, ("127.0.0.1", rx.port))
         sock.sendto(_msg("/VMC/Ext/Blend/Apply"), ("127.0.0.1", rx.port))
         sock.sendto(_msg("/ARKit/eyeBlinkLeft", 0.25), ("127.0.0.1", rx.port))
-        frame = _wait(rx, lambda c: "expr.eyeBlinkLeft" in c)
+        frame = wait_for_frame(rx, lambda c: "expr.eyeBlinkLeft" in c)
         sock.close()
         assert frame.channels == {"expr.eyeBlinkLeft": 0.25}, frame.channels
         assert rx.rejected >= len(bad) - 1  # the pattern address reaches the default handler or nothing
