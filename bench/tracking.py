@@ -193,6 +193,7 @@ def main() -> int:
     ap.add_argument("--memory-frames", type=int, default=1000, help="10000 for the full check")
     ap.add_argument("--avatar", default="default", help="default (the shipped avatar), tiny or base (untrained)")
     ap.add_argument("--parts", choices=["all", "face"], default="all", help="face: the face tracker only")
+    ap.add_argument("--clip", type=Path, default=None, help="a 640x480 video to track (default: one is made)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     face_only = args.parts == "face"
@@ -201,8 +202,11 @@ def main() -> int:
     result: dict = {"environment": describe_environment(), "cpu_count": os.cpu_count(), "size": "640x480",
                     "load_average_before": os.getloadavg()}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        clip = str(Path(tmp) / "clip.mp4")
-        result["clip"] = make_clip(Path(clip))
+        if args.clip is not None:
+            clip, result["clip"] = str(args.clip), args.clip.name
+        else:
+            clip = str(Path(tmp) / "clip.mp4")
+            result["clip"] = make_clip(Path(clip))
         result["face_only"] = tracking_rate(clip, args.frames, body=False, hands=False)
         log.info("face only: %.1f FPS", result["face_only"]["fps"])
         if not face_only:
