@@ -65,15 +65,19 @@ class MetricsFollower:
     path: Path
     rows: list[dict] = field(default_factory=list)
     _offset: int = 0
+    _inode: int | None = None
 
     def poll(self) -> list[dict]:
         """New complete rows since the last poll (a half-written last line waits for the next poll)."""
         try:
-            size = self.path.stat().st_size
+            st = self.path.stat()
         except FileNotFoundError:
             return []
-        if size < self._offset:  # the file was rewritten (a resume truncates rows past its checkpoint)
-            self.rows, self._offset = [], 0
+        size = st.st_size
+        # A new file (a resume rewrites the rows past its checkpoint; a fresh start sets the old run aside) or a
+        # shorter one: read it from the start.
+        if st.st_ino != self._inode or size < self._offset:
+            self.rows, self._offset, self._inode = [], 0, st.st_ino
         if size == self._offset:
             return []
         with open(self.path, "rb") as f:

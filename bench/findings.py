@@ -1,8 +1,13 @@
 """Tabulate and plot the miniature paper findings that `bench/findings.sh` measured.
 
     python bench/findings.py bench/results/findings --png docs/training/findings.png
+    python bench/findings.py --sweep bench/results/findings bench/results/findings-600 bench/results/findings-1200 \
+        --png docs/training/findings_budget.png
 
-Reads `<arm>.json` (the output of `main.py eval` / `core.train.evaluate.evaluate`) for each arm and prints a
+Reads `<arm>.json` (or `<arm>/eval.json`) for each arm; `--sweep` takes one folder per training budget (the
+`ARMS=trio` runs of findings.sh) and plots finding (1) against the number of steps.
+
+Each `<arm>.json` is the output of `main.py eval` / `core.train.evaluate.evaluate`) for each arm and prints a
 Markdown table of PSNR / SSIM on wild-test and studio-test (all held-out frames: novel views and novel poses).
 """
 
@@ -29,10 +34,57 @@ BENCHES = ("wild-test", "studio-test")
 def load(folder: Path) -> dict[str, dict]:
     out = {}
     for _, stem, _ in ARMS:
-        path = folder / f"{stem}.json"
-        if path.exists():
-            out[stem] = json.loads(path.read_text())["benchmarks"]
+        for path in (folder / f"{stem}.json", folder / stem / "eval.json"):
+            if path.exists():
+                out[stem] = json.loads(path.read_text())["benchmarks"]
+                break
     return out
+
+
+TRIO = ARMS[:3]
+
+
+def total_steps(folder: Path) -> int:
+    """Training steps of the studio-only arm (the budget every arm of finding (1) had)."""
+    lines = (folder / "f-studio-only.metrics.jsonl").read_text().splitlines()
+    return 1 + max(json.loads(line)["step"] for line in lines if line.strip())
+
+
+def sweep_table(folders: list[Path]) -> tuple[list[int], dict[str, dict[str, list[float]]], str]:
+    """PSNR of the three recipes per budget: (steps, {stem: {bench: [psnr per budget]}}, Markdown table)."""
+    runs = sorted(((total_steps(f), load(f)) for f in folders), key=lambda r: r[0])
+    steps = [n for n, _ in runs]
+    psnr = {stem: {b: [res[stem][b]["all"]["psnr"] for _, res in runs] for b in BENCHES} for _, stem, _ in TRIO}
+    head = "| arm | " + " | ".join(f"{n} steps: wild / studio" for n in steps) + " |"
+    rows = [head, "|---|" + "---|" * len(steps)]
+    for arm, stem, _ in TRIO:
+        cells = [f"{psnr[stem]['wild-test'][i]:.2f} / {psnr[stem]['studio-test'][i]:.2f}" for i in range(len(steps))]
+        rows.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return steps, psnr, "\n".join(rows)
+
+
+def sweep_plot(steps: list[int], psnr: dict[str, dict[str, list[float]]], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True)
+    for ax, bench in zip(axes, BENCHES, strict=True):
+        for arm, stem, _ in TRIO:
+            ax.plot(steps, psnr[stem][bench], "o-", label=arm)
+        ax.set_xscale("log")
+        ax.minorticks_off()
+        ax.set_xticks(steps, [str(n) for n in steps])
+        ax.set_xlabel("training steps (pre-train + post-train for the first arm)")
+        ax.set_title(bench)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("PSNR (dB), 4 held-out identities")
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Finding (1) against the training budget: base model, 96 wild + 48 studio identities, 192 px")
+    fig.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png)
 
 
 def table(results: dict[str, dict]) -> str:
@@ -83,9 +135,19 @@ def plot(results: dict[str, dict], png: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path)
+    ap.add_argument("folder", type=Path, nargs="?")
+    ap.add_argument("--sweep", type=Path, nargs="+", default=None, metavar="FOLDER", help="one folder per budget")
     ap.add_argument("--png", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.sweep:
+        steps, psnr, text = sweep_table(args.sweep)
+        print(text)
+        if args.png:
+            sweep_plot(steps, psnr, args.png)
+            print(f"wrote {args.png}")
+        return 0
+    if args.folder is None:
+        ap.error("give a results folder, or --sweep FOLDER ...")
     results = load(args.folder)
     if not results:
         print(f"no <arm>.json under {args.folder}; run bench/findings.sh first", file=sys.stderr)

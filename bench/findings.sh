@@ -7,10 +7,13 @@
 # benchmark (wild-test, studio-test) at 192 px. Results (eval JSON, metrics) go to ${OUT:-out/findings};
 # `python bench/findings.py ${OUT:-out/findings}` tabulates them.
 #   PRE=150 POST=75 bash bench/findings.sh     # the step counts used for docs/RESULTS.md
+#   ARMS=trio PRE=400 POST=200 bash bench/findings.sh   # only (1), at a longer budget: pre -> post on GPU 0,
+#                                                       # studio-only and mixed side by side on GPU 1
 set -euo pipefail
 OUT=${OUT:-out/findings}
 PRE=${PRE:-150}
 POST=${POST:-75}
+ARMS=${ARMS:-all}
 TOTAL=$((PRE + POST))
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
@@ -49,6 +52,17 @@ evaluate() {  # gpu name
         --bench-root data/bench192 --out "$OUT/$2" > "$OUT/$2/eval.log" 2>&1 || tail -20 "$OUT/$2/eval.log"
     stamp "evaluated $2"
 }
+
+if [ "$ARMS" = trio ]; then
+    (   train 0 f-pretrain configs/train/pretrain-base.yaml steps=$PRE
+        train 0 f-posttrain configs/train/posttrain-base.yaml steps=$POST init_from=runs/f-pretrain/last.safetensors
+        evaluate 0 f-posttrain ) &
+    ( train 1 f-studio-only configs/train/studio-only-base.yaml steps=$TOTAL && evaluate 1 f-studio-only ) &
+    ( train 1 f-mixed configs/train/mixed-base.yaml steps=$TOTAL && evaluate 1 f-mixed ) &
+    wait
+    stamp "done"
+    exit 0
+fi
 
 (   # GPU 0: pre-train -> post-train (dual), the same with the single-branch decoder, 36 wild identities
     train 0 f-pretrain configs/train/pretrain-base.yaml steps=$PRE && evaluate 0 f-pretrain

@@ -56,6 +56,10 @@ def test_metrics_follower_reads_only_new_complete_lines(tmp_path):
     path.write_text(_row(0, loss=9.0))  # rewritten shorter (a resume truncated it): start over
     f.poll()
     assert f.series("loss") == ([0.0], [9.0])
+    path.rename(tmp_path / "old.jsonl")  # a fresh start sets the file aside; the new one outgrows the old at once
+    path.write_text("".join(_row(i, loss=float(i)) for i in range(5)))
+    f.poll()
+    assert f.series("loss") == ([0.0, 1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.0, 4.0])
 
 
 def test_run_status_comes_from_the_folder(tmp_path):

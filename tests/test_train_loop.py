@@ -51,6 +51,26 @@ def test_resumed_run_continues_the_same_loss_curve(tmp_path, shards):
     assert b == pytest.approx(a, rel=1e-4)
 
 
+def test_a_run_started_over_sets_the_earlier_one_aside(tmp_path, shards):
+    first = _cfg(tmp_path, shards, name="again", steps=3, ckpt_every=3)
+    train(first, progress=False)
+    run = first.run_dir
+    (run / "log.txt").write_text("launcher log\n")  # the studio's launcher writes these before training starts
+    (run / "pid").write_text("1")
+    again = _cfg(tmp_path, shards, name="again", steps=2, ckpt_every=2)
+    train(again, resume=False, progress=False)  # main.py train --fresh
+    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"]
+    assert steps == [0, 1]  # one clean curve, not the old one with the new one appended
+    assert read_checkpoint_meta(run / "last.safetensors")["step"] == 2
+    (old,) = (run / "previous").iterdir()
+    assert [r["step"] for r in read_metrics(old / "metrics.jsonl") if r["kind"] == "train"] == [0, 1, 2]
+    assert read_checkpoint_meta(old / "last.safetensors")["step"] == 3 and (old / "config.yaml").exists()
+    assert (run / "log.txt").read_text() == "launcher log\n" and (run / "pid").exists()
+    train(_cfg(tmp_path, shards, name="again", steps=4, ckpt_every=2), progress=False)  # a resume moves nothing
+    assert len(list((run / "previous").iterdir())) == 1
+    assert [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["kind"] == "train"] == [0, 1, 2, 3]
+
+
 def test_bad_configs_are_rejected_with_the_field_named(tmp_path):
     with pytest.raises(ConfigError, match="unknown key.*'optim.lrr'"):
         load_train_config(SMOKE, {"optim": {"lrr": 1}})

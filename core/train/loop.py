@@ -201,22 +201,54 @@ def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 
     cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
 
 
+PREVIOUS = "previous"
+
+
+def set_aside_previous_run(run_dir: Path) -> Path | None:
+    """A run started over in a folder that holds an earlier run: move that run's files (metrics, TensorBoard
+    events, samples, checkpoints) into `previous/<time>/` so the new curves start clean and nothing is lost.
+    Returns the folder they went to, or None when there was nothing to move."""
+    if not run_dir.is_dir():
+        return None
+    entries = [p for p in run_dir.iterdir() if _written_by_training(p.name)]
+    if not any(p.name != "config.yaml" for p in entries):
+        return None
+    dest = run_dir / PREVIOUS / time.strftime("%Y%m%d-%H%M%S")
+    while dest.exists():
+        dest = dest.with_name(dest.name + "+")
+    dest.mkdir(parents=True)
+    for p in entries:
+        p.rename(dest / p.name)
+    log.info("started over: the earlier run's files are in %s", dest)
+    return dest
+
+
+def _written_by_training(name: str) -> bool:
+    """The files `train` writes into its run folder (the studio's launcher adds its log and pid file, which stay)."""
+    return name in ("metrics.jsonl", "tb", "samples", "config.yaml") or name.endswith(".safetensors") or (
+        name.startswith("rank") and name.endswith(".json")
+    )
+
+
 def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> dict:
     """Run (or resume) training; returns the final metrics of this process."""
     dist = init_distributed(cfg.device)
     per_rank = cfg.per_rank_batch(dist.world_size)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (FSDP shards them as they are)
     run_dir = cfg.run_dir
+    last = run_dir / LAST
+    resuming = resume and last.exists()
     if dist.is_main:
+        if not resuming:
+            set_aside_previous_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     root = ensure_data(cfg, dist)
     model, step_mod = build_step(cfg, dist.device)
 
     start, epoch, consumed = 0, 0, 0
-    last = run_dir / LAST
     ckpt = None
-    if resume and last.exists():
+    if resuming:
         ckpt = load_run_checkpoint(last, model=model, map_location=dist.device)
         start = ckpt.step
         extra = ckpt.meta["extra"]
