@@ -69,58 +69,61 @@ def build_identity(spec: IdentitySpec, body: WorldBody, *, detail: float = 1.0) 
     shoe_cover = is_("feet") | (is_("legs") & (tri_y < yb["foot.L"] + 0.05))
     covered = top_cover | bottom_cover | shoe_cover
 
+    face = _FaceLayout.measure(body, spec, rest, eye_l, eye_r, head_c)
+    eyeball_tri = face.eyeball_v[faces].all(1)  # the body's eyeballs get eye Gaussians, not skin
+
     # Skin and face: thin discs on the uncovered surface; more samples on the face for detail.
-    face_m = is_("face")
-    skin_m = ~covered & ~face_m
-    for mask, share, part in ((skin_m, 0.34, "skin"), (face_m, 0.16, "face")):
+    face_m = is_("face") & ~eyeball_tri
+    skin_m = ~covered & ~face_m & ~eyeball_tri
+    # Eyelids and lips get small, dense discs, so the lid margins and the lips' parting stay sharp; the inside
+    # of the mouth (hidden behind the lips at rest) is dark.
+    eyes_m = face_m & face.eye_zone(tri_c)
+    mouth_m = face_m & face.mouth_zone(tri_c) & ~eyes_m
+    inner_mouth = face.inner_mouth(v, faces, mouth_m)
+    zones = (
+        (skin_m, 0.34, "skin"),
+        (face_m & ~eyes_m & ~mouth_m, 0.1, "face"),
+        (mouth_m, 0.05, "face"),
+        (eyes_m, 0.12, "eyelids"),
+    )
+    for mask, share, part in zones:
         tri, bary, area = _sample_surface(rng, v, faces, mask, int(n_total * share))
         p, n, w = B.anchor_point(tri, bary)
-        r = math.sqrt(area) * 0.75
+        r = np.full(len(p), math.sqrt(area) * 0.75)
         skin = np.array(spec.skin) * (1 + spec.skin_detail * _noise3(p, rng))[:, None]
-        if part == "face":
+        if part != "skin":
             rel = p - (eye_l + eye_r) / 2
-            lips = (
-                (np.abs(rel[:, 0]) < 0.026) & (rel[:, 1] < -0.055) & (rel[:, 1] > -0.085) & (p[:, 2] > head_c[2] + 0.06)
-            )
+            lips, seam = face.lips(p)
             brows = (np.abs(np.abs(rel[:, 0]) - 0.032) < 0.02) & (np.abs(rel[:, 1] - 0.028) < 0.006)
             skin[lips] = spec.lips
+            skin[lips & seam] = np.array(spec.lips) * 0.45  # the line where the lips meet
             skin[brows] = np.array(spec.hair_colour) * 0.8 + skin[brows] * 0.2
+            inside = inner_mouth[tri]
+            depth = np.clip((face.seam_z - p[inside, 2]) / 0.02, 0, 1)[:, None]
+            skin[inside] = np.array(spec.lips) * 0.35 * (1 - depth) + 0.04 * depth
+        frames, r_v = _frames_from_normals(n, rng), r
+        if part == "eyelids":
+            # Wide along the lid, narrow across it near the margin where the lid meets the eyeball: a crisp
+            # lid edge without holes in the lid.
+            r = r * 1.2
+            r_v = np.minimum(r, np.maximum(0.0003, 0.5 * face.eyeball_gap(p)))
+            along = np.array([1.0, 0.0, 0.0]) - n[:, :1] * n
+            along /= np.linalg.norm(along, axis=1, keepdims=True) + 1e-12
+            frames = np.stack([along, np.cross(n, along), n], axis=2)
         B.add(
             tri=tri,
             bary=bary,
             offset=n * 0.001,
             weights=w,
-            frames=_frames_from_normals(n, rng),
-            scales=(r, r, r * 0.15),
+            frames=frames,
+            scales=np.stack([r, r_v, r * 0.15], 1),
             opacity=0.99,
             albedo=skin,
-            part=PART[part],
+            part=PART["skin" if part == "skin" else "face"],
         )
 
-    # Eyes: a white ball with an iris and pupil, skinned to the eye bones so gaze turns them.
-    for eye, bname in ((eye_l, "eye.L"), (eye_r, "eye.R")):
-        k = int(60 * detail) + 20
-        d = rng.normal(size=(k, 3))
-        d /= np.linalg.norm(d, axis=1, keepdims=True)
-        d[:, 2] = np.abs(d[:, 2])
-        front = d[:, 2] > 0.9
-        alb = np.where(front[:, None], np.array(spec.eyes), 0.9)
-        alb[d[:, 2] > 0.975] = 0.03
-        pts = eye + d * 0.0115
-        tri, bary, _ = B.nearest_anchor(pts)
-        w = np.zeros((k, body.num_bones))
-        w[:, body.bone_index[bname]] = 1
-        B.add(
-            tri=tri,
-            bary=bary,
-            offset=pts - B.anchor_point(tri, bary)[0],
-            weights=w,
-            frames=_frames_from_normals(d, rng),
-            scales=(0.0025, 0.0025, 0.0008),
-            opacity=0.99,
-            albedo=alb,
-            part=PART["face"],
-        )
+    _add_eyes(B, body, spec, face, rng, detail)
+    _add_teeth(B, body, face, rng, detail)
 
     # Garments: offset layers over the covered skin, with their patterns; shoes as thick layers.
     for g, mask, part in (
@@ -322,6 +325,170 @@ def _add_hair(
     )
 
 
+class _FaceLayout:
+    """Where the eyes and the mouth of one identity's rest face are, measured on the body mesh: the eyeballs
+    (vertices skinned to the eye bones), their radius, and the seam where the lips meet (between the vertices
+    `jawOpen` pulls down and those it leaves)."""
+
+    def __init__(self, **kw) -> None:
+        self.__dict__.update(kw)
+
+    @classmethod
+    def measure(cls, body: WorldBody, spec: IdentitySpec, rest: RestBody, eye_l, eye_r, head_c) -> _FaceLayout:
+        v = rest.vertices.numpy()
+        bone = body.weights.numpy().argmax(1)
+        eyes = {n: bone == body.bone_index[n] for n in ("eye.L", "eye.R")}
+        radius = float(np.median(np.linalg.norm(v[eyes["eye.L"]] - eye_l, axis=1)))
+        mid = (eye_l + eye_r) / 2
+        iod = float(np.linalg.norm(eye_l - eye_r))
+        jaw = _expression_offset(body, spec, "jawOpen")[:, 1]
+        rel = v - mid
+        front = (np.abs(rel[:, 0]) < 0.15 * iod) & (rel[:, 1] < -0.6 * iod) & (rel[:, 1] > -1.9 * iod)
+        front &= v[:, 2] > head_c[2] + 0.05
+        upper = front & (jaw > -0.002)
+        lower = front & (jaw < -0.006)
+        if not upper.any() or not lower.any():
+            raise ValueError("the body mesh has no mouth that jawOpen opens; cannot place the lips")
+        seam_y = 0.5 * (v[upper, 1].min() + v[lower, 1].max())
+        seam_z = float(v[front & (np.abs(v[:, 1] - seam_y) < 0.004), 2].max())
+        return cls(
+            eyeball_v=eyes["eye.L"] | eyes["eye.R"],
+            eyes=eyes,
+            eye_centres=(eye_l, eye_r),
+            eye_radius=radius,
+            iod=iod,
+            seam_y=float(seam_y),
+            seam_z=seam_z,
+            half_width=0.42 * iod,  # mouth corners: the mouth is about 0.85 interocular distances wide
+        )
+
+    def eye_zone(self, p: np.ndarray) -> np.ndarray:
+        """Rest points [P, 3] on the eyelids: in front of either eyeball, up to 8 mm off its surface."""
+        out = np.zeros(len(p), bool)
+        for centre in self.eye_centres:
+            d = p - centre
+            out |= (np.linalg.norm(d, axis=1) < self.eye_radius + 0.008) & (d[:, 2] > 0.3 * self.eye_radius)
+        return out
+
+    def eyeball_gap(self, p: np.ndarray) -> np.ndarray:
+        """Distance [P] of rest points from the nearer eyeball's surface (small at the lid margins)."""
+        return np.min([np.linalg.norm(p - c, axis=1) for c in self.eye_centres], axis=0) - self.eye_radius
+
+    def mouth_zone(self, p: np.ndarray) -> np.ndarray:
+        """Rest points [P, 3] around the lips and inside the mouth."""
+        return (
+            (np.abs(p[:, 0]) < self.half_width + 0.006)
+            & (p[:, 1] > self.seam_y - 0.03)
+            & (p[:, 1] < self.seam_y + 0.015)
+            & (p[:, 2] > self.seam_z - 0.05)
+        )
+
+    def inner_mouth(self, v: np.ndarray, faces: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Triangle mask: the candidates that other surface hides from the front at rest (the inside of the
+        mouth, behind the closed lips), as opposed to the chin and the lips themselves."""
+        out = np.zeros(len(faces), bool)
+        idx = np.flatnonzero(candidates)
+        if not len(idx):
+            return out
+        c = v[faces[idx]].mean(1)
+        near = v[(np.abs(v[:, 0]) < self.half_width + 0.01) & (np.abs(v[:, 1] - self.seam_y) < 0.035)]
+        near = near[near[:, 2] > self.seam_z - 0.06]
+        dx = np.abs(c[:, None, 0] - near[None, :, 0])
+        dy = np.abs(c[:, None, 1] - near[None, :, 1])
+        dz = near[None, :, 2] - c[:, None, 2]
+        out[idx] = ((dx < 0.003) & (dy < 0.003) & (dz > 0.004)).any(1)
+        return out
+
+    def lips(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lips, seam line) masks of rest points: an upper and a lower lip tapering to the corners."""
+        u = p[:, 0] / self.half_width
+        taper = np.sqrt(np.clip(1 - u**2, 0, 1))
+        dy = p[:, 1] - self.seam_y
+        on_front = p[:, 2] > self.seam_z - 0.012
+        lips = (
+            on_front
+            & (np.abs(u) < 1)
+            & (dy < 0.15 * self.iod * taper + 0.002)
+            & (dy > -0.18 * self.iod * taper - 0.002)
+        )
+        return lips, np.abs(dy) < 0.0015
+
+
+def _expression_offset(body: WorldBody, spec: IdentitySpec, name: str) -> np.ndarray:
+    """Rest-mesh displacement [V, 3] of one expression at full strength for this identity."""
+    import torch
+
+    J, E = body.num_bones, len(body.expression_names)
+    e = torch.zeros(2, E)
+    e[1, body.expression_names.index(name)] = 1.0
+    out = body.model(body.params(spec.phenotype, torch.zeros(2, J, 3), torch.zeros(2, 3), e, torch.zeros(2, 2)))
+    return (out.rest_vertices[1] - out.rest_vertices[0]).double().numpy()
+
+
+def _add_eyes(B: _Builder, body: WorldBody, spec: IdentitySpec, face: _FaceLayout, rng, detail: float) -> None:
+    """Eyes on the body's own eyeballs: sclera, a darker-rimmed iris and a pupil, skinned to the eye bones so
+    gaze turns them; the eyelids (skin on the lid vertices that `eyeBlink` closes) sit in front of them."""
+    k = int(220 * detail) + 40
+    golden = math.pi * (3 - math.sqrt(5))  # an even spiral over the front hemisphere
+    i = np.arange(k) + 0.5
+    z = 1 - i / k
+    r = np.sqrt(1 - z**2)
+    d = np.stack([r * np.cos(golden * i), r * np.sin(golden * i), z], 1)
+    d = d[np.argsort(-d[:, 2])]
+    size = face.eye_radius * math.sqrt(3.0 / k)
+    iris = np.array(spec.eyes)
+    alb = np.where((d[:, 2] > 0.91)[:, None], iris, np.array([0.93, 0.9, 0.86]))
+    alb[(d[:, 2] > 0.91) & (d[:, 2] < 0.93)] = iris * 0.55  # limbal ring
+    alb[d[:, 2] > 0.984] = 0.03  # pupil
+    for bname in ("eye.L", "eye.R"):
+        centre = B.rest.joints[body.bone_index[bname]].numpy()
+        pts = centre + d * (face.eye_radius + 0.0003)
+        tri, bary, _ = B.nearest_anchor(pts, among=face.eyes[bname])
+        w = np.zeros((len(pts), body.num_bones))
+        w[:, body.bone_index[bname]] = 1
+        B.add(
+            tri=tri,
+            bary=bary,
+            offset=pts - B.anchor_point(tri, bary)[0],
+            weights=w,
+            frames=_frames_from_normals(d, rng),
+            scales=(size, size, size * 0.3),
+            opacity=0.99,
+            albedo=alb * rng.uniform(0.97, 1.03, (len(d), 1)),
+            part=PART["face"],
+        )
+
+
+def _add_teeth(B: _Builder, body: WorldBody, face: _FaceLayout, rng, detail: float) -> None:
+    """The upper teeth, seen when the lips part: rigid with the skull, behind the upper lip (a closed mouth hides
+    them)."""
+    step = 0.0016 / math.sqrt(max(detail, 0.25))
+    hw = face.half_width * 0.7
+    xs = np.arange(-hw, hw + 1e-9, step)
+    ys = np.arange(face.seam_y - 0.006, face.seam_y + 0.003 + 1e-9, step)
+    gx, gy = (a.ravel() for a in np.meshgrid(xs, ys))
+    gz = face.seam_z - 0.008 - 0.6 * gx**2 / face.half_width  # follows the curve of the dental arch
+    pts = np.stack([gx, gy, gz], 1)
+    d = ((pts[:, None, :] - B.v[None, ::2, :]) ** 2).sum(-1).argmin(1) * 2  # keep what lies inside the head
+    pts = pts[((pts - B.v[d]) * B.vn[d]).sum(1) < -0.002]
+    if not len(pts):
+        return
+    tri, bary, _ = B.nearest_anchor(pts, among=B.expression_still())
+    w = np.zeros((len(pts), body.num_bones))
+    w[:, body.bone_index["head"]] = 1
+    B.add(
+        tri=tri,
+        bary=bary,
+        offset=pts - B.anchor_point(tri, bary)[0],
+        weights=w,
+        frames=_frames_from_normals(np.broadcast_to(np.array([0.0, 0.0, 1.0]), pts.shape), rng),
+        scales=(step * 0.8, step * 0.8, step * 0.3),
+        opacity=0.99,
+        albedo=np.array([0.86, 0.83, 0.76]) * rng.uniform(0.9, 1.05, (len(pts), 1)),
+        part=PART["face"],
+    )
+
+
 def _ring(centre: np.ndarray, radius: float, axis_u: np.ndarray, axis_v: np.ndarray, k: int) -> np.ndarray:
     a = np.linspace(0, 2 * math.pi, k, endpoint=False)
     return centre + radius * (np.cos(a)[:, None] * axis_u + np.sin(a)[:, None] * axis_v)
@@ -364,7 +531,8 @@ def _add_accessories(
         u /= np.linalg.norm(u)
         items.append((_ring(wr - ax * 0.03, 0.03, u, np.cross(ax, u), 40), None, 0.004))
     for pts, bone, size in items:
-        tri, bary, w_near = B.nearest_anchor(pts)
+        # Rigid items hang on vertices no expression moves (glasses stay put when the person blinks).
+        tri, bary, w_near = B.nearest_anchor(pts, among=None if bone is None else B.expression_still())
         if bone is not None:
             w = np.zeros((len(pts), body.num_bones))
             w[:, body.bone_index[bone]] = 1

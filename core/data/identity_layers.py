@@ -133,12 +133,34 @@ class _Builder:
             }
         )
 
-    def nearest_anchor(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Anchor free points at the nearest vertex (via one of its triangles): tri, bary, weights."""
-        d = ((points[:, None, :] - self.v[None, ::4, :]) ** 2).sum(-1)
-        vi = d.argmin(1) * 4
+    def expression_still(self) -> np.ndarray:
+        """Vertex mask [V]: head vertices that no expression moves (anchors for parts rigid with the skull)."""
+        cached = getattr(self.body, "_expression_still", None)
+        if cached is None:
+            body = self.body
+            J, E = body.num_bones, len(body.expression_names)
+            expr = torch.cat([torch.zeros(1, E), torch.eye(E)])
+            z = torch.zeros(E + 1, J, 3)
+            out = body.model(body.params({}, z, torch.zeros(E + 1, 3), expr, torch.zeros(E + 1, 2)))
+            move = (out.rest_vertices[1:] - out.rest_vertices[:1]).norm(dim=-1).amax(0).cpu().numpy()
+            cached = (move < 1e-5) & (self.vw.argmax(1) == body.bone_index["head"])
+            body._expression_still = cached
+        return cached
+
+    def nearest_anchor(
+        self, points: np.ndarray, among: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Anchor free points at the nearest vertex (via one of its triangles): tri, bary, weights. `among`: a
+        vertex mask to choose from (e.g. vertices no expression moves, for parts that must stay rigid); default
+        every 4th vertex."""
+        candidates = np.flatnonzero(among) if among is not None else np.arange(0, len(self.v), 4)
+        if len(candidates) == 0:
+            raise ValueError("nearest_anchor: the vertex mask selects no vertex")
+        d = ((points[:, None, :] - self.v[None, candidates, :]) ** 2).sum(-1)
+        vi = candidates[d.argmin(1)]
         tri_of_vertex = np.zeros(len(self.v), np.int64)
-        tri_of_vertex[self.faces[:, 0]] = np.arange(len(self.faces))
+        for corner in range(3):  # every vertex gets a triangle it is a corner of
+            tri_of_vertex[self.faces[:, corner]] = np.arange(len(self.faces))
         tri = tri_of_vertex[vi]
         bary = (self.faces[tri] == vi[:, None]).astype(np.float64)
         return tri, bary, self.vw[vi]

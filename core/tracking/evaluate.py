@@ -1,6 +1,7 @@
 """Face tracking accuracy on rendered driving clips of held-out synthetic identities with known ground truth.
 
     python -m core.tracking.evaluate [--identities 6] [--frames 16] [--out bench/results/tracking_face.json]
+        [--sheet docs/drive_synthetic_faces.png] [--learned runs/face_regressor.npz]
 
 Each identity of the world's "wild-test" split (never used to build the face template) is filmed close up
 while it runs a random script of expressions (jaw, blinks, smiles, brows, ...), head rotations and gaze.
@@ -85,8 +86,36 @@ def _frame_errors(ch: dict[str, float], gt: ScriptFrame) -> dict[str, float]:
     }
 
 
+def contact_sheet(shots: list[tuple[np.ndarray, object, ScriptFrame, dict[str, float]]], path: Path) -> Path:
+    """Frames with their face-mesh points, each labelled with the truth -> reading of its strongest channel."""
+    import cv2
+
+    from app.drive_preview import preview_image
+
+    tiles = []
+    for image, lm, gt, ch in shots:
+        tile = (preview_image(image, lm, 256, 256)[..., :3] * 255).astype(np.uint8)
+        name = max(gt.expression, key=gt.expression.get) if gt.expression else "jawOpen"
+        text = f"{name} {gt.expression.get(name, 0.0):.2f} -> {ch.get(f'expr.{name}', 0.0):.2f}"
+        cv2.putText(tile, text, (6, 248), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    cols = 6
+    tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
+    sheet = np.concatenate([np.concatenate(tiles[i : i + cols], 1) for i in range(0, len(tiles), cols)], 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
+
+
 def evaluate_face(
-    *, identities: int = 6, frames: int = 16, size: int = 256, world_seed: int = 0, split: str = "wild-test"
+    *,
+    identities: int = 6,
+    frames: int = 16,
+    size: int = 256,
+    world_seed: int = 0,
+    split: str = "wild-test",
+    sheet: Path | None = None,
+    learned: Path | None = None,
 ) -> dict:
     """Mean errors over all frames where a face was found; see the module docstring."""
     from core.data.seeds import identity_seed, rng_for
@@ -97,23 +126,35 @@ def evaluate_face(
         raise ValueError("split='train' holds the identities the face template was built from: evaluate held-out ones")
     t0 = time.perf_counter()
     rows: dict[str, list[dict[str, float]]] = {"default_neutral": [], "calibrated_neutral": []}
+    if learned is not None:
+        rows["learned_calibrated"] = []
     found = total = 0
+    shots: list = []  # frames for the contact sheet
     for i in range(identities):
         cam = SyntheticFaceCamera(identity_seed(world_seed, split, i), size=size)
         script = driving_script(rng_for("face-eval", world_seed, split, i), frames)
         default, calibrated = FaceRetargeter(), FaceRetargeter()
+        fitted = FaceRetargeter(reading="learned", regressor=learned) if learned is not None else None
         with Tracker(face=True, body=False, hands=False) as tracker:
             for f, gt in enumerate(script):
-                lm = tracker.track(cam.render(gt.expression, head_deg=gt.head_deg, gaze_deg=gt.gaze_deg), f)
+                image = cam.render(gt.expression, head_deg=gt.head_deg, gaze_deg=gt.gaze_deg)
+                lm = tracker.track(image, f)
                 if f == 0:
                     calibrated.set_neutral(lm)
+                    if fitted is not None:
+                        fitted.set_neutral(lm)
                     continue  # the neutral frame is the calibration, not a test
                 total += 1
                 if lm.face is None:
                     continue
                 found += 1
                 rows["default_neutral"].append(_frame_errors(default(lm), gt))
-                rows["calibrated_neutral"].append(_frame_errors(calibrated(lm), gt))
+                read = calibrated(lm)
+                rows["calibrated_neutral"].append(_frame_errors(read, gt))
+                if fitted is not None:
+                    rows["learned_calibrated"].append(_frame_errors(fitted(lm), gt))
+                if sheet is not None and len(shots) < 18 and gt.expression:
+                    shots.append((image, lm, gt, read))
         log.info("identity %d/%d done (%d of %d test frames with a face)", i + 1, identities, found, total)
     result: dict = {
         "split": split,
@@ -126,6 +167,8 @@ def evaluate_face(
         "driven_expression_channels": list(EXPRESSION_CHANNELS),
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if sheet is not None and shots:
+        result["sheet"] = str(contact_sheet(shots, sheet))
     for name, rs in rows.items():
         if rs:
             result[name] = {k: round(float(np.mean([r[k] for r in rs])), 4) for k in rs[0]}
@@ -138,9 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=16, help="frames per identity (the first is the neutral)")
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--sheet", type=Path, default=None, help="PNG of tracked frames with truth -> reading")
+    p.add_argument("--learned", type=Path, default=None, help="also evaluate this fitted regressor (an experiment)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    res = evaluate_face(identities=args.identities, frames=args.frames, size=args.size)
+    res = evaluate_face(
+        identities=args.identities, frames=args.frames, size=args.size, sheet=args.sheet, learned=args.learned
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     log.info("written %s", args.out)

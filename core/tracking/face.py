@@ -4,9 +4,9 @@ Head rotation is a similarity Procrustes fit of the expression-free points of th
 (assets/tracking/face_template.npz, built by `python -m core.tracking.fit_face`). Expressions are read
 geometrically from the head-aligned mesh, Kalidokit-style: each coefficient is the change of one measurement
 (eye aperture / eye width, lip gap, mouth-corner height, brow height, ...) from its neutral value, divided by
-the change that a full expression makes, clamped to [0, 1]. A regressor fitted on synthetic renders was not
-used: the face mesh finds the synthetic faces but their mouths and lids do not move the mesh the way real
-faces do (see docs/RESULTS.md, "Live driving accuracy"), and the geometric reading works on real faces.
+the change that a full expression makes, clamped to [0, 1]. `reading="learned"` replaces these rules by a
+ridge regression fitted on renders of synthetic people with known coefficients (core/tracking/face_regressor.py):
+an experiment, kept for the comparison in docs/RESULTS.md ("Live driving accuracy"); it does not read real faces.
 """
 
 from __future__ import annotations
@@ -128,8 +128,10 @@ def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]
 
 
 # Neutral measurements of a real face as the face mesh reads it (a frontal, relaxed adult face on a webcam),
-# symmetrised. The synthetic template fixes the head pose only: its full lips and lidless eyes read as rolled
-# lips and a squint on real faces. FaceRetargeter.set_neutral replaces these with a person's own neutral.
+# symmetrised. The synthetic template fixes the head pose only: its full lips and slit eyes read as rolled
+# lips and a squint on real faces. (The shipped template predates the synthetic faces' open eyes and shaped
+# lips; one rebuilt from the new faces read the real test clip's neutral with more mouthFrown, 0.35 vs 0.20, so
+# the old one stays.) FaceRetargeter.set_neutral replaces these with a person's own neutral.
 REAL_NEUTRAL: Mapping[str, float] = {
     **{f"{k}_{s}": v for s in "LR" for k, v in {
         "eye_open": 0.33, "lower_lid": -0.06, "brow_inner": 0.41, "brow_mid": 0.42, "brow_outer": 0.255,
@@ -224,6 +226,11 @@ def gaze_degrees(
     return float(np.clip(yaw, -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG)), float(np.clip(pitch, -GAZE_LIMIT_DEG, GAZE_LIMIT_DEG))
 
 
+# How expressions are read from the measurements: the hand-set rules above, or (an experiment) the ridge
+# regression fitted on synthetic faces with known coefficients (core/tracking/face_regressor.py).
+READINGS = ("geometric", "learned")
+
+
 class FaceRetargeter:
     """Landmarks -> face channels: expr.<ARKit>, gaze.yaw/pitch, pose.head.* (+ neck share). Empty without a face.
 
@@ -239,8 +246,17 @@ class FaceRetargeter:
         expressions: bool = True,
         gaze: bool = True,
         head: bool = True,
+        reading: str = "geometric",
+        regressor: Path | None = None,
     ) -> None:
+        if reading not in READINGS:
+            raise ValueError(f"reading={reading!r}: choose one of {READINGS}")
         self.template = template or load_face_template()
+        self.reading = reading
+        if reading == "learned":
+            from core.tracking.face_regressor import load_face_regressor
+
+            self._regressor = load_face_regressor(regressor)
         self.neutral: dict[str, float] = dict(REAL_NEUTRAL)
         self.iris_neutral = REAL_IRIS_NEUTRAL.copy()
         head_channels(np.eye(3), neck_share)  # validates the share now
@@ -268,7 +284,10 @@ class FaceRetargeter:
         if obs is None:
             return {}
         out: dict[str, float] = {}
-        coeffs = expression_coefficients(obs.measurements, self.neutral)
+        if self.reading == "learned":
+            coeffs = self._regressor(obs.measurements, self.neutral, obs.R_world_head)
+        else:
+            coeffs = expression_coefficients(obs.measurements, self.neutral)
         if self.expressions:
             out.update({f"expr.{k}": v for k, v in coeffs.items()})
         if self.gaze:

@@ -29,7 +29,11 @@ def parse_overrides(items: list[str]) -> dict:
 def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("config", help="training YAML, e.g. configs/train/pretrain-base.yaml")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override config fields (data.root=...)")
-    p.add_argument("--fresh", action="store_true", help="start the run over (an earlier run in its folder moves to previous/<time>/)")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start the run over (an earlier run in its folder moves to previous/<time>/)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
 
     def run(args: argparse.Namespace) -> int:

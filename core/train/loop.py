@@ -225,8 +225,10 @@ def set_aside_previous_run(run_dir: Path) -> Path | None:
 
 def _written_by_training(name: str) -> bool:
     """The files `train` writes into its run folder (the studio's launcher adds its log and pid file, which stay)."""
-    return name in ("metrics.jsonl", "tb", "samples", "config.yaml") or name.endswith(".safetensors") or (
-        name.startswith("rank") and name.endswith(".json")
+    return (
+        name in ("metrics.jsonl", "tb", "samples", "config.yaml")
+        or name.endswith(".safetensors")
+        or (name.startswith("rank") and name.endswith(".json"))
     )
 
 
