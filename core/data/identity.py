@@ -442,20 +442,15 @@ def _add_eyes(B: _Builder, body: WorldBody, spec: IdentitySpec, face: _FaceLayou
     alb[d[:, 2] > 0.984] = 0.03  # pupil
     for bname in ("eye.L", "eye.R"):
         centre = B.rest.joints[body.bone_index[bname]].numpy()
-        pts = centre + d * (face.eye_radius + 0.0003)
-        tri, bary, _ = B.nearest_anchor(pts, among=face.eyes[bname])
-        w = np.zeros((len(pts), body.num_bones))
-        w[:, body.bone_index[bname]] = 1
-        B.add(
-            tri=tri,
-            bary=bary,
-            offset=pts - B.anchor_point(tri, bary)[0],
-            weights=w,
-            frames=_frames_from_normals(d, rng),
-            scales=(size, size, size * 0.3),
-            opacity=0.99,
+        B.add_points(
+            centre + d * (face.eye_radius + 0.0003),
+            normals=d,
+            size=size,
+            thickness=0.3,
             albedo=alb * rng.uniform(0.97, 1.03, (len(d), 1)),
             part=PART["face"],
+            bone=bname,
+            among=face.eyes[bname],
         )
 
 
@@ -473,19 +468,15 @@ def _add_teeth(B: _Builder, body: WorldBody, face: _FaceLayout, rng, detail: flo
     pts = pts[((pts - B.v[d]) * B.vn[d]).sum(1) < -0.002]
     if not len(pts):
         return
-    tri, bary, _ = B.nearest_anchor(pts, among=B.expression_still())
-    w = np.zeros((len(pts), body.num_bones))
-    w[:, body.bone_index["head"]] = 1
-    B.add(
-        tri=tri,
-        bary=bary,
-        offset=pts - B.anchor_point(tri, bary)[0],
-        weights=w,
-        frames=_frames_from_normals(np.broadcast_to(np.array([0.0, 0.0, 1.0]), pts.shape), rng),
-        scales=(step * 0.8, step * 0.8, step * 0.3),
-        opacity=0.99,
+    B.add_points(
+        pts,
+        normals=np.broadcast_to(np.array([0.0, 0.0, 1.0]), pts.shape),
+        size=step * 0.8,
+        thickness=0.375,
         albedo=np.array([0.86, 0.83, 0.76]) * rng.uniform(0.9, 1.05, (len(pts), 1)),
         part=PART["face"],
+        bone="head",
+        among=B.expression_still(),
     )
 
 
@@ -531,23 +522,16 @@ def _add_accessories(
         u /= np.linalg.norm(u)
         items.append((_ring(wr - ax * 0.03, 0.03, u, np.cross(ax, u), 40), None, 0.004))
     for pts, bone, size in items:
-        # Rigid items hang on vertices no expression moves (glasses stay put when the person blinks).
-        tri, bary, w_near = B.nearest_anchor(pts, among=None if bone is None else B.expression_still())
-        if bone is not None:
-            w = np.zeros((len(pts), body.num_bones))
-            w[:, body.bone_index[bone]] = 1
-        else:
-            w = w_near
         normal = pts - pts.mean(0)
         normal /= np.linalg.norm(normal, axis=1, keepdims=True) + 1e-9
-        B.add(
-            tri=tri,
-            bary=bary,
-            offset=pts - B.anchor_point(tri, bary)[0],
-            weights=w,
-            frames=_frames_from_normals(normal, rng),
-            scales=(size, size, size * 0.5),
-            opacity=0.99,
+        # Rigid items hang on vertices no expression moves (glasses stay put when the person blinks).
+        B.add_points(
+            pts,
+            normals=normal,
+            size=size,
+            thickness=0.5,
             albedo=col * rng.uniform(0.85, 1.1, (len(pts), 1)),
             part=PART["accessories"],
+            bone=bone,
+            among=None if bone is None else B.expression_still(),
         )

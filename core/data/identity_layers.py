@@ -133,6 +133,36 @@ class _Builder:
             }
         )
 
+    def add_points(
+        self,
+        points: np.ndarray,
+        *,
+        normals: np.ndarray,
+        size: float,
+        thickness: float,
+        albedo: np.ndarray,
+        part: int,
+        bone: str | None = None,
+        among: np.ndarray | None = None,
+    ) -> None:
+        """Free points (eyes, teeth, accessories) as flat discs facing `normals`, anchored at the nearest vertex
+        (of `among`); rigid with `bone` when given, else skinned like that vertex."""
+        tri, bary, w = self.nearest_anchor(points, among)
+        if bone is not None:
+            w = np.zeros((len(points), self.body.num_bones))
+            w[:, self.body.bone_index[bone]] = 1
+        self.add(
+            tri=tri,
+            bary=bary,
+            offset=points - self.anchor_point(tri, bary)[0],
+            weights=w,
+            frames=_frames_from_normals(np.ascontiguousarray(normals), self.rng),
+            scales=(size, size, size * thickness),
+            opacity=0.99,
+            albedo=albedo,
+            part=part,
+        )
+
     def expression_still(self) -> np.ndarray:
         """Vertex mask [V]: head vertices that no expression moves (anchors for parts rigid with the skull)."""
         cached = getattr(self.body, "_expression_still", None)
