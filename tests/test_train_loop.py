@@ -105,16 +105,40 @@ def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path,
     assert shipped.stat().st_size < (cfg.run_dir / "last.safetensors").stat().st_size / 2  # fp16, no optimiser
     model, meta = model_from_checkpoint(shipped)
     assert meta["step"] == 1 and next(model.parameters()).dtype.is_floating_point
+    real = _real_footage(tmp_path / "real")
     res = evaluate(
         model, tmp_path / "bench", count=1, resolution=32, detail=0.08, crop_size=64, face_size=32,
-        out_json=tmp_path / "eval.json", sheet=tmp_path / "sheet.png", progress=False,
+        out_json=tmp_path / "eval.json", sheet=tmp_path / "sheet.png", progress=False, real=real,
     )  # fmt: skip
     for name in ("wild-test", "studio-test"):
         b = res["benchmarks"][name]
         assert b["identities"] == 1 and b["novel_view"]["count"] > 0 and b["novel_pose"]["count"] > 0
         assert 0 < b["all"]["psnr"] < 60 and -1 <= b["all"]["ssim"] <= 1
+    r = res["benchmarks"]["real"]  # a 5-frame clip: 3 references, 2 novel poses; a photo: scored on itself
+    assert r["clips"] == 2 and r["novel_pose"]["count"] == 2 and r["reconstruction"]["count"] == 1
+    assert 0 < r["all"]["psnr_masked"] < r["all"]["psnr"] < 80  # the frame's own background lifts full-frame PSNR
     assert json.loads((tmp_path / "eval.json").read_text())["benchmarks"].keys() == res["benchmarks"].keys()
     assert (tmp_path / "sheet.png").stat().st_size > 1000
+    with pytest.raises(FileNotFoundError, match="prepare video"):
+        evaluate(model, tmp_path / "bench", count=1, resolution=32, real=tmp_path / "bench", progress=False)
+
+
+def _real_footage(folder: Path) -> Path:
+    """What `prepare video` writes for a clip and a photo, made from a rendered clip (fitted body = truth)."""
+    from dataclasses import replace
+
+    from core.data.shards import write_shard
+    from core.data.video_bench import frontal_clip
+
+    clip = frontal_clip(0, frames=5, size=48, detail=0.05)
+    arrays = {k.replace("gt_", "est_"): v for k, v in clip.arrays.items()}
+    clip = replace(clip, key="video-clip", meta={**clip.meta, "kind": "video"}, arrays=arrays)
+    photo = replace(
+        clip, key="video-photo", rgb=clip.rgb[:1], mask=clip.mask[:1],
+        arrays={k: v if k == "est_shape" else v[:1] for k, v in arrays.items()},
+    )  # fmt: skip
+    write_shard(folder / "video" / "video-000000.tar", [clip, photo])
+    return folder
 
 
 def test_sigterm_checkpoints_and_stops_and_the_run_resumes(tmp_path, shards):

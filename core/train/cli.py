@@ -64,6 +64,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         "--out", default=None, help="folder for eval.json and eval_sheet.png (default: beside the checkpoint)"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--real", default=None, metavar="DIR",
+        help="also score real footage: a folder written by `main.py prepare video FILE --out DIR`",
+    )  # fmt: skip
 
     def run(args: argparse.Namespace) -> int:
         import json
@@ -81,6 +85,14 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         except (FileNotFoundError, FileFormatError) as e:
             log.error("%s", e)
             return 2
+        if args.real is not None:
+            from core.train.evaluate import real_footage
+
+            try:
+                real_footage(Path(args.real))  # a clear message now, not after the benchmarks
+            except (FileNotFoundError, OSError) as e:
+                log.error("%s", e)
+                return 2
         out = Path(args.out) if args.out else Path(args.checkpoint).parent
         data_cfg = meta.get("config", {}).get("train", {}).get("data", {})  # crop as in training
         res = evaluate(
@@ -93,6 +105,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
             out_json=out / "eval.json",
             sheet=out / "eval_sheet.png",
             device=device,
+            real=args.real,
         )
         res["checkpoint"] = {"path": str(args.checkpoint), "step": meta["step"]}
         (out / "eval.json").write_text(json.dumps(res, indent=2))

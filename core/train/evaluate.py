@@ -1,8 +1,12 @@
-"""Evaluation on the held-out benchmark identities (`wild-test`, `studio-test`): novel views and novel poses.
+"""Evaluation on the held-out benchmark identities (`wild-test`, `studio-test`): novel views and novel poses;
+and on real footage (`real`): clips and photos ingested by `main.py prepare video`.
 
 For each identity the model sees its 8 reference images, builds the avatar once, and renders every target
 camera and pose; PSNR and SSIM are measured on the full frame (avatar over the benchmark's backdrop) and
-PSNR also inside the person mask. Writes JSON and a comparison sheet (PNG).
+PSNR also inside the person mask. A real clip has no ground truth beyond its own frames: every other frame (up
+to 8) is a reference, the rest are novel poses driven by their fitted body and camera under neutral light and
+pasted into the frame, so the masked PSNR is the telling number; a single photo is scored on itself
+(reconstruction). Writes JSON and a comparison sheet (PNG).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -23,6 +28,7 @@ from core.data.loader import crop, crop_matrix, mask_box, square_box
 from core.data.shards import Sample
 from core.data.synth import SynthConfig
 from core.io import atomic_write_bytes
+from core.model.appearance import Lighting
 from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import IdentityState, LCAModel
@@ -98,23 +104,28 @@ def sample_identity(
 
 @torch.no_grad()
 def evaluate_state(model: LCAModel, state: IdentityState, sample: Sample, *, device: torch.device) -> dict[str, list]:
-    """Per-target metrics (novel views and poses) of one identity state against a benchmark sample's targets."""
+    """Per-target metrics (novel views and poses) of one identity state against a benchmark sample's targets.
+    A real sample (see `real_sample`) is driven by its estimates under neutral light and pasted into its frames."""
     a = sample.arrays
     H, W = sample.rgb.shape[2:4]
+    real = "env_sh" not in a
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}
-    for f in np.nonzero(a["role"] != ROLE_REF)[0]:
+    for f in np.nonzero(a["role"] != ROLE_REF)[0] if not real else np.nonzero(a["target"])[0]:
         g = lambda k, f=f: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
-        light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
+        pose = "est" if real else "gt"
+        light = Lighting.neutral(device) if real else lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
         posed = drive_gaussians(
-            model, state, g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation")
-        ).gaussians
+            model, state, g(f"{pose}_pose"), g(f"{pose}_expression"), g(f"{pose}_gaze"), light,
+            g(f"{pose}_translation"),
+        ).gaussians  # fmt: skip
         cam = Camera(g("K")[0], g("T_cam_world")[0], W, H)
         r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
-        pred = (r.color[0] + (1 - r.alpha[0]) * bg).clamp(0, 1)[None]  # [1, H, W, 3]
         target = torch.as_tensor(sample.rgb[f, 0], device=device).float()[None] / 255.0
+        behind = target[0] if real else bg  # a real frame keeps its own background
+        pred = (r.color[0] + (1 - r.alpha[0]) * behind).clamp(0, 1)[None]  # [1, H, W, 3]
         mask = torch.as_tensor(sample.mask[f, 0], device=device).float()[None, ..., None] / 255.0
-        out["role"].append(int(a["role"][f]))
+        out["role"].append(ROLE_RECONSTRUCTION if real and a["role"][f] == ROLE_REF else int(a["role"][f]))
         out["psnr"].append(float(psnr(pred, target)))
         out["psnr_masked"].append(float(psnr(pred, target, (mask > 0.5).float())))
         out["ssim"].append(float(ssim(pred, target)))
@@ -152,9 +163,27 @@ def personalise_sample(
     return avatar.state, losses
 
 
+ROLE_RECONSTRUCTION = 3  # real footage: a photo scored on itself
+
+
+def real_sample(sample: Sample, max_refs: int = 8) -> Sample:
+    """A clip written by `prepare video` as an evaluation sample: every other frame (up to `max_refs`) is a
+    reference, the others are targets (novel poses); a single frame is both (reconstruction)."""
+    F = sample.num_frames
+    refs = np.arange(0, F, 2)[:max_refs] if F > 1 else np.array([0])
+    role = np.full(F, ROLE_NOVEL_POSE)
+    role[refs] = ROLE_REF
+    target = role != ROLE_REF if F > 1 else np.ones(1, bool)
+    if F == 1:
+        role[:] = ROLE_REF
+    arrays = {**sample.arrays, "role": role, "target": target}
+    return replace(sample, arrays=arrays)
+
+
 def _summary(rows: list[dict]) -> dict:
     res = {}
-    for role, name in ((ROLE_NOVEL_VIEW, "novel_view"), (ROLE_NOVEL_POSE, "novel_pose"), (None, "all")):
+    named = ((ROLE_NOVEL_VIEW, "novel_view"), (ROLE_NOVEL_POSE, "novel_pose"), (ROLE_RECONSTRUCTION, "reconstruction"))
+    for role, name in (*named, (None, "all")):
         sel = [i for r in rows for i, ro in enumerate(r["role"]) if role is None or ro == role]
         vals = {
             k: [v for r in rows for i, v in enumerate(r[k]) if role is None or r["role"][i] == role]
@@ -166,13 +195,18 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def comparison_sheet(rows_by_bench: dict[str, list[dict]], path: Path, per_bench: int = 6) -> None:
-    """Rows of (target over render) tiles, one row per benchmark, first identity's targets."""
+    """Rows of (target over render) tiles, one row per benchmark: the first identities' targets (real footage:
+    the targets of each clip and photo in turn)."""
     strips = []
     for name, rows in rows_by_bench.items():
         if not rows:
             continue
-        r = rows[0]
-        tiles = [np.concatenate([t, p], 0) for t, p in zip(r["target"][:per_bench], r["pred"][:per_bench], strict=True)]
+        if name == "real":  # a few frames of every clip rather than all of the first
+            share = max(1, per_bench // len(rows))
+            pairs = [pair for r in rows for pair in list(zip(r["target"], r["pred"], strict=True))[:share]]
+        else:
+            pairs = list(zip(rows[0]["target"], rows[0]["pred"], strict=True))
+        tiles = [np.concatenate([t, p], 0) for t, p in pairs[:per_bench]]
         strip = np.concatenate(tiles, 1)
         label = np.zeros((18, strip.shape[1], 3), np.uint8)
         cv2.putText(label, f"{name}: top target, bottom model", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255,) * 3, 1)
@@ -185,6 +219,23 @@ def comparison_sheet(rows_by_bench: dict[str, list[dict]], path: Path, per_bench
     ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if ok:
         atomic_write_bytes(path, buf.tobytes())
+
+
+def real_footage(folder: Path) -> list[Sample]:
+    """The clips and photos that `prepare video` ingested into `folder` (its `video/` shards)."""
+    from core.data.shards import iter_shard, list_shards
+
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{folder} is not a folder; ingest footage first: python main.py prepare video FILE --out {folder}"
+        )
+    shards = list_shards(folder / "video") if (folder / "video").is_dir() else list_shards(folder)
+    samples = [s for path in shards for s in iter_shard(path) if s.meta.get("kind") == "video"]
+    if not samples:
+        raise FileNotFoundError(
+            f"no ingested footage in {folder}; run: python main.py prepare video FILE --out {folder}"
+        )
+    return samples
 
 
 def evaluate(
@@ -200,8 +251,10 @@ def evaluate(
     sheet: str | Path | None = None,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    real: str | Path | None = None,
 ) -> dict:
-    """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing)."""
+    """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing); with
+    `real`, also on the clips and photos that `main.py prepare video` wrote into that folder."""
     device = torch.device(device)
     model = model.to(device).eval()
     cfg = SynthConfig(width=resolution, height=resolution, detail=detail)
@@ -216,6 +269,13 @@ def evaluate(
                 rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
         rows_by_bench[name] = rows
         results["benchmarks"][name] = _summary(rows) | {"identities": len(rows)}
+    if real is not None:
+        rows = []
+        for sample in tqdm(real_footage(Path(real)), desc="eval real", disable=not progress):
+            sample = real_sample(sample)
+            rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
+        rows_by_bench["real"] = rows
+        results["benchmarks"]["real"] = _summary(rows) | {"clips": len(rows)}
     results["seconds"] = time.time() - t0
     if out_json is not None:
         atomic_write_bytes(out_json, json.dumps(results, indent=2).encode())
