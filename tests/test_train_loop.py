@@ -206,3 +206,14 @@ def test_a_corrupt_checkpoint_or_a_data_set_too_small_is_a_message_not_a_traceba
         assert res.returncode == 2 and expect in res.stderr, res.stderr[-2000:]
         assert "Traceback" not in res.stderr, res.stderr[-2000:]
     assert (out / "bad" / "last.safetensors").read_bytes() == junk  # left as it was, for the user to inspect
+
+
+def test_eval_with_a_folder_without_ingested_footage_is_a_message(tmp_path):
+    (tmp_path / "empty").mkdir()
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "eval", str(ROOT / "assets" / "default_model.safetensors"),
+         "--real", str(tmp_path / "empty"), "--out", str(tmp_path / "out")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 2 and "prepare video" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and not (tmp_path / "out" / "eval.json").exists()
