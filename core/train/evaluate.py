@@ -108,7 +108,7 @@ def evaluate_state(model: LCAModel, state: IdentityState, sample: Sample, *, dev
     A real sample (see `real_sample`) is driven by its estimates under neutral light and pasted into its frames."""
     a = sample.arrays
     H, W = sample.rgb.shape[2:4]
-    real = "env_sh" not in a
+    real = sample.meta.get("kind") == "video"  # ingested footage: no truth beyond its own frames
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}
     for f in np.nonzero(a["role"] != ROLE_REF)[0] if not real else np.nonzero(a["target"])[0]:
