@@ -113,6 +113,15 @@ class WorldBody:
         joints = (torch.linalg.inv(T) @ heads[..., None])[:, :3, 0]
         return RestBody(v, vertex_normals(v, self.faces), joints)
 
+    @functools.cached_property
+    def expression_offsets(self) -> Tensor:
+        """[E, V, 3] rest-mesh displacement of each expression at full strength. Expressions are blendshapes added
+        to the shaped rest mesh, so one table (taken at the default phenotype) serves every identity."""
+        J, E = self.num_bones, len(self.expression_names)
+        expr = torch.cat([torch.zeros(1, E), torch.eye(E)])
+        out = self.model(self.params({}, torch.zeros(E + 1, J, 3), torch.zeros(E + 1, 3), expr, torch.zeros(E + 1, 2)))
+        return (out.rest_vertices[1:] - out.rest_vertices[:1]).float().cpu()
+
     def pose(
         self,
         phenotype: dict[str, float],

@@ -104,6 +104,7 @@ class _Builder:
         self.vn = rest.normals.numpy()
         self.faces = body.faces.numpy()
         self.vw = body.weights.numpy()
+        self._still: np.ndarray | None = None  # expression_still(), computed on first use
         self.layers: list[dict[str, np.ndarray]] = []
 
     def anchor_point(self, tri: np.ndarray, bary: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -165,17 +166,10 @@ class _Builder:
 
     def expression_still(self) -> np.ndarray:
         """Vertex mask [V]: head vertices that no expression moves (anchors for parts rigid with the skull)."""
-        cached = getattr(self.body, "_expression_still", None)
-        if cached is None:
-            body = self.body
-            J, E = body.num_bones, len(body.expression_names)
-            expr = torch.cat([torch.zeros(1, E), torch.eye(E)])
-            z = torch.zeros(E + 1, J, 3)
-            out = body.model(body.params({}, z, torch.zeros(E + 1, 3), expr, torch.zeros(E + 1, 2)))
-            move = (out.rest_vertices[1:] - out.rest_vertices[:1]).norm(dim=-1).amax(0).cpu().numpy()
-            cached = (move < 1e-5) & (self.vw.argmax(1) == body.bone_index["head"])
-            body._expression_still = cached
-        return cached
+        if self._still is None:
+            move = self.body.expression_offsets.norm(dim=-1).amax(0).numpy()
+            self._still = (move < 1e-5) & (self.vw.argmax(1) == self.body.bone_index["head"])
+        return self._still
 
     def nearest_anchor(
         self, points: np.ndarray, among: np.ndarray | None = None

@@ -57,10 +57,15 @@ def driving_script(rng: np.random.Generator, frames: int) -> list[ScriptFrame]:
         kind = kinds[int(rng.integers(len(kinds)))]
         strength = float(rng.uniform(0.3, 1.0))
         expr = {k: v * strength for k, v in SCRIPT_EXPRESSIONS[kind].items()}
-        head = (float(rng.uniform(-15, 15)), float(rng.uniform(-25, 25)), float(rng.uniform(-8, 8)))
-        gaze = (float(rng.uniform(-15, 15)), float(rng.uniform(-10, 10)))
-        out.append(ScriptFrame(expr, head, gaze))
+        out.append(ScriptFrame(expr, *random_head_and_gaze(rng)))
     return out
+
+
+def random_head_and_gaze(rng: np.random.Generator) -> tuple[tuple[float, float, float], tuple[float, float]]:
+    """A head rotation (pitch ±15°, yaw ±25°, roll ±8°) and a gaze (yaw ±15°, pitch ±10°), degrees."""
+    head = (float(rng.uniform(-15, 15)), float(rng.uniform(-25, 25)), float(rng.uniform(-8, 8)))
+    gaze = (float(rng.uniform(-15, 15)), float(rng.uniform(-10, 10)))
+    return head, gaze
 
 
 def rotation_error_deg(est_deg: np.ndarray, gt_deg: np.ndarray) -> float:

@@ -33,6 +33,14 @@ log = logging.getLogger(__name__)
 DEFAULT_REGRESSOR = Path(__file__).resolve().parents[2] / "runs" / "face_regressor.npz"
 
 
+def features(
+    names: tuple[str, ...], measurements: dict[str, float], neutral: dict[str, float], R_world_head: np.ndarray
+) -> np.ndarray:
+    """[measurement deltas in `names` order, head rotation vector, 1]: the regressor's input."""
+    d = [measurements[k] - neutral[k] for k in names]
+    return np.concatenate([d, rotvec_from_matrix(R_world_head), [1.0]])
+
+
 @dataclass(frozen=True)
 class FaceRegressor:
     """coefficients = clip([measurement deltas, head rotvec, 1] @ weights, 0, 1)."""
@@ -42,14 +50,8 @@ class FaceRegressor:
     weights: np.ndarray  # [len(measurements) + 3 + 1, len(channels)]
     info: dict
 
-    def features(
-        self, measurements: dict[str, float], neutral: dict[str, float], R_world_head: np.ndarray
-    ) -> np.ndarray:
-        d = [measurements[k] - neutral[k] for k in self.measurements]
-        return np.concatenate([d, rotvec_from_matrix(R_world_head), [1.0]])
-
     def __call__(self, measurements: dict[str, float], neutral: dict[str, float], R_world_head: np.ndarray) -> dict:
-        y = np.clip(self.features(measurements, neutral, R_world_head) @ self.weights, 0.0, 1.0)
+        y = np.clip(features(self.measurements, measurements, neutral, R_world_head) @ self.weights, 0.0, 1.0)
         return {c: float(v) for c, v in zip(self.channels, y, strict=True)}
 
     def save(self, path: Path) -> Path:
@@ -111,6 +113,7 @@ def random_expression(rng: np.random.Generator, channels: tuple[str, ...]) -> di
 def collect(*, identities: int, frames: int, size: int = 256, world_seed: int = 0, split: str = "train"):
     """(features [N, F], targets [N, C], measurement names) from rendered, tracked training faces."""
     from core.data.seeds import identity_seed, rng_for
+    from core.tracking.evaluate import random_head_and_gaze
     from core.tracking.face import EXPRESSION_CHANNELS, FaceRetargeter
     from core.tracking.face_renders import SyntheticFaceCamera
     from core.tracking.landmarks import Tracker
@@ -126,14 +129,12 @@ def collect(*, identities: int, frames: int, size: int = 256, world_seed: int = 
                 continue
             for f in range(1, frames):
                 expr = random_expression(rng, EXPRESSION_CHANNELS)
-                head = (float(rng.uniform(-15, 15)), float(rng.uniform(-25, 25)), float(rng.uniform(-8, 8)))
-                gaze = (float(rng.uniform(-15, 15)), float(rng.uniform(-10, 10)))
+                head, gaze = random_head_and_gaze(rng)
                 obs = ret.observe(tracker.track(cam.render(expr, head_deg=head, gaze_deg=gaze), f))
                 if obs is None:
                     continue
                 names = names or tuple(sorted(obs.measurements))
-                d = [obs.measurements[k] - ret.neutral[k] for k in names]
-                X.append(np.concatenate([d, rotvec_from_matrix(obs.R_world_head), [1.0]]))
+                X.append(features(names, obs.measurements, ret.neutral, obs.R_world_head))
                 Y.append([expr.get(c, 0.0) for c in EXPRESSION_CHANNELS])
         log.info("identity %d/%d: %d samples so far", i + 1, identities, len(X))
     if len(X) < 20:
