@@ -85,28 +85,24 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         except (FileNotFoundError, FileFormatError) as e:
             log.error("%s", e)
             return 2
-        if args.real is not None:
-            from core.train.evaluate import real_footage
-
-            try:
-                real_footage(Path(args.real))  # a clear message now, not after the benchmarks
-            except (FileNotFoundError, OSError) as e:
-                log.error("%s", e)
-                return 2
         out = Path(args.out) if args.out else Path(args.checkpoint).parent
         data_cfg = meta.get("config", {}).get("train", {}).get("data", {})  # crop as in training
-        res = evaluate(
-            model,
-            args.bench_root,
-            count=args.count,
-            resolution=args.resolution,
-            crop_size=data_cfg.get("crop_size", 128),
-            face_size=data_cfg.get("face_size", 64),
-            out_json=out / "eval.json",
-            sheet=out / "eval_sheet.png",
-            device=device,
-            real=args.real,
-        )
+        try:
+            res = evaluate(
+                model,
+                args.bench_root,
+                count=args.count,
+                resolution=args.resolution,
+                crop_size=data_cfg.get("crop_size", 128),
+                face_size=data_cfg.get("face_size", 64),
+                out_json=out / "eval.json",
+                sheet=out / "eval_sheet.png",
+                device=device,
+                real=args.real,
+            )
+        except FileNotFoundError as e:  # --real without ingested footage (checked before any other work)
+            log.error("%s", e)
+            return 2
         res["checkpoint"] = {"path": str(args.checkpoint), "step": meta["step"]}
         (out / "eval.json").write_text(json.dumps(res, indent=2))
         print(json.dumps(res["benchmarks"], indent=2))

@@ -111,7 +111,10 @@ def evaluate_state(model: LCAModel, state: IdentityState, sample: Sample, *, dev
     real = sample.meta.get("kind") == "video"  # ingested footage: no truth beyond its own frames
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}
-    for f in np.nonzero(a["role"] != ROLE_REF)[0] if not real else np.nonzero(a["target"])[0]:
+    targets = np.nonzero(a["role"] != ROLE_REF)[0]
+    if real and not len(targets):  # a photo: scored on itself
+        targets = np.nonzero(a["role"] == ROLE_REF)[0]
+    for f in targets:
         g = lambda k, f=f: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
         pose = "est" if real else "gt"
         light = Lighting.neutral(device) if real else lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
@@ -168,16 +171,11 @@ ROLE_RECONSTRUCTION = 3  # real footage: a photo scored on itself
 
 def real_sample(sample: Sample, max_refs: int = 8) -> Sample:
     """A clip written by `prepare video` as an evaluation sample: every other frame (up to `max_refs`) is a
-    reference, the others are targets (novel poses); a single frame is both (reconstruction)."""
-    F = sample.num_frames
-    refs = np.arange(0, F, 2)[:max_refs] if F > 1 else np.array([0])
-    role = np.full(F, ROLE_NOVEL_POSE)
-    role[refs] = ROLE_REF
-    target = role != ROLE_REF if F > 1 else np.ones(1, bool)
-    if F == 1:
-        role[:] = ROLE_REF
-    arrays = {**sample.arrays, "role": role, "target": target}
-    return replace(sample, arrays=arrays)
+    reference, the others are novel poses; a single photo is only a reference (`evaluate_state` scores it on
+    itself)."""
+    role = np.full(sample.num_frames, ROLE_NOVEL_POSE)
+    role[np.arange(0, sample.num_frames, 2)[:max_refs]] = ROLE_REF
+    return replace(sample, arrays={**sample.arrays, "role": role})
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -255,6 +253,7 @@ def evaluate(
 ) -> dict:
     """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing); with
     `real`, also on the clips and photos that `main.py prepare video` wrote into that folder."""
+    footage = real_footage(Path(real)) if real is not None else None  # a missing folder fails before any work
     device = torch.device(device)
     model = model.to(device).eval()
     cfg = SynthConfig(width=resolution, height=resolution, detail=detail)
@@ -269,9 +268,9 @@ def evaluate(
                 rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
         rows_by_bench[name] = rows
         results["benchmarks"][name] = _summary(rows) | {"identities": len(rows)}
-    if real is not None:
+    if footage is not None:
         rows = []
-        for sample in tqdm(real_footage(Path(real)), desc="eval real", disable=not progress):
+        for sample in tqdm(footage, desc="eval real", disable=not progress):
             sample = real_sample(sample)
             rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
         rows_by_bench["real"] = rows
