@@ -319,7 +319,8 @@ class Avatar:
         self._zero_gaze = torch.zeros(2, device=dev, dtype=dt)
         self._neutral = Lighting.neutral(dev, dt)
         self._zero_transl = torch.zeros(3, device=dev, dtype=dt)
-        self._graphs: dict[tuple[int | None, bool], GraphedDrive] = {}  # per detail level and view; recorded on first CUDA drive
+        # per (detail level, shading only); recorded on the first CUDA drive
+        self._graphs: dict[tuple[int | None, bool], GraphedDrive] = {}
         self._details: dict[int, DetailLevel] = {}  # built on first use after each edit
         self._detail_keep: dict[int, Tensor | None] = {}
 
