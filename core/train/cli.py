@@ -106,6 +106,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         res["checkpoint"] = {"path": str(args.checkpoint), "step": meta["step"]}
         (out / "eval.json").write_text(json.dumps(res, indent=2))
         print(json.dumps(res["benchmarks"], indent=2))
+        if "real" in res:
+            from core.train.evaluate_real import format_real
+
+            print(format_real(res["real"]))
         return 0
 
     return run

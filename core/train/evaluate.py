@@ -268,13 +268,15 @@ def evaluate(
                 rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
         rows_by_bench[name] = rows
         results["benchmarks"][name] = _summary(rows) | {"identities": len(rows)}
-    if footage is not None:
-        rows = []
-        for sample in tqdm(footage, desc="eval real", disable=not progress):
-            sample = real_sample(sample)
-            rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
-        rows_by_bench["real"] = rows
-        results["benchmarks"]["real"] = _summary(rows) | {"clips": len(rows)}
+    if footage is not None:  # the honest real-footage protocol (core.train.evaluate_real)
+        from core.train.evaluate_real import evaluate_real, real_sheet
+
+        real_res, tiles = evaluate_real(
+            model, footage, crop_size=crop_size, face_size=face_size, device=device, progress=progress
+        )
+        results["real"] = real_res
+        if sheet is not None:
+            real_sheet(tiles, Path(sheet).with_name(Path(sheet).stem + "_real.png"))
     results["seconds"] = time.time() - t0
     if out_json is not None:
         atomic_write_bytes(out_json, json.dumps(results, indent=2).encode())
