@@ -1,7 +1,6 @@
 """The paper's parts that sit behind switches: the canonical-render loss (Eq. 12), the skinning-weight
 correction deformer, and wild data supervised only with what a real pipeline has."""
 
-import pytest
 import torch
 
 from core.model.config import load_model_config
