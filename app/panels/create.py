@@ -209,7 +209,7 @@ class CreatePanel(Panel):
         thumb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), THUMB_H), interpolation=cv2.INTER_AREA)
         with dpg.group(horizontal=True, parent=self.list):
             with dpg.drawlist(width=thumb.shape[1], height=THUMB_H):
-                dpg.draw_image(self._texture(thumb), (0, 0), (thumb.shape[1], THUMB_H))
+                dpg.draw_image(self._texture(fit_overlay(thumb, c, s)), (0, 0), (thumb.shape[1], THUMB_H))
                 for box, colour in ((c.person_box, (90, 230, 120)), (c.face_box, (250, 210, 80))):
                     if box is not None:
                         dpg.draw_rectangle(
@@ -231,8 +231,27 @@ class CreatePanel(Panel):
                 colour = (120, 220, 120) if ok == "ok" else (255, 200, 90) if c.usable else (255, 110, 110)
                 dpg.add_text(ok, color=colour)
                 dpg.add_text(c.face_status(), color=(120, 220, 120) if c.face_visible else (255, 200, 90))
+                if c.fit is not None:
+                    bad = c.fit.poor
+                    dpg.add_text(c.fit.summary(), wrap=170, color=(255, 110, 110) if bad else (120, 220, 120))
                 for p in c.problems:
                     dpg.add_text(p, wrap=170, color=(255, 200, 90))
 
 
 PANEL_WRAP = 400
+
+
+def fit_overlay(thumb: np.ndarray, c, s: float) -> np.ndarray:
+    """The thumbnail with the fitted body drawn over it (red, translucent) and the person mask's outline (green):
+    where they disagree, the avatar would take colours from the wrong place."""
+    out = thumb.copy()
+    h, w = thumb.shape[:2]
+    sil = getattr(getattr(c, "fit", None), "silhouette", None)
+    if sil is not None:
+        m = cv2.resize(sil, (w, h), interpolation=cv2.INTER_NEAREST) > 127
+        out[m] = (out[m] * 0.55 + np.array([230, 40, 40]) * 0.45).astype(out.dtype)
+    if getattr(c, "mask", None) is not None:
+        pm = cv2.resize(c.mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours((pm > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (60, 230, 90), 1)
+    return out
