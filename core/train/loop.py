@@ -42,7 +42,7 @@ from core.train.distributed import (
     init_distributed,
     max_over_ranks,
 )
-from core.train.losses import PerceptualLoss, psnr, ssim
+from core.train.losses import PerceptualLoss
 from core.train.metrics import MetricsLog
 from core.train.optim import lr_at, make_optimizer, set_lr
 from core.train.parallel import (
@@ -120,6 +120,8 @@ def ensure_data(cfg: TrainConfig, dist: DistInfo) -> Path:
         from core.data.generate import plan_generation, run_generation, write_card
 
         counts = {d.split: {"wild": d.synth_wild, "studio": d.synth_studio}}
+        if cfg.eval_every and cfg.eval_split and cfg.eval_split != d.split:  # the held-out curve's identities
+            counts[cfg.eval_split] = {"wild": d.synth_val, "studio": d.synth_val}
         plan = plan_generation(
             root,
             counts,
@@ -183,25 +185,37 @@ def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
     by the loader's epoch-0 order, so every evaluation of a run sees the same identities and frames)."""
     split = cfg.eval_split or cfg.data.split
     held = replace(cfg, data=replace(cfg.data, split=split, workers=0))
-    batches = _batches(held, root, 0, 0)
-    return [next(batches)[2] for _ in range(cfg.eval_batches)]
+    try:
+        batches = _batches(held, root, 0, 0)
+        return [next(batches)[2] for _ in range(cfg.eval_batches)]
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"{e}; the held-out curve (eval_split={split}) needs identities of that split: "
+            f"python main.py prepare synth --val-wild 8 --val-studio 8 ... --out {root}"
+        ) from e
 
 
 @torch.no_grad()
 def evaluate_batches(step_mod: TrainStep, batches: list[dict], device: torch.device) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of the step module's target renders over `batches`."""
+    """Mean person-only PSNR (dB), SSIM and L1 of the step module's target renders over `batches` ("psnr",
+    "ssim", "l1": inside each target's person mask, the headline as in `core.train.evaluate`), the same over the
+    whole render ("frame_psnr", ...; person over black) and the mean loss ("loss")."""
+    from core.train.evaluate import image_metrics
+
     was_training = step_mod.training
     step_mod.eval()
-    p, s = [], []
+    values: dict[str, list[torch.Tensor]] = {}
     try:
         for batch in batches:
             out = step_mod(to_float_images(batch, device))
             pred, target = out.pred.float().clamp(0, 1), out.target.float()
-            p.append(psnr(pred, target).mean())
-            s.append(ssim(pred, target))
+            mask = (out.mask.float() > 0.5).float() if out.mask is not None else torch.ones_like(pred[..., :1])
+            for k, v in image_metrics(pred, target, mask).items():
+                values.setdefault(k.removeprefix("person_"), []).append(v)
+            values.setdefault("loss", []).append(out.loss.detach().float().reshape(1))
     finally:
         step_mod.train(was_training)
-    return {"psnr": float(torch.stack(p).mean()), "ssim": float(torch.stack(s).mean())}
+    return {k: float(torch.cat(v).mean()) for k, v in values.items()}
 
 
 def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 4) -> None:
