@@ -252,3 +252,36 @@ def test_eval_with_a_folder_without_ingested_footage_is_a_message(tmp_path):
     )  # fmt: skip
     assert res.returncode == 2 and "prepare video" in res.stderr, res.stderr[-2000:]
     assert "Traceback" not in res.stderr and not (tmp_path / "out" / "eval.json").exists()
+
+
+def test_the_last_line_says_how_a_run_ended(tmp_path, shards, monkeypatch):
+    from core.train import loop
+
+    cfg = _cfg(tmp_path, shards, name="ends", steps=2, ckpt_every=2)
+    done = train(cfg, progress=False)
+    line = done.summary()
+    assert done.status == "finished" and line.startswith("finished") and "step 2/2" in line and "loss" in line
+    assert "{}" not in line
+    again = train(cfg, progress=False)  # nothing left to do: neither "finished" nor an empty dict
+    assert again.status == "complete" and "finished" not in again.summary() and "{}" not in again.summary()
+
+    class StopNow:  # as if the studio's Pause (SIGTERM) arrived before the first step
+        requested = True
+
+        def restore(self) -> None:
+            pass
+
+    monkeypatch.setattr(loop, "_StopRequest", StopNow)
+    stopped = train(_cfg(tmp_path, shards, name="stops", steps=3, ckpt_every=3), progress=False)
+    assert stopped.status == "stopped" and stopped.step == 0
+    assert "finished" not in stopped.summary() and "resume" in stopped.summary()
+
+
+def test_smoke_config_generates_small_samples():
+    from core.train.loop import synth_config
+
+    cfg = load_train_config(SMOKE).data
+    synth = synth_config(cfg)
+    # a handful of small renders per sample: the smoke run's data takes seconds, not minutes, on 2 cores
+    assert synth.wild_frames <= 4 and synth.studio_cameras == (4, 4) and synth.studio_poses == 1
+    assert synth.studio_lights == 0 and synth.detail <= 0.1 and cfg.synth_wild + cfg.synth_studio == 4

@@ -49,7 +49,7 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
             # a config that does not fit the data or the GPU count, missing data, a corrupt or foreign checkpoint
             log.error("%s", e)
             return 2
-        log.info("finished %s: %s", cfg.run_dir, {k: round(v, 4) for k, v in final.items()})
+        log.info("%s", final.summary())
         return 0
 
     return run

@@ -34,6 +34,10 @@ class DataConfig:
     synth_studio: int = 0
     synth_resolution: int = 128
     synth_detail: float = 1.0  # Gaussian count factor of the generated identities
+    synth_frames: int = 16  # frames per generated wild clip
+    synth_cameras: int = 0  # cameras per generated studio capture (0: 8 to 32, drawn per capture)
+    synth_poses: int = 3  # evenly lit poses per generated studio capture
+    synth_lights: int = 2  # lighting-sweep frames per generated studio capture
     synth_val: int = 4  # per kind, generated into `eval_split` when the run evaluates on a split it lacks
     # Wild clips supervised only with what a real video pipeline gives ("pipeline": tracker bodies, masks at the
     # ingestion's measured IoU, no part labels, lighting read off the frame) or with the generator's truth ("exact")
@@ -47,6 +51,10 @@ class DataConfig:
         check_range("data.num_targets", self.num_targets, lo=1)
         check_range("data.render_size", self.render_size, lo=16, hi=4096)
         check_range("data.workers", self.workers, lo=0)
+        check_range("data.synth_frames", self.synth_frames, lo=1)
+        check_range("data.synth_cameras", self.synth_cameras, lo=0)
+        check_range("data.synth_poses", self.synth_poses, lo=1)
+        check_range("data.synth_lights", self.synth_lights, lo=0)
 
 
 @dataclass(frozen=True)
