@@ -151,11 +151,13 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp)
     except OSError as e:
         tmp.unlink(missing_ok=True)
+        kept = "the previous file is unchanged" if Path(path).exists() else "nothing was written"
         if e.errno in (errno.ENOSPC, errno.EDQUOT):
-            kept = "the previous file is unchanged" if Path(path).exists() else "nothing was written"
             raise OSError(
                 e.errno, f"{path}: the disk is full ({e.strerror}); {kept}: free some space and save again"
             ) from e
+        if e.filename is None or Path(e.filename) == tmp:  # name the file the user asked for, not our temporary
+            raise OSError(e.errno, f"{path}: could not be written ({e.strerror or e}); {kept}") from e
         raise
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -273,7 +275,7 @@ def npz_headers(
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, struct.error, EOFError, ValueError, OSError) as e:
         if isinstance(e, FileNotFoundError):
             raise
-        raise FileFormatError(f"{source}: not a readable .npz ({type(e).__name__}: {e})") from e
+        raise FileFormatError(f"{source}: not a readable NPZ file ({type(e).__name__}: {e})") from e
     return out
 
 
@@ -298,7 +300,7 @@ def read_safetensors_header(path: str | os.PathLike, *, max_header_bytes: int = 
         n = int.from_bytes(f.read(8), "little")
         if size < 8 or n <= 0 or n > min(max_header_bytes, size - 8):
             raise FileFormatError(
-                f"{path}: not a safetensors file (header length {n}, file {size} bytes); it may be truncated"
+                f"{path}: not a safetensors file (header length {n}, file {size} bytes); it may be truncated or corrupt"
             )
         head = f.read(n)
     raw = loads_json(head, f"{path} (safetensors header)", max_depth=4)
@@ -319,7 +321,7 @@ def read_safetensors_header(path: str | os.PathLike, *, max_header_bytes: int = 
         end = max(end, offsets[1])
     if end > data_len:
         raise FileFormatError(
-            f"{path}: truncated: its tensors need {end} bytes of data, the file holds {data_len}; "
+            f"{path}: truncated or corrupt: its tensors need {end} bytes of data, the file holds {data_len}; "
             "copy or download it again"
         )
     return raw

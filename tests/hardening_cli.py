@@ -181,8 +181,8 @@ def _shard_8tib(d: Path) -> None:
     meta = {"num_frames": 1, "num_cameras": 1, "height": 8, "width": 8, "kind": "wild"}
     import tarfile
 
-    (d / "data").mkdir()
-    with tarfile.open(d / "data" / "wild-train-000.tar", "w") as tar:
+    (d / "data" / "train").mkdir(parents=True)
+    with tarfile.open(d / "data" / "train" / "wild-000000.tar", "w") as tar:
         for name, blob in (
             ("wild-train-000001.json", json.dumps(meta).encode()),
             ("wild-train-000001.npz", npz.getvalue()),
