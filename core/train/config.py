@@ -19,6 +19,9 @@ STAGE_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_CROP_PX = 2048  # side of the square crops the loader cuts (a 60,000-pixel crop asks for gigabytes per image)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     root: str = "data/synth"  # folder of shards (from `python main.py prepare synth`)
@@ -48,13 +51,19 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check_range("data.num_refs", self.num_refs, lo=1, hi=16)
-        check_range("data.num_targets", self.num_targets, lo=1)
+        check_range("data.num_targets", self.num_targets, lo=1, hi=64)
+        check_range("data.crop_size", self.crop_size, lo=16, hi=MAX_CROP_PX)
+        check_range("data.face_size", self.face_size, lo=8, hi=MAX_CROP_PX)
         check_range("data.render_size", self.render_size, lo=16, hi=4096)
-        check_range("data.workers", self.workers, lo=0)
-        check_range("data.synth_frames", self.synth_frames, lo=1)
-        check_range("data.synth_cameras", self.synth_cameras, lo=0)
-        check_range("data.synth_poses", self.synth_poses, lo=1)
-        check_range("data.synth_lights", self.synth_lights, lo=0)
+        check_range("data.workers", self.workers, lo=0, hi=256)
+        check_range("data.synth_wild", self.synth_wild, lo=0)
+        check_range("data.synth_studio", self.synth_studio, lo=0)
+        check_range("data.synth_resolution", self.synth_resolution, lo=16, hi=4096)
+        check_range("data.synth_detail", self.synth_detail, lo=0.0, hi=16.0, lo_open=True)
+        check_range("data.synth_frames", self.synth_frames, lo=1, hi=10_000)
+        check_range("data.synth_cameras", self.synth_cameras, lo=0, hi=1024)
+        check_range("data.synth_poses", self.synth_poses, lo=1, hi=10_000)
+        check_range("data.synth_lights", self.synth_lights, lo=0, hi=1024)
 
 
 @dataclass(frozen=True)
@@ -129,8 +138,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_range("steps", self.steps, lo=1)
-        check_range("batch_size", self.batch_size, lo=1)
-        check_range("global_batch", self.global_batch, lo=0)
+        check_range("batch_size", self.batch_size, lo=1, hi=4096)
+        check_range("global_batch", self.global_batch, lo=0, hi=1 << 20)
         for k in ("log_every", "ckpt_every", "sample_every", "eval_batches"):
             check_range(k, getattr(self, k), lo=1)
         check_range("eval_every", self.eval_every, lo=0)

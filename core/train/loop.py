@@ -26,7 +26,7 @@ from tqdm import tqdm
 from core.config import ConfigError, save_config, to_dict
 from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset, to_float_images
 from core.data.shards import list_shards
-from core.io import FileFormatError
+from core.io import FileFormatError, atomic_write_bytes
 from core.model.config import load_model_config
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
@@ -234,8 +234,9 @@ def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 
         for i in range(min(n, len(pred)))
     ]
     img = (np.clip(np.concatenate(rows, 0), 0, 1) * 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if ok:
+        atomic_write_bytes(path, png.tobytes())
 
 
 PREVIOUS = "previous"
@@ -462,6 +463,12 @@ def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInf
         return
     config = {"train": to_dict(cfg), "model": to_dict(step_mod.model.cfg)}
     extra = {"epoch": epoch, "examples": consumed, "world_size": dist.world_size}
+    # The step file first, then `last`: each write is atomic, and a kill between the two leaves `last` at the
+    # previous checkpoint, so the resumed run redoes these steps and writes this step file again. (`last` first
+    # would resume past a step file that a kill kept from being written: lost for good.)
+    save_checkpoint(
+        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
+    )
     save_checkpoint(
         run_dir / LAST,
         model=model_sd,
@@ -471,7 +478,4 @@ def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInf
         optimizer_names=names,
         ema=ema_sd,
         extra=extra,
-    )
-    save_checkpoint(
-        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
     )
