@@ -23,7 +23,9 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         from app.creation import CaptureAssistant, PhotoError
+        from core.io import check_output_path
 
+        check_output_path(args.out, "avatar file")  # before the photos are read and the avatar built
         log.info("loading the person detector")
         assistant = CaptureAssistant()
         with logging_redirect_tqdm():  # log lines print above the bars instead of through them
@@ -68,13 +70,15 @@ def add_export_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from app.avatar_source import AvatarLoadError, load_avatar
         from app.exports import export_ply
         from app.session import Session
+        from core.io import check_output_path
 
+        out = Path(args.out) if args.out else Path(args.avatar).with_suffix(".ply")
+        check_output_path(out, ".ply file")
         try:
             avatar = load_avatar(args.avatar)
         except AvatarLoadError as e:
             log.error("%s", e)
             return 2
-        out = Path(args.out) if args.out else Path(args.avatar).with_suffix(".ply")
         log.info("wrote %s", export_ply(Session(avatar), out))
         return 0
 

@@ -91,7 +91,7 @@ class MetricsFollower:
         for line in chunk[:end].decode("utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # a line cut by a kill, or a crafted one
                 log.warning("%s: skipped an unreadable metrics line: %.80s", self.path, line)
                 continue
             if isinstance(row, dict) and "step" in row:
@@ -138,8 +138,8 @@ class Run:
             return {}
         try:
             data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            log.warning("%s is not valid YAML: %s", p, e)
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as e:  # incl. huge ints, bad dates
+            log.warning("%s is not a readable YAML config: %.200s", p, e)
             return {}
         return data if isinstance(data, dict) else {}
 

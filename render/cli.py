@@ -63,6 +63,7 @@ def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     p.add_argument("--parts", action="store_true", help="colour by part label instead of appearance")
 
     def run(args: argparse.Namespace) -> int:
+        from core.io import check_output_path
         from render.loading import load_splats
         from render.orbit import OrbitController
         from render.splat_renderer import SplatRenderer
@@ -74,7 +75,10 @@ def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
             args.out = user_data_dir("renders") / f"{Path(args.file).stem}.png"
         suffix = args.out.suffix.lower()
         if suffix not in (".png", ".mp4"):
-            raise SystemExit(f"--out must end in .png or .mp4, got {args.out}")
+            p.error(f"--out must end in .png or .mp4, got {args.out}")
+        if not (16 <= args.width <= 8192 and 16 <= args.height <= 8192 and 1 <= args.frames <= 100_000):
+            p.error("--width and --height must lie in 16..8192 and --frames in 1..100000")
+        check_output_path(args.out, "image or video")
         try:
             gaussians = load_splats(args.file)
         except (ValueError, FileNotFoundError) as e:
