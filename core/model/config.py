@@ -136,6 +136,9 @@ class AppearanceConfig:
     """Relightable appearance: albedo x degree-1 SH radiance transfer; per-frame lighting code for wild data."""
 
     lighting_code_dim: int = 8
+    # Wild frames (unknown lighting) get a per-frame lighting code read off the frame by a small CNN
+    # (appearance.LightingEstimator), learnt through the render loss; off: such frames are lit neutrally.
+    lighting_estimator: bool = False
 
     def __post_init__(self) -> None:
         check_range("appearance.lighting_code_dim", self.lighting_code_dim, lo=0, hi=1024)

@@ -42,6 +42,12 @@ class DataConfig:
     synth_poses: int = 3  # evenly lit poses per generated studio capture
     synth_lights: int = 2  # lighting-sweep frames per generated studio capture
     synth_val: int = 4  # per kind, generated into `eval_split` when the run evaluates on a split it lacks
+    # Wild clips supervised only with what a real video pipeline gives ("pipeline": tracker bodies, masks at the
+    # ingestion's measured IoU, no part labels, lighting read off the frame) or with the generator's truth ("exact")
+    wild_supervision: Literal["pipeline", "exact"] = "pipeline"
+    # A folder written by `main.py prepare video` (real footage): its clips join the wild data of stages that read
+    # wild clips (pre-training, mixed), supervised as real footage is (its own fits and masks, unknown lighting)
+    real_root: str = ""
 
     def __post_init__(self) -> None:
         check_range("data.num_refs", self.num_refs, lo=1, hi=16)

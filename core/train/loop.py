@@ -161,8 +161,15 @@ def _batches(
     d = cfg.data
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     kind = cfg.kinds[0] if len(cfg.kinds) == 1 else None
-    lcfg = LoaderConfig(num_refs=d.num_refs, num_targets=d.num_targets, crop_size=d.crop_size, face_size=d.face_size)
-    ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed)
+    lcfg = LoaderConfig(
+        num_refs=d.num_refs,
+        num_targets=d.num_targets,
+        crop_size=d.crop_size,
+        face_size=d.face_size,
+        wild_supervision=d.wild_supervision,
+    )
+    extra = (d.real_root,) if d.real_root and "wild" in cfg.kinds else ()
+    ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed, extra_roots=extra)
     per_rank = cfg.per_rank_batch(world)
     loader = DataLoader(
         GlobalBatches(ds, per_rank, rank=rank, world=world, start=start, epoch=epoch, epochs=None),
@@ -184,7 +191,7 @@ def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
     """The fixed batches the periodic evaluation renders (the first `eval_batches` of `eval_split`, unshuffled
     by the loader's epoch-0 order, so every evaluation of a run sees the same identities and frames)."""
     split = cfg.eval_split or cfg.data.split
-    held = replace(cfg, data=replace(cfg.data, split=split, workers=0))
+    held = replace(cfg, data=replace(cfg.data, split=split, workers=0, real_root=""))  # footage trains only
     try:
         batches = _batches(held, root, 0, 0)
         return [next(batches)[2] for _ in range(cfg.eval_batches)]
