@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -82,12 +83,22 @@ class PersonaliseJob:
         self.loss: float | None = None
         self.result = None
         self.error: str | None = None
+        self.started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, args=(refs,), daemon=True, name="personalise")
         self._thread.start()
 
     @property
     def done(self) -> bool:
         return not self._thread.is_alive()
+
+    def time_left(self) -> str:
+        """', 12 s left' at the rate so far ('' before the first step)."""
+        from app.tasks import format_duration
+
+        if self.progress <= 0.0:
+            return ", estimating time left..."
+        elapsed = time.perf_counter() - self.started
+        return f", {format_duration(elapsed * (1.0 - self.progress) / self.progress)} left"
 
     def _run(self, refs: PhotoReferences) -> None:
         from app.model_avatar import ModelAvatar

@@ -18,8 +18,10 @@ THUMB_H = 150
 class CreatePanel(Panel):
     title = "Create"
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, run_task=None) -> None:
         super().__init__(session)
+        self._run_task = run_task  # the studio's run_task(name, work, on_done, failure=...); None: run here
+        self.create_task = None  # app.tasks.Task while an avatar is being created
         self.assistant: CaptureAssistant | None = None
         self._textures: list[int | str] = []
         self.job = None  # app.personalisation.PersonaliseJob while one runs
@@ -83,22 +85,33 @@ class CreatePanel(Panel):
         self._assistant().checks[index].view = view
         self.refresh()
 
-    def create(self) -> bool:
+    def create(self):
+        """Create an avatar from the usable photos on the studio's worker (progress with time left); the Task."""
+        from app.tasks import Task
+
+        if self.create_task is not None and not self.create_task.done:
+            self.session.say("an avatar is already being created", logging.WARNING)
+            return None
         a = self._assistant()
 
-        def progress(f: float, text: str) -> None:
-            dpg.set_value(self.progress, f)
-            dpg.configure_item(self.progress, overlay=text)
-            dpg.render_dearpygui_frame()
+        def work(task: Task, viewport=None):
+            return a.create(lambda f, text: task.report(f, text))
 
-        try:
-            avatar = a.create(progress)
-        except PhotoError as e:
-            self.session.say(f"could not create an avatar: {e}", logging.ERROR)
-            progress(0.0, "failed: see the console")
-            return False
-        self.session.set_avatar(avatar)
-        return True
+        if self._run_task is None:  # no studio (tests of the panel alone): run here
+            task = Task("creating avatar")
+            task.start()
+            try:
+                task.finish(result=work(task))
+            except PhotoError as e:
+                task.finish(error=str(e))
+                self.session.say(f"could not create an avatar: {e}", logging.ERROR)
+                return task
+            self.session.set_avatar(task.result)
+            return task
+        self.create_task = self._run_task(
+            "creating avatar", work, self.session.set_avatar, failure="could not create an avatar"
+        )
+        return self.create_task
 
     # Personalisation ------------------------------------------------------------------------
     def personalise(self, steps: int | None = None) -> bool:
@@ -131,12 +144,20 @@ class CreatePanel(Panel):
         dpg.configure_item(self.personalise_progress, overlay=text)
 
     def tick(self, dt: float) -> None:
+        task = self.create_task
+        if task is not None:
+            dpg.set_value(self.progress, task.fraction if task.error is None else 0.0)
+            dpg.configure_item(self.progress, overlay=task.overlay())
+            if task.done:
+                self.create_task = None
         job = self.job
         if job is None:
             return
         if not job.done:
             loss = f", loss {job.loss:.4f}" if job.loss is not None else ""
-            self._set_personalise_progress(job.progress, f"step {round(job.progress * job.steps)}/{job.steps}{loss}")
+            self._set_personalise_progress(
+                job.progress, f"step {round(job.progress * job.steps)}/{job.steps}{loss}{job.time_left()}"
+            )
             return
         self.job = None
         if job.error is not None:
