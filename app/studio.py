@@ -107,7 +107,7 @@ class Studio:
     def _build(self) -> None:
         with dpg.texture_registry():
             self.texture = dpg.add_raw_texture(
-                self.width, self.height, self.viewport._rgba.ravel(), format=dpg.mvFormat_Float_rgba
+                self.width, self.height, self.viewport.image.ravel(), format=dpg.mvFormat_Float_rgb
             )
         with dpg.window(no_title_bar=True, no_move=True, no_resize=True) as self.main:
             with dpg.menu_bar():
@@ -286,7 +286,7 @@ class Studio:
                 panel.refresh()
         if self.render_preview():
             for panel in self.panels:
-                panel.on_preview(self.viewport._rgba, time.perf_counter())
+                panel.on_preview(self.viewport.image, time.perf_counter())
         self._update_status()
         self._update_console()
         dpg.render_dearpygui_frame()

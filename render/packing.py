@@ -69,3 +69,34 @@ def sh_texels(
     sh: Tensor,  # [G, K, 3]
 ) -> np.ndarray:  # [G K, 4] (r, g, b, 0) per coefficient
     return _np(torch.nn.functional.pad(sh.detach(), (0, 1))).reshape(-1, 4)
+
+
+# In-place packers: write the texels into a slice of a reused float32 staging buffer on the Gaussians' device.
+def pack_mean(
+    means: Tensor,  # [G, 3]
+    opacity_logits: Tensor,  # [G]
+    out: Tensor,  # [G, 4] float32: (x, y, z, opacity)
+) -> None:
+    out[:, :3].copy_(means.detach())
+    out[:, 3].copy_(opacity_logits.detach()).sigmoid_()
+
+
+def pack_covariance(
+    quats: Tensor,  # [G, 4]
+    log_scales: Tensor,  # [G, 3]
+    parts: Tensor | None,  # [G] int part ids, or None
+    out: Tensor,  # [2 G, 4] float32: (xx, xy, xz, yy), (yz, zz, part, 0) per Gaussian
+) -> None:
+    view = out.view(-1, 8)  # [G, 8]
+    view[:, :6].copy_(covariance_3d(quats.detach().float(), log_scales.detach().float()))
+    if parts is None:
+        view[:, 6].zero_()
+    else:
+        view[:, 6].copy_(parts.detach())
+
+
+def pack_sh(
+    sh: Tensor,  # [G, K, 3]
+    out: Tensor,  # [G K, 4] float32: (r, g, b, 0) per coefficient
+) -> None:
+    out.view(sh.shape[0], sh.shape[1], 4)[..., :3].copy_(sh.detach())
