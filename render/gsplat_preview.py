@@ -23,6 +23,8 @@ class GsplatPreview:
         import gsplat  # noqa: F401 - fail here, with gsplat's own message, when it is missing
 
         self.device = torch.device(device)
+        if self.device.type == "cuda" and self.device.index is None:
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.packed = packed
         self.opacity_scale = 1.0
         self._camera_host = torch.zeros(25, dtype=torch.float32, pin_memory=True)  # viewmat (16), K (9)

@@ -249,22 +249,23 @@ def test_cuda_gaussians_reach_the_textures_like_host_ones(ctx, transfer):
     _cuda_or_skip()
     g = avatar_like_scene(3000, seed=6)
     cam = front_camera(96, 72, yaw_deg=20.0)
-    host = SplatRenderer(ctx)
-    host.set_gaussians(g)
-    expected = host.render(cam)
-    r = SplatRenderer(ctx, transfer=transfer)
-    try:
-        r.set_gaussians(g.to("cuda"))
-    except RuntimeError as e:
-        pytest.skip(f"{transfer} unavailable: {e}")
-    assert r.stats.transfer == transfer
-    np.testing.assert_allclose(r.render(cam), expected, atol=2e-3)
-    moved = g.replace(means=g.means + 0.02)
-    assert r.set_gaussians(moved.to("cuda")) == ("mean",)
-    host.set_gaussians(moved)
-    np.testing.assert_allclose(r.render(cam), host.render(cam), atol=2e-3)
-    r.release()
-    host.release()
+    with ctx:  # current again after other tests' contexts came and went
+        host = SplatRenderer(ctx)
+        host.set_gaussians(g)
+        expected = host.render(cam)
+        r = SplatRenderer(ctx, transfer=transfer)
+        try:
+            r.set_gaussians(g.to("cuda"))
+        except RuntimeError as e:
+            pytest.skip(f"{transfer} unavailable: {e}")
+        assert r.stats.transfer == transfer
+        np.testing.assert_allclose(r.render(cam), expected, atol=2e-3)
+        moved = g.replace(means=g.means + 0.02)
+        assert r.set_gaussians(moved.to("cuda")) == ("mean",)
+        host.set_gaussians(moved)
+        np.testing.assert_allclose(r.render(cam), host.render(cam), atol=2e-3)
+        r.release()
+        host.release()
 
 
 @pytest.mark.gpu
