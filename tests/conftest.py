@@ -1,8 +1,17 @@
 """Fixtures shared by several test files."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_folders(tmp_path_factory) -> None:
+    """The studio's data and cache folders (core.paths) point into the session's temporary folder, also for the
+    child processes tests start: a test run writes nothing under the user's home or the repository."""
+    for env, name in (("LCA_DATA_DIR", "data"), ("LCA_CACHE_DIR", "cache")):
+        os.environ.setdefault(env, str(tmp_path_factory.mktemp(name)))
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+SHADING_GREY = 0.8  # the uniform albedo a "shading" view lights, so only the lighting shows
+
 
 @dataclass(frozen=True)
 class Lighting:

@@ -110,6 +110,7 @@ class Avatar:
         lighting: Lighting | None = None,  # None: neutral (colour = albedo)
         translation: Tensor | None = None,  # [3]
         detail: int | None = None,  # k: decode only k of the K Gaussians per anchor (fast previews); None: all
+        shading_only: bool = False,  # light a uniform grey instead of the albedo (the "shading" view)
     ) -> Gaussians:
         """Posed, lit Gaussians [G, ...] in the world frame; hidden parts are left out.
 
@@ -132,7 +133,7 @@ class Avatar:
         def run(pose: Tensor, expression: Tensor, gaze: Tensor, lighting: Lighting, translation: Tensor | None):
             out = drive_gaussians(
                 m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain,
-                detail=level, regularisers=False,
+                detail=level, regularisers=False, shading_only=shading_only,
             )  # fmt: skip
             return out.gaussians if keep is None else out.gaussians.index(keep)
 
@@ -143,7 +144,7 @@ class Avatar:
                 raise ValueError(f"{name} contains NaN or infinite values")
         pose, expression, gaze = (t.to(dev, dt) for t in (pose, expression, gaze))
         translation = self._zero_transl if translation is None else translation.to(dev, dt)
-        key = level.gaussians_per_anchor if level is not None else None
+        key = (level.gaussians_per_anchor if level is not None else None, shading_only)
         graph = self._graphs.get(key)
         if graph is None or not graph.matches(pose, lighting):
             graph = self._graphs[key] = GraphedDrive(run, pose, expression, gaze, lighting, translation)
@@ -318,7 +319,8 @@ class Avatar:
         self._zero_gaze = torch.zeros(2, device=dev, dtype=dt)
         self._neutral = Lighting.neutral(dev, dt)
         self._zero_transl = torch.zeros(3, device=dev, dtype=dt)
-        self._graphs: dict[int | None, GraphedDrive] = {}  # per detail level; recorded on first CUDA drive
+        # per (detail level, shading only); recorded on the first CUDA drive
+        self._graphs: dict[tuple[int | None, bool], GraphedDrive] = {}
         self._details: dict[int, DetailLevel] = {}  # built on first use after each edit
         self._detail_keep: dict[int, Tensor | None] = {}
 

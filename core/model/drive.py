@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes
-from core.model.appearance import Lighting, shade
+from core.model.appearance import SHADING_GREY, Lighting, shade
 from core.model.heads import decode_canonical, decode_deltas, pose_code
 from core.model.model import IdentityState, LCAModel
 from core.model.skinning import attach_to_anchors, matrix_to_quat, quat_mul, skin_anchors
@@ -163,6 +163,7 @@ def drive_gaussians(
     chain: RestChain | None = None,  # identity_chain(model, state), cached by callers that drive many frames
     detail: DetailLevel | None = None,  # detail_level(model, state, k): k of K Gaussians per anchor (previews)
     regularisers: bool = True,  # False skips the deformer's training terms (per-frame display)
+    shading_only: bool = False,  # light a uniform grey albedo instead of the avatar's (the "shading" view)
 ) -> DriveOutput:
     """Posed, lit Gaussians of one identity (differentiable; the Avatar wraps it without gradients).
 
@@ -250,6 +251,8 @@ def drive_gaussians(
     if detail is not None:
         log_scales = log_scales + detail.log_scale_boost
     env = model.lighting_code(lighting)
+    if shading_only:
+        albedo = torch.full_like(albedo, SHADING_GREY)
     rgb = shade(albedo, transfer_world, env, lighting.direction, lighting.colour)
     gaussians = Gaussians(
         means=means.reshape(A * K, 3),

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.model.anchor_cache import cached_anchors
 from core.model.appearance import LightingCode
 from core.model.config import ModelConfig
 from core.model.deformer import GARMENT_PARTS, NodeDeformer
@@ -31,7 +32,7 @@ from core.model.pixel_align import (
     warn_missing_views,
 )
 from core.model.rig import BodyRig
-from core.model.tokens import Anchors, GeometryTokens, anchor_support, sample_anchors
+from core.model.tokens import Anchors, GeometryTokens, anchor_support
 from core.model.transformer import MultimodalTransformer
 
 
@@ -82,7 +83,7 @@ class LCAModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.rig = rig
-        self.anchors = anchors if anchors is not None else sample_anchors(rig, cfg.tokens.num_anchors, cfg.tokens.seed)
+        self.anchors = anchors if anchors is not None else cached_anchors(rig, cfg.tokens.num_anchors, cfg.tokens.seed)
         if self.anchors.positions.shape[0] != cfg.tokens.num_anchors:
             raise ValueError(f"{self.anchors.positions.shape[0]} anchors given, config wants {cfg.tokens.num_anchors}")
         a = self.anchors
