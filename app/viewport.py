@@ -185,7 +185,9 @@ class Viewport:
             t1 = 1e3 * time.perf_counter()
             r.draw(camera, background=BACKGROUND)
             if (camera.height, camera.width) == full:
-                r.read_into(self.image)
+                # On CUDA machines the picture can become float RGB on the GPU and come over in one copy.
+                if not (gaussians.means.is_cuda and r.read_into_pinned(self._host)):
+                    r.read_into(self.image)
             else:
                 import cv2  # only needed for reduced-resolution previews
 

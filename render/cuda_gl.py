@@ -91,3 +91,43 @@ class TextureInterop:
         for res in self._resources.values():
             self.cudart.cudaGraphicsUnregisterResource(res)
         self._resources.clear()
+
+
+class ImageInterop:
+    """Reads an 8-bit RGBA GL texture (the renderer's colour target) into a CUDA tensor, device to device."""
+
+    def __init__(self, texture: moderngl.Texture) -> None:
+        if not torch.cuda.is_available():
+            raise InteropUnavailable("no CUDA device")
+        if texture.dtype != "f1" or texture.components != 4:
+            raise InteropUnavailable(f"colour target is {texture.components} x {texture.dtype}, not RGBA8")
+        self.cudart = _runtime()
+        self.texture = texture
+        flags = self.cudart.cudaGraphicsRegisterFlags.cudaGraphicsRegisterFlagsReadOnly
+        self._resource = _check(
+            self.cudart,
+            self.cudart.cudaGraphicsGLRegisterImage(texture.glo, GL_TEXTURE_2D, int(flags)),
+            "registering the GL colour target",
+        )
+
+    def read(self, out: Tensor) -> None:
+        """Copy the texture into `out` ([H, W, 4] uint8 CUDA, GL row order), ordered on torch's current stream."""
+        cudart = self.cudart
+        w, h = self.texture.size
+        if out.dtype != torch.uint8 or tuple(out.shape) != (h, w, 4) or not out.is_contiguous():
+            raise ValueError(f"ImageInterop.read: expected a contiguous uint8 [{h}, {w}, 4] tensor, got {out.shape}")
+        stream = cudart.cudaStream_t(torch.cuda.current_stream().cuda_stream)
+        _check(cudart, cudart.cudaGraphicsMapResources(1, self._resource, stream), "mapping the colour target")
+        try:
+            array = _check(cudart, cudart.cudaGraphicsSubResourceGetMappedArray(self._resource, 0, 0), "mapped array")
+            kind = cudart.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+            _check(
+                cudart,
+                cudart.cudaMemcpy2DFromArrayAsync(out.data_ptr(), w * 4, array, 0, 0, w * 4, h, kind, stream),
+                "copy from the colour target",
+            )
+        finally:
+            _check(cudart, cudart.cudaGraphicsUnmapResources(1, self._resource, stream), "unmapping the colour target")
+
+    def release(self) -> None:
+        self.cudart.cudaGraphicsUnregisterResource(self._resource)

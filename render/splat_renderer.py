@@ -102,6 +102,7 @@ class SplatRenderer:
         self._index_buffer: moderngl.Buffer | None = None
         self._vao: moderngl.VertexArray | None = None
         self.fbo: moderngl.Framebuffer | None = None
+        self._image_interop = None  # render.cuda_gl.ImageInterop on the colour target; False once it failed
         self.color_texture: moderngl.Texture | None = None
         self._depth_rb: moderngl.Renderbuffer | None = None
         self.resize(width, height)
@@ -131,6 +132,9 @@ class SplatRenderer:
             raise ValueError(f"SplatRenderer.resize: size must be positive, got {width}x{height}")
         if self.color_texture is not None and (width, height) == self.color_texture.size:
             return
+        if self._image_interop:
+            self._image_interop.release()
+            self._image_interop = None
         for obj in (self.fbo, self.color_texture, self._depth_rb):
             if obj is not None:
                 obj.release()
@@ -294,6 +298,37 @@ class SplatRenderer:
         if self.profile:
             self.stats.extra["read_ms"] = self._clock() - t0
 
+    def read_into_pinned(self, out: torch.Tensor) -> bool:
+        """CUDA machines: the 8-bit picture goes to CUDA through interop, becomes float RGB there and reaches the
+        pinned host tensor `out` ([H, W, 3] float32) in one copy. False (nothing read) where interop is missing."""
+        from render.cuda_gl import ImageInterop, InteropUnavailable
+
+        assert self.color_texture is not None
+        if self._image_interop is False:
+            return False
+        t0 = self._clock()
+        try:
+            if self._image_interop is None or self._image_interop.texture is not self.color_texture:
+                if self._image_interop is not None:
+                    self._image_interop.release()
+                self._image_interop = ImageInterop(self.color_texture)
+                h, w = self.height, self.width
+                self._rgba8 = torch.empty(h, w, 4, dtype=torch.uint8, device="cuda")
+                self._rgb = torch.empty(h, w, 3, dtype=torch.float32, device="cuda")
+            self.ctx.finish()  # GL's draw must be done before CUDA reads its target
+            self._image_interop.read(self._rgba8)
+        except InteropUnavailable as e:
+            log.info("reading the picture through CUDA-OpenGL interop is unavailable (%s)", e)
+            self._image_interop = False
+            return False
+        rgba = self._rgba8 if self.top_row_first else self._rgba8.flip(0)
+        torch.mul(rgba[..., :3], 1.0 / 255.0, out=self._rgb)
+        out.copy_(self._rgb, non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        if self.profile:
+            self.stats.extra["read_ms"] = self._clock() - t0
+        return True
+
     def render(self, camera: Camera, *, background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
         """[H, W, 4] float32: the splats composited over `background` (rgb) and their opacity (alpha)."""
         self.draw(camera, background=background)
@@ -310,4 +345,6 @@ class SplatRenderer:
                 obj.release()
         if self._gpu_sorter is not None:
             self._gpu_sorter.release()
+        if self._image_interop:
+            self._image_interop.release()
         self._uploader.release()

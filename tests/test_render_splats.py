@@ -283,3 +283,18 @@ def test_gsplat_preview_matches_the_torch_reference():
     parts = vp.render(g.to("cuda"), cam, parts_view=True)
     assert np.abs(parts - ref_rgb).max() > 0.2
     vp.release()
+
+
+@pytest.mark.gpu
+def test_gl_preview_of_cuda_gaussians_matches_host_gaussians():
+    _cuda_or_skip()
+    from app.viewport import Viewport
+
+    g = avatar_like_scene(3000, seed=8)
+    cam = front_camera(96, 72, yaw_deg=-30.0)
+    vp = Viewport(96, 72, backend="egl", raster="gl")
+    host = vp.render(g, cam).copy()
+    device = vp.render(g.to("cuda"), cam)
+    assert vp.path == "gl"
+    np.testing.assert_allclose(device, host, atol=2e-3)
+    vp.release()
