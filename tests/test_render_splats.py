@@ -236,6 +236,10 @@ def test_viewport_image_is_the_renderers_picture_in_the_display_format(ctx):
     vp.release()
 
 
+# CUDA and CPU packing round differently in the last bits: a few pixels may land one 8-bit step apart.
+ONE_STEP = 1.01 / 255
+
+
 def _cuda_or_skip():
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
@@ -259,11 +263,11 @@ def test_cuda_gaussians_reach_the_textures_like_host_ones(ctx, transfer):
         except RuntimeError as e:
             pytest.skip(f"{transfer} unavailable: {e}")
         assert r.stats.transfer == transfer
-        np.testing.assert_allclose(r.render(cam), expected, atol=2e-3)
+        np.testing.assert_allclose(r.render(cam), expected, atol=ONE_STEP)
         moved = g.replace(means=g.means + 0.02)
         assert r.set_gaussians(moved.to("cuda")) == ("mean",)
         host.set_gaussians(moved)
-        np.testing.assert_allclose(r.render(cam), host.render(cam), atol=2e-3)
+        np.testing.assert_allclose(r.render(cam), host.render(cam), atol=ONE_STEP)
         r.release()
         host.release()
 
@@ -296,5 +300,5 @@ def test_gl_preview_of_cuda_gaussians_matches_host_gaussians():
     host = vp.render(g, cam).copy()
     device = vp.render(g.to("cuda"), cam)
     assert vp.path == "gl"
-    np.testing.assert_allclose(device, host, atol=2e-3)
+    np.testing.assert_allclose(device, host, atol=ONE_STEP)
     vp.release()
