@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["studio"]
     # Build the chosen subcommand's arguments before parsing, so `COMMAND --help` lists them.
     chosen = next((a for a in argv if not a.startswith("-")), None)
+    if chosen in COMMANDS and chosen != "install":
+        from core.threads import configure_threads  # before torch is imported: it sizes its thread pool once
+
+        configure_threads()
     if chosen in COMMANDS and runners.get(chosen) is None:
         module_name, func_name = COMMANDS[chosen][1].split(":")
         module = sys.modules[__name__] if module_name == "main" else importlib.import_module(module_name)

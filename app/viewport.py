@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Literal
 
@@ -66,10 +67,9 @@ def zoom(view: OrbitView, steps: float) -> OrbitView:
 RasterPath = Literal["auto", "gl", "gsplat"]
 
 
-def _display_buffer(height: int, width: int) -> tuple[torch.Tensor, np.ndarray]:
-    """A reused [H, W, 3] float32 host image (pinned on CUDA machines so the GPU copies into it directly)."""
-    t = torch.zeros(height, width, 3, dtype=torch.float32, pin_memory=torch.cuda.is_available())
-    return t, t.numpy()
+def new_image(height: int, width: int) -> np.ndarray:
+    """A [H, W, 3] float32 host image for the GUI texture (pinned on CUDA machines: the GPU copies into it)."""
+    return torch.zeros(height, width, 3, dtype=torch.float32, pin_memory=torch.cuda.is_available()).numpy()
 
 
 class Viewport:
@@ -79,6 +79,10 @@ class Viewport:
     out; otherwise the OpenGL splat renderer draws them ("gl" path; CUDA tensors reach its textures without a
     host round trip where interop works). Either way the picture lands in `image` with at most one conversion.
     Every GL call runs inside `with self.ctx`.
+
+    By default every frame lands in the same `image`. With `lend_images` (a preview thread handing pictures to
+    the GUI thread) each frame gets an image that is not reused until the receiver hands it back with `recycle`:
+    no copy, and no allocation once a few images circulate.
     """
 
     def __init__(
@@ -89,6 +93,7 @@ class Viewport:
         backend: Literal["glx", "egl"] = "glx",
         raster: RasterPath = "auto",
         transfer: Transfer = "auto",
+        lend_images: bool = False,
     ) -> None:
         from render.gl_context import create_context, renderer_name
         from render.splat_renderer import SplatRenderer
@@ -114,11 +119,36 @@ class Viewport:
         self.render_ms = 0.0
         self.upload_ms = 0.0
         self._gsplat = None  # render.gsplat_preview.GsplatPreview, made on first use
-        self._host, self.image = _display_buffer(height, width)
+        self.lends_images = lend_images
+        self._spare: list[np.ndarray] = []  # images handed back by the receiver (lend_images)
+        self._spare_lock = threading.Lock()
+        self.image = new_image(height, width)
         self._small: np.ndarray | None = None  # reduced-resolution read-back, reused
 
     @property
     def _rgba(self) -> np.ndarray:  # the name the GUI tests and panels used before the image became RGB
+        return self.image
+
+    def recycle(self, image: np.ndarray | None) -> None:
+        """Hand back an image `render` lent (any thread); it will be drawn over by a later frame."""
+        if image is None or image.dtype != np.float32 or image.ndim != 3 or not image.flags.c_contiguous:
+            return
+        with self._spare_lock:
+            if len(self._spare) < 3 and all(image is not s for s in self._spare):
+                self._spare.append(image)
+
+    def _target(self, height: int, width: int) -> np.ndarray:
+        """The image this frame is drawn into (see `lend_images`)."""
+        if not self.lends_images:
+            if self.image.shape[:2] != (height, width):
+                self.image = new_image(height, width)
+            return self.image
+        with self._spare_lock:
+            for i, image in enumerate(self._spare):
+                if image.shape == (height, width, 3):
+                    self.image = self._spare.pop(i)
+                    return self.image
+        self.image = new_image(height, width)
         return self.image
 
     def _use_gsplat(self, gaussians: Gaussians) -> bool:
@@ -157,8 +187,8 @@ class Viewport:
         from render.splat_renderer import PART_COLORS
 
         full = (camera.height, camera.width)
-        if full != self.image.shape[:2]:
-            self._host, self.image = _display_buffer(*full)
+        image = self._target(*full)
+        host = torch.from_numpy(image)  # the same memory (pinned where the GPU writes into it)
         if self._use_gsplat(gaussians):
             self.path = "gsplat"
             assert self._gsplat is not None
@@ -167,12 +197,12 @@ class Viewport:
             colors = np.asarray(PART_COLORS, dtype=np.float32) if parts_view else None
             img = self._gsplat.draw(gaussians, params, background=BACKGROUND, part_colors=colors)
             t1 = self._clock()
-            self._gsplat.read_into(img, self._host)
+            self._gsplat.read_into(img, host)
             t2 = self._clock()
             self.upload_ms, self.render_ms = 0.0, t2 - t0
             if self.profile:
                 self.phases = {"upload_ms": 0.0, "raster_ms": t1 - t0, "read_ms": t2 - t1}
-            return self.image
+            return image
         self.path = "gl"
         if scale != 1.0:
             camera = camera.scaled(scale)
@@ -186,8 +216,8 @@ class Viewport:
             r.draw(camera, background=BACKGROUND)
             if (camera.height, camera.width) == full:
                 # On CUDA machines the picture can become float RGB on the GPU and come over in one copy.
-                if not (gaussians.means.is_cuda and r.read_into_pinned(self._host)):
-                    r.read_into(self.image)
+                if not (gaussians.means.is_cuda and r.read_into_pinned(host)):
+                    r.read_into(image)
             else:
                 import cv2  # only needed for reduced-resolution previews
 
@@ -195,12 +225,12 @@ class Viewport:
                 if self._small is None or self._small.shape != small:
                     self._small = np.empty(small, dtype=np.float32)
                 r.read_into(self._small)
-                cv2.resize(self._small, (full[1], full[0]), dst=self.image, interpolation=cv2.INTER_LINEAR)
+                cv2.resize(self._small, (full[1], full[0]), dst=image, interpolation=cv2.INTER_LINEAR)
         t2 = 1e3 * time.perf_counter()
         self.upload_ms, self.render_ms = t1 - t0, t2 - t1
         if self.profile:
             self.phases = {k: r.stats.extra.get(k, 0.0) for k in ("upload_ms", "sort_ms", "draw_ms", "read_ms")}
-        return self.image
+        return image
 
     def release(self) -> None:
         with self.ctx:

@@ -302,3 +302,19 @@ def test_gl_preview_of_cuda_gaussians_matches_host_gaussians():
     assert vp.path == "gl"
     np.testing.assert_allclose(device, host, atol=ONE_STEP)
     vp.release()
+
+
+def test_viewport_lends_each_frame_its_own_image_until_it_is_recycled(ctx):
+    from app.viewport import Viewport
+
+    g = avatar_like_scene(500, seed=1)
+    cam = front_camera(32, 24)
+    vp = Viewport(32, 24, backend="egl", raster="gl", lend_images=True)
+    first = vp.render(g, cam)
+    kept = first.copy()
+    second = vp.render(g.replace(means=g.means + 0.05), cam)
+    assert second is not first
+    np.testing.assert_array_equal(first, kept)  # a lent image is never drawn over
+    vp.recycle(first)
+    assert vp.render(g, cam) is first  # handed back images are reused: no allocation per frame
+    vp.release()

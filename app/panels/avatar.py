@@ -59,9 +59,11 @@ class AvatarPanel(Panel):
             return
         folder = user_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        if self.actions.save_avatar(str(folder / f"{safe}.safetensors")):
-            self.entries = gallery()
-            dpg.configure_item(self.list, items=list(self.entries))
+        self.actions.save_avatar(str(folder / f"{safe}.safetensors"), then=lambda _: self._list_gallery())
+
+    def _list_gallery(self) -> None:
+        self.entries = gallery()
+        dpg.configure_item(self.list, items=list(self.entries))
 
     def _out(self, name: str) -> str:
         return str(Path(dpg.get_value(self.out_dir)) / name)

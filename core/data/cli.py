@@ -18,6 +18,8 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     s.add_argument("--studio", type=int, default=4, help="number of studio training captures")
     s.add_argument("--test-wild", type=int, default=0, help="held-out wild-test identities")
     s.add_argument("--test-studio", type=int, default=0, help="held-out studio-test identities")
+    s.add_argument("--val-wild", type=int, default=0, help="validation wild clips (split 'val': the training curve)")
+    s.add_argument("--val-studio", type=int, default=0, help="validation studio captures (split 'val')")
     s.add_argument("--out", type=Path, required=True, help="output folder (resumes if it already holds shards)")
     s.add_argument("--seed", type=int, default=0, help="world seed")
     s.add_argument("--size", type=int, default=256, help="frame width and height in pixels")
@@ -61,6 +63,8 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
                 detail=args.detail,
             )
             counts = {"train": {"wild": args.wild, "studio": args.studio}}
+            if args.val_wild or args.val_studio:
+                counts["val"] = {"wild": args.val_wild, "studio": args.val_studio}
             if args.test_wild:
                 counts["wild-test"] = {"wild": args.test_wild}
             if args.test_studio:

@@ -34,12 +34,21 @@ class DataConfig:
     synth_studio: int = 0
     synth_resolution: int = 128
     synth_detail: float = 1.0  # Gaussian count factor of the generated identities
+    synth_frames: int = 16  # frames per generated wild clip
+    synth_cameras: int = 0  # cameras per generated studio capture (0: 8 to 32, drawn per capture)
+    synth_poses: int = 3  # evenly lit poses per generated studio capture
+    synth_lights: int = 2  # lighting-sweep frames per generated studio capture
+    synth_val: int = 4  # per kind, generated into `eval_split` when the run evaluates on a split it lacks
 
     def __post_init__(self) -> None:
         check_range("data.num_refs", self.num_refs, lo=1, hi=16)
         check_range("data.num_targets", self.num_targets, lo=1)
         check_range("data.render_size", self.render_size, lo=16, hi=4096)
         check_range("data.workers", self.workers, lo=0)
+        check_range("data.synth_frames", self.synth_frames, lo=1)
+        check_range("data.synth_cameras", self.synth_cameras, lo=0)
+        check_range("data.synth_poses", self.synth_poses, lo=1)
+        check_range("data.synth_lights", self.synth_lights, lo=0)
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,9 @@ class LossConfig:
     perceptual: float = 0.05  # features of a frozen copy of the model's own image encoder (always offline)
     mask: float = 0.1
     parts: float = 0.05
-    canonical: float = 1.0  # L1 on rest-pose renders, where the sample carries canonical ground truth
+    # L1 of the canonical render (the canonical branch alone, skinned to the target frame without the pose head's
+    # deltas or the deformer) against the target: the paper's canonical term (Eq. 12); 0 switches it off
+    canonical: float = 0.0
     acap: float = 1.0
     asap: float = 0.05
     arap: float = 0.1
@@ -65,7 +76,9 @@ class OptimConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     warmup: int = 50
-    llrd_gamma: float = 1.0  # layer-wise learning-rate decay (paper: 0.65 for post-training)
+    # layer-wise learning-rate decay per block, BEiT/MAE convention: lr * gamma ** (top - depth), 1 = no decay
+    # (paper: 0.65 for post-training); depths as core.train.optim.layer_depths documents
+    llrd_gamma: float = 1.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
 
@@ -98,8 +111,9 @@ class TrainConfig:
     ckpt_every: int = 100
     sample_every: int = 100
     # Every eval_every steps (0: never) the live weights render a fixed held-out batch (eval_batches batches of
-    # data split eval_split; empty: the training split, which measures fit, not generalisation) and PSNR / SSIM
-    # go to metrics.jsonl as "eval" rows (what the studio's training panel plots).
+    # data split eval_split, e.g. "val" from `prepare synth --val-wild N --val-studio N`; empty: the training
+    # split, which measures fit, not generalisation) and person-only PSNR / SSIM / L1 (plus the whole-render
+    # values and the loss) go to metrics.jsonl and TensorBoard as "eval" rows (what the training panel plots).
     eval_every: int = 0
     eval_split: str = ""
     eval_batches: int = 1
