@@ -15,21 +15,33 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     p.add_argument("--out", default="avatar.safetensors", help="avatar file to write")
 
     def run(args: argparse.Namespace) -> int:
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
         from app.creation import CaptureAssistant, PhotoError
 
+        log.info("loading the person detector")
         assistant = CaptureAssistant()
-        for path in args.photos:
-            try:
-                c = assistant.add(path)
-            except PhotoError as e:
-                log.error("%s", e)
-                continue
-            log.info("%s: %s", Path(path).name, "person found" if c.usable else "no person found: skipped")
-        try:
-            avatar = assistant.create(progress=lambda f, text: log.info("%3.0f%% %s", 100 * f, text))
-        except PhotoError as e:
-            log.error("%s", e)
-            return 2
+        with logging_redirect_tqdm():  # log lines print above the bars instead of through them
+            for path in tqdm(args.photos, desc="checking photos", unit="photo", dynamic_ncols=True):
+                try:
+                    c = assistant.add(path)
+                except PhotoError as e:
+                    log.error("%s", e)
+                    continue
+                log.info("%s: %s", Path(path).name, "person found" if c.usable else "no person found: skipped")
+            fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+            with tqdm(total=1.0, desc="creating", bar_format=fmt, dynamic_ncols=True) as bar:
+
+                def progress(fraction: float, text: str) -> None:
+                    bar.set_postfix_str(text, refresh=False)
+                    bar.update(fraction - bar.n)
+
+                try:
+                    avatar = assistant.create(progress=progress)
+                except PhotoError as e:
+                    log.error("%s", e)
+                    return 2
         out = avatar.save(args.out)
         log.info("wrote %s (%s)", out, avatar.description)
         return 0

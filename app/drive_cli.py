@@ -79,6 +79,17 @@ def _open_session(avatar: str | None, example: str | None):
     return Session(load_avatar(avatar) if avatar else None)
 
 
+def source_length(source, frames: int | None) -> int | None:
+    """Frames a headless run will drive (for the bar's time left): --frames, capped by the file's or folder's
+    length; None for a webcam without --frames."""
+    known = getattr(source, "frame_count", None)
+    if known is None and hasattr(source, "paths") and not getattr(source, "loop", False):
+        known = len(source.paths)
+    if known is None or getattr(source, "loop", False):
+        return frames
+    return known if frames is None else min(known, frames)
+
+
 def drive_headless(args: argparse.Namespace, size: tuple[int, int]) -> int:
     """Track every frame of the source, drive the avatar, render offscreen; returns the exit code."""
     from tqdm import tqdm
@@ -120,8 +131,9 @@ def drive_headless(args: argparse.Namespace, size: tuple[int, int]) -> int:
     viewport = Viewport(*size, backend="egl")
     camera = orbit_camera(view, *size)
     n = 0
+    total = source_length(source, args.frames)
     try:
-        with tqdm(desc=f"driving from {source.name}", unit="frame", disable=None) as bar:
+        with tqdm(desc=f"driving from {source.name}", total=total, unit="frame", disable=None) as bar:
             while args.frames is None or n < args.frames:
                 try:
                     frame = source.read()

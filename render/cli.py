@@ -80,8 +80,12 @@ def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
             log.info("wrote %s", save_png(args.out, image[..., :3]))
         else:
             cams = orbit_cameras(args.frames, width=args.width, height=args.height, distance=args.distance)
-            frames = (renderer.render(cam, background=args.background)[..., :3] for cam in cams)
+            from tqdm import tqdm
+
+            bar = tqdm(cams, desc=f"rendering {args.out.name}", total=args.frames, unit="frame", dynamic_ncols=True)
+            frames = (renderer.render(cam, background=args.background)[..., :3] for cam in bar)
             write_mp4(args.out, frames, fps=args.fps)
+            bar.close()
         renderer.release()
         return 0
 

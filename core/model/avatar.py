@@ -65,6 +65,7 @@ class Avatar:
         face_crops: Tensor | None = None,  # [N, 3, Hf, Wf]
         shape: Tensor | None = None,  # [S] identity shape (rig.default_shape convention); default: the estimates' mean
         views: ReferenceViews | None = None,  # [N] body estimate and body-crop camera of each ready-made crop
+        garment_extent: bool = True,  # relabel skin-coloured garment regions as skin (core.model.part_labels)
     ) -> Avatar:
         """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs.
 
@@ -98,6 +99,10 @@ class Avatar:
         model.eval()
         state = model(body_crops[None].to(dev), face_crops[None].to(dev), shape_b, views_b).select(0)
         model.train(was_training)
+        if garment_extent:
+            from core.model.part_labels import with_garment_extent
+
+            state = with_garment_extent(state)
         return cls(model, state)
 
     # -- per frame ------------------------------------------------------------------------------------------

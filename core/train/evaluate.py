@@ -385,9 +385,9 @@ def evaluate(
     rows_by_bench: dict[str, list[dict]] = {}
     t0 = time.time()
     for name in benchmarks:
-        shards = write_benchmark(Path(bench_root), name, count, cfg)
+        shards = write_benchmark(Path(bench_root), name, count, cfg, progress=progress)
         rows = []
-        for path in tqdm(shards, desc=f"eval {name}", disable=not progress):
+        for path in tqdm(shards, desc=f"eval {name}", unit="identity", disable=not progress, dynamic_ncols=True):
             for sample in load_benchmark(path):
                 rows.append(
                     evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device, lpips=lp)
@@ -396,7 +396,7 @@ def evaluate(
         results["benchmarks"][name] = _summary(rows) | {"identities": len(rows)}
     if footage is not None:
         rows = []
-        for sample in tqdm(footage, desc="eval real", disable=not progress):
+        for sample in tqdm(footage, desc="eval real", unit="clip", disable=not progress, dynamic_ncols=True):
             sample = real_sample(sample)
             rows.append(
                 evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device, lpips=lp)
