@@ -182,7 +182,50 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runner = runners[args.command]
     args = parser.parse_args(argv)
-    return int(runner(args) or 0)
+    return run_reporting_errors(runner, args)
+
+
+# Errors that a user's input or machine causes (a file that is a folder, a full disk, a missing permission, a
+# crafted file that asks for too much memory or nests too deeply, a config or file refused by its loader): one line
+# and exit status 2 instead of a traceback. `-v` shows the traceback as well.
+EXIT_USER_ERROR = 2
+
+
+def run_reporting_errors(runner: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a subcommand; errors from its inputs (see above) become one logged line and exit status 2."""
+    try:
+        return int(runner(args) or 0)
+    except MemoryError:
+        _report(args, "out of memory: the input asks for more than this machine has (a damaged or crafted file?)")
+    except RecursionError:
+        _report(args, "an input is nested too deeply to read (a damaged or crafted file?)")
+    except OSError as e:
+        _report(args, _os_error_text(e))
+    except ValueError as e:
+        from core.config import ConfigError
+        from core.io import FileFormatError
+
+        if not isinstance(e, ConfigError | FileFormatError):
+            raise
+        _report(args, str(e))
+    return EXIT_USER_ERROR
+
+
+def _os_error_text(e: OSError) -> str:
+    """`[Errno 28] No space left on device: 'x.png'` as `x.png: no space left on device`; messages that already
+    explain themselves (OSError(message)) as they are."""
+    if e.strerror and e.filename is not None:
+        text = f"{e.filename}: {e.strerror[:1].lower()}{e.strerror[1:]}"
+        return text + (f" (and {e.filename2})" if e.filename2 is not None else "")
+    if e.strerror and len(e.args) == 2:  # OSError(errno, message): our savers' messages name the file
+        return e.strerror
+    return str(e)
+
+
+def _report(args: argparse.Namespace, text: str) -> None:
+    line = " ".join(text.split()) or "failed"
+    line = line if len(line) <= 600 else line[:600] + " ..."
+    logging.getLogger("main").error("%s", line, exc_info=getattr(args, "verbose", False))
 
 
 if __name__ == "__main__":

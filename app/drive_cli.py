@@ -46,6 +46,15 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
             p.error(f"--size must look like 640x480, got {args.size!r}")
         if args.out is not None and not str(args.out).lower().endswith(".mp4"):
             p.error(f"--out must be an .mp4 file, got {args.out!r}")
+        if args.record_channels is not None and Path(args.record_channels).suffix.lower() not in (".npz", ".json"):
+            p.error(f"--record-channels must be a .npz or .json file, got {args.record_channels!r}")
+        if not (16 <= w <= 8192 and 16 <= h <= 8192):
+            p.error(f"--size must lie within 16x16 and 8192x8192, got {args.size!r}")
+        from core.io import check_output_path
+
+        for path, what in ((args.out, "video"), (args.record_channels, "channel recording")):
+            if path is not None:
+                check_output_path(path, what)  # before any camera, model or window is opened
         headless = args.headless or not _has_display()
         if not headless:
             if args.out or args.record_channels or args.osc or args.vmc:
@@ -168,6 +177,7 @@ def _drive_headless_channels(args: argparse.Namespace, size: tuple[int, int]) ->
     --frames or Ctrl+C)."""
     from tqdm import tqdm
 
+    from app.avatar_source import AvatarLoadError
     from app.drive_control import DriveController, parse_input_spec
     from app.driving import apply_channels
     from app.viewport import Viewport, orbit_camera
@@ -190,7 +200,13 @@ def _drive_headless_channels(args: argparse.Namespace, size: tuple[int, int]) ->
         if not controller.open(args.source):
             log.error("%s", controller.error)
             return EXIT_SOURCE
-    session = _open_session(args.avatar, args.example)
+    try:
+        session = _open_session(args.avatar, args.example)
+    except AvatarLoadError as e:
+        if controller is not None:
+            controller.shutdown()
+        log.error("%s", e)
+        return EXIT_SOURCE
     outputs = _Outputs(args, fps=args.fps or 30.0)
     viewport = Viewport(*size, backend="egl")
     camera = orbit_camera(_view(session, args.view), *size)

@@ -36,6 +36,7 @@ from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
 from app.settings import Settings
 from app.tasks import Task
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
+from core.paths import user_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Studio:
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
         interactive_detail: int | None = PREVIEW_DETAIL,
-        runs_root: str | Path = "runs",
+        runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
         screen: ScreenArea | None = None,
     ) -> None:
         self.session = session
@@ -93,7 +94,7 @@ class Studio:
             LightingPanel(session),
             CameraKeysPanel(session, self.render_camera_path),
             CreatePanel(session, run_task=self.run_task),
-            TrainingPanel(session, runs_root=runs_root),
+            TrainingPanel(session, runs_root=runs_root or user_data_dir("runs")),
             DrivePanel(session, self),
         ]
         self.avatar_panel = self.panels[0]

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.model.anchor_cache import cached_anchors
-from core.model.appearance import LightingCode
+from core.model.appearance import LightingCode, LightingEstimator
 from core.model.config import ModelConfig
 from core.model.deformer import GARMENT_PARTS, NodeDeformer
 from core.model.encoder import ViTEncoder
@@ -134,6 +134,12 @@ class LCAModel(nn.Module):
         self.pose_head = ConditionedMLP(D, h, K * out, zero_last=cfg.heads.decoder == "dual")
         self.deformer = NodeDeformer(cfg.deformer, a, D, J, E) if cfg.deformer.enabled else None
         self.lighting_code = LightingCode(cfg.appearance.lighting_code_dim)
+        app = cfg.appearance
+        self.light_estimator = (
+            LightingEstimator(app.lighting_code_dim)
+            if app.lighting_estimator and app.lighting_code_dim > 0 and not drive_only
+            else None
+        )
 
     # ------------------------------------------------------------------------------------------------------
     def drive_state_dict(self) -> dict[str, Tensor]:
@@ -181,7 +187,8 @@ class LCAModel(nn.Module):
     def new_layer_prefixes(self) -> tuple[str, ...]:
         """Names of optional layers that a checkpoint trained without them may lack when it initialises this model
         (`init_from`); they start so that the model computes what the checkpoint computed (the albedo prior aside)."""
-        return ("pixel_appearance.",) if self.pixel_appearance is not None else ()
+        new = ("pixel_appearance.",) if self.pixel_appearance is not None else ()
+        return new + (("light_estimator.",) if self.light_estimator is not None else ())
 
     def encode(self, body: Tensor, face: Tensor) -> tuple[Tensor, Tensor]:
         """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> (image tokens [B, N*(Tb+Tf), D],
