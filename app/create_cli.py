@@ -12,7 +12,11 @@ log = logging.getLogger(__name__)
 
 def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("photos", nargs="+", help="1-16 photos of one person (full body, face visible)")
-    p.add_argument("--out", default="avatar.safetensors", help="avatar file to write")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="avatar file to write (default: the user's data folder, named after the first photo)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
@@ -44,11 +48,18 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
                 except PhotoError as e:
                     log.error("%s", e)
                     return 2
-        out = avatar.save(args.out)
+        out = avatar.save(args.out or default_avatar_path(args.photos))
         log.info("wrote %s (%s)", out, avatar.description)
         return 0
 
     return run
+
+
+def default_avatar_path(photos: list[str]) -> Path:
+    """~/.local/share/lca-studio/avatars/<first photo's name>.safetensors (core.paths), never the working directory."""
+    from core.paths import user_data_dir
+
+    return user_data_dir("avatars") / f"{Path(photos[0]).stem}.safetensors"
 
 
 def add_export_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:

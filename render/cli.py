@@ -47,7 +47,12 @@ def add_view_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
 
 def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("file", help="a 3DGS .ply, or 'demo' for a built-in avatar-like scene")
-    p.add_argument("--out", type=Path, default=Path("render.png"), help="output .png (one view) or .mp4 (an orbit)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output .png (one view) or .mp4 (an orbit); default: the user's data folder",
+    )
     p.add_argument("--width", type=int, default=960)
     p.add_argument("--height", type=int, default=960)
     p.add_argument("--yaw", type=float, default=0.0, help="degrees around the figure for a .png (0 = front)")
@@ -64,6 +69,10 @@ def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from render.splat_renderer import SplatRenderer
         from render.video import orbit_cameras, save_png, write_mp4
 
+        if args.out is None:
+            from core.paths import user_data_dir
+
+            args.out = user_data_dir("renders") / f"{Path(args.file).stem}.png"
         suffix = args.out.suffix.lower()
         if suffix not in (".png", ".mp4"):
             p.error(f"--out must end in .png or .mp4, got {args.out}")
