@@ -75,6 +75,11 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         help="also score real footage: a folder written by `main.py prepare video FILE --out DIR`",
     )  # fmt: skip
     p.add_argument(
+        "--sets", nargs="+", default=["wild-test", "studio-test"],
+        choices=["wild-test", "studio-test", "loose-test"],
+        help="held-out sets to score (loose-test: identities in skirts and dresses, for the loose-garment deformer)",
+    )  # fmt: skip
+    p.add_argument(
         "--lpips", default=None, metavar="FILE",
         help="also measure LPIPS with this TorchScript network (its weights cannot be downloaded here; see "
         "core/train/lpips.py for how to export one)",
@@ -118,6 +123,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
                 device=device,
                 real=args.real,
                 lpips=args.lpips,
+                benchmarks=tuple(args.sets),
             )
         except (FileNotFoundError, ValueError) as e:  # --real without ingested footage (checked before any other work)
             log.error("%s", e)
