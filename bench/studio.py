@@ -31,7 +31,7 @@ def make_avatar(kind: str):
 
         return untrained_model_avatar(kind)
     if kind == "synthetic":
-        from app.synthetic_avatar import synthetic_avatar
+        from core.data.avatar import synthetic_avatar
 
         return synthetic_avatar(1)
     if kind == "example":
@@ -51,7 +51,7 @@ def make_avatar(kind: str):
 def drag_expression(studio, frames: int) -> dict:
     """Move jawOpen (or the first coefficient) every frame like a mouse drag; time each frame."""
     panel = next(p for p in studio.panels if p.title == "Expression")
-    names = studio.session.avatar.rig.expression_names
+    names = studio.session.avatar.controls.expression_names
     if not names:
         raise SystemExit("this avatar has no expression controls to drag")
     name = "jawOpen" if "jawOpen" in names else names[0]
@@ -87,7 +87,7 @@ def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float, deta
     share_cpu_with_gl()
     session = Session(avatar)
     viewport = Viewport(*size, backend="egl")
-    names = avatar.rig.expression_names
+    names = avatar.controls.expression_names
     name = "jawOpen" if "jawOpen" in names else names[0]
     times, decode, render = [], [], []
     for i in range(frames + 5):

@@ -15,10 +15,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes
-from core.model.appearance import SHADING_GREY, Lighting, shade
+from core.model.appearance import Lighting, shade
 from core.model.heads import decode_canonical, decode_deltas, pose_code
 from core.model.model import IdentityState, LCAModel
 from core.model.skinning import attach_to_anchors, matrix_to_quat, quat_mul, skin_anchors
+from core.raster.lighting import SHADING_GREY
 from core.raster.types import Gaussians, rgb_to_sh0
 
 if TYPE_CHECKING:
