@@ -120,21 +120,20 @@ def compare_checkpoints(
     """Decode the first bundled example with each checkpoint, render the grid, save the sheet to `out_png`."""
     from app.model_avatar import ModelAvatar, example_files
     from core.io import atomic_write_bytes
-    from core.model.examples import load_example
+    from core.model.examples import decode_example
     from core.raster.lighting import LightingEdit, build_lighting, load_environment_presets
     from core.train.export import model_from_checkpoint
 
     examples = example_files()
     if not examples:
         raise FileNotFoundError("no example inputs in assets/examples to decode the two avatars from")
-    ex = load_example(examples[0])
     lighting = build_lighting(LightingEdit(), load_environment_presets())
     blocks, labels = [], []
     for i, path in enumerate((path_a, path_b)):
         if progress:
             progress(0.1 + 0.45 * i, f"decoding {Path(path).parent.name}/{Path(path).name}")
         model, meta = model_from_checkpoint(path, "cpu")
-        avatar = ModelAvatar(ex.create(model), name=str(path), description="", device="cpu")
+        avatar = ModelAvatar(decode_example(model, examples[0])[0], name=str(path), description="", device="cpu")
         blocks.append(render_block(avatar, lighting, tile=tile))
         labels.append(f"{Path(path).parent.name} @ step {meta['step']}")
     sheet = ab_sheet(blocks[0], blocks[1], labels[0], labels[1], tile=tile)

@@ -45,17 +45,16 @@ def example_files() -> list[Path]:
 
 def example_avatar(path: Path) -> StudioAvatar:
     """The trained model's avatar of one bundled example (8 photos of a held-out identity)."""
-    from core.model.examples import load_example
+    from core.model.examples import decode_example
 
     trained = trained_model()
     if trained is None:
         raise AvatarLoadError("no trained model is installed (assets/default_model.safetensors)")
     model, label = trained
     try:
-        ex = load_example(path)
+        avatar, ex = decode_example(model, path)
     except (OSError, ValueError) as e:
         raise AvatarLoadError(f"{path.name} is not a usable example: {e}") from e
-    avatar = ex.create(model)
     return ModelAvatar(
         avatar, name=ex.name, description=f"{ex.name}: decoded by the {label} from {len(ex.body)} photos"
     )

@@ -13,7 +13,7 @@ import pytest
 from child_pytest import run_in_child
 from training_gui import frames_until, open_training_studio, training_panel
 
-from app.training_runs import MetricsFollower, Run, estimate_step_s, list_runs
+from core.train.runs import MetricsFollower, Run, estimate_step_s, list_runs
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHILD = "LCA_TRAINING_GUI_CHILD"

@@ -12,7 +12,7 @@ import pytest
 from child_pytest import run_in_child
 from training_gui import frames_until, open_training_studio, training_panel
 
-from app.training_runs import ROOT, SynthData, chain_script, train_command
+from core.train.runs import ROOT, SynthData, chain_script, train_command
 
 SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 CHILD = "LCA_TRAINING_LAUNCH_CHILD"

@@ -11,7 +11,7 @@ after moving both skeletons' mid-hips to the origin (MPJPE), and after also the 
 The truth is seen as the camera sees it: a person filmed from 30 degrees to their left should be driven
 turned 30 degrees, since the avatar reproduces what the camera shows.
 
-    python -m core.tracking.evaluate_body --out bench/results/tracking_body.json
+    python -m core.eval.tracking_body --out bench/results/tracking_body.json
 """
 
 from __future__ import annotations
