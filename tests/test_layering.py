@@ -24,6 +24,11 @@ ALLOWED: dict[str, set[str]] = {
     "render": {"core", "core.raster"},
 }
 
+# Known imports against the layers, each with what would remove it. Keep this short; never add app or render here.
+EXCEPTIONS: dict[str, str] = {
+    "core/model/photo_fit.py": "the landmark fit of a photo reuses core.data's video fitter: it belongs in core.data",
+}
+
 
 def package_of(module: str) -> str | None:
     """'core.model.avatar' -> 'core.model'; 'app.session' -> 'app'; third-party modules -> None."""
@@ -56,6 +61,8 @@ def violations(rules: dict[str, set[str]]) -> list[str]:
             for line, module in imports(path):
                 dst = package_of(module)
                 if dst is not None and dst != src and dst not in rules.get(src, set()):
+                    if str(path.relative_to(ROOT)) in EXCEPTIONS and dst not in ("app", "render"):
+                        continue
                     found.append(f"{path.relative_to(ROOT)}:{line} ({src}) imports {module} ({dst})")
     return found
 
@@ -78,6 +85,23 @@ def test_raster_and_body_do_not_import_the_model() -> None:
 def test_packages_import_only_the_layers_below_them() -> None:
     bad = violations(ALLOWED)
     assert not bad, "imports against the layering (README 'Layers'):\n" + "\n".join(bad)
+
+
+def test_no_package_cycle() -> None:
+    edges: dict[str, set[str]] = {}
+    for folder in ("core", "render", "app"):
+        for path in (ROOT / folder).rglob("*.py"):
+            src = package_of(".".join(path.relative_to(ROOT).with_suffix("").parts))
+            for _, module in imports(path):
+                dst = package_of(module)
+                if dst is not None and dst != src:
+                    edges.setdefault(src, set()).add(dst)
+
+    def reaches(a: str, b: str, seen: set[str]) -> bool:
+        return any(n == b or (n not in seen and reaches(n, b, seen | {n})) for n in edges.get(a, ()))
+
+    cycles = sorted(f"{a} <-> {b}" for a in edges for b in edges[a] if reaches(b, a, {b}))
+    assert not cycles, f"package cycles: {cycles}"
 
 
 def test_the_scan_sees_a_forbidden_import(tmp_path) -> None:

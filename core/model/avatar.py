@@ -10,10 +10,10 @@ import torch
 from torch import Tensor
 
 from core.body.frame import DriveFrame
-from core.config import from_dict, to_dict
+from core.config import to_dict
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
-from core.model.config import ModelConfig
+from core.model.config import stored_model_config
 from core.model.crops import BodyEstimate, crop_inputs, crop_views
 from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
 from core.model.drive_graph import GraphedDrive, graphs_enabled
@@ -68,6 +68,7 @@ class Avatar:
         face_crops: Tensor | None = None,  # [N, 3, Hf, Wf]
         shape: Tensor | None = None,  # [S] identity shape (rig.default_shape convention); default: the estimates' mean
         views: ReferenceViews | None = None,  # [N] body estimate and body-crop camera of each ready-made crop
+        garment_extent: bool = True,  # relabel skin-coloured garment regions as skin (core.model.part_labels)
     ) -> Avatar:
         """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs.
 
@@ -101,6 +102,10 @@ class Avatar:
         model.eval()
         state = model(body_crops[None].to(dev), face_crops[None].to(dev), shape_b, views_b).select(0)
         model.train(was_training)
+        if garment_extent:
+            from core.model.part_labels import with_garment_extent
+
+            state = with_garment_extent(state)
         return cls(model, state)
 
     # -- per frame ------------------------------------------------------------------------------------------
@@ -311,7 +316,7 @@ class Avatar:
     def _from_contents(
         cls, path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict, device: torch.device | str
     ) -> Avatar:
-        cfg = from_dict(ModelConfig, meta["config"])
+        cfg = stored_model_config(meta["config"])  # sizes checked; no path to another file
         group = lambda p: {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}  # noqa: E731
         rig = BodyRig.from_parts(group("rig."), meta["rig"])
         at = group("anchors.")

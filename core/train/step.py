@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -21,7 +21,15 @@ from core.raster.rasterize import rasterize
 from core.raster.sh import SH_C1
 from core.raster.types import SH_C0
 from core.train.config import LossConfig
-from core.train.losses import PerceptualLoss, acap_loss, asap_loss, mask_loss, part_loss, ssim
+from core.train.losses import (
+    PerceptualLoss,
+    acap_loss,
+    asap_loss,
+    canonical_render_loss,
+    mask_loss,
+    part_loss,
+    ssim,
+)
 
 
 def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Tensor | None = None) -> Lighting:
@@ -65,6 +73,7 @@ class StepOutput:
     terms: dict[str, Tensor]  # unweighted loss terms (detached)
     pred: Tensor  # [B*T, H, W, 3] renders of the targets (detached, for sample images)
     target: Tensor  # [B*T, H, W, 3]
+    mask: Tensor | None = None  # [B*T, H, W, 1] the targets' person masks (person-only metrics)
 
 
 class TrainStep(nn.Module):
@@ -98,6 +107,21 @@ class TrainStep(nn.Module):
         out = rasterize(g, cam, background=(0.0, 0.0, 0.0), features=feats)
         return out.color, out.alpha, out.features
 
+    def _lighting(self, batch: dict, b: int, t: int, dev: torch.device) -> Lighting:
+        """Target t of identity b: its generator lighting where known; otherwise (wild clips under pipeline
+        supervision, real footage) neutral light plus the per-frame lighting code the model reads off the frame."""
+        if "tgt_lit" not in batch or float(batch["tgt_lit"][b, t]) > 0.5:
+            return lighting_from_sh(
+                batch["tgt_env_sh"][b, t].to(dev),
+                batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
+                batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
+            )
+        est = self.model.light_estimator
+        if est is None:
+            return Lighting.neutral(dev)
+        frame = batch["tgt_rgb"][b, t].to(dev) * batch["tgt_mask"][b, t].to(dev)  # [3, H, W] person over black
+        return replace(Lighting.neutral(dev), code=est(frame))
+
     def forward(self, batch: dict) -> StepOutput:
         model, cfg = self.model, self.cfg
         dev = next(model.parameters()).device
@@ -114,7 +138,7 @@ class TrainStep(nn.Module):
         states = states.map(lambda v: v.float() if v.is_floating_point() else v)
         B, T = batch["tgt_rgb"].shape[:2]
         side = self.render_size
-        preds, alphas, targets, masks, part_probs, part_labels = [], [], [], [], [], []
+        preds, alphas, targets, masks, part_probs, part_labels, canon = [], [], [], [], [], [], []
         regs: dict[str, list[Tensor]] = {"acap": [], "asap": [], "arap": [], "sparsity": []}
         use_parts = cfg.parts > 0 and "tgt_parts" in batch
         for b in range(B):
@@ -123,11 +147,7 @@ class TrainStep(nn.Module):
             regs["asap"].append(asap_loss(st.canonical.log_scales))
             chain = identity_chain(model, st)  # the rest skeleton, shared by this identity's targets
             for t in range(T):
-                light = lighting_from_sh(
-                    batch["tgt_env_sh"][b, t].to(dev),
-                    batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
-                    batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
-                )
+                light = self._lighting(batch, b, t, dev)
                 out = drive_gaussians(
                     model,
                     st,
@@ -147,6 +167,11 @@ class TrainStep(nn.Module):
                 cam = Camera(batch["tgt_K"][b, t].to(dev), batch["tgt_T_cam_world"][b, t].to(dev), W, H).scaled(scale)
                 color, alpha, probs = self._render(out.gaussians, cam, probs_g)
                 preds.append(color[0])
+                if cfg.canonical > 0:  # the canonical branch alone, skinned to the same frame (Eq. 12)
+                    args = (batch["tgt_pose"][b, t], batch["tgt_expression"][b, t], batch["tgt_gaze"][b, t])
+                    args = (*(a.to(dev) for a in args), light, batch["tgt_translation"][b, t].to(dev))
+                    g_can = drive_gaussians(model, st, *args, chain=chain, pose_dependent=False).gaussians
+                    canon.append(self._render(g_can, cam, None)[0][0])
                 alphas.append(alpha[0])
                 size = (cam.height, cam.width)
                 rgb = F.interpolate(batch["tgt_rgb"][b, t : t + 1].to(dev), size=size, mode="area")
@@ -167,6 +192,8 @@ class TrainStep(nn.Module):
             terms["perceptual"] = self.perceptual(pred, target)
         if cfg.mask > 0:
             terms["mask"] = mask_loss(alpha, mask)
+        if canon:
+            terms["canonical"] = canonical_render_loss(torch.stack(canon), target)
         if use_parts:
             terms["parts"] = part_loss(torch.stack(part_probs), torch.stack(part_labels))
         for k, v in regs.items():
@@ -178,4 +205,5 @@ class TrainStep(nn.Module):
             terms={k: v.detach() for k, v in terms.items()},
             pred=pred.detach(),
             target=target.detach(),
+            mask=mask.detach(),
         )
