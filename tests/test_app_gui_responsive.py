@@ -25,10 +25,10 @@ class SlowAvatar:
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
 
-    def drive(self, edit, lighting):
+    def drive(self, frame):
         time.sleep(DECODE_S)
         self.decodes += 1
-        return self._inner.drive(edit, lighting)
+        return self._inner.drive(frame)
 
 
 @pytest.fixture(scope="module")

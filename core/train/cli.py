@@ -76,6 +76,11 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         help="also score real footage: a folder written by `main.py prepare video FILE --out DIR`",
     )  # fmt: skip
     p.add_argument(
+        "--sets", nargs="+", default=["wild-test", "studio-test"],
+        choices=["wild-test", "studio-test", "loose-test"],
+        help="held-out sets to score (loose-test: identities in skirts and dresses, for the loose-garment deformer)",
+    )  # fmt: skip
+    p.add_argument(
         "--lpips", default=None, metavar="FILE",
         help="also measure LPIPS with this TorchScript network (its weights cannot be downloaded here; see "
         "core/train/lpips.py for how to export one)",
@@ -119,6 +124,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
                 device=device,
                 real=args.real,
                 lpips=args.lpips,
+                benchmarks=tuple(args.sets),
             )
         except (FileNotFoundError, ValueError) as e:  # --real without ingested footage (checked before any other work)
             log.error("%s", e)
@@ -127,6 +133,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         text = json.dumps(res, indent=2)
         atomic_write(out / "eval.json", lambda p: p.write_text(text))
         print(json.dumps(res["benchmarks"], indent=2))
+        if "real" in res:
+            from core.train.evaluate_real import format_real
+
+            print(format_real(res["real"]))
         return 0
 
     return run
