@@ -43,10 +43,11 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
         from core.io import FileFormatError, check_output_path
         from core.train.config import load_train_config
         from core.train.loop import train
+        from core.train.runs import CONFIG_FILE
 
         try:
             cfg = load_train_config(args.config, parse_overrides(args.set))
-            check_output_path(cfg.run_dir / "config.yaml", "run folder")
+            check_output_path(cfg.run_dir / CONFIG_FILE, "run folder")
             final = train(cfg, resume=not args.fresh, progress=not args.no_progress)
         except (ConfigError, FileNotFoundError, FileFormatError) as e:
             # a config that does not fit the data or the GPU count, missing data, a corrupt or foreign checkpoint
@@ -132,6 +133,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         text = json.dumps(res, indent=2)
         atomic_write(out / "eval.json", lambda p: p.write_text(text))
         print(json.dumps(res["benchmarks"], indent=2))
+        if "real" in res:
+            from core.train.evaluate_real import format_real
+
+            print(format_real(res["real"]))
         return 0
 
     return run
