@@ -136,10 +136,11 @@ def photo_views(checks: list[PhotoCheck], rig, body_crop: tuple[int, int]):
 
 
 def photo_estimate(c: PhotoCheck, rig):
-    """The photo's body estimate: the landmark fit when it is trusted, else the standing template in its box."""
+    """The photo's body estimate: the landmark fit when there is one (even a poor one places the head and limbs
+    nearer their place than a standing template in the box), else the standing template in its box."""
     from core.model.photo_fit import box_estimate
 
-    if c.fit is not None and c.fit.method == "landmarks" and not c.fit.poor:
+    if c.fit is not None and c.fit.method == "landmarks":
         return c.fit.estimate
     return box_estimate(rig, c.person_box, c.size, c.view)
 
