@@ -132,6 +132,12 @@ def photo_views(checks: list[PhotoCheck], rig, body_crop: tuple[int, int]):
     if all(c.mask_crop is not None for c in checks):  # colours only from the person
         masks = [cv2.resize(c.mask_crop, (body_crop[1], body_crop[0]), interpolation=cv2.INTER_AREA) for c in checks]
         views = views.with_masks(torch.from_numpy(np.stack(masks)).float())
+    trusts = [getattr(c.fit, "bone_trust", None) if c.fit is not None and c.fit.method == "landmarks" else None
+              for c in checks]  # fmt: skip
+    if any(t is not None for t in trusts):  # a region the fit misplaced in a photo takes no colour from it
+        J = len(rig.parents)
+        rows = [np.ones(J, np.float32) if t is None or len(t) != J else t for t in trusts]
+        views = views.with_trust(torch.from_numpy(np.stack(rows)).float())
     return views
 
 

@@ -47,6 +47,8 @@ def test_views_carry_the_person_mask_and_poor_fits_are_not_personalised(assistan
     views = photo_views(assistant.checks, rig, (256, 192))
     assert views.mask is not None and views.mask.shape == (1, 256, 192)
     assert 0.2 < float(views.mask.mean()) < 0.9
+    assert views.trust is not None and views.trust.shape == (1, len(rig.parents))
+    assert 0 <= float(views.trust.min()) and float(views.trust.max()) == 1.0
     thumb = cv2.resize(skdata.astronaut(), (150, 150))
     assert (fit_overlay(thumb, c, 150 / 512) != thumb).any()
     c.fit = type(c.fit)(c.fit.estimate, "landmarks", 1e3, 100.0, 0.1, c.fit.silhouette)  # a poor fit
