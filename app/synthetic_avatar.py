@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import importlib.util
 import logging
+import threading
 
 import torch
 
@@ -50,6 +51,10 @@ class SyntheticAvatar:
         self._index = {n: i for i, n in enumerate(names)}
         self._expr_index = {n: i for i, n in enumerate(self.body.expression_names)}
         self._posed: tuple[object, object] | None = None
+        # The body model and the posing cache are not for two threads at once: the studio's preview worker
+        # drives while the GUI thread may ask for the canonical splats (part counts, the face view).
+        self._lock = threading.Lock()
+        self._canonical: Gaussians | None = None
 
     def _inputs(self, edit: EditState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         b = body_arrays(
@@ -59,6 +64,10 @@ class SyntheticAvatar:
         return tuple(torch.from_numpy(x)[None] for x in (b.pose, b.translation, b.expression, b.gaze))
 
     def drive(self, edit: EditState, lighting: Lighting) -> Gaussians:
+        with self._lock:
+            return self._drive(edit, lighting)
+
+    def _drive(self, edit: EditState, lighting: Lighting) -> Gaussians:
         from core.data.render import lit_gaussians, pose_identity
 
         # Only pose, expression and gaze move geometry; lighting, view and part edits reuse the last posing.
@@ -75,7 +84,10 @@ class SyntheticAvatar:
         return apply_part_edits(lit_gaussians(identity, posed, 0, light), edit.parts)
 
     def canonical(self) -> Gaussians:
-        return self.drive(EditState(view_mode="albedo"), uniform_lighting(1.0))
+        """The rest-pose splats under white light (computed once)."""
+        if self._canonical is None:
+            self._canonical = self.drive(EditState(view_mode="albedo"), uniform_lighting(1.0))
+        return self._canonical
 
     def face_target(self) -> tuple[float, float, float]:
         g = self.canonical()
