@@ -36,6 +36,7 @@ from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
 from app.settings import Settings
 from app.tasks import Task
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
+from core.paths import user_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class Studio:
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
         interactive_detail: int | None = PREVIEW_DETAIL,
-        runs_root: str | Path = "runs",
+        runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
         screen: ScreenArea | None = None,
     ) -> None:
         self.session = session
@@ -82,7 +83,7 @@ class Studio:
         dpg.setup_dearpygui()
         # Decoding and drawing happen on the preview worker's thread; its GL context is made there too.
         self.worker = PreviewWorker(
-            lambda: Viewport(self.width, self.height, backend="glx"), self._decode, self._render
+            lambda: Viewport(self.width, self.height, backend="glx", lend_images=True), self._decode, self._render
         )
         self.viewport: Viewport = self.worker.viewport
         self.panels = [
@@ -93,13 +94,13 @@ class Studio:
             LightingPanel(session),
             CameraKeysPanel(session, self.render_camera_path),
             CreatePanel(session, run_task=self.run_task),
-            TrainingPanel(session, runs_root=runs_root),
+            TrainingPanel(session, runs_root=runs_root or user_data_dir("runs")),
             DrivePanel(session, self),
         ]
         self.avatar_panel = self.panels[0]
         self._log_handler = _ConsoleHandler(session)
         logging.getLogger().addHandler(self._log_handler)
-        self.preview_image = np.ones((self.height, self.width, 4), dtype=np.float32)  # what the GUI shows
+        self.preview_image = np.ones((self.height, self.width, 3), dtype=np.float32)  # what the GUI shows
         self._build()
         self._seen_external = session.external_revision
         self._seen_avatar: StudioAvatar = session.avatar
@@ -124,7 +125,7 @@ class Studio:
     def _build(self) -> None:
         with dpg.texture_registry():
             self.texture = dpg.add_raw_texture(
-                self.width, self.height, self.preview_image.ravel(), format=dpg.mvFormat_Float_rgba
+                self.width, self.height, self.preview_image.ravel(), format=dpg.mvFormat_Float_rgb
             )
         with dpg.window(no_title_bar=True, no_move=True, no_resize=True) as self.main:
             with dpg.menu_bar():
@@ -401,8 +402,9 @@ class Studio:
         if result.error is not None:
             self.session.say(result.error, logging.ERROR)
             return False
-        self.preview_image = result.image  # the worker made it for us; the texture keeps a view of it
-        dpg.set_value(self.texture, self.preview_image.ravel())
+        shown, self.preview_image = self.preview_image, result.image  # lent by the viewport: no copy
+        dpg.set_value(self.texture, self.preview_image.ravel())  # the texture keeps a view of it
+        self.worker.recycle(shown)
         self._num = result.num
         for panel in self.panels:
             panel.on_preview(self.preview_image, result.finished)

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from core.data.benchmarks import BENCHMARKS, load_benchmark, write_benchmark  # noqa: E402
 from core.data.synth import SynthConfig  # noqa: E402
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     for name in BENCHMARKS:
         rows = []
-        for path in write_benchmark(Path(args.bench_root), name, args.count, cfg):
+        for path in tqdm(write_benchmark(Path(args.bench_root), name, args.count, cfg, progress=True), desc=name):
             for sample in load_benchmark(path):
                 rows.append(run_identity(model, template, sample, args, device))
                 brief = {a: round(rows[-1][a]["person"]["psnr"], 2) for a in ARMS}

@@ -6,6 +6,21 @@ from pathlib import Path
 import pytest
 
 
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="GUI tests rewrite the reference screenshots in docs/screenshots/ (otherwise they save to a temp folder)",
+    )
+
+
+def pytest_configure(config) -> None:
+    if config.getoption("--update-screenshots"):
+        from reference_shots import UPDATE_ENV
+
+        os.environ[UPDATE_ENV] = "1"  # also for the child processes the GUI tests start
+
+
 @pytest.fixture(scope="session", autouse=True)
 def user_folders(tmp_path_factory) -> None:
     """The studio's data and cache folders (core.paths) point into the session's temporary folder, also for the

@@ -1,7 +1,8 @@
 """The real studio under a display (run with xvfb-run): widgets are driven through their own callbacks.
 
-Each test checks that the preview changed as a user would expect and saves a screenshot of its panel in
-docs/screenshots/. The preview is drawn by a worker thread: `image()` runs frames until it caught up.
+Each test checks that the preview changed as a user would expect and saves a screenshot of its panel (in a
+temporary folder; `--update-screenshots` rewrites the references in docs/screenshots/). The preview is drawn
+by a worker thread: `image()` runs frames until it caught up.
 """
 
 from __future__ import annotations
@@ -9,18 +10,18 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from gui_studio import open_studio
+from reference_shots import screenshot_dir
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a -s '-screen 0 1600x900x24'"
 )
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,13 @@ import pytest
 import torch
 from child_pytest import run_in_child
 from gui_studio import open_studio
+from reference_shots import screenshot_dir
 
 from app.camera_path import CameraPath
 from app.state import OrbitView
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 CHILD = "LCA_PERSONALISE_GUI_CHILD"
 needs_display = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (xvfb-run)")
 in_child = pytest.mark.skipif(

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from child_pytest import run_in_child
 from gui_studio import open_studio
+from reference_shots import screenshot_dir
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 CHILD = "LCA_DRIVE_GUI_CHILD"
 needs_display = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a -s '-screen 0 1600x900x24'"

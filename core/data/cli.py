@@ -79,7 +79,7 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
             cfg = SynthConfig(width=args.size, height=args.size, detail=args.detail)
             for name in BENCHMARKS if args.which == "both" else (args.which,):
-                for path in write_benchmark(args.out, name, args.count, cfg, world_seed=args.seed):
+                for path in write_benchmark(args.out, name, args.count, cfg, world_seed=args.seed, progress=True):
                     log.info("benchmark shard %s", path)
             return 0
         from core.data.shards import write_shard  # noqa: PLC0415
@@ -87,7 +87,10 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
         failures = 0
         with Ingestor(size=args.size, method=args.method) as ingestor:
-            for i, src in enumerate(find_sources(args.source)):
+            from tqdm import tqdm  # noqa: PLC0415
+
+            sources = list(find_sources(args.source))
+            for i, src in enumerate(tqdm(sources, desc="ingesting", unit="source", dynamic_ncols=True)):
                 frames = read_frames(src, max_frames=args.max_frames, stride=args.stride)
                 sample, report = ingestor.ingest(frames, str(src), fps=video_fps(src) / args.stride)
                 log.info(

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from core.config import from_dict, to_dict
+from core.config import to_dict
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
-from core.model.config import ModelConfig
+from core.model.config import stored_model_config
 from core.model.crops import BodyEstimate, crop_inputs, crop_views
 from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
 from core.model.drive_graph import GraphedDrive, graphs_enabled
@@ -284,7 +284,7 @@ class Avatar:
     def _from_contents(
         cls, path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict, device: torch.device | str
     ) -> Avatar:
-        cfg = from_dict(ModelConfig, meta["config"])
+        cfg = stored_model_config(meta["config"])  # sizes checked; no path to another file
         group = lambda p: {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}  # noqa: E731
         rig = BodyRig.from_parts(group("rig."), meta["rig"])
         at = group("anchors.")

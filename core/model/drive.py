@@ -271,6 +271,15 @@ def drive_gaussians(
     means = attach_to_anchors(points, anchors, posed_anchors, R_anchor)  # [A, K, 3]
     q_anchor = matrix_to_quat(R_anchor)  # [A, 4]
     quats = quat_mul(q_anchor[:, None, :].expand(A, K, 4), quats)
+    if model.skin_correction is not None and state.skin_nodes is not None:  # the paper's W' = W(n) + H_skin(T^node)
+        sc = model.skin_correction
+        delta = sc.anchor_deltas(state.skin_nodes, state.garment.mean(-1))  # [A, J]
+        if strength is not None:
+            delta = delta * strength.mean(-1, keepdim=True)
+        W = (model.support_weights[model.anchor_corners] * model.anchor_bary[..., None]).sum(1)  # [A, J]
+        means, quats = sc.apply(means, quats, W, delta, T_world_bone[0])
+        if regularisers:
+            regs = sc.regularisers(state.skin_nodes)
     transfer_world = transfer @ R_anchor.transpose(-1, -2)  # [A, K, 3]
     if detail is not None:
         log_scales = log_scales + detail.log_scale_boost

@@ -19,6 +19,9 @@ STAGE_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_CROP_PX = 2048  # side of the square crops the loader cuts (a 60,000-pixel crop asks for gigabytes per image)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     root: str = "data/synth"  # folder of shards (from `python main.py prepare synth`)
@@ -39,16 +42,28 @@ class DataConfig:
     synth_poses: int = 3  # evenly lit poses per generated studio capture
     synth_lights: int = 2  # lighting-sweep frames per generated studio capture
     synth_val: int = 4  # per kind, generated into `eval_split` when the run evaluates on a split it lacks
+    # Wild clips supervised only with what a real video pipeline gives ("pipeline": tracker bodies, masks at the
+    # ingestion's measured IoU, no part labels, lighting read off the frame) or with the generator's truth ("exact")
+    wild_supervision: Literal["pipeline", "exact"] = "pipeline"
+    # A folder written by `main.py prepare video` (real footage): its clips join the wild data of stages that read
+    # wild clips (pre-training, mixed), supervised as real footage is (its own fits and masks, unknown lighting)
+    real_root: str = ""
 
     def __post_init__(self) -> None:
         check_range("data.num_refs", self.num_refs, lo=1, hi=16)
-        check_range("data.num_targets", self.num_targets, lo=1)
+        check_range("data.num_targets", self.num_targets, lo=1, hi=64)
+        check_range("data.crop_size", self.crop_size, lo=16, hi=MAX_CROP_PX)
+        check_range("data.face_size", self.face_size, lo=8, hi=MAX_CROP_PX)
         check_range("data.render_size", self.render_size, lo=16, hi=4096)
-        check_range("data.workers", self.workers, lo=0)
-        check_range("data.synth_frames", self.synth_frames, lo=1)
-        check_range("data.synth_cameras", self.synth_cameras, lo=0)
-        check_range("data.synth_poses", self.synth_poses, lo=1)
-        check_range("data.synth_lights", self.synth_lights, lo=0)
+        check_range("data.workers", self.workers, lo=0, hi=256)
+        check_range("data.synth_wild", self.synth_wild, lo=0)
+        check_range("data.synth_studio", self.synth_studio, lo=0)
+        check_range("data.synth_resolution", self.synth_resolution, lo=16, hi=4096)
+        check_range("data.synth_detail", self.synth_detail, lo=0.0, hi=16.0, lo_open=True)
+        check_range("data.synth_frames", self.synth_frames, lo=1, hi=10_000)
+        check_range("data.synth_cameras", self.synth_cameras, lo=0, hi=1024)
+        check_range("data.synth_poses", self.synth_poses, lo=1, hi=10_000)
+        check_range("data.synth_lights", self.synth_lights, lo=0, hi=1024)
 
 
 @dataclass(frozen=True)
@@ -123,8 +138,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_range("steps", self.steps, lo=1)
-        check_range("batch_size", self.batch_size, lo=1)
-        check_range("global_batch", self.global_batch, lo=0)
+        check_range("batch_size", self.batch_size, lo=1, hi=4096)
+        check_range("global_batch", self.global_batch, lo=0, hi=1 << 20)
         for k in ("log_every", "ckpt_every", "sample_every", "eval_batches"):
             check_range(k, getattr(self, k), lo=1)
         check_range("eval_every", self.eval_every, lo=0)

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from core.config import ConfigError, save_config, to_dict
 from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset, to_float_images
 from core.data.shards import list_shards
-from core.io import FileFormatError
+from core.io import FileFormatError, atomic_write_bytes
 from core.model.config import load_model_config
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
@@ -161,8 +161,15 @@ def _batches(
     d = cfg.data
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     kind = cfg.kinds[0] if len(cfg.kinds) == 1 else None
-    lcfg = LoaderConfig(num_refs=d.num_refs, num_targets=d.num_targets, crop_size=d.crop_size, face_size=d.face_size)
-    ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed)
+    lcfg = LoaderConfig(
+        num_refs=d.num_refs,
+        num_targets=d.num_targets,
+        crop_size=d.crop_size,
+        face_size=d.face_size,
+        wild_supervision=d.wild_supervision,
+    )
+    extra = (d.real_root,) if d.real_root and "wild" in cfg.kinds else ()
+    ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed, extra_roots=extra)
     per_rank = cfg.per_rank_batch(world)
     loader = DataLoader(
         GlobalBatches(ds, per_rank, rank=rank, world=world, start=start, epoch=epoch, epochs=None),
@@ -184,7 +191,7 @@ def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
     """The fixed batches the periodic evaluation renders (the first `eval_batches` of `eval_split`, unshuffled
     by the loader's epoch-0 order, so every evaluation of a run sees the same identities and frames)."""
     split = cfg.eval_split or cfg.data.split
-    held = replace(cfg, data=replace(cfg.data, split=split, workers=0))
+    held = replace(cfg, data=replace(cfg.data, split=split, workers=0, real_root=""))  # footage trains only
     try:
         batches = _batches(held, root, 0, 0)
         return [next(batches)[2] for _ in range(cfg.eval_batches)]
@@ -227,8 +234,9 @@ def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 
         for i in range(min(n, len(pred)))
     ]
     img = (np.clip(np.concatenate(rows, 0), 0, 1) * 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if ok:
+        atomic_write_bytes(path, png.tobytes())
 
 
 PREVIOUS = "previous"
@@ -455,6 +463,12 @@ def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInf
         return
     config = {"train": to_dict(cfg), "model": to_dict(step_mod.model.cfg)}
     extra = {"epoch": epoch, "examples": consumed, "world_size": dist.world_size}
+    # The step file first, then `last`: each write is atomic, and a kill between the two leaves `last` at the
+    # previous checkpoint, so the resumed run redoes these steps and writes this step file again. (`last` first
+    # would resume past a step file that a kill kept from being written: lost for good.)
+    save_checkpoint(
+        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
+    )
     save_checkpoint(
         run_dir / LAST,
         model=model_sd,
@@ -464,7 +478,4 @@ def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInf
         optimizer_names=names,
         ema=ema_sd,
         extra=extra,
-    )
-    save_checkpoint(
-        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
     )

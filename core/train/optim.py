@@ -13,7 +13,9 @@ _BLOCK_RE = re.compile(r"(?:^|\.)(?:blocks|layers)\.(\d+)\.")
 # get the full learning rate. The pose-conditioning network (`pose_encoder`) is one of them: it reads only the
 # body pose, expression and gaze (no image features) and exists to condition the pose head, so it belongs with the
 # head it feeds, not with the input stems (which is where a name-based rule had put it, at gamma ** (L + 1)).
-DECODER_PREFIXES = ("canonical_head.", "pose_encoder.", "pose_head.", "deformer.", "skin_correction.", "lighting_code.")
+DECODER_PREFIXES = (
+    "canonical_head.", "pose_encoder.", "pose_head.", "deformer.", "skin_correction.", "lighting_code.", "light_estimator."
+)  # fmt: skip
 # The fusion transformer's inputs: the image MLP and crop embeddings on the encoder's tokens, the geometry tokens and
 # the pixel-aligned path; with the encoder's final norm they form the stem of the transformer.
 FUSION_STEM_PREFIXES = ("encoder.norm.", "image_mlp.", "crop_embed", "geometry.", "pixel_appearance.")

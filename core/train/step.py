@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -107,6 +107,21 @@ class TrainStep(nn.Module):
         out = rasterize(g, cam, background=(0.0, 0.0, 0.0), features=feats)
         return out.color, out.alpha, out.features
 
+    def _lighting(self, batch: dict, b: int, t: int, dev: torch.device) -> Lighting:
+        """Target t of identity b: its generator lighting where known; otherwise (wild clips under pipeline
+        supervision, real footage) neutral light plus the per-frame lighting code the model reads off the frame."""
+        if "tgt_lit" not in batch or float(batch["tgt_lit"][b, t]) > 0.5:
+            return lighting_from_sh(
+                batch["tgt_env_sh"][b, t].to(dev),
+                batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
+                batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
+            )
+        est = self.model.light_estimator
+        if est is None:
+            return Lighting.neutral(dev)
+        frame = batch["tgt_rgb"][b, t].to(dev) * batch["tgt_mask"][b, t].to(dev)  # [3, H, W] person over black
+        return replace(Lighting.neutral(dev), code=est(frame))
+
     def forward(self, batch: dict) -> StepOutput:
         model, cfg = self.model, self.cfg
         dev = next(model.parameters()).device
@@ -132,11 +147,7 @@ class TrainStep(nn.Module):
             regs["asap"].append(asap_loss(st.canonical.log_scales))
             chain = identity_chain(model, st)  # the rest skeleton, shared by this identity's targets
             for t in range(T):
-                light = lighting_from_sh(
-                    batch["tgt_env_sh"][b, t].to(dev),
-                    batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
-                    batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
-                )
+                light = self._lighting(batch, b, t, dev)
                 out = drive_gaussians(
                     model,
                     st,
