@@ -36,7 +36,7 @@ def make_avatar(kind: str):
 
         return untrained_model_avatar(kind)
     if kind == "synthetic":
-        from app.synthetic_avatar import synthetic_avatar
+        from core.data.avatar import synthetic_avatar
 
         return synthetic_avatar(1)
     if kind == "example":
@@ -76,7 +76,7 @@ def drag_expression(studio, frames: int) -> dict:
     (how the window responds) and preview pictures shown per second (how the avatar follows the slider).
     """
     panel = next(p for p in studio.panels if p.title == "Expression")
-    names = studio.session.avatar.rig.expression_names
+    names = studio.session.avatar.controls.expression_names
     if not names:
         raise SystemExit("this avatar has no expression controls to drag")
     name = "jawOpen" if "jawOpen" in names else names[0]
@@ -158,7 +158,7 @@ def headless_drag(
     session = Session(avatar)
     viewport = Viewport(*size, backend="egl", raster=raster, transfer=transfer)  # type: ignore[arg-type]
     display = _Display(viewport.image)
-    names = avatar.rig.expression_names
+    names = avatar.controls.expression_names
     name = "jawOpen" if "jawOpen" in names else names[0]
     camera = orbit_camera(session.view, *size)
     phases: dict[str, list[float]] = {}
@@ -213,7 +213,7 @@ def ideal_drag(avatar, frames: int, size: tuple[int, int], warmup: int = 10) -> 
     if not (torch.cuda.is_available() and gsplat_available()):
         return None
     session = Session(avatar)
-    names = avatar.rig.expression_names
+    names = avatar.controls.expression_names
     name = "jawOpen" if "jawOpen" in names else names[0]
     camera = orbit_camera(session.view, *size)
     host = torch.empty(size[1], size[0], 3, dtype=torch.uint8, pin_memory=True)

@@ -191,7 +191,7 @@ def test_render_matches_torch_reference_on_a_decoded_avatar(renderer):
     pose = torch.zeros(rig.num_joints, 3)
     pose[rig.num_joints // 2, 2] = 1.0  # bend one bone of the chain
     expression = torch.zeros(rig.num_expressions)
-    g = avatar.drive(pose, expression)
+    g = avatar.decode(pose, expression)
     cam = front_camera(128, 96, distance=3.2)
     ref_rgb, ref_alpha = reference(g, cam)
     renderer.set_gaussians(g)

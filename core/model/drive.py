@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes
-from core.model.appearance import SHADING_GREY, Lighting, shade
+from core.body.lbs import RestChain, apply_gaze, axis_angle_to_matrix, pose_chain, rest_chain
+from core.model.appearance import Lighting, shade
 from core.model.heads import decode_canonical, decode_deltas, pose_code
 from core.model.model import IdentityState, LCAModel
 from core.model.skinning import attach_to_anchors, matrix_to_quat, quat_mul, skin_anchors
+from core.raster.lighting import SHADING_GREY
 from core.raster.types import Gaussians, rgb_to_sh0
 
 if TYPE_CHECKING:
@@ -236,10 +237,7 @@ def drive_gaussians(
             raise ValueError(f"{name} contains NaN or infinite values")
     R_local = local_rotations(pose.to(device=dev, dtype=dt), J)
     expression, gaze = expression.to(device=dev, dtype=dt), gaze.to(device=dev, dtype=dt)
-    if model.eye_joints.numel():  # as BodyModel.rotation_matrices: gaze turns each eye on top of its pose
-        R_eye = rotation_about_axes(gaze[0], gaze[1])
-        R_local = R_local.clone()
-        R_local[model.eye_joints] = R_eye @ R_local[model.eye_joints]
+    R_local = apply_gaze(R_local, gaze, model.eye_joints)  # as BodyModel.rotation_matrices
     code = pose_code(R_local)  # [J, 6]
     can = state.canonical
     if pose_dependent:

@@ -43,10 +43,11 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
         from core.io import FileFormatError, check_output_path
         from core.train.config import load_train_config
         from core.train.loop import train
+        from core.train.runs import CONFIG_FILE
 
         try:
             cfg = load_train_config(args.config, parse_overrides(args.set))
-            check_output_path(cfg.run_dir / "config.yaml", "run folder")
+            check_output_path(cfg.run_dir / CONFIG_FILE, "run folder")
             final = train(cfg, resume=not args.fresh, progress=not args.no_progress)
         except (ConfigError, FileNotFoundError, FileFormatError) as e:
             # a config that does not fit the data or the GPU count, missing data, a corrupt or foreign checkpoint
