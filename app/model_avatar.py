@@ -49,20 +49,41 @@ def example_files() -> list[Path]:
 
 
 def example_avatar(path: Path) -> StudioAvatar:
-    """The trained model's avatar of one bundled example (8 photos of a held-out identity)."""
+    """The trained model's avatar of one bundled example (8 photos of a held-out identity); decoded once, then
+    read from the user's cache (core.model.avatar_cache) on later starts."""
+    from core.model.avatar_cache import cached_avatar
     from core.model.examples import load_example
 
-    trained = trained_model()
-    if trained is None:
+    if not (DEFAULT_MODEL_FILE.is_file() and model_available()):
         raise AvatarLoadError("no trained model is installed (assets/default_model.safetensors)")
-    model, label = trained
     try:
         ex = load_example(path)
     except (OSError, ValueError) as e:
         raise AvatarLoadError(f"{path.name} is not a usable example: {e}") from e
-    avatar = ex.create(model)
+    labels: list[str] = []
+
+    def decode():
+        trained = trained_model()
+        if trained is None:
+            raise AvatarLoadError("the trained model assets/default_model.safetensors could not be loaded")
+        labels.append(trained[1])
+        return ex.create(trained[0])
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    avatar = cached_avatar([DEFAULT_MODEL_FILE, path], decode, tag=f"example {ex.name}", device=device)
+    label = labels[0] if labels else trained_model_label()
     return ModelAvatar(
         avatar, name=ex.name, description=f"{ex.name}: decoded by the {label} from {len(ex.body)} photos"
+    )
+
+
+def trained_model_label() -> str:
+    """How `trained_model` describes the shipped model, read from its header alone (no weights loaded)."""
+    from core.train.checkpoint import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(DEFAULT_MODEL_FILE)
+    return (
+        f"trained {meta['config']['model'].get('name', 'model')} model (step {meta['step']}, {DEFAULT_MODEL_FILE.name})"
     )
 
 
