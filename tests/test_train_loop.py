@@ -167,6 +167,8 @@ def test_sigterm_checkpoints_and_stops_and_the_run_resumes(tmp_path, shards):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert "stopped" in last and "finished" not in last and "resume" in last, last
     rows = read_metrics(metrics)
     paused = [r for r in rows if r["kind"] == "paused"]
     assert len(paused) == 1
@@ -175,6 +177,8 @@ def test_sigterm_checkpoints_and_stops_and_the_run_resumes(tmp_path, shards):
     res = subprocess.run([*cmd, f"steps={step + 1}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert read_checkpoint_meta(out / "paused" / "last.safetensors")["step"] == step + 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert "finished" in last and f"step {step + 1}/{step + 1}" in last and "{}" not in last, last
 
 
 def test_personalised_baseline_refines_the_feed_forward_identity_and_is_evaluated(tmp_path):
