@@ -92,6 +92,10 @@ class TrainConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    # torch.compile of the identity model, the batched per-target path and the image losses (static shapes; the
+    # first steps compile, about a minute). null: on for CUDA, off on the CPU. Falls back to eager on failure.
+    compile: bool | None = None
+    per_target: bool = False  # the slow reference step: one posed target after another (for comparisons)
     fsdp: bool = False  # shard parameters, gradients and optimiser state over the processes (for `large`)
     out_dir: str = "runs"
     log_every: int = 10

@@ -82,6 +82,8 @@ def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainS
         render_size=cfg.data.render_size,
         perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
         amp=cfg.amp,
+        per_target=cfg.per_target,
+        compile=device.type == "cuda" if cfg.compile is None else cfg.compile,
     )
     return model, step_mod
 
