@@ -24,6 +24,7 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
             w, h = (int(v) for v in args.size.lower().split("x"))
         except ValueError:
             p.error(f"--size must look like 640x480, got {args.size!r}")
+        log.info("starting the studio: loading the body model and the %s avatar", args.avatar or "last or default")
         return start_studio(
             avatar=args.avatar, example=args.example, preview=(w, h), fresh=args.fresh, frames=args.frames,
             screenshot=args.screenshot,

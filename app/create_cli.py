@@ -12,29 +12,54 @@ log = logging.getLogger(__name__)
 
 def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("photos", nargs="+", help="1-16 photos of one person (full body, face visible)")
-    p.add_argument("--out", default="avatar.safetensors", help="avatar file to write")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="avatar file to write (default: the user's data folder, named after the first photo)",
+    )
 
     def run(args: argparse.Namespace) -> int:
-        from app.creation import CaptureAssistant, PhotoError
+        from tqdm import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
+        from app.creation import CaptureAssistant, PhotoError
+        from core.io import check_output_path
+
+        check_output_path(args.out, "avatar file")  # before the photos are read and the avatar built
+        log.info("loading the person detector")
         assistant = CaptureAssistant()
-        for path in args.photos:
-            try:
-                c = assistant.add(path)
-            except PhotoError as e:
-                log.error("%s", e)
-                continue
-            log.info("%s: %s", Path(path).name, "person found" if c.usable else "no person found: skipped")
-        try:
-            avatar = assistant.create(progress=lambda f, text: log.info("%3.0f%% %s", 100 * f, text))
-        except PhotoError as e:
-            log.error("%s", e)
-            return 2
-        out = avatar.save(args.out)
+        with logging_redirect_tqdm():  # log lines print above the bars instead of through them
+            for path in tqdm(args.photos, desc="checking photos", unit="photo", dynamic_ncols=True):
+                try:
+                    c = assistant.add(path)
+                except PhotoError as e:
+                    log.error("%s", e)
+                    continue
+                log.info("%s: %s", Path(path).name, "person found" if c.usable else "no person found: skipped")
+            fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
+            with tqdm(total=1.0, desc="creating", bar_format=fmt, dynamic_ncols=True) as bar:
+
+                def progress(fraction: float, text: str) -> None:
+                    bar.set_postfix_str(text, refresh=False)
+                    bar.update(fraction - bar.n)
+
+                try:
+                    avatar = assistant.create(progress=progress)
+                except PhotoError as e:
+                    log.error("%s", e)
+                    return 2
+        out = avatar.save(args.out or default_avatar_path(args.photos))
         log.info("wrote %s (%s)", out, avatar.description)
         return 0
 
     return run
+
+
+def default_avatar_path(photos: list[str]) -> Path:
+    """~/.local/share/lca-studio/avatars/<first photo's name>.safetensors (core.paths), never the working directory."""
+    from core.paths import user_data_dir
+
+    return user_data_dir("avatars") / f"{Path(photos[0]).stem}.safetensors"
 
 
 def add_export_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -45,13 +70,15 @@ def add_export_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from app.avatar_source import AvatarLoadError, load_avatar
         from app.exports import export_ply
         from app.session import Session
+        from core.io import check_output_path
 
+        out = Path(args.out) if args.out else Path(args.avatar).with_suffix(".ply")
+        check_output_path(out, ".ply file")
         try:
             avatar = load_avatar(args.avatar)
         except AvatarLoadError as e:
             log.error("%s", e)
             return 2
-        out = Path(args.out) if args.out else Path(args.avatar).with_suffix(".ply")
         log.info("wrote %s", export_ply(Session(avatar), out))
         return 0
 

@@ -1,8 +1,8 @@
 """Photos -> avatar: the capture assistant's checks per photo, coverage of views, crops, and creation.
 
-The checks use the person/face detector of `core.data.video` (scikit-image's face cascade) and simple
-image statistics; the crops come from the detected boxes. These image checks belong in `core.data` once
-a body estimator exists there.
+The checks use `core.data.person` (mediapipe's pose landmarker finds the person as a body, whatever the face's
+size; selfie segmentation cuts them out), the body fit of `core.model.photo_fit` (its landmark error and silhouette
+IoU are reported per photo) and simple image statistics; the crops come from the person's box.
 """
 
 from __future__ import annotations
@@ -48,6 +48,21 @@ class PhotoCheck:
     problems: list[str] = field(default_factory=list)
     body_crop: np.ndarray | None = None  # [Hb, Wb, 3] float in [0, 1]
     face_crop: np.ndarray | None = None  # [Hf, Wf, 3]
+    mask: np.ndarray | None = None  # [H, W] uint8 person mask (255 = person)
+    mask_crop: np.ndarray | None = None  # [Hb, Wb] float in [0, 1]: the mask cut like body_crop
+    shows: dict[str, bool] = field(default_factory=dict)  # body regions the photo shows (face, legs, ...)
+    found_by: str = ""  # how the person was found (pose, pose (crop), face detector)
+    fit: object | None = None  # core.model.photo_fit.PhotoFit: the body fitted to this photo and its errors
+
+    @property
+    def lacks(self) -> list[str]:
+        """Regions the photo does not show (empty when unknown)."""
+        return [k for k in ("face", "legs") if self.shows and not self.shows.get(k, False)]
+
+    @property
+    def trusted(self) -> bool:
+        """The body fit places the body's parts on this photo's (personalisation may take colours from it)."""
+        return self.usable and self.fit is not None and not self.fit.poor
 
     @property
     def usable(self) -> bool:
@@ -102,19 +117,44 @@ def photo_views(checks: list[PhotoCheck], rig, body_crop: tuple[int, int]):
     """Reference views [N] of the usable photos' body crops resized to `body_crop` (h, w): a box-fitted standing
     body estimate per photo (core.model.photo_fit) and the intrinsics of its crop."""
     from core.model.crops import BodyEstimate
-    from core.model.photo_fit import box_estimate
     from core.model.pixel_align import ReferenceViews
 
     estimates: list[BodyEstimate] = []
     Ks = []
     for c in checks:
-        est = box_estimate(rig, c.person_box, c.size, c.view)
+        est = photo_estimate(c, rig)
         h0, w0 = c.body_crop.shape[:2]
         resize = np.diag([body_crop[1] / w0, body_crop[0] / h0, 1.0])
         M = resize @ _crop_matrix(c.person_box, (h0, w0))
         Ks.append(torch.from_numpy(M).float() @ est.camera.K.float())
         estimates.append(est)
-    return ReferenceViews.from_estimates(estimates, torch.stack(Ks))
+    views = ReferenceViews.from_estimates(estimates, torch.stack(Ks))
+    if all(c.mask_crop is not None for c in checks):  # colours only from the person
+        masks = [cv2.resize(c.mask_crop, (body_crop[1], body_crop[0]), interpolation=cv2.INTER_AREA) for c in checks]
+        views = views.with_masks(torch.from_numpy(np.stack(masks)).float())
+    return views
+
+
+def photo_estimate(c: PhotoCheck, rig):
+    """The photo's body estimate: the landmark fit when it is trusted, else the standing template in its box."""
+    from core.model.photo_fit import box_estimate
+
+    if c.fit is not None and c.fit.method == "landmarks" and not c.fit.poor:
+        return c.fit.estimate
+    return box_estimate(rig, c.person_box, c.size, c.view)
+
+
+_RIG = None
+
+
+def _fit_rig():
+    """The body the photo fits are reported on (the shipped body asset), built once."""
+    global _RIG
+    if _RIG is None:
+        from core.model.rig import rig_from_body_asset
+
+        _RIG = rig_from_body_asset()
+    return _RIG
 
 
 def check_photo(
@@ -129,18 +169,32 @@ def check_photo(
     sharp = float(cv2.Laplacian(grey, cv2.CV_64F).var())
     bright = float(grey.mean() / 255.0)
     clipped = float(((grey <= 3) | (grey >= 252)).mean())
-    person, face = detector(rgb)
+    found = detector(rgb)
+    person = None if found is None else found.box
+    face = None if found is None else found.face_box
     c = PhotoCheck(
         path=path, size=rgb.shape[:2], sharpness=sharp, brightness=bright, clipped=clipped,
         person_box=None if person is None else tuple(float(v) for v in person),
         face_box=None if face is None else tuple(float(v) for v in face),
     )  # fmt: skip
-    if person is None:
-        c.problems.append("no person found (the face must be visible for the detector)")
+    if found is None:
+        c.problems.append("no person found")
     else:
-        c.view = "front"
+        c.view = found.view if found.view != "unknown" else "front"
+        c.found_by, c.shows, c.mask = found.found_by, dict(found.shows), found.mask
         c.body_crop = _crop(rgb, person, body_crop)
-        c.face_crop = _crop(rgb, face, face_crop)
+        c.face_crop = _crop(rgb, face if face is not None else _head_of(person), face_crop)
+        if found.mask is not None:
+            c.mask_crop = _crop(np.repeat(found.mask[..., None], 3, -1), person, body_crop)[..., 0]
+        if found.pose is not None or found.mask is not None:
+            from core.model.photo_fit import fit_photo
+
+            c.fit = fit_photo(_fit_rig(), c.size, c.person_box, c.view, found.pose, found.pose_world, found.mask)
+            if c.fit.poor:
+                c.problems.append(c.fit.summary() + "; this photo will not be used to personalise")
+        for part, what in (("legs", "the legs are not in the photo"), ("face", "the face is not seen")):
+            if part in c.lacks:
+                c.problems.append(f"{what}: the model will guess them")
     if face is not None and face[3] - face[1] < FACE_MIN_PX:
         c.problems.append(
             f"the face is small ({face[3] - face[1]:.0f} px < {FACE_MIN_PX}): facial detail will be guessed"
@@ -156,6 +210,14 @@ def check_photo(
     return c
 
 
+def _head_of(box) -> tuple[float, float, float, float]:
+    """A head-sized box at the top of a person box (when no face is seen, e.g. from behind)."""
+    x0, y0, x1, y1 = box
+    s = (y1 - y0) / 7.5
+    cx = (x0 + x1) / 2
+    return (cx - s / 2, y0, cx + s / 2, y0 + s)
+
+
 def coverage(checks: list[PhotoCheck]) -> tuple[dict[str, int], list[str]]:
     """Photos per view, and the regions the model will have to guess."""
     views = {v: 0 for v in VIEWS}
@@ -165,6 +227,8 @@ def coverage(checks: list[PhotoCheck]) -> tuple[dict[str, int], list[str]]:
     guessed = [GUESSED_WITHOUT[v] for v in ("front", "side", "back") if views[v] == 0]
     if not any(c.face_box is not None for c in checks):
         guessed.append("all facial detail (no photo shows the face)")
+    if checks and not any(c.shows.get("legs", False) for c in checks if c.usable and c.shows):
+        guessed.append("the legs and feet (no photo shows them)")
     return views, guessed
 
 
@@ -172,9 +236,9 @@ class CaptureAssistant:
     """Collects photos, checks each one, and makes an avatar from the usable ones."""
 
     def __init__(self) -> None:
-        from core.data.video_coarse import PersonDetector
+        from core.data.person import PersonFinder
 
-        self.detector = PersonDetector()
+        self.detector = PersonFinder()
         self.checks: list[PhotoCheck] = []
 
     def add(self, path: str | Path, *, body_crop=(256, 192), face_crop=(128, 128)) -> PhotoCheck:
@@ -192,7 +256,7 @@ class CaptureAssistant:
         usable = [c for c in self.checks if c.usable]
         if not usable:
             raise PhotoError(
-                "none of the photos shows a person the detector can find; add a photo with the face visible"
+                "none of the photos shows a person the detector can find; add a photo where the whole person is seen"
             )
         from app.model_avatar import ModelAvatar
         from core.model.avatar import Avatar
@@ -215,7 +279,11 @@ class CaptureAssistant:
         name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"
         from app.personalisation import photo_references
 
-        refs = photo_references(usable, model.rig)
+        try:
+            refs = photo_references(usable, model.rig)
+        except ValueError as e:  # no photo with a trusted body fit: the avatar is made, but not personalisable
+            log.warning("%s", e)
+            refs = None
         return ModelAvatar(avatar, name=name, description=f"created with the {label}", references=refs)
 
 

@@ -46,6 +46,15 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
             p.error(f"--size must look like 640x480, got {args.size!r}")
         if args.out is not None and not str(args.out).lower().endswith(".mp4"):
             p.error(f"--out must be an .mp4 file, got {args.out!r}")
+        if args.record_channels is not None and Path(args.record_channels).suffix.lower() not in (".npz", ".json"):
+            p.error(f"--record-channels must be a .npz or .json file, got {args.record_channels!r}")
+        if not (16 <= w <= 8192 and 16 <= h <= 8192):
+            p.error(f"--size must lie within 16x16 and 8192x8192, got {args.size!r}")
+        from core.io import check_output_path
+
+        for path, what in ((args.out, "video"), (args.record_channels, "channel recording")):
+            if path is not None:
+                check_output_path(path, what)  # before any camera, model or window is opened
         headless = args.headless or not _has_display()
         if not headless:
             if args.out or args.record_channels or args.osc or args.vmc:
@@ -77,6 +86,17 @@ def _open_session(avatar: str | None, example: str | None):
             raise AvatarLoadError(f"no gallery avatar named {example!r}; choose one of {', '.join(entries)}")
         return Session(entries[example]())
     return Session(load_avatar(avatar) if avatar else None)
+
+
+def source_length(source, frames: int | None) -> int | None:
+    """Frames a headless run will drive (for the bar's time left): --frames, capped by the file's or folder's
+    length; None for a webcam without --frames."""
+    known = getattr(source, "frame_count", None)
+    if known is None and hasattr(source, "paths") and not getattr(source, "loop", False):
+        known = len(source.paths)
+    if known is None or getattr(source, "loop", False):
+        return frames
+    return known if frames is None else min(known, frames)
 
 
 def drive_headless(args: argparse.Namespace, size: tuple[int, int]) -> int:
@@ -120,8 +140,9 @@ def drive_headless(args: argparse.Namespace, size: tuple[int, int]) -> int:
     viewport = Viewport(*size, backend="egl")
     camera = orbit_camera(view, *size)
     n = 0
+    total = source_length(source, args.frames)
     try:
-        with tqdm(desc=f"driving from {source.name}", unit="frame", disable=None) as bar:
+        with tqdm(desc=f"driving from {source.name}", total=total, unit="frame", disable=None) as bar:
             while args.frames is None or n < args.frames:
                 try:
                     frame = source.read()
@@ -156,6 +177,7 @@ def _drive_headless_channels(args: argparse.Namespace, size: tuple[int, int]) ->
     --frames or Ctrl+C)."""
     from tqdm import tqdm
 
+    from app.avatar_source import AvatarLoadError
     from app.drive_control import DriveController, parse_input_spec
     from app.driving import apply_channels
     from app.viewport import Viewport, orbit_camera
@@ -178,7 +200,13 @@ def _drive_headless_channels(args: argparse.Namespace, size: tuple[int, int]) ->
         if not controller.open(args.source):
             log.error("%s", controller.error)
             return EXIT_SOURCE
-    session = _open_session(args.avatar, args.example)
+    try:
+        session = _open_session(args.avatar, args.example)
+    except AvatarLoadError as e:
+        if controller is not None:
+            controller.shutdown()
+        log.error("%s", e)
+        return EXIT_SOURCE
     outputs = _Outputs(args, fps=args.fps or 30.0)
     viewport = Viewport(*size, backend="egl")
     camera = orbit_camera(_view(session, args.view), *size)

@@ -109,24 +109,20 @@ def build_lighting(edit: LightingEdit, presets: dict[str, EnvironmentPreset]) ->
     return Lighting(env, key_dir, key_rgb)
 
 
-def model_lighting(edit: LightingEdit, presets: dict[str, EnvironmentPreset]):
-    """The same lighting for `core.model`'s relightable appearance (ambient row + linear x, y, z rows + key)."""
+def model_lighting(light: Lighting):
+    """The same lighting for `core.model`'s relightable appearance: ambient row + linear x, y, z rows + key.
+
+    Exact for the environments `build_lighting` makes (SH bands 0 and 1; band 2 has no linear counterpart).
+    """
     import torch
 
     from core.model.appearance import Lighting as ModelLighting
 
-    if edit.preset not in presets:
-        raise ValueError(f"unknown lighting preset {edit.preset!r}; choose one of {', '.join(presets)}")
-    p = presets[edit.preset]
-    tint = temperature_rgb(edit.temperature_k) / temperature_rgb(p.temperature_k)
-    ambient = (np.asarray(p.ambient) + 0.5 * (np.asarray(p.sky) + np.asarray(p.ground))) * tint * edit.intensity
-    grad = 0.5 * (np.asarray(p.sky) - np.asarray(p.ground)) * tint * edit.intensity
-    up = direction(edit.rotation_deg, 75.0)
-    env = np.concatenate([ambient[None], np.outer(up, grad)], 0)  # [4, 3]
-    key_dir = direction(edit.key_azimuth_deg + edit.rotation_deg, edit.key_elevation_deg)
-    key_rgb = np.asarray(edit.key_color) * edit.key_intensity * tint
+    sh = np.asarray(light.env_sh, dtype=np.float64)
+    # 3DGS band-1 ordering (-y, z, -x): undo the signs and the C1 factor to get the x, y, z gradient rows.
+    env = np.stack([_C0 * sh[0], -_C1 * sh[3], -_C1 * sh[1], _C1 * sh[2]])  # [4, 3]
     f32 = torch.float32
     return ModelLighting(
-        env=torch.as_tensor(env, dtype=f32), direction=torch.as_tensor(key_dir, dtype=f32),
-        colour=torch.as_tensor(key_rgb, dtype=f32),
+        env=torch.as_tensor(env, dtype=f32), direction=torch.as_tensor(light.key_dir, dtype=f32),
+        colour=torch.as_tensor(light.key_rgb, dtype=f32),
     )  # fmt: skip

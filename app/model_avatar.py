@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from app.avatar_source import ROOT, AvatarLoadError, Rig, StudioAvatar
-from app.lighting import load_environment_presets, model_lighting
+from app.lighting import model_lighting
 from app.part_edits import apply_part_edits
 from app.state import EditState
 from core.data.lighting import Lighting
@@ -94,7 +94,6 @@ class ModelAvatar:
         self.rig = Rig(tuple(rig.expression_names), _joint_names(rig.num_joints), tuple(rig.parents))
         self._joint = {n: i for i, n in enumerate(self.rig.joint_names)}
         self._expr = {n: i for i, n in enumerate(self.rig.expression_names)}
-        self._environments = load_environment_presets()
         self._looseness: dict[str, float] = {}
         self.references = references  # app.personalisation.PhotoReferences when made from photos here, else None
 
@@ -142,11 +141,12 @@ class ModelAvatar:
             self.rig.joint_names, self.rig.expression_names, dtype=np.float32,
         )  # fmt: skip
         pose, expr, gaze = torch.from_numpy(b.pose), torch.from_numpy(b.expression), torch.from_numpy(b.gaze)
-        light = None if edit.view_mode == "albedo" else model_lighting(edit.lighting, self._environments)
+        light = None if edit.view_mode == "albedo" else model_lighting(lighting)
         self._sync_looseness(edit)
         g = self.avatar.drive(
             pose=pose.to(dev), expression=expr.to(dev), gaze=gaze.to(dev), lighting=light,
             translation=torch.from_numpy(b.translation).to(dev), detail=detail,
+            shading_only=edit.view_mode == "shading",
         )  # fmt: skip
         return apply_part_edits(g, edit.parts)
 

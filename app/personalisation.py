@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import cv2
@@ -27,14 +28,19 @@ class PhotoReferences:
 
 
 def photo_references(checks, rig, *, side: int = PHOTO_SIDE) -> PhotoReferences:
-    """From the capture assistant's usable checks: each photo letterboxed to one size (long side `side`), and a
-    box-fitted standing body estimate from its person box and view label."""
+    """From the capture assistant's usable checks whose body fit is trusted: each photo letterboxed to one size (long
+    side `side`), the person cut out by its mask onto black (nothing of the background is fitted), and the body
+    fitted to its landmarks. Photos whose fit is poor are refused: their colours would land on the wrong body part."""
     from app.creation import read_photo
     from core.model.photo_fit import box_estimate
 
-    usable = [c for c in checks if c.usable]
+    usable = [c for c in checks if c.usable and (c.fit is None or not c.fit.poor)]
     if not usable:
-        raise ValueError("no usable photo to personalise against; add a photo where the person is found")
+        raise ValueError(
+            "no photo to personalise against: "
+            + ("the body fit of every photo is poor (see each photo's fit); " if any(c.usable for c in checks) else "")
+            + "add a photo where the whole person is found and the fitted body lies on them"
+        )
     H = W = side
     images, estimates = [], []
     for c in usable:
@@ -43,11 +49,19 @@ def photo_references(checks, rig, *, side: int = PHOTO_SIDE) -> PhotoReferences:
         h, w = max(1, round(rgb.shape[0] * s)), max(1, round(rgb.shape[1] * s))
         canvas = np.zeros((H, W, 3), np.uint8)
         oy, ox = (H - h) // 2, (W - w) // 2
+        if c.mask is not None:
+            rgb = rgb * (c.mask[..., None] > 127)
         canvas[oy : oy + h, ox : ox + w] = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         x0, y0, x1, y1 = c.person_box
         box = (x0 * s + ox, y0 * s + oy, x1 * s + ox, y1 * s + oy)
         images.append(torch.from_numpy(canvas).permute(2, 0, 1).float() / 255.0)
-        estimates.append(box_estimate(rig, box, (H, W), c.view))
+        if c.fit is not None and c.fit.method == "landmarks":  # the landmark fit, in the letterboxed pixels
+            est = c.fit.estimate
+            M = torch.tensor([[s, 0.0, ox], [0.0, s, oy], [0.0, 0.0, 1.0]])
+            cam = type(est.camera)(M @ est.camera.K.float(), est.camera.T_cam_world, W, H)
+            estimates.append(type(est)(est.params, cam))
+        else:
+            estimates.append(box_estimate(rig, box, (H, W), c.view))
     return PhotoReferences(torch.stack(images), tuple(estimates))
 
 
@@ -69,12 +83,22 @@ class PersonaliseJob:
         self.loss: float | None = None
         self.result = None
         self.error: str | None = None
+        self.started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, args=(refs,), daemon=True, name="personalise")
         self._thread.start()
 
     @property
     def done(self) -> bool:
         return not self._thread.is_alive()
+
+    def time_left(self) -> str:
+        """', 12 s left' at the rate so far ('' before the first step)."""
+        from app.tasks import format_duration
+
+        if self.progress <= 0.0:
+            return ", estimating time left..."
+        elapsed = time.perf_counter() - self.started
+        return f", {format_duration(elapsed * (1.0 - self.progress) / self.progress)} left"
 
     def _run(self, refs: PhotoReferences) -> None:
         from app.model_avatar import ModelAvatar

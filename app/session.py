@@ -69,8 +69,7 @@ class Session:
         self.revision = 0  # bumps on every edit; panels re-read widgets when `external_revision` moves
         self.external_revision = 0  # bumps when the edit changed from outside the widgets (undo, preset, load)
         self.turntable_deg_per_s = 0.0
-        self._decoded: Gaussians | None = None
-        self._decoded_key: tuple[int, EditState, int | None] | None = None
+        self._decoded: tuple[tuple[int, EditState, int | None], Gaussians] | None = None  # (key, Gaussians)
         self._lighting_cache: tuple[object, Lighting] | None = None
         self._avatar_serial = 0
         self.decode_ms = 0.0
@@ -144,8 +143,7 @@ class Session:
     def set_avatar(self, avatar: StudioAvatar, path: Path | None = None) -> None:
         self.avatar = avatar
         self.avatar_path = path
-        self._avatar_serial += 1
-        self._decoded = None
+        self._avatar_serial += 1  # a new serial is a new decode key; the old Gaussians go with the next decode
         self.external_revision += 1
         self.say(f"opened avatar: {avatar.name} ({avatar.description})")
 
@@ -162,25 +160,40 @@ class Session:
     # Decoding --------------------------------------------------------------------------------
     @property
     def lighting(self) -> Lighting:
-        key = self.edit.lighting
-        if self._lighting_cache is None or self._lighting_cache[0] != key:
-            self._lighting_cache = (key, build_lighting(key, self.environments))
-        return self._lighting_cache[1]
+        return self.lighting_for(self.edit)
+
+    def lighting_for(self, edit: EditState) -> Lighting:
+        key = edit.lighting
+        cache = self._lighting_cache
+        if cache is None or cache[0] != key:
+            cache = self._lighting_cache = (key, build_lighting(key, self.environments))
+        return cache[1]
+
+    @property
+    def avatar_serial(self) -> int:
+        """Bumps whenever another avatar is set (part of what identifies a decoded frame)."""
+        return self._avatar_serial
 
     def gaussians(self, detail: int | None = None) -> Gaussians:
         """The Gaussians for the current edit, decoded only when the avatar, the edit or the detail changed.
 
         `detail=k` asks avatars that offer levels of detail (`supports_detail`) for k Gaussians per anchor
-        (a fast preview); others, and `None`, give the full avatar.
+        (a fast preview); others, and `None`, give the full avatar. In the studio only the preview worker's
+        thread decodes (`app.preview_worker`).
         """
-        detail = self._detail_for(self.avatar, detail)
-        key = (self._avatar_serial, self.edit, detail)
-        if self._decoded is None or self._decoded_key != key:
+        return self.decode(self.avatar, self._avatar_serial, self.edit, detail)
+
+    def decode(self, avatar: StudioAvatar, serial: int, edit: EditState, detail: int | None = None) -> Gaussians:
+        """`gaussians()` for a snapshot (avatar, its serial, edit) taken earlier: what the preview worker decodes."""
+        detail = self._detail_for(avatar, detail)
+        key = (serial, edit, detail)
+        decoded = self._decoded
+        if decoded is None or decoded[0] != key:
             t0 = time.perf_counter()
-            self._decoded = self._with_swaps(self._drive(self.avatar, self.edit, detail), detail)
+            g = self._with_swaps(self._drive(avatar, edit, detail), edit, detail)
             self.decode_ms = 1e3 * (time.perf_counter() - t0)
-            self._decoded_key = key
-        return self._decoded
+            decoded = self._decoded = (key, g)
+        return decoded[1]
 
     def donor(self, name: str) -> StudioAvatar:
         """A gallery avatar that lends parts (hair, garments) to the current one; opened once."""
@@ -200,15 +213,15 @@ class Session:
     def _drive(self, avatar: StudioAvatar, edit: EditState, detail: int | None) -> Gaussians:
         detail = self._detail_for(avatar, detail)
         if detail is None:
-            return avatar.drive(edit, self.lighting)
-        return avatar.drive(edit, self.lighting, detail=detail)
+            return avatar.drive(edit, self.lighting_for(edit))
+        return avatar.drive(edit, self.lighting_for(edit), detail=detail)
 
-    def _with_swaps(self, g: Gaussians, detail: int | None = None) -> Gaussians:
+    def _with_swaps(self, g: Gaussians, edit: EditState, detail: int | None = None) -> Gaussians:
         """Replace each part that has `swap_from` by the donor's part, driven with the same edit."""
-        swaps = {i: e.swap_from for i, e in enumerate(self.edit.parts) if e.swap_from}
+        swaps = {i: e.swap_from for i, e in enumerate(edit.parts) if e.swap_from}
         if not swaps or g.parts is None:
             return g
-        plain = replace(self.edit, parts=tuple(replace(e, swap_from="") for e in self.edit.parts))
+        plain = replace(edit, parts=tuple(replace(e, swap_from="") for e in edit.parts))
         pieces = [g.index(~torch.isin(g.parts, torch.tensor(list(swaps), device=g.parts.device)))]
         for i, name in swaps.items():
             try:
@@ -226,4 +239,5 @@ class Session:
 
     @property
     def needs_decode(self) -> bool:
-        return self._decoded is None or self._decoded_key[:2] != (self._avatar_serial, self.edit)
+        decoded = self._decoded
+        return decoded is None or decoded[0][:2] != (self._avatar_serial, self.edit)

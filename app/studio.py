@@ -1,7 +1,9 @@
-"""The studio window: viewport with orbit/pan/zoom, docked panels, status bar, console; the frame loop.
+"""The studio window: preview with orbit/pan/zoom, a side list of panels, status bar, console; the frame loop.
 
-One `Studio` owns every Dear PyGui item it creates. Callbacks only change the session (intent); `step()`
-decodes what changed, renders the preview offscreen and uploads it as a texture, then draws the GUI.
+One `Studio` owns every Dear PyGui item it creates. Callbacks only change the session (intent); `step()` runs
+them, asks the preview worker (`app.preview_worker`, its own thread) for a picture of what changed, shows the
+newest finished picture as a texture, follows long tasks on a progress bar and draws the GUI. Decoding and
+rendering never run on this thread, so a slow decode never delays a click.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
+import numpy as np
 import torch
 
 from app import exports
-from app.avatar_source import AvatarLoadError, StudioAvatar
+from app.avatar_source import StudioAvatar, load_avatar
 from app.camera_path import CameraPath
 from app.gallery import gallery
+from app.layout import NAV_WIDTH, ScreenArea, fit_window, screen_area
 from app.panels.avatar import AvatarPanel
 from app.panels.camera_keys import CameraKeysPanel
 from app.panels.create import CreatePanel
@@ -27,13 +31,15 @@ from app.panels.lighting import LightingPanel
 from app.panels.parts import PartsPanel
 from app.panels.pose import PosePanel
 from app.panels.training import TrainingPanel
+from app.preview_worker import FrameRequest, FrameResult, PreviewWorker
 from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
 from app.settings import Settings
+from app.tasks import Task
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
+from core.paths import user_data_dir
 
 log = logging.getLogger(__name__)
 
-PANEL_WIDTH = 430
 CONSOLE_LINES = 200
 SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full resolution
 LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
@@ -62,17 +68,24 @@ class Studio:
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
         interactive_detail: int | None = PREVIEW_DETAIL,
-        runs_root: str | Path = "runs",
+        runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
+        screen: ScreenArea | None = None,
     ) -> None:
         self.session = session
         self.settings = settings or Settings()
         share_cpu_with_gl()
-        self.width, self.height = preview
+        self.layout = fit_window(screen or screen_area(), preview)
+        self.width, self.height = self.layout.preview
         dpg.create_context()
         dpg.configure_app(manual_callback_management=True)
-        dpg.create_viewport(title=title, width=self.width + PANEL_WIDTH + 40, height=self.height + 250)
+        lay = self.layout
+        dpg.create_viewport(title=title, width=lay.width, height=lay.height, x_pos=lay.x, y_pos=lay.y)
         dpg.setup_dearpygui()
-        self.viewport = Viewport(self.width, self.height, backend="glx")
+        # Decoding and drawing happen on the preview worker's thread; its GL context is made there too.
+        self.worker = PreviewWorker(
+            lambda: Viewport(self.width, self.height, backend="glx"), self._decode, self._render
+        )
+        self.viewport: Viewport = self.worker.viewport
         self.panels = [
             AvatarPanel(session, self),
             ExpressionPanel(session),
@@ -80,15 +93,15 @@ class Studio:
             PartsPanel(session),
             LightingPanel(session),
             CameraKeysPanel(session, self.render_camera_path),
-            CreatePanel(session),
-            TrainingPanel(session, runs_root=runs_root),
+            CreatePanel(session, run_task=self.run_task),
+            TrainingPanel(session, runs_root=runs_root or user_data_dir("runs")),
             DrivePanel(session, self),
         ]
         self.avatar_panel = self.panels[0]
         self._log_handler = _ConsoleHandler(session)
         logging.getLogger().addHandler(self._log_handler)
+        self.preview_image = np.ones((self.height, self.width, 4), dtype=np.float32)  # what the GUI shows
         self._build()
-        self._frame_key: object = None
         self._seen_external = session.external_revision
         self._seen_avatar: StudioAvatar = session.avatar
         self._last = time.perf_counter()
@@ -97,17 +110,22 @@ class Studio:
         self._wheel = 0.0
         self._console_len = 0
         self._changed_at = -1e9
-        self._frame_scale = 1.0
+        self._state_key: object = None  # (avatar serial, edit, view) last seen
+        self._submitted: FrameRequest | None = None
+        self.shown: FrameResult | None = None  # the newest picture on screen (or the newest failed decode)
+        self._num = 0
         self.interactive_scale = interactive_scale
         self.interactive_detail = interactive_detail  # Gaussians per anchor while dragging (None: all)
-        self._frame_detail: int | None = None
+        self._tasks: list[tuple[Task, object, str]] = []  # (task, on_done(result), failure message)
+        self._task_shown: Task | None = None
+        self.current_panel = self.panels[0].title
         self.frames = 0
 
     # Layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
         with dpg.texture_registry():
             self.texture = dpg.add_raw_texture(
-                self.width, self.height, self.viewport._rgba.ravel(), format=dpg.mvFormat_Float_rgba
+                self.width, self.height, self.preview_image.ravel(), format=dpg.mvFormat_Float_rgba
             )
         with dpg.window(no_title_bar=True, no_move=True, no_resize=True) as self.main:
             with dpg.menu_bar():
@@ -122,6 +140,9 @@ class Studio:
                 with dpg.menu(label="View"):
                     for name in ("front", "side", "back", "face"):
                         dpg.add_menu_item(label=f"{name} view", callback=self._on_camera_preset, user_data=name)
+                with dpg.menu(label="Panels"):
+                    for panel in self.panels:
+                        dpg.add_menu_item(label=panel.title, callback=self._on_nav, user_data=panel.title)
             with dpg.group(horizontal=True):
                 with dpg.group():
                     self.image = dpg.add_image(self.texture)
@@ -132,16 +153,23 @@ class Studio:
                         self.turntable_box = dpg.add_checkbox(label="turntable", callback=self._on_turntable)
                         dpg.add_button(label="undo", callback=lambda: self.session.undo())
                         dpg.add_button(label="redo", callback=lambda: self.session.redo())
-                    dpg.add_text("drag: orbit   shift/right-drag: pan   wheel: zoom", color=(140, 140, 150))
+                    with dpg.group(horizontal=True):
+                        self.task_bar = dpg.add_progress_bar(default_value=0.0, width=self.width - 70, overlay="idle")
+                        self.cancel_button = dpg.add_button(label="Cancel", callback=lambda: self.cancel_tasks())
                     self.status = dpg.add_text("", color=(180, 200, 220), wrap=self.width)
-                    with dpg.child_window(height=120, width=self.width, border=True) as self.console:
-                        pass
-                with dpg.child_window(width=PANEL_WIDTH, height=self.height + 200, border=False):
-                    with dpg.tab_bar() as self.tab_bar:
-                        for panel in self.panels:
-                            with dpg.tab(label=panel.title) as tab:
-                                panel.build(tab)
-                                panel.tab = tab
+                    with dpg.child_window(height=-1, width=self.width, border=True) as self.console:
+                        dpg.add_text("drag: orbit   shift/right-drag: pan   wheel: zoom", color=(140, 140, 150))
+                with dpg.child_window(width=NAV_WIDTH, height=-1, border=True):
+                    self.nav = {
+                        panel.title: dpg.add_selectable(label=panel.title, callback=self._on_nav, user_data=panel.title)
+                        for panel in self.panels
+                    }
+                with dpg.child_window(width=-1, height=-1, border=False) as self.panel_area:
+                    for i, panel in enumerate(self.panels):
+                        with dpg.group(show=i == 0) as holder:
+                            panel.build(holder)
+                            panel.tab = holder
+        dpg.set_value(self.nav[self.panels[0].title], True)
         dpg.set_primary_window(self.main, True)
         with dpg.handler_registry():
             dpg.add_mouse_wheel_handler(callback=self._on_wheel)
@@ -164,81 +192,130 @@ class Studio:
         if dpg.is_key_down(dpg.mvKey_LControl) or dpg.is_key_down(dpg.mvKey_RControl):
             self.session.undo() if what == "undo" else self.session.redo()
 
+    def _on_nav(self, sender, app_data, title: str) -> None:
+        self.show_panel(title)
+
     def show_panel(self, title: str) -> None:
-        """Bring the panel with this tab title to the front."""
+        """Show the panel with this title (the side list's entry is highlighted)."""
+        if title not in self.nav:
+            raise ValueError(f"no panel titled {title!r}; panels are {[p.title for p in self.panels]}")
         for panel in self.panels:
-            if panel.title == title:
-                dpg.set_value(self.tab_bar, panel.tab)
-                return
-        raise ValueError(f"no panel titled {title!r}; panels are {[p.title for p in self.panels]}")
+            dpg.configure_item(panel.tab, show=panel.title == title)
+            dpg.set_value(self.nav[panel.title], panel.title == title)
+        self.current_panel = title
+
+    # Long actions: tasks on the preview worker, followed on the progress bar -------------------
+    def run_task(self, name: str, work, on_done=None, *, failure: str | None = None) -> Task:
+        """Run `work(task, viewport)` on the preview worker's thread (it may call `task.report(f, text)`).
+
+        `on_done(result)` runs on the GUI thread once it finished; a failure goes to the console as
+        "`failure`: reason" (default: "name failed"). The progress bar under the preview shows its time left.
+        """
+        task = Task(name)
+        self._tasks.append((task, on_done, failure or f"{name} failed"))
+        self._task_shown = task
+        return self.worker.submit_task(task, work)
+
+    def cancel_tasks(self) -> None:
+        for task, _, _ in self._tasks:
+            task.cancel()
+
+    def wait(self, task: Task | None, timeout: float = 120.0) -> bool:
+        """Run frames until `task` finished and its result was applied; True when it succeeded."""
+        if task is None:
+            return False
+        end = time.perf_counter() + timeout
+        while any(t is task for t, _, _ in self._tasks) and time.perf_counter() < end:
+            self.step()
+            time.sleep(0.005)
+        return task.done and task.error is None
+
+    def _poll_tasks(self) -> None:
+        for entry in [e for e in self._tasks if e[0].done]:
+            self._tasks.remove(entry)
+            task, on_done, failure = entry
+            if task.error == "cancelled":
+                self.session.say(f"{task.name}: cancelled", logging.WARNING)
+            elif task.error is not None:
+                self.session.say(f"{failure}: {task.error}", logging.ERROR)
+            elif on_done is not None:
+                on_done(task.result)
+        running = [t for t, _, _ in self._tasks]
+        task = running[0] if running else self._task_shown
+        if task is not None:
+            dpg.set_value(self.task_bar, task.fraction if task.error is None else 0.0)
+            dpg.configure_item(self.task_bar, overlay=task.overlay())
+            self.avatar_panel.set_progress(task.fraction if task.error is None else 0.0, task.overlay())
+        dpg.configure_item(self.cancel_button, enabled=bool(running))
 
     # Actions (called by panels) --------------------------------------------------------------
-    def open_gallery(self, name: str) -> None:
+    def open_gallery(self, name: str) -> Task | None:
         entries = gallery()
         if name not in entries:
             self.session.say(f"pick an avatar in the gallery first (got {name!r})", logging.WARNING)
-            return
-        self.avatar_panel.set_progress(0.2, f"opening {name}...")
-        try:
-            avatar = entries[name]()
-        except AvatarLoadError as e:
-            self.session.say(f"could not open {name}: {e}", logging.ERROR)
-            return
-        self.session.set_avatar(avatar)
-        self.avatar_panel.set_progress(1.0, f"opened {name}")
+            return None
+        return self.run_task(
+            f"opening {name}", lambda task, vp: entries[name](), self.session.set_avatar,
+            failure=f"could not open {name}",
+        )  # fmt: skip
 
-    def open_file(self, path: str) -> bool:
-        ok = self.session.open_avatar(path)
-        self.avatar_panel.set_progress(1.0 if ok else 0.0, "opened" if ok else "failed: see the console")
-        if ok:
+    def open_file(self, path: str) -> Task:
+        def opened(avatar: StudioAvatar) -> None:
+            self.session.set_avatar(avatar, Path(path))
             self.settings.last_avatar = str(path)
-        return ok
 
-    def save_avatar(self, path: str) -> bool:
+        return self.run_task(
+            f"opening {Path(path).name}", lambda task, vp: load_avatar(path), opened, failure="could not open avatar"
+        )
+
+    def save_avatar(self, path: str, then=None) -> Task | None:
         save = getattr(self.session.avatar, "save", None)
         if save is None:
             self.session.say(
                 f"{self.session.avatar.name} is an example without an avatar file; use 'Export .ply' to keep it",
                 logging.WARNING,
             )
-            return False
-        return self._write(lambda: save(path), f"saved avatar to {path}")
+            return None
+        return self._write("saving avatar", lambda task, vp: save(path), f"saved avatar to {path}", then)
 
-    def export_ply(self, path: str) -> None:
-        self._write(lambda: exports.export_ply(self.session, path), f"exported {path}")
+    def export_ply(self, path: str) -> Task:
+        return self._write(
+            "exporting .ply", lambda task, vp: exports.export_ply(self.session, path), f"exported {path}"
+        )
 
-    def snapshot(self, path: str) -> None:
-        self._write(lambda: exports.snapshot_png(self.session, self.viewport, path), f"saved snapshot {path}")
-        self._frame_key = None
+    def snapshot(self, path: str) -> Task:
+        work = lambda task, vp: exports.snapshot_png(self.session, vp, path)  # noqa: E731
+        return self._write("snapshot", work, f"saved snapshot {path}")
 
-    def turntable(self, path: str, num_frames: int = 60) -> None:
+    def turntable(self, path: str, num_frames: int = 60) -> Task:
         views = exports.turntable_views(self.session.view, num_frames)
-        self._video(path, views, "turntable")
+        return self._video(path, views, "turntable")
 
-    def render_camera_path(self, path: CameraPath, file: str) -> None:
+    def render_camera_path(self, path: CameraPath, file: str) -> Task | None:
         if len(path.keys) < 2:
             self.session.say("add at least two camera keys before rendering the path", logging.WARNING)
-            return
-        self._video(file, path.frames(30), "camera path")
+            return None
+        return self._video(file, path.frames(30), "camera path")
 
-    def _video(self, path: str, views, what: str) -> None:
-        def progress(f: float) -> None:
-            self.avatar_panel.set_progress(f, f"{what}: {int(100 * f)}%")
-            dpg.render_dearpygui_frame()
+    def _video(self, path: str, views, what: str) -> Task:
+        def work(task: Task, viewport: Viewport):
+            def progress(f: float) -> None:
+                task.report(f, f"frame {round(f * len(views))}/{len(views)}")
 
-        frames = exports.render_views(self.session, self.viewport, views, progress=progress)
-        self._write(lambda: exports.write_video(path, frames), f"wrote {what} video {path}")
-        self._frame_key = None
+            frames = exports.render_views(self.session, viewport, views, progress=progress)
+            return exports.write_video(path, frames)
 
-    def _write(self, fn, done: str) -> bool:
-        """Run a file-writing action; failures go to the console instead of stopping the studio."""
-        try:
-            fn()
-        except (OSError, ValueError, RuntimeError) as e:
-            self.session.say(f"could not write: {e}", logging.ERROR)
-            return False
-        self.session.say(done)
-        return True
+        return self._write(f"rendering {what}", work, f"wrote {what} video {path}")
+
+    def _write(self, name: str, work, done: str, then=None) -> Task:
+        """A file-writing task; failures go to the console instead of stopping the studio."""
+
+        def finished(result) -> None:
+            self.session.say(done)
+            if then is not None:
+                then(result)
+
+        return self.run_task(name, work, finished, failure="could not write")
 
     # Frame loop ------------------------------------------------------------------------------
     def _poll_mouse(self) -> None:
@@ -273,6 +350,7 @@ class Studio:
         s.advance(dt)
         for panel in self.panels:
             panel.tick(dt)
+        self._poll_tasks()
         if s.avatar is not self._seen_avatar:
             self._seen_avatar = s.avatar
             for panel in self.panels:
@@ -284,52 +362,99 @@ class Studio:
             self._seen_external = s.external_revision
             for panel in self.panels:
                 panel.refresh()
-        if self.render_preview():
-            for panel in self.panels:
-                panel.on_preview(self.viewport._rgba, time.perf_counter())
+        self.request_preview()
+        self.show_preview()
         self._update_status()
         self._update_console()
         dpg.render_dearpygui_frame()
         self.frames += 1
 
-    def render_preview(self, force: bool = False) -> bool:
-        """Decode and draw when the avatar, the edit or the view changed; True when a new image was made.
+    def request_preview(self) -> FrameRequest | None:
+        """Ask the worker for a picture when the avatar, the edit or the view changed; the request, if new.
 
-        While something keeps changing (a slider or the mouse is being dragged) the preview is drawn at
+        While something keeps changing (a slider or the mouse is being dragged) the picture is asked for at
         `interactive_scale` resolution from `interactive_detail` Gaussians per anchor (avatars that offer levels
-        of detail); once it settles, the full avatar is decoded and drawn again at full resolution.
+        of detail); once it settles, the full avatar at full resolution. A request the worker has not started
+        yet is replaced, so the newest state always wins.
         """
         s = self.session
-        key = (id(s.avatar), s.edit, s.view)
         now = time.perf_counter()
-        if key != self._frame_key:
-            self._changed_at = now
+        state = (s.avatar_serial, s.edit, s.view)
+        if state != self._state_key:
+            self._state_key, self._changed_at = state, now
         busy = now - self._changed_at < SETTLE_S
-        scale = self.interactive_scale if busy else 1.0
-        detail = self.interactive_detail if busy else None
-        if key == self._frame_key and scale == self._frame_scale and detail == self._frame_detail and not force:
+        detail = Session._detail_for(s.avatar, self.interactive_detail if busy else None)
+        request = FrameRequest(
+            s.avatar, s.avatar_serial, s.edit, s.view, detail, self.interactive_scale if busy else 1.0
+        )
+        if self._submitted is not None and request.key == self._submitted.key:
+            return None
+        self._submitted = request
+        self.worker.submit(request)
+        return request
+
+    def show_preview(self) -> bool:
+        """Show the worker's newest finished picture, if any; True when the preview changed."""
+        result = self.worker.take_result()
+        if result is None:
             return False
-        try:
-            g = s.gaussians(detail=detail)
-        except (ValueError, RuntimeError) as e:
-            s.say(f"could not decode the avatar: {e}", logging.ERROR)
-            self._frame_key = key
+        self.shown = result
+        if result.error is not None:
+            self.session.say(result.error, logging.ERROR)
             return False
-        camera = orbit_camera(s.view, self.width, self.height)
-        img = self.viewport.render(g, camera, parts_view=s.edit.view_mode == "parts", scale=scale)
-        dpg.set_value(self.texture, img.ravel())
-        self._frame_key, self._frame_scale, self._frame_detail = key, scale, detail
-        self._num = g.num
+        self.preview_image = result.image  # the worker made it for us; the texture keeps a view of it
+        dpg.set_value(self.texture, self.preview_image.ravel())
+        self._num = result.num
+        for panel in self.panels:
+            panel.on_preview(self.preview_image, result.finished)
         return True
 
+    @property
+    def preview_settled(self) -> bool:
+        """The preview shows the current state at full quality and nothing else is asked for."""
+        s, shown = self.session, self.shown
+        if shown is None or self._submitted is None or shown.request.key != self._submitted.key:
+            return False
+        r = shown.request
+        return (
+            (r.avatar_serial, r.edit, r.view) == (s.avatar_serial, s.edit, s.view)
+            and r.scale == 1.0
+            and (r.detail is None)
+        )
+
+    def settle(self, timeout: float = 120.0) -> bool:
+        """Run frames until the preview shows the current state at full quality (tests, scripted screenshots)."""
+        end = time.perf_counter() + timeout
+        while time.perf_counter() < end:
+            self.step()
+            if self.preview_settled and not self._tasks:
+                return True
+            time.sleep(0.005)
+        return False
+
+    def _decode(self, request: FrameRequest):  # on the worker thread
+        return self.session.decode(request.avatar, request.avatar_serial, request.edit, request.detail)
+
+    def _render(self, viewport: Viewport, gaussians, request: FrameRequest) -> np.ndarray:  # on the worker thread
+        camera = orbit_camera(request.view, self.width, self.height)
+        return viewport.render(gaussians, camera, parts_view=request.edit.view_mode == "parts", scale=request.scale)
+
     def _update_status(self) -> None:
-        s = self.session
+        s, r = self.session, self.shown
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        if r is None:
+            preview = "preview: decoding the first frame..."
+        else:
+            quality = "" if r.request.scale == 1.0 and r.request.detail is None else ", draft while dragging"
+            waiting = "" if self.preview_settled else "  (newer frame on its way)"
+            preview = (
+                f"preview {self.worker.rate():4.1f} frames/s: last decode {s.decode_ms:5.0f} ms, "
+                f"render {r.render_ms:4.0f} ms, {self._num:,} Gaussians{quality}{waiting}"
+            )
         dpg.set_value(
             self.status,
-            f"{s.avatar.name}  |  {getattr(self, '_num', 0):,} Gaussians  |  {self._fps:5.1f} FPS  |  "
-            f"decode {s.decode_ms:6.1f} ms  render {self.viewport.render_ms:6.1f} ms  |  "
-            f"decode on {device}, GL: {self.viewport.device_name.split(' / ')[0]}",
+            f"{preview}\nGUI {self._fps:5.1f} FPS  |  {s.avatar.name}  |  decode on {device}, "
+            f"GL: {self.viewport.device_name.split(' / ')[0].split(' (')[0]}",
         )
 
     def _update_console(self) -> None:
@@ -363,11 +488,12 @@ class Studio:
         return path
 
     def close(self) -> None:
+        self.cancel_tasks()
         for panel in self.panels:
             panel.close()
+        self.worker.close()
         logging.getLogger().removeHandler(self._log_handler)
         self.settings.save_from(self.session)
-        self.viewport.release()
         dpg.destroy_context()
 
 
@@ -409,6 +535,7 @@ def start_studio(
             next(p for p in studio.panels if p.title == "Drive").start(drive)
         studio.run(max_frames=frames)
         if screenshot:
+            studio.settle()
             studio.screenshot(screenshot)
     finally:
         studio.close()

@@ -23,6 +23,8 @@ from typing import Literal
 
 import yaml
 
+from core.paths import user_data_dir
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +91,7 @@ class MetricsFollower:
         for line in chunk[:end].decode("utf-8", errors="replace").splitlines():
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # a line cut by a kill, or a crafted one
                 log.warning("%s: skipped an unreadable metrics line: %.80s", self.path, line)
                 continue
             if isinstance(row, dict) and "step" in row:
@@ -136,8 +138,8 @@ class Run:
             return {}
         try:
             data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            log.warning("%s is not valid YAML: %s", p, e)
+        except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as e:  # incl. huge ints, bad dates
+            log.warning("%s is not a readable YAML config: %.200s", p, e)
             return {}
         return data if isinstance(data, dict) else {}
 
@@ -312,8 +314,10 @@ class SynthData:
     detail: float = 0.3  # Gaussian count factor of each identity
     cameras: int = 8  # cameras per studio capture
 
-    def folder(self, data_root: str | Path = "data") -> Path:
-        return Path(data_root) / f"synth-{self.identities}x{self.frames}-{self.size}px"
+    def folder(self, data_root: str | Path | None = None) -> Path:
+        """Under `data_root`, else the user's data folder (never the repository)."""
+        root = Path(data_root) if data_root is not None else user_data_dir("data")
+        return root / f"synth-{self.identities}x{self.frames}-{self.size}px"
 
     def command(self, python: str, out: Path) -> list[str]:
         return [
@@ -388,7 +392,7 @@ def launch(
     sets: dict[str, object] = {"out_dir": str(Path(runs_root).resolve()), "name": name, **(overrides or {})}
     steps: list[list[str]] = []
     if synth is not None:
-        folder = Path(str(sets.get("data.root") or synth.folder(ROOT / "data")))
+        folder = Path(str(sets.get("data.root") or synth.folder()))
         sets["data.root"] = str(folder.resolve())
         if not (folder / "card.json").is_file():  # none yet, or a generation that was cut short
             steps.append(synth.command(python, folder.resolve()))

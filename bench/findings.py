@@ -1,14 +1,17 @@
-"""Tabulate and plot the miniature paper findings that `bench/findings.sh` measured.
+"""Tabulate and plot the paper's findings in miniature, with 95% confidence intervals, from the per-identity,
+per-seed evaluation JSON that `bench/findings.sh` writes.
 
-    python bench/findings.py bench/results/findings --png docs/training/findings.png
-    python bench/findings.py --sweep bench/results/findings bench/results/findings-600 bench/results/findings-1200 \
-        --png docs/training/findings_budget.png
+    python bench/findings.py out/findings --png docs/training/findings.png --md out/findings/findings.md
 
-Reads `<arm>.json` (or `<arm>/eval.json`) for each arm; `--sweep` takes one folder per training budget (the
-`ARMS=trio` runs of findings.sh) and plots finding (1) against the number of steps.
+Layout read: `<folder>/<arm>/seed<k>/eval.json` (`main.py eval` output: `per_identity` under each benchmark) and,
+for finding (4), `<folder>/personalise/seed<k>.json` (`bench/personalise.py`). Older single-seed folders
+(`<arm>.json` or `<arm>/eval.json` with means only) are read too, without intervals.
 
-Each `<arm>.json` is the output of `main.py eval` / `core.train.evaluate.evaluate`) for each arm and prints a
-Markdown table of PSNR / SSIM on wild-test and studio-test (all held-out frames: novel views and novel poses).
+Statistics: an arm's value is the mean over seeds and identities of one metric (person-only PSNR by default). Its 95%
+interval is a percentile bootstrap that resamples seeds and identities together (a crossed design: the same test
+identities are scored for every seed), so it holds both the training noise and the choice of test people. A
+finding compares two arms on the same (seed, identity) pairs: the interval of the mean difference says whether the
+paper's order holds (interval above 0), is reversed (below 0) or is not resolved (it spans 0).
 """
 
 from __future__ import annotations
@@ -16,118 +19,260 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-# (arm, file stem, training) in the order of the write-up
-ARMS: tuple[tuple[str, str, str], ...] = (
-    ("pre-train -> post-train", "f-posttrain", "150 wild + 75 studio steps"),
-    ("studio-only", "f-studio-only", "225 studio steps"),
-    ("mixed", "f-mixed", "225 steps, wild + studio"),
-    ("single-branch decoder, pre -> post", "f-single-post", "150 wild + 75 studio steps"),
-    ("pre-train only, 12 wild identities", "f-wild-12", "150 wild steps"),
-    ("pre-train only, 36 wild identities", "f-wild-36", "150 wild steps"),
-    ("pre-train only, 96 wild identities", "f-pretrain", "150 wild steps"),
-)
+import numpy as np
+
 BENCHES = ("wild-test", "studio-test")
+# (stem, label, training) in the order of the write-up
+ARMS: tuple[tuple[str, str], ...] = (
+    ("f-posttrain", "pre-train -> post-train"),
+    ("f-studio-only", "studio-only"),
+    ("f-mixed", "mixed"),
+    ("f-single-post", "single-branch decoder, pre -> post"),
+    ("f-wild-12", "pre-train only, 12 wild identities"),
+    ("f-wild-36", "pre-train only, 36 wild identities"),
+    ("f-pretrain", "pre-train only, 96 wild identities"),
+)
+# (finding, better arm by the paper, worse arm by the paper, benchmark)
+FINDINGS: tuple[tuple[str, str, str, str], ...] = (
+    ("(1) pre -> post beats studio-only", "f-posttrain", "f-studio-only", "studio-test"),
+    ("(1) pre -> post beats mixed", "f-posttrain", "f-mixed", "studio-test"),
+    ("(1) pre -> post beats studio-only (wild)", "f-posttrain", "f-studio-only", "wild-test"),
+    ("(2) 36 beats 12 wild identities", "f-wild-36", "f-wild-12", "wild-test"),
+    ("(2) 96 beats 36 wild identities", "f-pretrain", "f-wild-36", "wild-test"),
+    ("(3) dual beats single branch", "f-posttrain", "f-single-post", "studio-test"),
+    ("(3) dual beats single branch (wild)", "f-posttrain", "f-single-post", "wild-test"),
+)
+PERSONALISE_ARMS = ("feed_forward", "per_subject", "feed_forward_refined")
+BOOT = 4000
 
 
-def load(folder: Path) -> dict[str, dict]:
-    out = {}
-    for _, stem, _ in ARMS:
-        for path in (folder / f"{stem}.json", folder / stem / "eval.json"):
-            if path.exists():
-                out[stem] = json.loads(path.read_text())["benchmarks"]
-                break
-    return out
+@dataclass(frozen=True)
+class Scores:
+    """One arm on one benchmark: values [S seeds, I identities] of one metric (NaN where missing)."""
+
+    values: np.ndarray
+    keys: list[str]  # identity keys, in column order
+    per_identity: bool  # False: older JSON with means only (one value, no interval)
 
 
-TRIO = ARMS[:3]
+def _value(entry: dict, region: str, metric: str) -> float:
+    """A metric from an `evaluate` summary entry (new: entry[region][metric]; old flat keys: psnr = frame,
+    psnr_masked = person PSNR)."""
+    if region in entry:
+        return float(entry[region][metric])
+    if region == "person" and metric == "psnr" and "psnr_masked" in entry:
+        return float(entry["psnr_masked"])
+    if region == "frame" and metric in entry:
+        return float(entry[metric])
+    return float("nan")
 
 
-def total_steps(folder: Path) -> int:
-    """Training steps of the studio-only arm (the budget every arm of finding (1) had)."""
-    lines = (folder / "f-studio-only.metrics.jsonl").read_text().splitlines()
-    return 1 + max(json.loads(line)["step"] for line in lines if line.strip())
+def load_arm(folder: Path, stem: str, bench: str, region: str, metric: str) -> Scores | None:
+    """The scores of arm `stem` on `bench`, from every seed found."""
+    seeds = sorted((folder / stem).glob("seed*/eval.json")) if (folder / stem).is_dir() else []
+    if seeds:
+        rows, keys = [], None
+        for path in seeds:
+            b = json.loads(path.read_text())["benchmarks"].get(bench)
+            if b is None or "per_identity" not in b:
+                continue
+            ids = b["per_identity"]
+            keys = keys or [r.get("key", str(i)) for i, r in enumerate(ids)]
+            by_key = {r.get("key", str(i)): _value(r, region, metric) for i, r in enumerate(ids)}
+            rows.append([by_key.get(k, np.nan) for k in keys])
+        if rows:
+            return Scores(np.asarray(rows, dtype=float), keys or [], True)
+    for path in (folder / f"{stem}.json", folder / stem / "eval.json"):
+        if path.exists():
+            b = json.loads(path.read_text())["benchmarks"].get(bench)
+            if b is None:
+                return None
+            if "per_identity" in b:
+                ids = b["per_identity"]
+                return Scores(
+                    np.asarray([[_value(r, region, metric) for r in ids]]), [r.get("key", "") for r in ids], True
+                )
+            return Scores(np.asarray([[_value(b["all"], region, metric)]]), ["mean"], False)
+    return None
 
 
-def sweep_table(folders: list[Path]) -> tuple[list[int], dict[str, dict[str, list[float]]], str]:
-    """PSNR of the three recipes per budget: (steps, {stem: {bench: [psnr per budget]}}, Markdown table)."""
-    runs = sorted(((total_steps(f), load(f)) for f in folders), key=lambda r: r[0])
-    steps = [n for n, _ in runs]
-    psnr = {stem: {b: [res[stem][b]["all"]["psnr"] for _, res in runs] for b in BENCHES} for _, stem, _ in TRIO}
-    head = "| arm | " + " | ".join(f"{n} steps: wild / studio" for n in steps) + " |"
-    rows = [head, "|---|" + "---|" * len(steps)]
-    for arm, stem, _ in TRIO:
-        cells = [f"{psnr[stem]['wild-test'][i]:.2f} / {psnr[stem]['studio-test'][i]:.2f}" for i in range(len(steps))]
-        rows.append(f"| {arm} | " + " | ".join(cells) + " |")
-    return steps, psnr, "\n".join(rows)
+def bootstrap_mean(values: np.ndarray, *, boot: int = BOOT, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of [S, I] values and its 95% percentile interval, resampling seeds and identities (crossed)."""
+    v = np.asarray(values, dtype=float)
+    mean = float(np.nanmean(v))
+    S, n_id = v.shape
+    if S * n_id < 2:
+        return mean, float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    si = rng.integers(0, S, size=(boot, S))
+    ii = rng.integers(0, n_id, size=(boot, n_id))
+    means = np.array([np.nanmean(v[np.ix_(si[b], ii[b])]) for b in range(boot)])
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return mean, float(lo), float(hi)
 
 
-def sweep_plot(steps: list[int], psnr: dict[str, dict[str, list[float]]], png: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110, sharey=True)
-    for ax, bench in zip(axes, BENCHES, strict=True):
-        for arm, stem, _ in TRIO:
-            ax.plot(steps, psnr[stem][bench], "o-", label=arm)
-        ax.set_xscale("log")
-        ax.minorticks_off()
-        ax.set_xticks(steps, [str(n) for n in steps])
-        ax.set_xlabel("training steps (pre-train + post-train for the first arm)")
-        ax.set_title(bench)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("PSNR (dB), 4 held-out identities")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("Finding (1) against the training budget: base model, 96 wild + 48 studio identities, 192 px")
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png)
+def variance_components(values: np.ndarray) -> dict[str, float]:
+    """Spread of an arm's scores [S, I]: the standard deviation between seeds (of the per-seed means over
+    identities) and between identities (of the per-identity means over seeds)."""
+    v = np.asarray(values, dtype=float)
+    return {
+        "seed_sd": float(np.nanstd(np.nanmean(v, 1), ddof=1)) if v.shape[0] > 1 else float("nan"),
+        "identity_sd": float(np.nanstd(np.nanmean(v, 0), ddof=1)) if v.shape[1] > 1 else float("nan"),
+        "seeds": int(v.shape[0]),
+        "identities": int(v.shape[1]),
+    }
 
 
-def table(results: dict[str, dict]) -> str:
-    rows = ["| arm | training | wild-test PSNR / SSIM | studio-test PSNR / SSIM |", "|---|---|---|---|"]
-    for arm, stem, how in ARMS:
-        if stem not in results:
+def paired(a: Scores, b: Scores) -> np.ndarray | None:
+    """a - b on the (seed, identity) pairs both have; None when they share none or lack per-identity values."""
+    if not (a.per_identity and b.per_identity):
+        return None
+    common = [k for k in a.keys if k in b.keys]
+    S = min(a.values.shape[0], b.values.shape[0])
+    if not common or S == 0:
+        return None
+    ia = [a.keys.index(k) for k in common]
+    ib = [b.keys.index(k) for k in common]
+    return a.values[:S][:, ia] - b.values[:S][:, ib]
+
+
+def verdict(lo: float, hi: float) -> str:
+    if not np.isfinite(lo):
+        return "no interval (one value)"
+    if lo > 0:
+        return "holds"
+    if hi < 0:
+        return "reversed"
+    return "not resolved (the interval spans 0)"
+
+
+def fmt(mean: float, lo: float, hi: float, digits: int = 2) -> str:
+    if not np.isfinite(lo):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def report(folder: Path, region: str = "person", metric: str = "psnr") -> tuple[str, dict]:
+    """Markdown tables (arms, findings, finding (4), variance) and the numbers behind them."""
+    data: dict = {"arms": {}, "findings": {}, "personalise": {}, "region": region, "metric": metric}
+    lines = [f"Metric: {region} {metric.upper()}; means with 95% bootstrap intervals over seeds and identities.", ""]
+    lines += ["| arm | " + " | ".join(BENCHES) + " | seeds x identities |", "|---|" + "---|" * (len(BENCHES) + 1)]
+    scores: dict[tuple[str, str], Scores] = {}
+    for stem, label in ARMS:
+        cells, shape = [], ""
+        for bench in BENCHES:
+            s = load_arm(folder, stem, bench, region, metric)
+            if s is None:
+                cells.append("-")
+                continue
+            scores[stem, bench] = s
+            m, lo, hi = bootstrap_mean(s.values)
+            data["arms"].setdefault(stem, {})[bench] = {"mean": m, "lo": lo, "hi": hi, **variance_components(s.values)}
+            cells.append(fmt(m, lo, hi))
+            shape = f"{s.values.shape[0]} x {s.values.shape[1]}"
+        if any(c != "-" for c in cells):
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {shape} |")
+    lines += ["", "| finding (paper's order) | benchmark | difference (dB) | the paper's order |", "|---|---|---|---|"]
+    for name, better, worse, bench in FINDINGS:
+        a, b = scores.get((better, bench)), scores.get((worse, bench))
+        if a is None or b is None:
             continue
-        cells = [f"{results[stem][b]['all']['psnr']:.2f} / {results[stem][b]['all']['ssim']:.3f}" for b in BENCHES]
-        rows.append(f"| {arm} | {how} | {cells[0]} | {cells[1]} |")
-    return "\n".join(rows)
+        d = paired(a, b)
+        if d is None:
+            m, lo, hi = float(np.nanmean(a.values) - np.nanmean(b.values)), float("nan"), float("nan")
+        else:
+            m, lo, hi = bootstrap_mean(d)
+        data["findings"][name] = {"bench": bench, "mean": m, "lo": lo, "hi": hi, "verdict": verdict(lo, hi)}
+        lines.append(f"| {name} | {bench} | {fmt(m, lo, hi)} | {verdict(lo, hi)} |")
+    pers = personalise_report(folder, region, metric)
+    if pers:
+        data["personalise"] = pers["data"]
+        lines += ["", *pers["lines"]]
+    if data["arms"]:
+        lines += ["", "| arm | benchmark | sd between seeds | sd between identities |", "|---|---|---|---|"]
+        for stem, label in ARMS:
+            for bench, v in data["arms"].get(stem, {}).items():
+                lines.append(f"| {label} | {bench} | {v['seed_sd']:.2f} | {v['identity_sd']:.2f} |")
+    return "\n".join(lines), data
 
 
-def plot(results: dict[str, dict], png: Path) -> None:
+def personalise_report(folder: Path, region: str, metric: str) -> dict | None:
+    """Finding (4) from `personalise/seed*.json`: the three arms and the feed-forward minus per-subject gap."""
+    files = sorted((folder / "personalise").glob("seed*.json")) if (folder / "personalise").is_dir() else []
+    files = files or ([folder / "personalise.json"] if (folder / "personalise.json").exists() else [])
+    if not files:
+        return None
+    runs = [json.loads(p.read_text()) for p in files]
+    lines = [
+        "| finding (4), per-subject baseline | benchmark | "
+        + " | ".join(PERSONALISE_ARMS)
+        + " | seconds per identity |",
+        "|---|---|" + "---|" * (len(PERSONALISE_ARMS) + 1),
+    ]
+    data = {}
+    for bench in BENCHES:
+        per = [r["benchmarks"][bench]["per_identity"] for r in runs if bench in r["benchmarks"]]
+        if not per:
+            continue
+        vals = {a: np.asarray([[row[a][region][metric] for row in rows] for rows in per]) for a in PERSONALISE_ARMS}
+        secs = {a: float(np.mean([[row[a]["seconds"] for row in rows] for rows in per])) for a in PERSONALISE_ARMS}
+        stats = {a: bootstrap_mean(v) for a, v in vals.items()}
+        gap = bootstrap_mean(vals["feed_forward"] - vals["per_subject"])
+        data[bench] = {a: {"mean": s[0], "lo": s[1], "hi": s[2], "seconds": secs[a]} for a, s in stats.items()}
+        data[bench]["feed_forward_minus_per_subject"] = {"mean": gap[0], "lo": gap[1], "hi": gap[2]}
+        cells = " | ".join(fmt(*stats[a]) for a in PERSONALISE_ARMS)
+        times = " / ".join(f"{secs[a]:.2f}" for a in PERSONALISE_ARMS)
+        lines.append(f"| {metric} ({region}) | {bench} | {cells} | {times} |")
+        lines.append(f"| feed-forward minus per-subject | {bench} | {fmt(*gap)} | | | |")
+    return {"lines": lines, "data": data}
+
+
+def plot(data: dict, png: Path) -> None:
+    """Dots with 95% error bars (no bars: a bar's zero baseline would be a false axis for PSNR)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), dpi=110, gridspec_kw={"width_ratios": [2, 1]})
-    arms = [(arm, stem) for arm, stem, _ in ARMS[:4] if stem in results]
-    x = range(len(arms))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=110, gridspec_kw={"width_ratios": [2, 1]})
+    recipes = [(s, lbl) for s, lbl in ARMS[:4] if s in data["arms"]]
     for k, bench in enumerate(BENCHES):
-        vals = [results[stem][bench]["all"]["psnr"] for _, stem in arms]
-        a.bar([i + (k - 0.5) * 0.38 for i in x], vals, width=0.38, label=bench)
-        for i, v in zip(x, vals, strict=True):
-            a.text(i + (k - 0.5) * 0.38, v + 0.03, f"{v:.2f}", ha="center", fontsize=8)
-    a.set_xticks(list(x), [arm.replace(", ", "\n").replace(" -> ", " ->\n") for arm, _ in arms], fontsize=8)
-    a.set_ylim(20, 22.6)
-    a.set_ylabel("PSNR (dB), held-out identities")
-    a.set_title("Training recipe (225 steps each)")
+        xs, ms, err = [], [], []
+        for i, (stem, _) in enumerate(recipes):
+            v = data["arms"][stem].get(bench)
+            if v is None:
+                continue
+            xs.append(i + (k - 0.5) * 0.25)
+            ms.append(v["mean"])
+            err.append([v["mean"] - v["lo"], v["hi"] - v["mean"]] if np.isfinite(v["lo"]) else [0, 0])
+        if xs:
+            a.errorbar(xs, ms, yerr=np.asarray(err).T, fmt="o", capsize=4, label=bench)
+    a.set_xticks(
+        range(len(recipes)), [lbl.replace(", ", "\n").replace(" -> ", " ->\n") for _, lbl in recipes], fontsize=8
+    )
+    label = f"{data['region']} {data['metric'].upper()} (dB), mean and 95% interval"
+    a.set_ylabel(label)
+    a.set_title("Training recipes")
     a.legend()
-    sizes = [(12, "f-wild-12"), (36, "f-wild-36"), (96, "f-pretrain")]
-    sizes = [(n, s) for n, s in sizes if s in results]
-    b.plot([n for n, _ in sizes], [results[s]["wild-test"]["all"]["psnr"] for _, s in sizes], "o-")
-    b.set_xscale("log")
-    b.minorticks_off()
-    b.set_xticks([n for n, _ in sizes], [str(n) for n, _ in sizes])
+    sizes = [(n, s) for n, s in ((12, "f-wild-12"), (36, "f-wild-36"), (96, "f-pretrain")) if s in data["arms"]]
+    pts = [(n, data["arms"][s]["wild-test"]) for n, s in sizes if "wild-test" in data["arms"][s]]
+    if pts:
+        ns = [n for n, _ in pts]
+        ms = [v["mean"] for _, v in pts]
+        err = [[v["mean"] - v["lo"], v["hi"] - v["mean"]] if np.isfinite(v["lo"]) else [0, 0] for _, v in pts]
+        b.errorbar(ns, ms, yerr=np.asarray(err).T, fmt="o-", capsize=4)
+        b.set_xscale("log")
+        b.minorticks_off()
+        b.set_xticks(ns, [str(n) for n in ns])
     b.set_xlabel("wild identities in pre-training")
-    b.set_ylabel("wild-test PSNR (dB)")
-    b.set_title("Pre-training data (150 steps)")
+    b.set_ylabel(f"wild-test {label}")
+    b.set_title("Pre-training data")
     for ax in (a, b):
         ax.grid(alpha=0.3)
-    fig.suptitle("Paper findings in miniature: base model, 192 px synthetic data, 4 test identities per set")
+    fig.suptitle("Paper findings in miniature (synthetic data; intervals over seeds and test identities)")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png)
@@ -135,26 +280,24 @@ def plot(results: dict[str, dict], png: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path, nargs="?")
-    ap.add_argument("--sweep", type=Path, nargs="+", default=None, metavar="FOLDER", help="one folder per budget")
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--region", choices=("person", "frame"), default="person")
+    ap.add_argument("--metric", choices=("psnr", "ssim", "l1"), default="psnr")
     ap.add_argument("--png", type=Path, default=None)
+    ap.add_argument("--md", type=Path, default=None, help="also write the tables here")
+    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
-    if args.sweep:
-        steps, psnr, text = sweep_table(args.sweep)
-        print(text)
-        if args.png:
-            sweep_plot(steps, psnr, args.png)
-            print(f"wrote {args.png}")
-        return 0
-    if args.folder is None:
-        ap.error("give a results folder, or --sweep FOLDER ...")
-    results = load(args.folder)
-    if not results:
-        print(f"no <arm>.json under {args.folder}; run bench/findings.sh first", file=sys.stderr)
+    text, data = report(args.folder, args.region, args.metric)
+    if not data["arms"] and not data["personalise"]:
+        print(f"no arm results under {args.folder}; run bench/findings.sh first", file=sys.stderr)
         return 2
-    print(table(results))
+    print(text)
+    if args.md:
+        args.md.write_text(text + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(data, indent=2) + "\n")
     if args.png:
-        plot(results, args.png)
+        plot(data, args.png)
         print(f"wrote {args.png}")
     return 0
 

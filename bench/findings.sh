@@ -1,83 +1,114 @@
 #!/usr/bin/env bash
-# The paper's training findings in miniature, on two GPUs of one host (two runs at a time, one per GPU):
+# The paper's training findings in miniature, every arm for every seed, scored per identity on >= 32 held-out
+# identities per benchmark (person-only metrics), then tabulated with 95% intervals by bench/findings.py:
 #   (1) pre-train (wild) then post-train (studio)  vs  studio-only  vs  mixed, at the same number of steps;
-#   (2) pre-training on 12 / 36 / 96 wild identities, PSNR on wild-test;
-#   (3) dual-branch vs single-branch decoder (both pre-train then post-train).
-# Every arm: the `base` model, batch 4, seed 0, 192 px synthetic data; evaluation on 4 held-out identities per
-# benchmark (wild-test, studio-test) at 192 px. Results (eval JSON, metrics) go to ${OUT:-out/findings};
-# `python bench/findings.py ${OUT:-out/findings}` tabulates them.
-#   PRE=150 POST=75 bash bench/findings.sh     # the step counts used for docs/RESULTS.md
-#   ARMS=trio PRE=400 POST=200 bash bench/findings.sh   # only (1), at a longer budget: pre -> post on GPU 0,
-#                                                       # studio-only and mixed side by side on GPU 1
+#   (2) pre-training on 12 / 36 / 96 wild identities, wild-test;
+#   (3) dual-branch vs single-branch decoder (both pre-train then post-train);
+#   (4) feed-forward vs an independent per-subject optimisation from the template (and feed-forward + refinement).
+# Every arm: the `base` model, batch 4, 192 px synthetic data, a held-out curve on split 'val' every 50 steps.
+# One command, any number of GPUs of one host (one run per GPU at a time):
+#   ARMS=pilot SEEDS="0 1 2" bash bench/findings.sh          # the pilot: 2 recipes x 3 seeds, seed vs identity spread
+#   SEEDS="0 1 2" PRE=800 POST=400 bash bench/findings.sh    # the four findings, 3 seeds
+#   python bench/findings.py ${OUT:-out/findings} --png docs/training/findings.png --md out/findings/findings.md
+# Results: $OUT/<arm>/seed<k>/{eval.json,metrics.jsonl,train.log}, $OUT/personalise/seed<k>.json.
 set -euo pipefail
 OUT=${OUT:-out/findings}
 PRE=${PRE:-150}
 POST=${POST:-75}
+SEEDS=${SEEDS:-0}
+COUNT=${COUNT:-32}
 ARMS=${ARMS:-all}
+GPUS=${GPUS:-$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")}
 TOTAL=$((PRE + POST))
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
-COMMON=(--no-progress --fresh --set seed=0 optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
-        eval_every=0)
+COMMON=(--no-progress --fresh --set optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
+        eval_every=50 eval_split=val eval_batches=4)
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
-# held-out benchmarks (CPU), meanwhile the training data
+# held-out benchmarks (CPU), meanwhile the training data (with a validation split for the held-out curve)
 python3 -c "
 from pathlib import Path
 from core.data.benchmarks import BENCHMARKS, write_benchmark
 from core.data.synth import SynthConfig
 for name in BENCHMARKS:
-    write_benchmark(Path('data/bench192'), name, 4, SynthConfig(width=192, height=192, detail=1.0))
+    write_benchmark(Path('data/bench192'), name, $COUNT, SynthConfig(width=192, height=192, detail=1.0))
 " && touch data/bench192.done &
-python3 main.py prepare synth --wild 96 --studio 48 --size 192 --frames 8 --cameras 8 16 --detail 0.6 \
-    --per-shard 4 --workers 28 --out data/findings > "$OUT/prepare.log" 2>&1
-for n in 12 36; do  # nested wild subsets: the first n identities (4 per shard)
+python3 main.py prepare synth --wild 96 --studio 48 --val-wild 8 --val-studio 8 --size 192 --frames 8 \
+    --cameras 8 16 --detail 0.6 --per-shard 4 --workers "$(( $(nproc) - 2 ))" --out data/findings > "$OUT/prepare.log" 2>&1
+for n in 12 36; do  # nested wild subsets: the first n identities (4 per shard), the same validation split
     rm -rf "data/wild-$n" && mkdir -p "data/wild-$n/train"
+    ln -s "$PWD/data/findings/val" "data/wild-$n/val"
     for f in $(ls data/findings/train/wild-train-*.tar | head -$((n / 4))); do ln -s "$PWD/$f" "data/wild-$n/train/"; done
 done
 stamp "data ready"
 
-train() {  # gpu name config [more --set items]
-    local gpu=$1 name=$2 config=$3; shift 3
-    CUDA_VISIBLE_DEVICES=$gpu python3 main.py train "$config" "${COMMON[@]}" name="$name" data.root=data/findings "$@" \
-        > "$OUT/$name.log" 2>&1 || { tail -20 "$OUT/$name.log"; return 1; }
-    cp "runs/$name/metrics.jsonl" "$OUT/$name.metrics.jsonl"
-    stamp "trained $name"
+train() {  # gpu arm seed config [more --set items]
+    local gpu=$1 arm=$2 seed=$3 config=$4; shift 4
+    local dir="$OUT/$arm/seed$seed"
+    mkdir -p "$dir"
+    CUDA_VISIBLE_DEVICES=$gpu python3 main.py train "$config" "${COMMON[@]}" name="$arm-s$seed" seed="$seed" \
+        data.root=data/findings "$@" > "$dir/train.log" 2>&1 || { tail -20 "$dir/train.log"; return 1; }
+    cp "runs/$arm-s$seed/metrics.jsonl" "$dir/metrics.jsonl"
+    stamp "trained $arm seed $seed"
 }
-evaluate() {  # gpu name
+evaluate() {  # gpu arm seed
     while [ ! -f data/bench192.done ]; do sleep 2; done
-    mkdir -p "$OUT/$2"
-    CUDA_VISIBLE_DEVICES=$1 python3 main.py eval "runs/$2/last.safetensors" --count 4 --resolution 192 \
-        --bench-root data/bench192 --out "$OUT/$2" > "$OUT/$2/eval.log" 2>&1 || tail -20 "$OUT/$2/eval.log"
-    stamp "evaluated $2"
+    local dir="$OUT/$2/seed$3"
+    CUDA_VISIBLE_DEVICES=$1 python3 main.py eval "runs/$2-s$3/last.safetensors" --count "$COUNT" --resolution 192 \
+        --bench-root data/bench192 --out "$dir" > "$dir/eval.log" 2>&1 || tail -20 "$dir/eval.log"
+    stamp "evaluated $2 seed $3"
+}
+prepost() {  # gpu seed prefix [model]
+    local model=${4:-base}
+    train "$1" "$3-pre" "$2" configs/train/pretrain-base.yaml steps=$PRE model="$model"
+    train "$1" "$3-post" "$2" configs/train/posttrain-base.yaml steps=$POST model="$model" \
+        init_from="runs/$3-pre-s$2/last.safetensors"
+    evaluate "$1" "$3-post" "$2"
+    if [ "$3" = f ]; then evaluate "$1" "$3-pre" "$2"; fi  # pre-train only on 96 wild identities: finding (2)
 }
 
-if [ "$ARMS" = trio ]; then
-    (   train 0 f-pretrain configs/train/pretrain-base.yaml steps=$PRE
-        train 0 f-posttrain configs/train/posttrain-base.yaml steps=$POST init_from=runs/f-pretrain/last.safetensors
-        evaluate 0 f-posttrain ) &
-    ( train 1 f-studio-only configs/train/studio-only-base.yaml steps=$TOTAL && evaluate 1 f-studio-only ) &
-    ( train 1 f-mixed configs/train/mixed-base.yaml steps=$TOTAL && evaluate 1 f-mixed ) &
-    wait
-    stamp "done"
-    exit 0
-fi
-
-(   # GPU 0: pre-train -> post-train (dual), the same with the single-branch decoder, 36 wild identities
-    train 0 f-pretrain configs/train/pretrain-base.yaml steps=$PRE && evaluate 0 f-pretrain
-    train 0 f-posttrain configs/train/posttrain-base.yaml steps=$POST init_from=runs/f-pretrain/last.safetensors
-    evaluate 0 f-posttrain
-    train 0 f-single-pre configs/train/pretrain-base.yaml steps=$PRE model=base-single
-    train 0 f-single-post configs/train/posttrain-base.yaml steps=$POST model=base-single \
-        init_from=runs/f-single-pre/last.safetensors
-    evaluate 0 f-single-post
-    train 0 f-wild-36 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-36 && evaluate 0 f-wild-36
-) &
-(   # GPU 1: studio-only and mixed for the same total steps, 12 wild identities
-    train 1 f-studio-only configs/train/studio-only-base.yaml steps=$TOTAL && evaluate 1 f-studio-only
-    train 1 f-mixed configs/train/mixed-base.yaml steps=$TOTAL && evaluate 1 f-mixed
-    train 1 f-wild-12 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-12 && evaluate 1 f-wild-12
-) &
+# one job per line: "<function> <args...>" (the gpu is prepended when it runs)
+jobs=()
+for s in $SEEDS; do
+    case "$ARMS" in
+    pilot) jobs+=("prepost $s f" "single $s f-studio-only configs/train/studio-only-base.yaml steps=$TOTAL") ;;
+    trio) jobs+=("prepost $s f" "single $s f-studio-only configs/train/studio-only-base.yaml steps=$TOTAL"
+                 "single $s f-mixed configs/train/mixed-base.yaml steps=$TOTAL") ;;
+    all) jobs+=("prepost $s f" "single $s f-studio-only configs/train/studio-only-base.yaml steps=$TOTAL"
+                "single $s f-mixed configs/train/mixed-base.yaml steps=$TOTAL" "prepost $s f-single base-single"
+                "single $s f-wild-12 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-12"
+                "single $s f-wild-36 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-36"
+                "personalise $s") ;;
+    *) echo "ARMS must be pilot, trio or all" >&2; exit 2 ;;
+    esac
+done
+single() {  # gpu seed arm config [--set items]
+    local gpu=$1 seed=$2 arm=$3; shift 3
+    train "$gpu" "$arm" "$seed" "$@" && evaluate "$gpu" "$arm" "$seed"
+}
+personalise() {  # gpu seed: finding (4) on the pre -> post model of this seed (waits for it)
+    while [ ! -f "$OUT/f-post/seed$2/eval.json" ]; do sleep 10; done
+    mkdir -p "$OUT/personalise"
+    CUDA_VISIBLE_DEVICES=$1 python3 bench/personalise.py "runs/f-post-s$2/last.safetensors" --count "$COUNT" \
+        --bench-root data/bench192 --steps 300 --baseline-steps 2000 --out "$OUT/personalise/seed$2.json" \
+        > "$OUT/personalise/seed$2.log" 2>&1 || tail -20 "$OUT/personalise/seed$2.log"
+    stamp "finding (4) seed $2"
+}
+# the pre -> post arm is stored as f-post, its pre-training as f-pre (linked as f-posttrain / f-pretrain at the end)
+lane() {  # gpu: run every GPUS-th job
+    local gpu=$1 i
+    for ((i = gpu; i < ${#jobs[@]}; i += GPUS)); do
+        # shellcheck disable=SC2086
+        set -- ${jobs[$i]}
+        local fn=$1; shift
+        "$fn" "$gpu" "$@" || true
+    done
+}
+for ((g = 0; g < GPUS; g++)); do lane "$g" & done
 wait
+[ -d "$OUT/f-post" ] && rm -rf "$OUT/f-posttrain" && ln -s f-post "$OUT/f-posttrain"
+[ -d "$OUT/f-pre" ] && rm -rf "$OUT/f-pretrain" && ln -s f-pre "$OUT/f-pretrain"
 stamp "done"
+python3 bench/findings.py "$OUT" --png "$OUT/findings.png" --md "$OUT/findings.md" --json "$OUT/findings.json" || true

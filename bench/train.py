@@ -46,7 +46,7 @@ def profile_steps(one_step, steps: int, step_ms: float) -> dict:
     kernels: dict[str, list[float]] = {}
     for e in p.events():
         if e.device_type == torch.autograd.DeviceType.CUDA:
-            kernels.setdefault(e.name, []).append(e.device_time)  # microseconds
+            kernels.setdefault(e.name, []).append(e.time_range.elapsed_us())  # microseconds
     copies = {n: v for n, v in kernels.items() if n.startswith(("Memcpy", "Memset"))}
     launches = sum(len(v) for n, v in kernels.items() if n not in copies)
     gpu_us = sum(sum(v) for v in kernels.values())

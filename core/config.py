@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import reprlib
-import tempfile
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -159,6 +158,21 @@ def merge_dicts(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any
     return out
 
 
+def parse_scalar(text: str, where: str) -> Any:
+    """A YAML scalar given on the command line (`--set key=value`): numbers, booleans, null or text; values YAML
+    cannot convert (huge integers, impossible dates) raise ConfigError naming `where`."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{where}: value nested too deeply") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not a valid YAML value ({_r(str(e))})") from None
+    except (ValueError, OverflowError) as e:
+        raise ConfigError(f"{where}: a value YAML cannot convert ({_r(str(e))}); quote it to keep it as text") from None
+
+
 def load_config(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any] | None = None) -> T:
     """Read a YAML file into `cls`; `overrides` (nested dict) are merged on top before checking."""
     import yaml
@@ -178,6 +192,8 @@ def load_config(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any]
         raise ConfigError(f"{path}: YAML nested too deeply to be a config") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    except (ValueError, OverflowError) as e:  # a 5,000-digit integer, a date like 2024-13-45
+        raise ConfigError(f"{path}: a value YAML cannot convert ({_r(str(e))}); quote it to keep it as text") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
     if overrides:
@@ -192,17 +208,10 @@ def save_config(cfg: Any, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML, atomically (temporary file + rename)."""
     import yaml
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from core.io import atomic_write
+
+    text = yaml.safe_dump(to_dict(cfg), sort_keys=False)
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 __all__ = [
@@ -212,6 +221,7 @@ __all__ = [
     "from_dict",
     "load_config",
     "merge_dicts",
+    "parse_scalar",
     "save_config",
     "to_dict",
 ]

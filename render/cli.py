@@ -47,7 +47,12 @@ def add_view_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
 
 def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("file", help="a 3DGS .ply, or 'demo' for a built-in avatar-like scene")
-    p.add_argument("--out", type=Path, default=Path("render.png"), help="output .png (one view) or .mp4 (an orbit)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output .png (one view) or .mp4 (an orbit); default: the user's data folder",
+    )
     p.add_argument("--width", type=int, default=960)
     p.add_argument("--height", type=int, default=960)
     p.add_argument("--yaw", type=float, default=0.0, help="degrees around the figure for a .png (0 = front)")
@@ -58,14 +63,22 @@ def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     p.add_argument("--parts", action="store_true", help="colour by part label instead of appearance")
 
     def run(args: argparse.Namespace) -> int:
+        from core.io import check_output_path
         from render.loading import load_splats
         from render.orbit import OrbitController
         from render.splat_renderer import SplatRenderer
         from render.video import orbit_cameras, save_png, write_mp4
 
+        if args.out is None:
+            from core.paths import user_data_dir
+
+            args.out = user_data_dir("renders") / f"{Path(args.file).stem}.png"
         suffix = args.out.suffix.lower()
         if suffix not in (".png", ".mp4"):
-            raise SystemExit(f"--out must end in .png or .mp4, got {args.out}")
+            p.error(f"--out must end in .png or .mp4, got {args.out}")
+        if not (16 <= args.width <= 8192 and 16 <= args.height <= 8192 and 1 <= args.frames <= 100_000):
+            p.error("--width and --height must lie in 16..8192 and --frames in 1..100000")
+        check_output_path(args.out, "image or video")
         try:
             gaussians = load_splats(args.file)
         except (ValueError, FileNotFoundError) as e:
@@ -80,8 +93,12 @@ def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
             log.info("wrote %s", save_png(args.out, image[..., :3]))
         else:
             cams = orbit_cameras(args.frames, width=args.width, height=args.height, distance=args.distance)
-            frames = (renderer.render(cam, background=args.background)[..., :3] for cam in cams)
+            from tqdm import tqdm
+
+            bar = tqdm(cams, desc=f"rendering {args.out.name}", total=args.frames, unit="frame", dynamic_ncols=True)
+            frames = (renderer.render(cam, background=args.background)[..., :3] for cam in bar)
             write_mp4(args.out, frames, fps=args.fps)
+            bar.close()
         renderer.release()
         return 0
 

@@ -22,11 +22,11 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     """Write [H, W, 3|4] float [0, 1] or uint8 pixels to a PNG."""
     from PIL import Image
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from core.io import atomic_write
+
     pixels = image if image.dtype == np.uint8 else to_uint8(image)
-    Image.fromarray(np.ascontiguousarray(pixels)).save(path)
-    return path
+    # atomically: a failed or killed save leaves the previous PNG, never a torn one
+    return atomic_write(path, lambda tmp: Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG"))
 
 
 def orbit_cameras(
@@ -45,21 +45,32 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], *, fps: int = 30) 
     """Encode [H, W, 3] frames (float [0, 1] or uint8; even sizes play everywhere) as an H.264 mp4."""
     import imageio_ffmpeg
 
+    from core.io import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = None
     count = 0
-    for frame in frames:
-        pixels = frame if frame.dtype == np.uint8 else to_uint8(frame)
-        pixels = np.ascontiguousarray(pixels[..., :3])
+
+    def encode(tmp: Path) -> None:  # into a temporary renamed when complete: no torn mp4 where the old one was
+        nonlocal count
+        writer = None
+        try:
+            for frame in frames:
+                pixels = frame if frame.dtype == np.uint8 else to_uint8(frame)
+                pixels = np.ascontiguousarray(pixels[..., :3])
+                if writer is None:
+                    h, w = pixels.shape[:2]
+                    writer = imageio_ffmpeg.write_frames(
+                        str(tmp), (w, h), fps=fps, macro_block_size=1, quality=8, output_params=["-f", "mp4"]
+                    )
+                    writer.send(None)  # start the encoder
+                writer.send(pixels)
+                count += 1
+        finally:
+            if writer is not None:
+                writer.close()
         if writer is None:
-            h, w = pixels.shape[:2]
-            writer = imageio_ffmpeg.write_frames(str(path), (w, h), fps=fps, macro_block_size=1, quality=8)
-            writer.send(None)  # start the encoder
-        writer.send(pixels)
-        count += 1
-    if writer is None:
-        raise ValueError(f"write_mp4: no frames given for {path}")
-    writer.close()
+            raise ValueError(f"write_mp4: no frames given for {path}")
+
+    atomic_write(path, encode)
     log.info("wrote %d frames to %s", count, path)
     return path

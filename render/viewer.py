@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from core.raster.types import Gaussians
@@ -33,7 +33,15 @@ class ViewState:
     drag: str | None = None  # "orbit" or "pan" while a button is held
     last_cursor: tuple[float, float] = (0.0, 0.0)
     pending_scroll: float = 0.0
-    screenshot_dir: Path = field(default_factory=Path.cwd)
+    screenshot_dir: Path | None = None  # None: the user's data folder (core.paths), never the working directory
+
+
+def screenshot_path(folder: Path | None, frame: int) -> Path:
+    """Where the S key saves: `folder`, else the user's data folder (e.g. ~/.local/share/lca-studio/screenshots)."""
+    from core.paths import user_data_dir
+
+    folder = Path(folder) if folder is not None else user_data_dir("screenshots")
+    return folder / f"screenshot_{time.strftime('%Y%m%d_%H%M%S')}_{frame}.png"
 
 
 def run_viewer(
@@ -61,12 +69,12 @@ def run_viewer(
             raise RuntimeError("glfw could not open a window with an OpenGL 3.3 core context")
         glfw.make_context_current(window)
         glfw.swap_interval(1)
-        return _loop(glfw, window, gaussians, background, max_frames, screenshot_dir or Path.cwd())
+        return _loop(glfw, window, gaussians, background, max_frames, screenshot_dir)
     finally:
         glfw.terminate()
 
 
-def _loop(glfw, window, gaussians: Gaussians, background, max_frames: int | None, screenshot_dir: Path) -> int:
+def _loop(glfw, window, gaussians: Gaussians, background, max_frames: int | None, screenshot_dir: Path | None) -> int:
     from render.gl_context import create_context
 
     ctx = create_context("current")
@@ -149,7 +157,7 @@ def _loop(glfw, window, gaussians: Gaussians, background, max_frames: int | None
         if state.centres and renderer.mean_texture is not None:
             overlays.draw_centres(camera, renderer.mean_texture, renderer.num)
         if state.screenshot:
-            path = state.screenshot_dir / f"screenshot_{time.strftime('%Y%m%d_%H%M%S')}_{frames}.png"
+            path = screenshot_path(state.screenshot_dir, frames)
             save_png(path, renderer.read()[..., :3])
             log.info("screenshot saved to %s", path)
             state.screenshot = False

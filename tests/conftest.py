@@ -1,8 +1,32 @@
 """Fixtures shared by several test files."""
 
+import os
 from pathlib import Path
 
 import pytest
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="GUI tests rewrite the reference screenshots in docs/screenshots/ (otherwise they save to a temp folder)",
+    )
+
+
+def pytest_configure(config) -> None:
+    if config.getoption("--update-screenshots"):
+        from reference_shots import UPDATE_ENV
+
+        os.environ[UPDATE_ENV] = "1"  # also for the child processes the GUI tests start
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_folders(tmp_path_factory) -> None:
+    """The studio's data and cache folders (core.paths) point into the session's temporary folder, also for the
+    child processes tests start: a test run writes nothing under the user's home or the repository."""
+    for env, name in (("LCA_DATA_DIR", "data"), ("LCA_CACHE_DIR", "cache")):
+        os.environ.setdefault(env, str(tmp_path_factory.mktemp(name)))
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """Turn the hardening tests' JSON tallies into the markdown table of docs/RELIABILITY.md.
 
-LCA_RELIABILITY_DIR=/tmp/rel python -m pytest tests/test_hardening_*.py
+LCA_RELIABILITY_DIR=/tmp/rel python -m pytest tests/test_hardening_*.py   (-m slow as well: every CLI case)
 python tests/hardening_report.py /tmp/rel --write docs/RELIABILITY.md
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 BEGIN, END = "<!-- table:begin -->", "<!-- table:end -->"
 SOAK_BEGIN, SOAK_END = "<!-- soak:begin -->", "<!-- soak:end -->"
+CLI_BEGIN, CLI_END = "<!-- cli:begin -->", "<!-- cli:end -->"
 
 
 def table(folder: Path) -> str:
@@ -94,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     soak = soak_table(args.folder)
     if soak is not None and SOAK_BEGIN in new:
         new = _replace(new, SOAK_BEGIN, SOAK_END, soak)
+    cli = [json.loads(p.read_text()) for p in sorted((args.folder / "cli").glob("*.json"))]
+    if cli and CLI_BEGIN in new:  # written by tests/test_hardening_cli.py or tests/hardening_cli.py
+        from hardening_cli import cli_table
+
+        new = _replace(new, CLI_BEGIN, CLI_END, cli_table(cli))
     args.write.write_text(new)
     return 0
 

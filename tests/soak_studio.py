@@ -87,8 +87,7 @@ def soak(minutes: float, *, sample_s: float = 2.0, restart_s: float = 20.0, prev
                 next_restart, restarts = now, restarts + 1
             if now >= next_sample:
                 gc.collect()
-                with studio.viewport.ctx:
-                    gl = live_gl_objects(studio.viewport.ctx)
+                gl = live_gl_objects(studio.viewport.ctx)  # walks Python objects only: no GL call off its thread
                 samples.append({
                     "t": round(now - t0, 2), "frames": studio.frames, "rss_mib": round(rss_mib(), 1),
                     "threads": threading.active_count(), "gl_objects": gl, "dpg_items": len(dpg.get_all_items()),

@@ -1,7 +1,8 @@
 """The real studio under a display (run with xvfb-run): widgets are driven through their own callbacks.
 
-Each test checks that the preview changed as a user would expect and saves a screenshot of its panel in
-docs/screenshots/.
+Each test checks that the preview changed as a user would expect and saves a screenshot of its panel (in a
+temporary folder; `--update-screenshots` rewrites the references in docs/screenshots/). The preview is drawn
+by a worker thread: `image()` runs frames until it caught up.
 """
 
 from __future__ import annotations
@@ -9,18 +10,18 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from gui_studio import open_studio
+from reference_shots import screenshot_dir
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a -s '-screen 0 1600x900x24'"
 )
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +44,25 @@ def trigger(item, value=None) -> None:
 
 
 def image(studio) -> np.ndarray:
-    studio.run(max_frames=studio.frames + 2)
-    return studio.viewport._rgba[..., :3].copy()
+    assert studio.settle(), "the preview did not catch up with the edits"
+    return studio.preview_image[..., :3].copy()
+
+
+def fresh(studio) -> np.ndarray:
+    """The next picture the worker finishes (while something plays, the preview never settles)."""
+    import time
+
+    n = studio.worker.decoded
+    end = time.perf_counter() + 60.0
+    while studio.worker.decoded <= n + 1:  # one that was asked for after this call
+        assert time.perf_counter() < end, "no new picture"
+        studio.step()
+    studio.step()
+    return studio.preview_image[..., :3].copy()
 
 
 def shot(studio, name: str) -> None:
-    studio.run(max_frames=studio.frames + 2)  # show the latest edits before capturing
+    assert studio.settle()  # show the latest edits before capturing
     studio.screenshot(SHOTS / f"{name}.png")
 
 
@@ -137,9 +151,8 @@ def test_pose_preset_and_clip_move_the_body(studio) -> None:
     shot(studio, "pose_panel")
     assert "body: dance" in panel.clips, "no clips generated from the body model"
     trigger(panel.clip_combo, "body: dance")
-    a = image(studio)
-    studio.run(max_frames=studio.frames + 4)
-    assert panel.clip_time > 0.0 and np.abs(image(studio) - a).mean() > 0.0
+    a = fresh(studio)
+    assert panel.clip_time > 0.0 and np.abs(fresh(studio) - a).mean() > 0.0
     panel.playing = False
     trigger(find_button(panel.root, "T"))
 
@@ -224,8 +237,8 @@ def test_bad_files_show_a_message_and_keep_the_avatar(studio, tmp_path) -> None:
     before = studio.session.avatar
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x00garbage")
-    assert not studio.open_file(str(corrupt))
-    assert not studio.open_file(str(tmp_path / "missing.ply"))
+    assert not studio.wait(studio.open_file(str(corrupt)))
+    assert not studio.wait(studio.open_file(str(tmp_path / "missing.ply")))
     assert studio.session.avatar is before
     studio.show_panel("Avatar")
     image(studio)
@@ -240,32 +253,41 @@ def test_bad_files_show_a_message_and_keep_the_avatar(studio, tmp_path) -> None:
 def test_exports_write_ply_png_and_mp4(studio, tmp_path) -> None:
     from core.raster.ply import load_ply
 
-    studio.export_ply(str(tmp_path / "a.ply"))
-    assert load_ply(tmp_path / "a.ply").num == studio.session.gaussians().num
-    studio.snapshot(str(tmp_path / "a.png"))
+    assert studio.wait(studio.export_ply(str(tmp_path / "a.ply")))
+    assert load_ply(tmp_path / "a.ply").num == studio.shown.num
+    assert studio.wait(studio.snapshot(str(tmp_path / "a.png")))
     assert (tmp_path / "a.png").stat().st_size > 1000
-    studio.turntable(str(tmp_path / "t.mp4"), num_frames=4)
+    assert studio.wait(studio.turntable(str(tmp_path / "t.mp4"), num_frames=4))
     assert (tmp_path / "t.mp4").stat().st_size > 1000
     from app.camera_path import CameraPath
     from app.state import OrbitView
 
     path = CameraPath().with_key(0.0, OrbitView()).with_key(0.1, OrbitView(yaw_deg=30.0))
-    studio.render_camera_path(path, str(tmp_path / "path.mp4"))
+    assert studio.wait(studio.render_camera_path(path, str(tmp_path / "path.mp4")))
     assert (tmp_path / "path.mp4").stat().st_size > 1000
     assert "wrote camera path video" in studio.session.messages[-1].text
+
+
+def next_picture(studio):
+    """The request the studio makes now and the picture the worker draws for it."""
+    request = studio.request_preview()
+    assert request is not None, "the change asked for no new picture"
+    assert studio.worker.wait_idle()
+    assert studio.show_preview()
+    assert studio.shown.request is request
+    return studio.shown
 
 
 def test_dragging_draws_a_fast_low_resolution_preview_then_the_full_one(studio) -> None:
     import time
 
+    studio.settle()
     studio.interactive_scale = 0.5
     try:
         studio.session.apply(studio.session.edit.with_part("skin", brightness=0.8), key="drag")
-        assert studio.render_preview()
-        assert studio._frame_scale == 0.5
+        assert next_picture(studio).request.scale == 0.5
         time.sleep(0.3)
-        assert studio.render_preview()
-        assert studio._frame_scale == 1.0
+        assert next_picture(studio).request.scale == 1.0
     finally:
         studio.interactive_scale = 1.0
         studio.session.undo()
@@ -281,18 +303,18 @@ def test_dragging_decodes_a_level_of_detail_then_the_full_avatar(studio) -> None
     studio.session.set_avatar(untrained_model_avatar("tiny"))
     studio.interactive_detail = 1
     try:
-        studio.step()
-        full = studio.session.gaussians().num
+        studio.settle()
+        full = studio.shown.num
         studio.session.apply(studio.session.edit.with_expression({"jawOpen": 0.6}), key="drag")
-        assert studio.render_preview()
-        assert studio._frame_detail == 1 and studio._num * 4 == full  # 1 of the tiny model's 4 per anchor
+        draft = next_picture(studio)
+        assert draft.request.detail == 1 and draft.num * 4 == full  # 1 of the tiny model's 4 per anchor
         time.sleep(0.3)
-        assert studio.render_preview()  # settled: same scale (1.0) but full detail is drawn again
-        assert studio._frame_detail is None and studio._num == full
+        settled = next_picture(studio)  # same scale (1.0) but full detail is drawn again
+        assert settled.request.detail is None and settled.num == full
     finally:
         studio.interactive_detail = PREVIEW_DETAIL
         studio.session.set_avatar(before)
-        studio.step()
+        studio.settle()
 
 
 def test_capture_assistant_checks_photos_and_creates_an_avatar(studio, tmp_path) -> None:
@@ -320,13 +342,14 @@ def test_capture_assistant_checks_photos_and_creates_an_avatar(studio, tmp_path)
     image(studio)
     shot(studio, "create_panel")
     before = studio.session.avatar
-    assert panel.create()
+    assert studio.wait(panel.create())
     assert studio.session.avatar is not before and studio.session.avatar.name == "from 2 photos"
     assert image(studio).std() > 0.02
     gallery_panel = studio.panels[0]
     gallery_panel.save_to_gallery("astronaut")
+    assert studio.settle()
     assert "mine: astronaut.safetensors" in dpg.get_item_configuration(gallery_panel.list)["items"]
-    studio.open_gallery("mine: astronaut.safetensors")
+    assert studio.wait(studio.open_gallery("mine: astronaut.safetensors"))
     assert studio.session.avatar.name == "astronaut"
 
 

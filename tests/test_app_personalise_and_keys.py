@@ -13,12 +13,13 @@ import pytest
 import torch
 from child_pytest import run_in_child
 from gui_studio import open_studio
+from reference_shots import screenshot_dir
 
 from app.camera_path import CameraPath
 from app.state import OrbitView
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 CHILD = "LCA_PERSONALISE_GUI_CHILD"
 needs_display = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (xvfb-run)")
 in_child = pytest.mark.skipif(
@@ -86,9 +87,15 @@ def test_camera_key_fields_edit_the_selected_key(studio):
     studio.show_panel("Camera path")
     studio.session.camera_preset("front")
     panel.add_key()
+    front = studio.session.view
+    # the new key is selected and its values fill the fields (they used to stay at 0, distance 0.000)
+    assert dpg.get_value(panel.key_list) == panel._labels()[0]
+    assert dpg.get_value(panel.key_distance) == pytest.approx(front.distance, abs=1e-5) and front.distance > 0.5
+    assert dpg.get_value(panel.key_target)[:3] == pytest.approx(list(front.target), abs=1e-5)
     panel.time = 2.0
     studio.session.camera_preset("side")
     panel.add_key()
+    assert dpg.get_value(panel.key_time) == pytest.approx(2.0) and dpg.get_value(panel.key_yaw) == pytest.approx(90.0)
     trigger(panel.key_list, panel._labels()[1])  # pick key #1: its values fill the fields
     assert dpg.get_value(panel.key_time) == pytest.approx(2.0) and dpg.get_value(panel.key_yaw) == pytest.approx(90.0)
     dpg.set_value(panel.key_time, 4.0)
@@ -100,7 +107,7 @@ def test_camera_key_fields_edit_the_selected_key(studio):
     assert (key.time, key.view.yaw_deg, key.view.distance) == (4.0, 135.0, 2.5) and key.view.target == (0.0, 1.3, 0.0)
     assert studio.session.view == key.view, "the preview jumps to the edited key"
     assert "t= 4.00s" in dpg.get_item_configuration(panel.key_list)["items"][1]
-    studio.run(max_frames=studio.frames + 3)
+    assert studio.settle()
     studio.screenshot(SHOTS / "camera_key_edit.png")
 
 
@@ -119,7 +126,7 @@ def test_personalise_refines_a_photo_avatar_in_the_background_and_reverts(studio
     cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
     panel.add_photos([str(photo)])
     assert panel.assistant.checks[0].face_status().startswith("face visible")
-    assert panel.create()
+    assert studio.wait(panel.create())
     made = studio.session.avatar
     before = made.avatar.state.canonical.albedo.clone()
     assert panel.personalise(2)
@@ -133,7 +140,7 @@ def test_personalise_refines_a_photo_avatar_in_the_background_and_reverts(studio
     assert not torch.equal(now.avatar.state.canonical.albedo, before), "the refinement changed the colours"
     assert torch.equal(made.avatar.state.canonical.albedo, before), "the original avatar is left as it was"
     assert dpg.get_value(panel.personalise_progress) == pytest.approx(1.0)
-    studio.run(max_frames=studio.frames + 3)
+    assert studio.settle()
     studio.screenshot(SHOTS / "create_personalised.png")
     assert panel.revert() and studio.session.avatar is made
     assert np.isfinite(now.avatar.state.canonical.albedo.numpy()).all()

@@ -150,6 +150,24 @@ def test_model_avatar_file_opens_and_drives_with_every_control(tiny_avatar_file)
     assert s.gaussians().num < rest.shape[0]
 
 
+def test_shading_view_of_a_model_avatar_shows_the_lighting_not_the_albedo(tiny_avatar_file) -> None:
+    s = Session(__import__("app.avatar_source", fromlist=["example_figure"]).example_figure(300))
+    assert s.open_avatar(tiny_avatar_file)
+
+    def colours(edit: EditState) -> torch.Tensor:
+        s.apply(edit)
+        return s.gaussians().sh[:, 0].clone()
+
+    full = colours(EditState())
+    shading = colours(replace(EditState(), view_mode="shading"))
+    assert (full - shading).abs().max() > 0.05, "the shading view looks like the full view"
+    other = replace(EditState().lighting, preset="sunset", rotation_deg=120.0, key_intensity=0.9)
+    relit = colours(EditState(view_mode="shading", lighting=other))
+    assert (relit - shading).abs().max() > 0.05, "the shading view does not follow the lighting"
+    albedo = colours(EditState(view_mode="albedo"))
+    assert torch.equal(albedo, colours(EditState(view_mode="albedo", lighting=other))), "albedo ignores lighting"
+
+
 def test_wrong_version_or_corrupt_avatar_files_keep_the_current_avatar(tiny_avatar_file, tmp_path) -> None:
     import json
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 from child_pytest import run_in_child
+from reference_shots import screenshot_dir
 from training_gui import frames_until, open_training_studio, training_panel
 
 from app.training_runs import MetricsFollower, Run, estimate_step_s, list_runs
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 CHILD = "LCA_TRAINING_GUI_CHILD"
 needs_display = pytest.mark.skipif(
     not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run -a -s '-screen 0 1280x800x24'"

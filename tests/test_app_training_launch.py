@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from child_pytest import run_in_child
+from reference_shots import screenshot_dir
 from training_gui import frames_until, open_training_studio, training_panel
 
 from app.training_runs import ROOT, SynthData, chain_script, train_command
 
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 CHILD = "LCA_TRAINING_LAUNCH_CHILD"
 needs_display = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display (xvfb-run)")
 in_child = pytest.mark.skipif(not os.environ.get(CHILD), reason="runs inside test_launch_form_in_its_own_process")

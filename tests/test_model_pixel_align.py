@@ -221,3 +221,37 @@ def test_example_files_carry_reference_views_to_a_pixel_aligned_model(rig, tmp_p
     torch.manual_seed(0)
     avatar = back.create(LCAModel(cfg, rig).eval())
     assert (avatar.state.canonical.albedo - 200 / 255).abs().mean(-1).median() < 0.05
+
+
+def test_hidden_anchors_and_anchors_outside_the_person_mask_take_no_colour():
+    from core.model.pixel_align import visible_anchors
+
+    # a wall of anchors 3 m away, and a smaller wall 0.3 m in front of its centre, seen by a camera at the origin
+    ys, xs = torch.meshgrid(torch.linspace(-0.9, 0.9, 40), torch.linspace(-0.9, 0.9, 40), indexing="ij")
+    back = torch.stack([xs.flatten(), ys.flatten(), torch.full((1600,), 3.0)], -1)
+    front = back[(back[:, 0].abs() < 0.3) & (back[:, 1].abs() < 0.3)] * torch.tensor([0.9, 0.9, 0.9])
+    pts = torch.cat([back, front])[None]
+    uv = pts[..., :2] / pts[..., 2:] / 0.35  # a pinhole of half-width 0.35 in normalised units
+    vis = visible_anchors(pts, uv, torch.eye(4)[None])[0]
+    behind = (back[:, 0].abs() < 0.25) & (back[:, 1].abs() < 0.25)
+    assert vis[1600:].all()  # the near wall is seen
+    assert vis[:1600][behind].sum() == 0  # what it hides is not
+    assert vis[:1600][(back[:, 0].abs() > 0.4) | (back[:, 1].abs() > 0.4)].all()  # the rest of the far wall is
+
+
+def test_person_masks_gate_the_views(rig):
+    cfg = _cfg(True)
+    model = LCAModel(cfg, rig)
+    ests = _estimates(rig, 2)
+    views = _views(rig, ests, cfg).map(lambda t: t[None])
+    H, W = cfg.encoder.body_crop
+    _, rest_poses, support = model.shaped_rest(None, 1)
+    _, w_all = reference_uv(model, support, rest_poses, views, (H, W))
+    mask = torch.ones(1, 2, H, W)
+    mask[:, 1] = 0  # the second photo's person mask is empty: it gives no colour
+    mask[:, 0, :, : W // 2] = 0  # the first photo's left half is background
+    uv, w = reference_uv(model, support, rest_poses, views.with_masks(mask), (H, W))
+    assert w[0, 1].sum() == 0
+    right = uv[0, 0, :, 0] > 0.1
+    left = uv[0, 0, :, 0] < -0.1
+    assert torch.allclose(w[0, 0, right], w_all[0, 0, right]) and w[0, 0, left].sum() == 0

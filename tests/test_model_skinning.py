@@ -114,3 +114,22 @@ def test_personalise_lowers_the_photo_loss():
     refined, losses = personalise(av, images, ests, steps=10, lr=0.05)
     assert sum(losses[-4:]) < sum(losses[:4]) * 0.9
     assert refined.state.canonical.albedo[..., 0].mean() > av.state.canonical.albedo[..., 0].mean()
+
+
+def test_personalise_leaves_the_shared_model_without_gradients_and_unchanged():
+    torch.manual_seed(0)
+    rig = toy_rig()
+    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
+    model = LCAModel(cfg, rig).eval()
+    ests = _scene(rig, size=24)
+    images = torch.rand(2, 3, 24, 24)
+    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
+    av = Avatar.create(model, body_crops=body, face_crops=face)
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    refined, _ = personalise(av, images, ests, steps=2, lr=0.05)
+    with_grad = [n for n, p in model.named_parameters() if p.grad is not None]
+    assert not with_grad, f"personalising left gradients on the shared model: {with_grad}"
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), f"personalising changed the shared model's {k}"
+    assert refined.model is model, "the refined avatar drives with the same (shared) model"
+    assert all(p.requires_grad for p in model.parameters()), "the shared model's own flags are left alone"

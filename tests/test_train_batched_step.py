@@ -14,7 +14,7 @@ from core.model.drive_batch import drive_targets
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
 from core.train.config import LossConfig
-from core.train.step import TrainStep, lighting_from_sh, target_frames
+from core.train.step import TrainStep, target_frames
 
 # float32 on the CPU: sums taken in another order (per target vs per batch) and the deformer's per-anchor affine
 # form differ in the last bits; losses agree to 1e-5 relative, each parameter's gradient to 1e-3 of its largest
@@ -29,19 +29,21 @@ def _model(decoder: str = "dual", deformer: bool = True) -> LCAModel:
         cfg,
         heads=dataclasses.replace(cfg.heads, decoder=decoder),
         deformer=dataclasses.replace(cfg.deformer, enabled=deformer),
+        appearance=dataclasses.replace(cfg.appearance, lighting_estimator=True),
     )
     torch.manual_seed(0)
     model = LCAModel(cfg, rig_from_body_asset())
     with torch.no_grad():  # move the near-zero initial pose head and deformer so the per-target terms matter
-        for p in itertools.chain(model.pose_head.out.parameters(), *(
-                [model.deformer.mlp.out.parameters()] if model.deformer is not None else [])):  # fmt: skip
+        outs = [model.pose_head.out, model.light_estimator.out] + ([model.deformer.mlp.out] if deformer else [])
+        for p in itertools.chain(*(m.parameters() for m in outs)):
             p.add_(0.05 * torch.randn_like(p))
     return model
 
 
 def _batch(shards, num_targets: int = 2) -> dict:
     """Two identities (a wild clip and a studio capture) x num_targets targets, with key lights on all targets but
-    the first (the loader gives none; the evaluation's benchmarks do)."""
+    the first (the loader gives none; the evaluation's benchmarks do); the wild clip's lighting unknown (read off
+    its frames), the studio's known."""
     cfg = LoaderConfig(num_refs=2, num_targets=num_targets, crop_size=32, face_size=16)
     wild = next(iter(ShardDataset(shards, kind="wild", cfg=cfg, shuffle=False)))
     studio = next(iter(ShardDataset(shards, kind="studio", cfg=cfg, shuffle=False)))
@@ -50,6 +52,7 @@ def _batch(shards, num_targets: int = 2) -> dict:
     batch["tgt_key_dir"] = torch.nn.functional.normalize(torch.randn(2, num_targets, 3, generator=g), dim=-1)
     batch["tgt_key_rgb"] = torch.rand(2, num_targets, 3, generator=g)
     batch["tgt_key_rgb"][0, 0] = 0.0
+    batch["tgt_lit"] = torch.tensor([[0.0], [1.0]]).expand(2, num_targets).clone()
     return batch
 
 
@@ -61,8 +64,9 @@ def _grads(model: LCAModel) -> dict[str, torch.Tensor]:
 def test_batched_step_equals_the_per_target_reference(shards, decoder, deformer):
     model = _model(decoder, deformer)
     batch = _batch(shards)
-    step = TrainStep(model, LossConfig(perceptual=0.0), render_size=24, perceptual=None)
-    ref_step = TrainStep(model, LossConfig(perceptual=0.0), render_size=24, perceptual=None, per_target=True)
+    losses = LossConfig(perceptual=0.0, canonical=0.5)
+    step = TrainStep(model, losses, render_size=24, perceptual=None)
+    ref_step = TrainStep(model, losses, render_size=24, perceptual=None, per_target=True)
 
     out = step(batch)
     out.loss.backward()
@@ -72,7 +76,9 @@ def test_batched_step_equals_the_per_target_reference(shards, decoder, deformer)
     ref.loss.backward()
     slow = _grads(model)
 
-    assert set(out.terms) == set(ref.terms) and {"l1", "ssim", "mask", "parts", "acap", "asap"} <= set(out.terms)
+    assert set(out.terms) == set(ref.terms) and {"l1", "ssim", "mask", "parts", "acap", "asap", "canonical"} <= set(
+        out.terms
+    )
     if deformer:
         assert {"arap", "sparsity"} <= set(out.terms)
     for k in ref.terms:
@@ -94,10 +100,12 @@ def test_batched_drive_equals_drive_gaussians_per_target(shards):
     crops = TrainStep(model, LossConfig(perceptual=0.0), render_size=24, perceptual=None)
     with torch.no_grad():
         states = crops.identities(batch, torch.device("cpu"))
-        out = drive_targets(model, states, target_frames(batch, torch.device("cpu")))
+        frames = target_frames(batch, torch.device("cpu"), model.light_estimator)
+        assert frames.code is not None and frames.code[0].abs().min() > 0 and frames.code[1].abs().max() == 0
+        out = drive_targets(model, states, frames, canonical=True)
         B, T = batch["tgt_rgb"].shape[:2]
         for b, t in itertools.product(range(B), range(T)):
-            light = lighting_from_sh(batch["tgt_env_sh"][b, t], batch["tgt_key_dir"][b, t], batch["tgt_key_rgb"][b, t])
+            light = crops._lighting(batch, b, t, torch.device("cpu"))
             one = drive_gaussians(
                 model,
                 states.select(b),
@@ -115,6 +123,12 @@ def test_batched_drive_equals_drive_gaussians_per_target(shards):
             torch.testing.assert_close(g.opacity_logits[i], one.gaussians.opacity_logits)
             torch.testing.assert_close(g.sh[i], one.gaussians.sh, atol=1e-5, rtol=1e-5)
             torch.testing.assert_close(out.offsets[b, t], one.offsets, atol=1e-6, rtol=1e-5)
+            args = (batch["tgt_pose"][b, t], batch["tgt_expression"][b, t], batch["tgt_gaze"][b, t], light)
+            can = drive_gaussians(model, states.select(b), *args, batch["tgt_translation"][b, t], pose_dependent=False)
+            for f in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+                torch.testing.assert_close(
+                    getattr(out.canonical, f)[i], getattr(can.gaussians, f), atol=1e-5, rtol=1e-5
+                )
             for k, v in one.regularisers.items():
                 torch.testing.assert_close(out.regularisers[k][b, t], v, atol=1e-7, rtol=1e-5)
 
@@ -149,8 +163,9 @@ def test_batched_gpu_step_equals_the_per_target_reference(shards, compile):
     model = _model().cuda()
     batch = {k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in _batch(shards).items()}
     kw = dict(render_size=24, perceptual=None)
-    ref_loss, ref = _run(TrainStep(model, LossConfig(perceptual=0.0), per_target=True, **kw), batch)
-    step = TrainStep(model, LossConfig(perceptual=0.0), compile=compile, **kw)
+    losses = LossConfig(perceptual=0.0, canonical=0.5)
+    ref_loss, ref = _run(TrainStep(model, losses, per_target=True, **kw), batch)
+    step = TrainStep(model, losses, compile=compile, **kw)
     _run(step, batch)
     loss, fast = _run(step, batch)  # the second call runs what the first compiled
     assert step.compiled == compile

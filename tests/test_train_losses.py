@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from core.train.losses import acap_loss, asap_loss, mask_loss, part_loss, psnr, ssim
+from core.train.losses import acap_loss, asap_loss, l1_error, mask_loss, part_loss, psnr, ssim
 
 
 def test_ssim_is_one_for_identical_images_and_drops_with_noise():
@@ -42,3 +42,46 @@ def test_mask_and_part_losses_prefer_the_right_answer():
     good = torch.nn.functional.one_hot(labels, 3).float()
     assert part_loss(good, labels) < part_loss(torch.full((1, 8, 8, 3), 1 / 3), labels)
     assert part_loss(good, torch.full((1, 8, 8), -1)).item() == 0
+
+
+def test_person_only_ssim_and_l1_ignore_the_backdrop():
+    torch.manual_seed(0)
+    img = torch.rand(2, 32, 32, 3)
+    mask = torch.zeros(2, 32, 32, 1)
+    mask[:, 8:24, 8:24] = 1
+    worse_outside = img.clone()
+    worse_outside[:, :, :3] = 1 - worse_outside[:, :, :3]  # wrong backdrop beyond every window on the person
+    assert torch.allclose(ssim(worse_outside, img, mask=mask, reduce=False), torch.ones(2), atol=1e-5)
+    assert ssim(worse_outside, img).item() < 0.999  # the whole frame sees it
+    assert torch.equal(l1_error(worse_outside, img, mask), torch.zeros(2))
+    assert l1_error(worse_outside, img).min() > 0
+    worse_inside = img.clone()
+    worse_inside[:, 10:20, 10:20] = 0.0
+    assert (ssim(worse_inside, img, mask=mask, reduce=False) < 0.9).all()
+    assert torch.allclose(l1_error(worse_inside, img, mask), (worse_inside - img).abs().sum((1, 2, 3)) / (16 * 16 * 3))
+
+
+def test_lpips_is_pluggable_through_a_local_network_file(tmp_path):
+    """A tiny stand-in network saved as TorchScript plays the part of the real LPIPS file (whose pretrained
+    weights cannot be fetched here): the metric calls it on [-1, 1] images and masks both images for the person."""
+    import pytest
+
+    from core.train.lpips import LPIPSMetric
+
+    class FakeLPIPS(torch.nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return (a - b).abs().mean(dim=(1, 2, 3), keepdim=True)  # [B, 1, 1, 1] like the lpips package
+
+    path = tmp_path / "lpips.pt"
+    torch.jit.script(FakeLPIPS()).save(str(path))
+    metric = LPIPSMetric(path)
+    a, b = torch.zeros(2, 8, 8, 3), torch.full((2, 8, 8, 3), 0.25)
+    assert torch.allclose(metric(a, b), torch.full((2,), 0.5))  # |0.25 - 0| scaled to [-1, 1]
+    mask = torch.zeros(2, 8, 8, 1)
+    mask[:, :4] = 1
+    assert torch.allclose(metric(a, b, mask), torch.full((2,), 0.25))
+    with pytest.raises(FileNotFoundError, match="export"):
+        LPIPSMetric(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a network")
+    with pytest.raises(ValueError, match="TorchScript"):
+        LPIPSMetric(tmp_path / "junk.pt")

@@ -50,3 +50,44 @@ def test_metrics_log_appends_and_truncates_on_resume(tmp_path):
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [(r["step"], r["kind"]) for r in rows] == [(0, "train"), (1, "train"), (2, "eval")]
     assert rows[0]["bad"] is None and rows[1]["loss"] == 0.5
+
+
+def test_llrd_on_the_model_gives_encoder_and_transformer_blocks_distinct_depths_and_the_decoder_full_rate():
+    """The documented depth assignment (core.train.optim.layer_depths) on the tiny model (2 encoder blocks,
+    2 transformer blocks), with the paper's post-training gamma 0.65 in the BEiT convention (1 = no decay)."""
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+    from core.model.rig import rig_from_body_asset
+
+    model = LCAModel(load_model_config("tiny"), rig_from_body_asset())
+    gamma, lr = 0.65, 1e-3
+    opt = make_optimizer(model, lr=lr, weight_decay=0.05, gamma=gamma)
+    rate = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    named = dict(model.named_parameters())
+
+    def lr_of(prefix: str) -> float:
+        rates = {rate[id(p)] for n, p in named.items() if n.startswith(prefix)}
+        assert len(rates) == 1, (prefix, rates)
+        return rates.pop()
+
+    top = 6  # stem 0, encoder blocks 1-2, fusion stem 3, transformer blocks 4-5, decoder 6
+    expect = {
+        "encoder.patch_embed.": top,
+        "encoder.blocks.0.": top - 1,
+        "encoder.blocks.1.": top - 2,
+        "geometry.": top - 3,
+        "image_mlp.": top - 3,
+        "transformer.blocks.0.": top - 4,
+        "transformer.blocks.1.": top - 5,
+        "transformer.norm.": top - 5,
+        "canonical_head.": 0,
+        "pose_head.": 0,
+        "pose_encoder.": 0,  # the pose-conditioning network is decoder-side: full rate, not gamma ** (L + 1)
+        "lighting_code.": 0,
+    }
+    for prefix, power in expect.items():
+        assert lr_of(prefix) == pytest.approx(lr * gamma**power), prefix
+    assert lr_of("encoder.blocks.0.") != lr_of("transformer.blocks.0.")
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(named)
+    flat = make_optimizer(model, lr=lr, weight_decay=0.05, gamma=1.0)  # gamma 1: no decay anywhere
+    assert {g["lr"] for g in flat.param_groups} == {lr}

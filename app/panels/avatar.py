@@ -10,6 +10,7 @@ import dearpygui.dearpygui as dpg
 from app.gallery import gallery, user_dir
 from app.panels.base import Panel
 from app.session import Session
+from core.paths import user_data_dir
 
 
 class AvatarPanel(Panel):
@@ -32,7 +33,7 @@ class AvatarPanel(Panel):
             self.name_text = dpg.add_text("")
             dpg.add_separator()
             dpg.add_text("Save and export")
-            self.out_dir = dpg.add_input_text(label="folder", default_value=str(Path.cwd() / "studio_out"), width=220)
+            self.out_dir = dpg.add_input_text(label="folder", default_value=str(user_data_dir("studio_out")), width=220)
             with dpg.group(horizontal=True):
                 dpg.add_button(
                     label="Save avatar", callback=lambda: self.actions.save_avatar(self._out("avatar.safetensors"))
@@ -59,9 +60,11 @@ class AvatarPanel(Panel):
             return
         folder = user_dir()
         folder.mkdir(parents=True, exist_ok=True)
-        if self.actions.save_avatar(str(folder / f"{safe}.safetensors")):
-            self.entries = gallery()
-            dpg.configure_item(self.list, items=list(self.entries))
+        self.actions.save_avatar(str(folder / f"{safe}.safetensors"), then=lambda _: self._list_gallery())
+
+    def _list_gallery(self) -> None:
+        self.entries = gallery()
+        dpg.configure_item(self.list, items=list(self.entries))
 
     def _out(self, name: str) -> str:
         return str(Path(dpg.get_value(self.out_dir)) / name)

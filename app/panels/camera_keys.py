@@ -52,9 +52,11 @@ class CameraKeysPanel(Panel):
         self.refresh()
 
     def add_key(self) -> None:
+        """Key the preview's view at the timeline's time; the new key is selected and its values shown."""
         self.path = self.path.with_key(self.time, self.session.view)
         self.session.say(f"camera key at {self.time:.2f} s ({len(self.path.keys)} keys)")
         self.refresh()
+        self.show_key(self._index_at(self.time))
 
     def delete_selected(self) -> None:
         label = dpg.get_value(self.key_list)
@@ -62,6 +64,12 @@ class CameraKeysPanel(Panel):
         if label in labels:
             self.path = self.path.without(labels.index(label))
             self.refresh()
+            if self.path.keys:
+                self.show_key(min(labels.index(label), len(self.path.keys) - 1))
+
+    def _index_at(self, time: float) -> int:
+        """The key at `time` (keys within 1 ms are one key; times below 0 are keyed at 0)."""
+        return next(i for i, k in enumerate(self.path.keys) if abs(k.time - max(0.0, time)) <= 1e-3)
 
     def selected_index(self) -> int | None:
         labels = self._labels()
@@ -105,7 +113,7 @@ class CameraKeysPanel(Panel):
         self.time = time
         self.session.set_view(view)
         self.refresh()
-        self.show_key(next(i for i, k in enumerate(self.path.keys) if abs(k.time - max(0.0, time)) <= 1e-3))
+        self.show_key(self._index_at(time))
         set_if_changed(self.timeline, self.time)
         self.session.say(f"camera key at {time:.2f} s set to yaw {view.yaw_deg:.1f}, distance {view.distance:.2f}")
         return True

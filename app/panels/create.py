@@ -18,8 +18,10 @@ THUMB_H = 150
 class CreatePanel(Panel):
     title = "Create"
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, run_task=None) -> None:
         super().__init__(session)
+        self._run_task = run_task  # the studio's run_task(name, work, on_done, failure=...); None: run here
+        self.create_task = None  # app.tasks.Task while an avatar is being created
         self.assistant: CaptureAssistant | None = None
         self._textures: list[int | str] = []
         self.job = None  # app.personalisation.PersonaliseJob while one runs
@@ -83,22 +85,33 @@ class CreatePanel(Panel):
         self._assistant().checks[index].view = view
         self.refresh()
 
-    def create(self) -> bool:
+    def create(self):
+        """Create an avatar from the usable photos on the studio's worker (progress with time left); the Task."""
+        from app.tasks import Task
+
+        if self.create_task is not None and not self.create_task.done:
+            self.session.say("an avatar is already being created", logging.WARNING)
+            return None
         a = self._assistant()
 
-        def progress(f: float, text: str) -> None:
-            dpg.set_value(self.progress, f)
-            dpg.configure_item(self.progress, overlay=text)
-            dpg.render_dearpygui_frame()
+        def work(task: Task, viewport=None):
+            return a.create(lambda f, text: task.report(f, text))
 
-        try:
-            avatar = a.create(progress)
-        except PhotoError as e:
-            self.session.say(f"could not create an avatar: {e}", logging.ERROR)
-            progress(0.0, "failed: see the console")
-            return False
-        self.session.set_avatar(avatar)
-        return True
+        if self._run_task is None:  # no studio (tests of the panel alone): run here
+            task = Task("creating avatar")
+            task.start()
+            try:
+                task.finish(result=work(task))
+            except PhotoError as e:
+                task.finish(error=str(e))
+                self.session.say(f"could not create an avatar: {e}", logging.ERROR)
+                return task
+            self.session.set_avatar(task.result)
+            return task
+        self.create_task = self._run_task(
+            "creating avatar", work, self.session.set_avatar, failure="could not create an avatar"
+        )
+        return self.create_task
 
     # Personalisation ------------------------------------------------------------------------
     def personalise(self, steps: int | None = None) -> bool:
@@ -131,12 +144,20 @@ class CreatePanel(Panel):
         dpg.configure_item(self.personalise_progress, overlay=text)
 
     def tick(self, dt: float) -> None:
+        task = self.create_task
+        if task is not None:
+            dpg.set_value(self.progress, task.fraction if task.error is None else 0.0)
+            dpg.configure_item(self.progress, overlay=task.overlay())
+            if task.done:
+                self.create_task = None
         job = self.job
         if job is None:
             return
         if not job.done:
             loss = f", loss {job.loss:.4f}" if job.loss is not None else ""
-            self._set_personalise_progress(job.progress, f"step {round(job.progress * job.steps)}/{job.steps}{loss}")
+            self._set_personalise_progress(
+                job.progress, f"step {round(job.progress * job.steps)}/{job.steps}{loss}{job.time_left()}"
+            )
             return
         self.job = None
         if job.error is not None:
@@ -188,7 +209,7 @@ class CreatePanel(Panel):
         thumb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), THUMB_H), interpolation=cv2.INTER_AREA)
         with dpg.group(horizontal=True, parent=self.list):
             with dpg.drawlist(width=thumb.shape[1], height=THUMB_H):
-                dpg.draw_image(self._texture(thumb), (0, 0), (thumb.shape[1], THUMB_H))
+                dpg.draw_image(self._texture(fit_overlay(thumb, c, s)), (0, 0), (thumb.shape[1], THUMB_H))
                 for box, colour in ((c.person_box, (90, 230, 120)), (c.face_box, (250, 210, 80))):
                     if box is not None:
                         dpg.draw_rectangle(
@@ -210,8 +231,27 @@ class CreatePanel(Panel):
                 colour = (120, 220, 120) if ok == "ok" else (255, 200, 90) if c.usable else (255, 110, 110)
                 dpg.add_text(ok, color=colour)
                 dpg.add_text(c.face_status(), color=(120, 220, 120) if c.face_visible else (255, 200, 90))
+                if c.fit is not None:
+                    bad = c.fit.poor
+                    dpg.add_text(c.fit.summary(), wrap=170, color=(255, 110, 110) if bad else (120, 220, 120))
                 for p in c.problems:
                     dpg.add_text(p, wrap=170, color=(255, 200, 90))
 
 
 PANEL_WRAP = 400
+
+
+def fit_overlay(thumb: np.ndarray, c, s: float) -> np.ndarray:
+    """The thumbnail with the fitted body drawn over it (red, translucent) and the person mask's outline (green):
+    where they disagree, the avatar would take colours from the wrong place."""
+    out = thumb.copy()
+    h, w = thumb.shape[:2]
+    sil = getattr(getattr(c, "fit", None), "silhouette", None)
+    if sil is not None:
+        m = cv2.resize(sil, (w, h), interpolation=cv2.INTER_NEAREST) > 127
+        out[m] = (out[m] * 0.55 + np.array([230, 40, 40]) * 0.45).astype(out.dtype)
+    if getattr(c, "mask", None) is not None:
+        pm = cv2.resize(c.mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours((pm > 127).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, (60, 230, 90), 1)
+    return out

@@ -83,7 +83,7 @@ class DrivePanel(Panel):
             with dpg.collapsing_header(label="Curves", default_open=True):
                 with dpg.group(horizontal=True):
                     self.curve_combos = [
-                        dpg.add_combo(list(DEFAULT_CURVES), default_value=name, width=128) for name in DEFAULT_CURVES
+                        dpg.add_combo(list(DEFAULT_CURVES), default_value=name, width=150) for name in DEFAULT_CURVES
                     ]
                 with dpg.plot(height=150, width=-1):
                     dpg.add_plot_legend()

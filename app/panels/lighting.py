@@ -31,7 +31,7 @@ class LightingPanel(Panel):
             it["intensity"] = self._slider("intensity", "intensity", 0.0, 3.0)
             it["temperature_k"] = self._slider("temperature (K)", "temperature_k", 1800, 12000)
             dpg.add_separator()
-            dpg.add_text("Key light (drag in the dial: azimuth around, elevation from the centre)")
+            dpg.add_text("Key light: drag in the dial (azimuth around, elevation from the centre)", wrap=440)
             with dpg.group(horizontal=True):
                 with dpg.drawlist(width=DIAL, height=DIAL) as self.dial:
                     dpg.draw_circle((DIAL / 2, DIAL / 2), DIAL / 2 - 2, color=(120, 120, 130), thickness=1)

@@ -100,7 +100,7 @@ class TrainingPanel(Panel):
                     self.synth_ids = dpg.add_input_int(label="identities", default_value=4, width=70, min_value=1)
                     self.synth_frames = dpg.add_input_int(label="frames", default_value=4, width=70, min_value=1)
                 self.init_from = dpg.add_input_text(label="init from", hint="checkpoint (post-training)")
-                self.eval_every = dpg.add_input_int(label="eval every (steps, 0: off)", default_value=0, min_value=0)
+                self.eval_every = dpg.add_input_int(label="eval every (0: off)", default_value=0, min_value=0)
                 self.step_s = dpg.add_input_float(
                     label="s/step if unmeasured", default_value=DEFAULT_STEP_S, min_value=0.0, format="%.2f"
                 )

@@ -1,4 +1,4 @@
-"""The training tab's evaluation section: PSNR/SSIM of a run's "eval" rows as plot and table, and an A/B of two
+"""The training tab's evaluation section: person-only PSNR/SSIM/L1 of a run's "eval" rows as plot and table, and an A/B of two
 checkpoints rendered on one fixed grid of views, poses and expressions (in a worker thread; shown and saved)."""
 
 from __future__ import annotations
@@ -22,6 +22,20 @@ TABLE_ROWS = 4
 def eval_rows(run: Run) -> list[dict]:
     """The run's evaluation rows (kind "eval") with a PSNR, by step."""
     return [r for r in run.metrics.rows if r.get("kind") == "eval" and isinstance(r.get("psnr"), (int, float))]
+
+
+TABLE_COLUMNS = ("step", "PSNR (dB)", "SSIM", "L1", "frame PSNR")
+
+
+def table_cells(row: dict) -> tuple[str, ...]:
+    """One eval row as the table's cells: person-only PSNR, SSIM, L1 (the headline) and the whole-render PSNR
+    beside them ("-" where a run from before person-only metrics lacks a value)."""
+
+    def fmt(key: str, spec: str) -> str:
+        v = row.get(key)
+        return format(v, spec) if isinstance(v, (int, float)) else "-"
+
+    return (str(row["step"]), fmt("psnr", ".2f"), fmt("ssim", ".3f"), fmt("l1", ".4f"), fmt("frame_psnr", ".2f"))
 
 
 def checkpoint_labels(runs: list[Run]) -> list[str]:
@@ -55,21 +69,21 @@ class EvalSection:
         w, h = AB_SIZE
         with dpg.texture_registry():
             self.ab_texture = dpg.add_dynamic_texture(w, h, np.zeros(w * h * 4, np.float32))
-        dpg.add_text("evaluation (held-out batch, live weights)", color=(170, 190, 210))
+        dpg.add_text("evaluation inside the person (held-out batch, live weights)", color=(170, 190, 210))
         with dpg.plot(label="eval", height=130, width=400) as self.plot:
             dpg.add_plot_legend()
             self.x = dpg.add_plot_axis(dpg.mvXAxis, label="step")
-            self.y_psnr = dpg.add_plot_axis(dpg.mvYAxis, label="PSNR dB")
-            self.y_ssim = dpg.add_plot_axis(dpg.mvYAxis2, label="SSIM")
+            self.y_psnr = dpg.add_plot_axis(dpg.mvYAxis, label="person PSNR dB")
+            self.y_ssim = dpg.add_plot_axis(dpg.mvYAxis2, label="person SSIM")
             self.psnr_series = dpg.add_line_series([], [], label="PSNR", parent=self.y_psnr)
             self.ssim_series = dpg.add_line_series([], [], label="SSIM", parent=self.y_ssim)
         with dpg.table(header_row=True, borders_innerH=True, width=400) as self.table:
-            for name in ("step", "PSNR (dB)", "SSIM"):
+            for name in TABLE_COLUMNS:
                 dpg.add_table_column(label=name)
         self.table_rows = []
         for _ in range(TABLE_ROWS):
             with dpg.table_row(parent=self.table) as row:
-                self.table_rows.append([dpg.add_text("") for _ in range(3)])
+                self.table_rows.append([dpg.add_text("") for _ in TABLE_COLUMNS])
             dpg.hide_item(row)
         self.note = dpg.add_text("", color=(150, 150, 160), wrap=400)
         dpg.add_text("A/B two checkpoints (same views, poses, expressions)", color=(170, 190, 210))
@@ -94,16 +108,16 @@ class EvalSection:
             parent = dpg.get_item_parent(cells[0])
             (dpg.show_item if row else dpg.hide_item)(parent)
             if row:
-                values = (str(row["step"]), f"{row['psnr']:.2f}", f"{row.get('ssim') or 0.0:.3f}")
-                for cell, v in zip(cells, values, strict=True):
+                for cell, v in zip(cells, table_cells(row), strict=True):
                     dpg.set_value(cell, v)
         if run is None:
             note = ""
         elif not rows:
             note = "no evaluation rows yet (set 'eval every' > 0 before launching)"
         else:
-            split = run.config().get("eval_split") or "the training split (fit)"
-            note = f"last of {len(rows)} evaluations; data: {split}"
+            split = run.config().get("eval_split") or "the training split (fit, not generalisation)"
+            region = "inside the person mask" if "frame_psnr" in rows[-1] else "over the whole render (older run)"
+            note = f"last of {len(rows)} evaluations, {region}; data: {split}"
         dpg.set_value(self.note, note)
 
     def set_checkpoints(self, runs: list[Run]) -> None:

@@ -133,14 +133,18 @@ def make_benchmark_sample(
     )
 
 
-def write_benchmark(out: Path, name: str, count: int, cfg: SynthConfig, *, world_seed: int = 0) -> list[Path]:
-    """One shard per identity under `out/name/`; existing shards are kept (they are bit-identical anyway)."""
-    paths = []
-    for i in range(count):
-        p = Path(out) / name / f"{name}-{i:05d}.tar"
-        if not p.is_file():
-            write_shard(p, [make_benchmark_sample(name, world_seed, i, cfg)])
-        paths.append(p)
+def write_benchmark(
+    out: Path, name: str, count: int, cfg: SynthConfig, *, world_seed: int = 0, progress: bool = False
+) -> list[Path]:
+    """One shard per identity under `out/name/`; existing shards are kept (they are bit-identical anyway).
+    `progress`: a progress bar (with time left) over the identities still to generate."""
+    paths = [Path(out) / name / f"{name}-{i:05d}.tar" for i in range(count)]
+    todo = [i for i, p in enumerate(paths) if not p.is_file()]
+    if todo:
+        from tqdm import tqdm
+
+        for i in tqdm(todo, desc=f"generating {name}", unit="identity", disable=not progress, dynamic_ncols=True):
+            write_shard(paths[i], [make_benchmark_sample(name, world_seed, i, cfg)])
     return paths
 
 

@@ -18,6 +18,8 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     s.add_argument("--studio", type=int, default=4, help="number of studio training captures")
     s.add_argument("--test-wild", type=int, default=0, help="held-out wild-test identities")
     s.add_argument("--test-studio", type=int, default=0, help="held-out studio-test identities")
+    s.add_argument("--val-wild", type=int, default=0, help="validation wild clips (split 'val': the training curve)")
+    s.add_argument("--val-studio", type=int, default=0, help="validation studio captures (split 'val')")
     s.add_argument("--out", type=Path, required=True, help="output folder (resumes if it already holds shards)")
     s.add_argument("--seed", type=int, default=0, help="world seed")
     s.add_argument("--size", type=int, default=256, help="frame width and height in pixels")
@@ -61,6 +63,8 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
                 detail=args.detail,
             )
             counts = {"train": {"wild": args.wild, "studio": args.studio}}
+            if args.val_wild or args.val_studio:
+                counts["val"] = {"wild": args.val_wild, "studio": args.val_studio}
             if args.test_wild:
                 counts["wild-test"] = {"wild": args.test_wild}
             if args.test_studio:
@@ -75,7 +79,7 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
             cfg = SynthConfig(width=args.size, height=args.size, detail=args.detail)
             for name in BENCHMARKS if args.which == "both" else (args.which,):
-                for path in write_benchmark(args.out, name, args.count, cfg, world_seed=args.seed):
+                for path in write_benchmark(args.out, name, args.count, cfg, world_seed=args.seed, progress=True):
                     log.info("benchmark shard %s", path)
             return 0
         from core.data.shards import write_shard  # noqa: PLC0415
@@ -83,7 +87,10 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
         failures = 0
         with Ingestor(size=args.size, method=args.method) as ingestor:
-            for i, src in enumerate(find_sources(args.source)):
+            from tqdm import tqdm  # noqa: PLC0415
+
+            sources = list(find_sources(args.source))
+            for i, src in enumerate(tqdm(sources, desc="ingesting", unit="source", dynamic_ncols=True)):
                 frames = read_frames(src, max_frames=args.max_frames, stride=args.stride)
                 sample, report = ingestor.ingest(frames, str(src), fps=video_fps(src) / args.stride)
                 log.info(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from core.data.shards import Sample, write_shard
 from core.data.synth import SynthConfig, make_studio_sample, make_wild_sample
+from core.threads import available_cores
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def torch_threads_per_worker() -> None:
 
 def run_generation(plan: GenerationPlan, *, workers: int | None = None, progress: bool = True) -> dict:
     """Write every missing shard of `plan` with `workers` processes, then the dataset card. Returns the card."""
-    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    workers = min(4, available_cores()) if workers is None else workers
     todo = [j for j in plan.jobs if not Path(j.path).is_file()]
     log.info(
         "%d shards planned, %d already complete, %d to write with %d worker(s)",

@@ -20,6 +20,13 @@ from core.data.shards import LazySample, Sample, SampleRef, index_shard, list_sh
 log = logging.getLogger(__name__)
 
 
+# Mask IoU of `prepare video` (selfie segmentation + GrabCut) against the truth on rendered clips
+# (bench/results/ingest_video.json, "frontal" summary): what a real pipeline's person masks are worth.
+MEASURED_MASK_IOU = 0.84
+# Shard name prefixes of each kind of sample: ingested real footage (`prepare video`) is wild data.
+KIND_PREFIXES: dict[str, tuple[str, ...]] = {"wild": ("wild-", "video-"), "studio": ("studio-",), "video": ("video-",)}
+
+
 @dataclass(frozen=True)
 class LoaderConfig:
     num_refs: int = 8  # N reference images per sample
@@ -28,6 +35,47 @@ class LoaderConfig:
     face_size: int = 128  # face crop side (px)
     body_source: str = "est"  # which body parameters references carry: "est" (tracker-like) or "gt"
     shuffle_buffer: int = 8
+    # How wild clips supervise their targets. "pipeline": only with what ingesting a real video gives: the
+    # tracker's body estimate (est_*), person masks degraded to the ingestion's measured IoU, no part labels and
+    # no lighting (the model reads a per-frame lighting code off the frame). "exact": the generator's truth
+    # (gt_* bodies, exact masks, part labels and lighting), as studio captures are supervised.
+    wild_supervision: str = "pipeline"
+    wild_mask_iou: float = MEASURED_MASK_IOU
+
+
+def degrade_mask(mask: np.ndarray, rng: np.random.Generator, iou: float) -> np.ndarray:
+    """A uint8 person mask [H, W] warped by a smooth random displacement field whose amplitude is searched so
+    that its IoU with the input is about `iou` (the boundary errors of a segmentation network: parts of the
+    person missed, background taken for person)."""
+    m = mask > 127
+    area = int(m.sum())
+    if area == 0 or iou >= 1.0:
+        return mask
+    H, W = mask.shape
+    field = rng.normal(size=(2, 5, 5)).astype(np.float32)
+    flow = np.stack([cv2.resize(f, (W, H), interpolation=cv2.INTER_CUBIC) for f in field])  # [2, H, W]
+    flow /= max(float(np.abs(flow).max()), 1e-6)
+    ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+    src = mask.astype(np.float32)
+
+    def warped(amp: float) -> np.ndarray:
+        return cv2.remap(src, xs + amp * flow[0], ys + amp * flow[1], cv2.INTER_LINEAR, borderValue=0)
+
+    def iou_of(out: np.ndarray) -> float:
+        w = out > 127
+        return float((w & m).sum()) / max(1, int((w | m).sum()))
+
+    lo, hi = 0.0, float(np.sqrt(area))  # displacement in pixels: up to the person's size
+    best = mask
+    for _ in range(12):  # bisection on the amplitude: the IoU falls as it grows
+        amp = 0.5 * (lo + hi)
+        out = warped(amp)
+        best = out
+        if iou_of(out) > iou:
+            lo = amp
+        else:
+            hi = amp
+    return np.round(best).clip(0, 255).astype(np.uint8)
 
 
 def square_box(x0: float, y0: float, x1: float, y1: float, pad: float) -> tuple[float, float, float]:
@@ -80,10 +128,21 @@ def make_example(
     tgts = [rest[int(i)] for i in rng.choice(len(rest), cfg.num_targets, replace=len(rest) < cfg.num_targets)]
     a = sample.arrays
     src = cfg.body_source if f"{cfg.body_source}_pose" in a else "est"
+    kind = sample.meta.get("kind")
+    # what a real pipeline has: wild clips under "pipeline" supervision, and real footage always
+    pipeline = kind == "video" or (kind == "wild" and cfg.wild_supervision == "pipeline")
+    masks: dict[tuple[int, int], np.ndarray] = {}
+
+    def mask_at(f: int, c: int) -> np.ndarray:
+        if (f, c) not in masks:
+            m = sample.mask_at(f, c)
+            masks[f, c] = degrade_mask(m, rng, cfg.wild_mask_iou) if pipeline and kind == "wild" else m
+        return masks[f, c]
+
     full, face, Kf, Kc = [], [], [], []
     for f, c in refs:
         img = sample.rgb_at(f, c)
-        box = mask_box(sample.mask_at(f, c)) or (0, 0, img.shape[1], img.shape[0])
+        box = mask_box(mask_at(f, c)) or (0, 0, img.shape[1], img.shape[0])
         im, A = crop(img, *square_box(*box, pad=0.1), cfg.crop_size)
         full.append(im)
         Kf.append(A @ a["K"][f, c])
@@ -98,7 +157,8 @@ def make_example(
     ref_f = np.array([f for f, _ in refs])
     tgt_f = np.array([f for f, _ in tgts])
     tgt_c = np.array([c for _, c in tgts])
-    gt = "gt" if "gt_pose" in a else "est"
+    gt = "gt" if "gt_pose" in a and not pipeline else "est"
+    lit = "env_sh" in a and not pipeline
     out: dict[str, torch.Tensor | str] = {
         "key": sample.key,
         "ref_full": t(full, torch.uint8).permute(0, 3, 1, 2),  # [N, 3, S, S] uint8
@@ -111,17 +171,21 @@ def make_example(
         "ref_expression": t(a[f"{src}_expression"][ref_f]),  # [N, E]
         "shape": t(a[f"{src}_shape"]),  # [S]
         "tgt_rgb": t([sample.rgb_at(f, c) for f, c in tgts], torch.uint8).permute(0, 3, 1, 2),  # [T, 3, H, W] uint8
-        "tgt_mask": t([sample.mask_at(f, c) for f, c in tgts], torch.uint8)[:, None],  # [T, 1, H, W] uint8
+        "tgt_mask": t([mask_at(f, c) for f, c in tgts], torch.uint8)[:, None],  # [T, 1, H, W] uint8
         "tgt_K": t(a["K"][tgt_f, tgt_c]),  # [T, 3, 3]
         "tgt_T_cam_world": t(a["T_cam_world"][tgt_f, tgt_c]),  # [T, 4, 4]
         "tgt_pose": t(a[f"{gt}_pose"][tgt_f]),  # [T, J, 3]
         "tgt_translation": t(a[f"{gt}_translation"][tgt_f]),  # [T, 3]
         "tgt_expression": t(a[f"{gt}_expression"][tgt_f]),  # [T, E]
         "tgt_gaze": t(a[f"{gt}_gaze"][tgt_f]),  # [T, 2]
-        "tgt_env_sh": t(a["env_sh"][tgt_f]) if "env_sh" in a else torch.zeros(len(tgts), 9, 3),  # [T, 9, 3]
+        "tgt_env_sh": t(a["env_sh"][tgt_f]) if lit else torch.zeros(len(tgts), 9, 3),  # [T, 9, 3]
+        "tgt_lit": torch.full((len(tgts),), float(lit)),  # [T] 1: lighting known (env_sh); 0: read off the frame
     }
-    if sample.parts_at(*tgts[0]) is not None:
+    if sample.parts_at(*tgts[0]) is not None and not pipeline:
         out["tgt_parts"] = t([sample.parts_at(f, c) for f, c in tgts], torch.int64)  # [T, H, W], 255 = background
+    else:  # no labels (255 everywhere), so that a batch mixing kinds keeps one set of keys
+        H, W = out["tgt_rgb"].shape[-2:]
+        out["tgt_parts"] = torch.full((len(tgts), H, W), 255, dtype=torch.int64)
     return out
 
 
@@ -138,14 +202,23 @@ class ShardDataset(IterableDataset):
         cfg: LoaderConfig | None = None,
         seed: int = 0,
         shuffle: bool = True,
+        extra_roots: tuple[str | Path, ...] = (),
     ) -> None:
+        """`extra_roots`: more folders whose shards all join (whatever their split), e.g. real footage that
+        `prepare video` ingested; `kind` "wild" takes ingested footage ("video-" shards) as well."""
         self.cfg = cfg or LoaderConfig()
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
         shards = list_shards(Path(root))
         if split is not None:
             shards = [s for s in shards if s.parent.name == split]
+        for extra in extra_roots:
+            if not Path(extra).is_dir():
+                raise FileNotFoundError(
+                    f"{extra} is not a folder; ingest footage: python main.py prepare video FILE --out {extra}"
+                )
+            shards += [s for s in list_shards(Path(extra)) if s not in shards]
         if kind is not None:
-            shards = [s for s in shards if s.name.startswith(f"{kind}-")]
+            shards = [s for s in shards if s.name.startswith(KIND_PREFIXES.get(kind, (f"{kind}-",)))]
         if not shards:
             raise FileNotFoundError(
                 f"no shards under {root} for split={split} kind={kind}; generate them with `python main.py prepare synth`"

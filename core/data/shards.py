@@ -7,14 +7,15 @@ Layout of a sample with key `wild-train-000012` inside a shard:
     wild-train-000012.0003-00.mask.png  foreground alpha (8 bit)
     wild-train-000012.0003-00.parts.png part id per pixel (index into PART_NAMES, 255 = background)
 A shard is written under a temporary name and renamed when complete, so a file named `*.tar` is always
-whole; a killed run leaves at most `*.tar.tmp*` files, which are ignored and overwritten.
+whole; a killed run leaves at most `.NAME.tar.<pid>.<random>.tmp` files, ignored by readers and removed by the
+next save of that shard.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
+import math
 import tarfile
 import zipfile
 import zlib
@@ -25,11 +26,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.io import FileFormatError
+from core.io import FileFormatError, atomic_write, loads_json, npz_headers
 
 PART_BACKGROUND = 255
 MAX_MEMBER_BYTES = 256 << 20  # one encoded image or array file; a larger member means a corrupt or foreign tar
 MAX_SAMPLE_PIXELS = 1 << 28  # frames x cameras x height x width of one decoded sample (~1 GiB of RGB)
+# A sample's .npz (cameras, body parameters, boxes: kilobytes per frame) as declared by its .npy headers, checked
+# before numpy allocates: a 2 MB member of zeros could otherwise unpack to gigabytes.
+MAX_SAMPLE_ARRAYS = 64
+MAX_SAMPLE_ARRAY_BYTES = 64 << 20
 
 
 class ShardError(FileFormatError):
@@ -54,9 +59,22 @@ def _read_meta_arrays(key: str, files: dict[str, bytes]) -> tuple[dict, dict[str
     if "json" not in files or "npz" not in files:
         raise ShardError(f"sample {key!r} lacks its .json or .npz file (has {sorted(files)[:5]}...)")
     try:
-        meta = json.loads(files["json"])
-        with np.load(io.BytesIO(files["npz"]), allow_pickle=False) as z:
+        meta = loads_json(files["json"], f"sample {key!r}: .json")
+        npz = io.BytesIO(files["npz"])
+        declared = npz_headers(
+            f"sample {key!r}: .npz", npz, max_arrays=MAX_SAMPLE_ARRAYS, max_array_bytes=MAX_SAMPLE_ARRAY_BYTES
+        )
+        total = sum(math.prod(shape) * dtype.itemsize for shape, dtype in declared.values())
+        if total > MAX_SAMPLE_ARRAY_BYTES:
+            raise ShardError(
+                f"sample {key!r}: its arrays declare {total / 2**20:.0f} MiB, over the "
+                f"{MAX_SAMPLE_ARRAY_BYTES >> 20} MiB limit for one sample"
+            )
+        npz.seek(0)
+        with np.load(npz, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
+    except FileFormatError as e:
+        raise e if isinstance(e, ShardError) else ShardError(str(e)) from e
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise ShardError(f"sample {key!r}: unreadable .json or .npz ({type(e).__name__}: {e})") from e
     return meta, arrays
@@ -182,24 +200,17 @@ def decode_sample(key: str, files: dict[str, bytes]) -> Sample:
 
 def write_shard(path: Path, samples: list[Sample]) -> None:
     """Write `samples` to the tar `path` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            with tarfile.open(fileobj=fh, mode="w") as tar:
-                for s in samples:
-                    for suffix, data in encode_sample(s).items():
-                        info = tarfile.TarInfo(f"{s.key}.{suffix}")
-                        info.size = len(data)
-                        info.mtime = 0  # bit-identical shards for identical content
-                        tar.addfile(info, io.BytesIO(data))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # a full disk must not also keep a half-written temporary
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def write(tmp: Path) -> None:
+        with tarfile.open(tmp, mode="w") as tar:
+            for s in samples:
+                for suffix, data in encode_sample(s).items():
+                    info = tarfile.TarInfo(f"{s.key}.{suffix}")
+                    info.size = len(data)
+                    info.mtime = 0  # bit-identical shards for identical content
+                    tar.addfile(info, io.BytesIO(data))
+
+    atomic_write(path, write)  # a full disk must not also keep a half-written temporary
 
 
 def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:

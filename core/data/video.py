@@ -135,6 +135,39 @@ def head_box_from_fit(fit: FrameFit) -> np.ndarray:
     return np.array([u - half, v - 1.3 * half, u + half, v + 0.7 * half], np.float32)
 
 
+CROP_BELOW = 0.5  # a person smaller than this share of the frame's longer side is tracked on a crop around them
+
+
+def _window(frame: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarray:
+    """Window (x0, y0, x1, y1) of the frame, black beyond its borders."""
+    from core.data.person import _cut  # noqa: PLC0415
+
+    return _cut(frame, win, 10**6)[0]
+
+
+def _landmarks_to_frame(lm, win: tuple[int, int, int, int], size: tuple[int, int]):
+    """Landmarks found in window `win` of a frame of `size` (W, H), normalised to the whole frame."""
+    import dataclasses  # noqa: PLC0415
+
+    W, H = size
+    x0, y0, x1, y1 = win
+    sx, sy = (x1 - x0) / W, (y1 - y0) / H
+
+    def to_frame(p):
+        if p is None:
+            return None
+        q = np.array(p, np.float64, copy=True)
+        q[:, 0] = x0 / W + q[:, 0] * sx
+        q[:, 1] = y0 / H + q[:, 1] * sy
+        q[:, 2] = q[:, 2] * sx  # mediapipe's z is on the scale of x
+        return q.astype(np.asarray(p).dtype)
+
+    return dataclasses.replace(
+        lm, image_size=(W, H), face=to_frame(lm.face), pose=to_frame(lm.pose),
+        left_hand=to_frame(lm.left_hand), right_hand=to_frame(lm.right_hand),
+    )  # fmt: skip
+
+
 class Ingestor:
     """Turns the frames of one source at a time into a wild-clip `Sample`; keeps its mediapipe graphs between
     sources (building them costs about a second). `method`: "auto" uses mediapipe when it is installed."""
@@ -150,7 +183,7 @@ class Ingestor:
             )
         self.size, self.method, self.cfg = size, method, fit or FitConfig()
         self._cascade = None
-        self._tracker = self._segmenter = self._fitter = None
+        self._tracker = self._segmenter = self._fitter = self.finder = None
         self._used = False
         from core.data.body_bridge import world_body  # noqa: PLC0415
 
@@ -164,6 +197,9 @@ class Ingestor:
             self._tracker = Tracker(face=True, body=True, hands=True, body_every=1, hands_every=1)
             self._segmenter = Segmenter()
             self._fitter = BodyFitter(self.bone_names, self.expression_names, config=self.cfg)
+            from core.data.person import PersonFinder  # noqa: PLC0415
+
+            self.finder = PersonFinder()
 
     @property
     def cascade(self):
@@ -178,6 +214,8 @@ class Ingestor:
             self._tracker.close()
         if self._segmenter is not None:
             self._segmenter.close()
+        if self.finder is not None:
+            self.finder.close()
 
     def __enter__(self) -> Ingestor:
         return self
@@ -190,19 +228,27 @@ class Ingestor:
         from core.data.video_segment import person_box_from_landmarks  # noqa: PLC0415
 
         H, W = frame.shape[:2]
-        lm = self._tracker.track(frame, i)
+        found = self.finder.track(frame)  # the person as a body (crop-and-track through the clip)
+        if found is None:
+            raise FitFailed("no person detected")
+        win = None
+        side = max(found.box[2] - found.box[0], found.box[3] - found.box[1])
+        if found.pose is not None and side < CROP_BELOW * max(W, H):
+            from core.data.person import square_around  # noqa: PLC0415
+
+            win = square_around(found.box, (W, H), 1.4)  # a small person: the landmarkers run on a crop
+        lm = self._tracker.track(_window(frame, win) if win else frame, i)
+        if win:
+            lm = _landmarks_to_frame(lm, win, (W, H))
         box = person_box_from_landmarks(lm.pose, lm.face, (W, H), min_visibility=self.cfg.min_visibility)
-        found_by = "landmarks"
         if box is None:
-            person, _ = self.cascade(frame)
-            if person is None:
-                raise FitFailed("no person detected")
-            box, found_by = person, "the face detector"
+            box = found.box
         if lm.pose is None:
-            raise FitFailed(f"fit failed: the person found by {found_by} has no body landmarks")
+            raise FitFailed(f"fit failed: the person found by {found.found_by} has no body landmarks")
         fit = self._fitter(lm, (W, H), t, K)  # FitFailed with its reason
-        mask = self._segmenter(frame, box)
-        if mask.mean() < 255 * 0.005:
+        mask = found.mask if found.mask is not None else self._segmenter(frame, box)
+        bx0, by0, bx1, by1 = (int(round(v)) for v in box)
+        if (mask[by0:by1, bx0:bx1] > 127).mean() < 0.05 if by1 > by0 and bx1 > bx0 else True:
             raise FitFailed("segmentation found no foreground")
         head = head_box_from_face(lm.face, (W, H)) if lm.face is not None else head_box_from_fit(fit)
         return _Kept(i, mask, fit.K, fit.T_cam_world, head, fit)
@@ -235,6 +281,7 @@ class Ingestor:
             if self._used:  # a new source: forget the last one's tracking state and smoothing
                 self._tracker.reset()
                 self._fitter.reset()
+                self.finder.reset()
             self._used = True
         kept: list[_Kept] = []
         for i, frame in enumerate(frames):
@@ -257,12 +304,49 @@ class Ingestor:
             return None, report
         return self._sample(frames, kept, source, report), report
 
+    @staticmethod
+    def _windows(frames: list[np.ndarray], kept: list[_Kept]) -> list[tuple[int, int, int, int] | None]:
+        """Per kept frame, the square window the sample keeps: None (the whole frame) when the person fills
+        enough of it; otherwise a window of one size for the clip centred on the person's mask in that frame."""
+        boxes = []
+        for k in kept:
+            ys, xs = np.nonzero(k.mask > 127)
+            boxes.append(None if len(xs) == 0 else np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float))
+        H, W = frames[kept[0].index].shape[:2]
+        sides = [max(b[2] - b[0], b[3] - b[1]) for b in boxes if b is not None]
+        if not sides or max(sides) >= CROP_BELOW * max(W, H):
+            return [None] * len(kept)
+        side = int(round(max(sides) * 1.25))
+        out = []
+        for b in boxes:
+            if b is None:
+                out.append(None if not out else out[-1])
+                continue
+            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
+            out.append((x0, y0, x0 + side, y0 + side))
+        if out[0] is None:
+            first = next(w for w in out if w is not None)
+            out = [first if w is None else w for w in out]
+        return out
+
     def _sample(self, frames: list[np.ndarray], kept: list[_Kept], source: str, report: IngestReport) -> Sample:
         size = self.size
         rgbs, masks, Ks, Ts, heads = [], [], [], [], []
-        for k in kept:
+        wins = self._windows(frames, kept)
+        for k, win in zip(kept, wins, strict=True):
             fr = frames[k.index]
             H, W = fr.shape[:2]
+            if win is not None:  # a small person: the frame cropped around them (crop-and-track)
+                x0, y0, x1, y1 = win
+                s = size / (x1 - x0)
+                rgbs.append(cv2.resize(_window(fr, win), (size, size), interpolation=cv2.INTER_AREA))
+                m = _window(np.repeat(k.mask[..., None], 3, -1), win)[..., 0]
+                masks.append(cv2.resize(m, (size, size), interpolation=cv2.INTER_NEAREST))
+                Ks.append(np.array([[s, 0, -s * x0], [0, s, -s * y0], [0, 0, 1.0]]) @ k.K)
+                Ts.append(k.T_cam_world)
+                heads.append((k.head_box - np.array([x0, y0, x0, y0])) * s)
+                continue
             s = size / max(H, W)
             w, h = round(W * s), round(H * s)
             pad = ((0, size - h), (0, size - w))
@@ -293,6 +377,7 @@ class Ingestor:
             "frames": report.kept,
             "skipped": report.skipped,
             "reproj_px": [round(float(r), 3) for r in report.reproj_px],
+            "crop_windows": [None if w is None else [int(v) for v in w] for w in wins],
             "bone_names": self.bone_names,
             "expression_names": self.expression_names,
             "pose_convention": "core.body.BodyParams: rotations axis-angle [F, J, 3], world-aligned axes at each "

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+SHADING_GREY = 0.8  # the uniform albedo a "shading" view lights, so only the lighting shows
+
 
 @dataclass(frozen=True)
 class Lighting:
@@ -80,3 +82,31 @@ class LightingCode(nn.Module):
         if tuple(lighting.code.shape) != (self.dim,):
             raise ValueError(f"Lighting.code: expected shape [{self.dim}], got {tuple(lighting.code.shape)}")
         return lighting.env + self.linear(lighting.code).view(4, 3)
+
+
+class LightingEstimator(nn.Module):
+    """The per-frame lighting code of a frame whose lighting nobody measured (wild clips, real footage), read off
+    the frame itself: a small CNN over the person cut out onto black -> code [Dl]. Trained only through the render
+    loss of such frames, through `LightingCode`; its last layer starts at zero (neutral light). At drive time no
+    code is given and the avatar shows its albedo under the chosen lighting."""
+
+    SIZE = 32  # the frame is resized to SIZE x SIZE first
+
+    def __init__(self, dim: int, width: int = 16) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.GELU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.GELU(),
+        )
+        self.out = nn.Linear(2 * width, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """image [..., 3, H, W] in [0, 1] -> code [..., Dl]."""
+        lead = image.shape[:-3]
+        x = image.reshape(-1, *image.shape[-3:]).float()
+        x = nn.functional.interpolate(x, size=(self.SIZE, self.SIZE), mode="area")
+        return self.out(self.convs(x).mean(dim=(-2, -1))).reshape(*lead, -1)

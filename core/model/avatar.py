@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from core.config import from_dict, to_dict
+from core.config import to_dict
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
-from core.model.config import ModelConfig
+from core.model.config import stored_model_config
 from core.model.crops import BodyEstimate, crop_inputs, crop_views
 from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
 from core.model.drive_graph import GraphedDrive, graphs_enabled
@@ -65,6 +65,7 @@ class Avatar:
         face_crops: Tensor | None = None,  # [N, 3, Hf, Wf]
         shape: Tensor | None = None,  # [S] identity shape (rig.default_shape convention); default: the estimates' mean
         views: ReferenceViews | None = None,  # [N] body estimate and body-crop camera of each ready-made crop
+        garment_extent: bool = True,  # relabel skin-coloured garment regions as skin (core.model.part_labels)
     ) -> Avatar:
         """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs.
 
@@ -98,6 +99,10 @@ class Avatar:
         model.eval()
         state = model(body_crops[None].to(dev), face_crops[None].to(dev), shape_b, views_b).select(0)
         model.train(was_training)
+        if garment_extent:
+            from core.model.part_labels import with_garment_extent
+
+            state = with_garment_extent(state)
         return cls(model, state)
 
     # -- per frame ------------------------------------------------------------------------------------------
@@ -110,6 +115,7 @@ class Avatar:
         lighting: Lighting | None = None,  # None: neutral (colour = albedo)
         translation: Tensor | None = None,  # [3]
         detail: int | None = None,  # k: decode only k of the K Gaussians per anchor (fast previews); None: all
+        shading_only: bool = False,  # light a uniform grey instead of the albedo (the "shading" view)
     ) -> Gaussians:
         """Posed, lit Gaussians [G, ...] in the world frame; hidden parts are left out.
 
@@ -132,7 +138,7 @@ class Avatar:
         def run(pose: Tensor, expression: Tensor, gaze: Tensor, lighting: Lighting, translation: Tensor | None):
             out = drive_gaussians(
                 m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain,
-                detail=level, regularisers=False,
+                detail=level, regularisers=False, shading_only=shading_only,
             )  # fmt: skip
             return out.gaussians if keep is None else out.gaussians.index(keep)
 
@@ -143,7 +149,7 @@ class Avatar:
                 raise ValueError(f"{name} contains NaN or infinite values")
         pose, expression, gaze = (t.to(dev, dt) for t in (pose, expression, gaze))
         translation = self._zero_transl if translation is None else translation.to(dev, dt)
-        key = level.gaussians_per_anchor if level is not None else None
+        key = (level.gaussians_per_anchor if level is not None else None, shading_only)
         graph = self._graphs.get(key)
         if graph is None or not graph.matches(pose, lighting):
             graph = self._graphs[key] = GraphedDrive(run, pose, expression, gaze, lighting, translation)
@@ -278,7 +284,7 @@ class Avatar:
     def _from_contents(
         cls, path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict, device: torch.device | str
     ) -> Avatar:
-        cfg = from_dict(ModelConfig, meta["config"])
+        cfg = stored_model_config(meta["config"])  # sizes checked; no path to another file
         group = lambda p: {k[len(p) :]: v for k, v in tensors.items() if k.startswith(p)}  # noqa: E731
         rig = BodyRig.from_parts(group("rig."), meta["rig"])
         at = group("anchors.")
@@ -318,7 +324,8 @@ class Avatar:
         self._zero_gaze = torch.zeros(2, device=dev, dtype=dt)
         self._neutral = Lighting.neutral(dev, dt)
         self._zero_transl = torch.zeros(3, device=dev, dtype=dt)
-        self._graphs: dict[int | None, GraphedDrive] = {}  # per detail level; recorded on first CUDA drive
+        # per (detail level, shading only); recorded on the first CUDA drive
+        self._graphs: dict[tuple[int | None, bool], GraphedDrive] = {}
         self._details: dict[int, DetailLevel] = {}  # built on first use after each edit
         self._detail_keep: dict[int, Tensor | None] = {}
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes
-from core.model.appearance import Lighting, shade
+from core.model.appearance import SHADING_GREY, Lighting, shade
 from core.model.heads import decode_canonical, decode_deltas, pose_code
 from core.model.model import IdentityState, LCAModel
 from core.model.skinning import attach_to_anchors, matrix_to_quat, quat_mul, skin_anchors
@@ -151,48 +151,17 @@ def identity_chain(model: LCAModel, state: IdentityState) -> RestChain:
     return rest_chain(state.rest_poses[None], model.parents, model.ref_orients)
 
 
-def drive_gaussians(
+def _pose_dependent(
     model: LCAModel,
-    state: IdentityState,  # one identity (no B dim)
-    pose: Tensor,  # [J, 3] axis-angle (or [J, 3, 3]) per bone, core.body's convention (BodyParams.rotations)
-    expression: Tensor,  # [E] expression coefficients (the body's blendshape weights)
-    gaze: Tensor,  # [2] yaw, pitch of the eyes (radians), as BodyParams.gaze
-    lighting: Lighting,
-    translation: Tensor | None = None,  # [3] world translation added to the root, as BodyParams.translation
-    strength: Tensor | None = None,  # [A, K] deformer strength per Gaussian (default 1)
-    chain: RestChain | None = None,  # identity_chain(model, state), cached by callers that drive many frames
-    detail: DetailLevel | None = None,  # detail_level(model, state, k): k of K Gaussians per anchor (previews)
-    regularisers: bool = True,  # False skips the deformer's training terms (per-frame display)
-) -> DriveOutput:
-    """Posed, lit Gaussians of one identity (differentiable; the Avatar wraps it without gradients).
-
-    With zero canonical offsets every Gaussian sits on the posed body surface that `BodyModel` gives for the
-    same shape, rotations, expression, gaze and translation, at its anchor's barycentric coordinates.
-    With `detail`, only its k slots per anchor are decoded (A * k Gaussians, widened to keep the coverage);
-    `strength` is still [A, K].
-    """
-    if detail is not None:
-        if strength is not None:
-            strength = strength[:, detail.slots]
-        state = detail.state
-    dev, dt = state.anchors.device, state.anchors.dtype
-    J, E = model.num_joints, model.num_expressions
-    A, K = state.canonical.offsets.shape[:2]
-    if expression.shape != (E,):
-        raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
-    if gaze.shape != (2,):
-        raise ValueError(f"gaze: expected [2] (yaw, pitch), got {tuple(gaze.shape)}")
-    for name, t in (("pose", pose), ("expression", expression), ("gaze", gaze)):
-        # Checked where the inputs live on the host (GUI, tracking); a device check would stall every frame.
-        if t.device.type == "cpu" and not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or infinite values")
-    R_local = local_rotations(pose.to(device=dev, dtype=dt), J)
-    expression, gaze = expression.to(device=dev, dtype=dt), gaze.to(device=dev, dtype=dt)
-    if model.eye_joints.numel():  # as BodyModel.rotation_matrices: gaze turns each eye on top of its pose
-        R_eye = rotation_about_axes(gaze[0], gaze[1])
-        R_local = R_local.clone()
-        R_local[model.eye_joints] = R_eye @ R_local[model.eye_joints]
-    code = pose_code(R_local)  # [J, 6]
+    state: IdentityState,
+    code: Tensor,  # [J, 6]
+    expression: Tensor,  # [E]
+    gaze: Tensor,  # [2]
+    detail: DetailLevel | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """This frame's offsets [A, K, 3], quats [A, K, 4], log-scales [A, K, 3], albedo [A, K, 3] and transfer [A, K, 3]:
+    the canonical values plus the pose head's deltas (dual decoder), or the single branch's per-frame decode."""
+    K = state.canonical.offsets.shape[1]
     cond = model.pose_encoder(code, expression, gaze, model.anchor_weights)  # [A, h]
     if detail is None:
         raw = model.pose_head(state.pose_proj, cond).unflatten(-1, (K, -1))  # [A, K, C]
@@ -223,6 +192,62 @@ def drive_gaussians(
             frame.albedo,
             frame.transfer,
         )
+    return offsets, quats, log_scales, albedo, transfer
+
+
+def drive_gaussians(
+    model: LCAModel,
+    state: IdentityState,  # one identity (no B dim)
+    pose: Tensor,  # [J, 3] axis-angle (or [J, 3, 3]) per bone, core.body's convention (BodyParams.rotations)
+    expression: Tensor,  # [E] expression coefficients (the body's blendshape weights)
+    gaze: Tensor,  # [2] yaw, pitch of the eyes (radians), as BodyParams.gaze
+    lighting: Lighting,
+    translation: Tensor | None = None,  # [3] world translation added to the root, as BodyParams.translation
+    strength: Tensor | None = None,  # [A, K] deformer strength per Gaussian (default 1)
+    chain: RestChain | None = None,  # identity_chain(model, state), cached by callers that drive many frames
+    detail: DetailLevel | None = None,  # detail_level(model, state, k): k of K Gaussians per anchor (previews)
+    regularisers: bool = True,  # False skips the deformer's training terms (per-frame display)
+    pose_dependent: bool = True,  # False: the canonical Gaussians alone, only skinned (the canonical render)
+    shading_only: bool = False,  # light a uniform grey albedo instead of the avatar's (the "shading" view)
+) -> DriveOutput:
+    """Posed, lit Gaussians of one identity (differentiable; the Avatar wraps it without gradients).
+
+    With zero canonical offsets every Gaussian sits on the posed body surface that `BodyModel` gives for the
+    same shape, rotations, expression, gaze and translation, at its anchor's barycentric coordinates.
+    With `detail`, only its k slots per anchor are decoded (A * k Gaussians, widened to keep the coverage);
+    `strength` is still [A, K]. With `pose_dependent=False` the pose head's deltas and the deformer are left out:
+    the canonical Gaussians as the canonical branch decodes them, posed by skinning alone (what the canonical-render
+    loss supervises, `core.train.losses.canonical_render_loss`).
+    """
+    if detail is not None:
+        if strength is not None:
+            strength = strength[:, detail.slots]
+        state = detail.state
+    dev, dt = state.anchors.device, state.anchors.dtype
+    J, E = model.num_joints, model.num_expressions
+    A, K = state.canonical.offsets.shape[:2]
+    if expression.shape != (E,):
+        raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
+    if gaze.shape != (2,):
+        raise ValueError(f"gaze: expected [2] (yaw, pitch), got {tuple(gaze.shape)}")
+    for name, t in (("pose", pose), ("expression", expression), ("gaze", gaze)):
+        # Checked where the inputs live on the host (GUI, tracking); a device check would stall every frame.
+        if t.device.type == "cpu" and not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+    R_local = local_rotations(pose.to(device=dev, dtype=dt), J)
+    expression, gaze = expression.to(device=dev, dtype=dt), gaze.to(device=dev, dtype=dt)
+    if model.eye_joints.numel():  # as BodyModel.rotation_matrices: gaze turns each eye on top of its pose
+        R_eye = rotation_about_axes(gaze[0], gaze[1])
+        R_local = R_local.clone()
+        R_local[model.eye_joints] = R_eye @ R_local[model.eye_joints]
+    code = pose_code(R_local)  # [J, 6]
+    can = state.canonical
+    if pose_dependent:
+        offsets, quats, log_scales, albedo, transfer = _pose_dependent(model, state, code, expression, gaze, detail)
+    else:
+        offsets, quats, log_scales, albedo, transfer = (
+            can.offsets, can.quats, can.log_scales, can.albedo, can.transfer
+        )  # fmt: skip
     U = state.support.shape[0]
     support = state.support + (expression @ model.support_expr).view(U, 3)  # [U, 3] the body's blendshapes
     chain = identity_chain(model, state) if chain is None else chain
@@ -233,7 +258,7 @@ def drive_gaussians(
     )  # [A, 3], [A, 3], [A, 3, 3]
     points = anchors[:, None, :] + offsets  # [A, K, 3] canonical
     regs: dict[str, Tensor] = {}
-    if model.deformer is not None and state.node_proj is not None:
+    if model.deformer is not None and state.node_proj is not None and pose_dependent:
         motion = model.deformer.motion(state.node_proj, state.node_zero, code, expression, gaze)
         node_pos = anchors[model.deformer.node_anchor]
         s = torch.ones_like(state.garment) if strength is None else strength
@@ -250,6 +275,8 @@ def drive_gaussians(
     if detail is not None:
         log_scales = log_scales + detail.log_scale_boost
     env = model.lighting_code(lighting)
+    if shading_only:
+        albedo = torch.full_like(albedo, SHADING_GREY)
     rgb = shade(albedo, transfer_world, env, lighting.direction, lighting.colour)
     gaussians = Gaussians(
         means=means.reshape(A * K, 3),

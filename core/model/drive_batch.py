@@ -38,6 +38,7 @@ class TargetFrames:
     env: Tensor  # [B, T, 4, 3] degree-1 RGB environment (ambient, x, y, z rows; `Lighting.env`)
     key_dir: Tensor | None = None  # [B, T, 3] towards the key light; None: no key light on any target
     key_rgb: Tensor | None = None  # [B, T, 3] key light colour (zeros: no key light on that target)
+    code: Tensor | None = None  # [B, T, Dl] per-frame lighting code (`Lighting.code`; zeros: none)
 
     @property
     def batch_shape(self) -> tuple[int, int]:
@@ -49,6 +50,7 @@ class BatchedDrive:
     gaussians: Gaussians  # [B*T, G, ...] posed, world frame, targets of identity b at rows b*T ... b*T+T-1
     offsets: Tensor  # [B, T, A, K, 3] total offset of each Gaussian from its anchor (canonical frame; ACAP)
     regularisers: dict[str, Tensor]  # 'arap', 'sparsity' [B, T] per target when the deformer is on
+    canonical: Gaussians | None = None  # [B*T, G, ...] the canonical branch alone, skinned to the same frames
 
 
 def _rotations(pose: Tensor, B: int, T: int, J: int) -> Tensor:
@@ -97,6 +99,7 @@ def drive_targets(
     *,
     regularisers: bool = True,
     amp: bool = False,  # the pose head and the deformer's MLP in bf16 (CUDA autocast); the rest stays float32
+    canonical: bool = False,  # also the canonical render's Gaussians (`drive_gaussians(pose_dependent=False)`)
 ) -> BatchedDrive:
     """Posed, lit Gaussians of every target of every identity in one computation (differentiable).
 
@@ -187,27 +190,45 @@ def drive_targets(
             max_t = max(deformer.cfg.max_translation, 1e-6)
             regs["sparsity"] = motion.rotvec.abs().mean((-2, -1)) + motion.translation.abs().mean((-2, -1)) / max_t
 
-    frames_g = R_anchor[..., None, :, :]  # [B, T, A, 1, 3, 3]
-    means = posed_anchors[..., None, :] + _matvec(frames_g, points - anchors[..., None, :])  # [B, T, A, K, 3]
-    quats = quat_mul(matrix_to_quat(R_anchor)[..., None, :], quats)  # [B, T, A, K, 4]
-    transfer_world = _matvec(frames_g, transfer)  # [B, T, A, K, 3]
-
-    # shading (`appearance.shade` per target): irradiance = ambient + transfer . linear rows (+ key lobe)
     env = frames.env.to(dt)  # [B, T, 4, 3]
-    irradiance = env[:, :, None, None, 0] + (transfer_world[..., :, None] * env[:, :, None, None, 1:]).sum(-2)
-    if frames.key_dir is not None and frames.key_rgb is not None:
-        kd = frames.key_dir.to(dt)
-        kd = kd / kd.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-        lobe = (0.25 + 0.5 * (transfer_world * kd[:, :, None, None]).sum(-1)).clamp_min(0.0)  # [B, T, A, K]
-        irradiance = irradiance + lobe[..., None] * frames.key_rgb.to(dt)[:, :, None, None]
-    rgb = (albedo * irradiance.clamp_min(0.0)).clamp(0.0, 1.0)
+    if frames.code is not None and model.lighting_code.linear is not None:  # as LightingCode: env + linear(code)
+        env = env + model.lighting_code.linear(frames.code.to(dt)).unflatten(-1, (4, 3))
+    frames_g = R_anchor[..., None, :, :]  # [B, T, A, 1, 3, 3]
+    q_anchor = matrix_to_quat(R_anchor)[..., None, :]  # [B, T, A, 1, 4]
 
-    M, G = B * T, A * K
-    gaussians = Gaussians(
-        means=means.reshape(M, G, 3),
-        quats=quats.reshape(M, G, 4),
-        log_scales=log_scales.expand(B, T, A, K, 3).reshape(M, G, 3),
-        opacity_logits=can.opacity_logits[:, None].expand(B, T, A, K).reshape(M, G),
-        sh=rgb_to_sh0(rgb).reshape(M, G, 1, 3),
-    )
-    return BatchedDrive(gaussians=gaussians, regularisers=regs, offsets=offsets.expand(B, T, A, K, 3))
+    def posed(points, quats, log_scales, albedo, transfer) -> Gaussians:  # [B, T | 1, A, K, ...] -> [B*T, G, ...]
+        means = posed_anchors[..., None, :] + _matvec(frames_g, points - anchors[..., None, :])  # [B, T, A, K, 3]
+        transfer_world = _matvec(frames_g, transfer)  # [B, T, A, K, 3]
+        rgb = _shade(albedo, transfer_world, env, frames.key_dir, frames.key_rgb)
+        M, G = B * T, A * K
+        return Gaussians(
+            means=means.reshape(M, G, 3),
+            quats=quat_mul(q_anchor, quats).expand(B, T, A, K, 4).reshape(M, G, 4),
+            log_scales=log_scales.expand(B, T, A, K, 3).reshape(M, G, 3),
+            opacity_logits=can.opacity_logits[:, None].expand(B, T, A, K).reshape(M, G),
+            sh=rgb_to_sh0(rgb).expand(B, T, A, K, 3).reshape(M, G, 1, 3),
+        )
+
+    gaussians = posed(points, quats, log_scales, albedo, transfer)
+    canon = None
+    if canonical:  # the canonical branch alone: no pose deltas, no deformer, the same skinning and light
+        c = [getattr(can, k)[:, None] for k in ("offsets", "quats", "log_scales", "albedo", "transfer")]
+        canon = posed(anchors[..., None, :] + c[0], *c[1:])
+    return BatchedDrive(gaussians=gaussians, regularisers=regs, offsets=offsets.expand(B, T, A, K, 3), canonical=canon)
+
+
+def _shade(
+    albedo: Tensor,  # [B, T | 1, A, K, 3]
+    transfer: Tensor,  # [B, T, A, K, 3] world frame
+    env: Tensor,  # [B, T, 4, 3]
+    key_dir: Tensor | None,  # [B, T, 3]
+    key_rgb: Tensor | None,  # [B, T, 3]
+) -> Tensor:
+    """`appearance.shade` of every target: albedo * (ambient + transfer . linear rows + key lobe), in [0, 1]."""
+    irradiance = env[:, :, None, None, 0] + (transfer[..., :, None] * env[:, :, None, None, 1:]).sum(-2)
+    if key_dir is not None and key_rgb is not None:
+        kd = key_dir.to(env.dtype)
+        kd = kd / kd.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        lobe = (0.25 + 0.5 * (transfer * kd[:, :, None, None]).sum(-1)).clamp_min(0.0)  # [B, T, A, K]
+        irradiance = irradiance + lobe[..., None] * key_rgb.to(env.dtype)[:, :, None, None]
+    return (albedo * irradiance.clamp_min(0.0)).clamp(0.0, 1.0)

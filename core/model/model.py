@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.model.appearance import LightingCode
+from core.model.anchor_cache import cached_anchors
+from core.model.appearance import LightingCode, LightingEstimator
 from core.model.config import ModelConfig
 from core.model.deformer import GARMENT_PARTS, NodeDeformer
 from core.model.encoder import ViTEncoder
@@ -31,7 +32,7 @@ from core.model.pixel_align import (
     warn_missing_views,
 )
 from core.model.rig import BodyRig
-from core.model.tokens import Anchors, GeometryTokens, anchor_support, sample_anchors
+from core.model.tokens import Anchors, GeometryTokens, anchor_support
 from core.model.transformer import MultimodalTransformer
 
 
@@ -82,7 +83,7 @@ class LCAModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.rig = rig
-        self.anchors = anchors if anchors is not None else sample_anchors(rig, cfg.tokens.num_anchors, cfg.tokens.seed)
+        self.anchors = anchors if anchors is not None else cached_anchors(rig, cfg.tokens.num_anchors, cfg.tokens.seed)
         if self.anchors.positions.shape[0] != cfg.tokens.num_anchors:
             raise ValueError(f"{self.anchors.positions.shape[0]} anchors given, config wants {cfg.tokens.num_anchors}")
         a = self.anchors
@@ -133,6 +134,12 @@ class LCAModel(nn.Module):
         self.pose_head = ConditionedMLP(D, h, K * out, zero_last=cfg.heads.decoder == "dual")
         self.deformer = NodeDeformer(cfg.deformer, a, D, J, E) if cfg.deformer.enabled else None
         self.lighting_code = LightingCode(cfg.appearance.lighting_code_dim)
+        app = cfg.appearance
+        self.light_estimator = (
+            LightingEstimator(app.lighting_code_dim)
+            if app.lighting_estimator and app.lighting_code_dim > 0 and not drive_only
+            else None
+        )
 
     # ------------------------------------------------------------------------------------------------------
     def drive_state_dict(self) -> dict[str, Tensor]:
@@ -180,7 +187,8 @@ class LCAModel(nn.Module):
     def new_layer_prefixes(self) -> tuple[str, ...]:
         """Names of optional layers that a checkpoint trained without them may lack when it initialises this model
         (`init_from`); they start so that the model computes what the checkpoint computed (the albedo prior aside)."""
-        return ("pixel_appearance.",) if self.pixel_appearance is not None else ()
+        new = ("pixel_appearance.",) if self.pixel_appearance is not None else ()
+        return new + (("light_estimator.",) if self.light_estimator is not None else ())
 
     def encode(self, body: Tensor, face: Tensor) -> tuple[Tensor, Tensor]:
         """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> (image tokens [B, N*(Tb+Tf), D],

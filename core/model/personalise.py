@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Callable
@@ -29,6 +30,13 @@ def _default_render(g: Gaussians, cam: Camera) -> Tensor:
     return rasterize(g, cam, background=(0.0, 0.0, 0.0)).color
 
 
+def frozen_view(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` whose parameters share the model's storage but never require gradients (no memory copy)."""
+    memo: dict[int, object] = {id(p): torch.nn.Parameter(p.detach(), requires_grad=False) for p in model.parameters()}
+    memo.update({id(b): b for b in model.buffers()})
+    return copy.deepcopy(model, memo)
+
+
 def personalise(
     avatar: Avatar,
     images: Tensor,  # [N, 3, H, W] in [0, 1], the reference photos
@@ -43,7 +51,9 @@ def personalise(
 ) -> tuple[Avatar, list[float]]:
     """Refine the canonical Gaussians so that driven renders match the photos (L1 + as-close-as-possible).
 
-    Returns a new Avatar (the input is left unchanged) and the loss per step.
+    Returns a new Avatar (the input is left unchanged) and the loss per step. Only the avatar's own tensors are
+    optimised: the forward passes run on a frozen copy of the model, so the model (which a GUI thread may be
+    driving meanwhile, and which other avatars share) gets no gradients and no change.
     """
     if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] != len(estimates) or len(estimates) == 0:
         raise ValueError(f"images: expected [N, 3, H, W] with one estimate per image, got {tuple(images.shape)}")
@@ -51,6 +61,7 @@ def personalise(
         raise ValueError(f"steps must be >= 1, got {steps}")
     render = render or _default_render
     model, dev = avatar.model, avatar.state.anchors.device
+    frozen = frozen_view(model)
     can = avatar.state.canonical
     params = {k: getattr(can, k).detach().clone().requires_grad_(True) for k in OPTIMISED}
     opt = torch.optim.Adam(params.values(), lr=lr)
@@ -63,7 +74,7 @@ def personalise(
         c = dataclasses.replace(can, **params)
         state = dataclasses.replace(avatar.state, canonical=c)
         out = drive_gaussians(
-            model, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev)
+            frozen, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev)
         )
         cam = est.camera.to(dev)
         if (cam.height, cam.width) != tuple(targets.shape[1:3]):

@@ -43,6 +43,7 @@ class ReferenceViews:
     translation: Tensor  # [..., N, 3]
     K: Tensor  # [..., N, 3, 3] intrinsics in body-crop pixels (pixel centres at +0.5)
     T_cam_world: Tensor  # [..., N, 4, 4]
+    mask: Tensor | None = None  # [..., N, Hm, Wm] person mask in [0, 1] over the body crop (any resolution)
 
     def __post_init__(self) -> None:
         lead = tuple(self.translation.shape[:-1])
@@ -65,6 +66,11 @@ class ReferenceViews:
                 f"ReferenceViews: gaze [..., 2] and translation [..., 3] expected, got "
                 f"{tuple(self.gaze.shape)} and {tuple(self.translation.shape)}"
             )
+        if self.mask is not None and tuple(self.mask.shape[:-2]) != lead:
+            raise ValueError(
+                f"ReferenceViews.mask: leading dims {tuple(self.mask.shape[:-2])} differ from translation's {lead}; "
+                "give one person mask [Hm, Wm] per reference image"
+            )
         if self.K.shape[-2:] != (3, 3) or self.T_cam_world.shape[-2:] != (4, 4):
             raise ValueError(
                 f"ReferenceViews: K [..., 3, 3] and T_cam_world [..., 4, 4] expected, got "
@@ -76,13 +82,21 @@ class ReferenceViews:
         return tuple(self.translation.shape[:-1])
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> ReferenceViews:
-        return ReferenceViews(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+        vals = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return ReferenceViews(**{k: None if v is None else fn(v) for k, v in vals.items()})
+
+    def with_masks(self, mask: Tensor | None) -> ReferenceViews:
+        """The same views with a person mask per body crop [..., N, Hm, Wm] in [0, 1]: anchors that land outside
+        the person in a view take nothing from that view (colours only from the person)."""
+        return dataclasses.replace(self, mask=mask)
 
     def to(self, *args, **kwargs) -> ReferenceViews:
         return self.map(lambda t: t.to(*args, **kwargs))
 
     def cropped(self, M: Tensor) -> ReferenceViews:
         """The same views after a further crop/resize of the body crops: pixel map `M` [..., 3, 3] (or [3, 3])."""
+        if self.mask is not None:
+            raise ValueError("ReferenceViews.cropped: crop the views before giving them masks (with_masks)")
         return dataclasses.replace(self, K=M.to(self.K) @ self.K)
 
     @classmethod
@@ -185,8 +199,39 @@ def reference_uv(
         v.gaze.flatten(0, 1),
         v.translation.flatten(0, 1),
     )  # [B*N, A, 3]
-    uv, weight = project_anchors(points, normals, v.K.flatten(0, 1), v.T_cam_world.flatten(0, 1), size)
+    K, T = v.K.flatten(0, 1), v.T_cam_world.flatten(0, 1)
+    uv, weight = project_anchors(points, normals, K, T, size)
+    weight = weight * visible_anchors(points, uv, T)
+    if v.mask is not None:  # colours only from the person: nothing of the background reaches the avatar
+        m = v.mask.flatten(0, 1)[:, None].to(uv.dtype)  # [B*N, 1, Hm, Wm]
+        inside = F.grid_sample(m, uv[:, :, None, :], mode="bilinear", padding_mode="zeros", align_corners=False)
+        weight = weight * ((inside[:, 0, :, 0] - 0.3) / 0.4).clamp(0.0, 1.0)
     return uv.unflatten(0, (B, N)), weight.unflatten(0, (B, N))
+
+
+OCCLUSION_CELLS = 48  # the depth test's grid: cells along each side of the crop
+OCCLUSION_TOL = 0.10  # metres behind the nearest anchor of a cell that still count as the same surface
+
+
+def visible_anchors(
+    points: Tensor,  # [M, A, 3] world positions
+    uv: Tensor,  # [M, A, 2] grid_sample coordinates of the anchors in their view
+    T_cam_world: Tensor,  # [M, 4, 4]
+) -> Tensor:
+    """1 for anchors no nearer anchor hides in their view, else 0 [M, A]: a depth test of the anchors themselves
+    on a coarse grid, so an arm in front of the torso keeps the torso from taking that photo's colours of the arm.
+    Anchors are points: with few of them (small models) gaps between them let some hidden anchors through."""
+    M, A = uv.shape[:2]
+    G = OCCLUSION_CELLS
+    R, t = T_cam_world[:, :3, :3], T_cam_world[:, :3, 3]
+    z = (points @ R.transpose(-1, -2) + t[:, None, :])[..., 2]  # [M, A]
+    cell = ((uv.detach() + 1) / 2 * G).floor().long()
+    inside = (cell >= 0).all(-1) & (cell < G).all(-1) & (z > 1e-3)
+    idx = (cell[..., 1].clamp(0, G - 1) * G + cell[..., 0].clamp(0, G - 1)).masked_fill(~inside, G * G)
+    far = torch.finfo(z.dtype).max
+    zbuf = z.new_full((M, G * G + 1), far).scatter_reduce(1, idx, z.detach().masked_fill(~inside, far), "amin")
+    near = zbuf.gather(1, idx)
+    return ((z.detach() <= near + OCCLUSION_TOL) | ~inside).to(points.dtype)
 
 
 def sample_views(

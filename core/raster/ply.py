@@ -6,15 +6,18 @@ scale_0..2 (log), rot_0..3 (w x y z), and optionally `part` (uchar semantic labe
 
 from __future__ import annotations
 
+import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import plyfile
 import torch
 
+from core.io import atomic_write
 from core.raster.types import PART_NAMES, Gaussians
+
+log = logging.getLogger(__name__)
 
 MAX_GAUSSIANS = 50_000_000  # far beyond any avatar; a bigger count means a corrupt or foreign file
 _REST_COUNTS = {0: 0, 9: 1, 24: 2, 45: 3}  # number of f_rest_* -> SH degree
@@ -69,17 +72,36 @@ def save_ply(path: str | os.PathLike, gaussians: Gaussians, *, with_parts: bool 
             raise ValueError(f"save_ply: part ids must be in 0..255, got {int(parts.min())}..{int(parts.max())}")
         rows["part"] = parts.numpy().astype(np.uint8)
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            plyfile.PlyData([plyfile.PlyElement.describe(rows, "vertex")], text=False).write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    ply = plyfile.PlyData([plyfile.PlyElement.describe(rows, "vertex")], text=False)
+    return atomic_write(path, lambda tmp: ply.write(str(tmp)))  # a full disk says so and keeps the old file
+
+
+# Finite values that no avatar has: the file loads, but would render blank or as one huge splat.
+ABSURD_POSITION_M = 1e4  # |x|, |y|, |z| beyond 10 km
+ABSURD_LOG_SCALE = 10.0  # a splat wider than e^10 m (22 km) or narrower than e^-30 m
+MIN_LOG_SCALE = -30.0
+
+
+def _warn_if_absurd(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Log a warning naming the file when values are finite but absurd (crafted or damaged, not an avatar)."""
+    problems = []
+    far = int((np.abs(arrays["means"]) > ABSURD_POSITION_M).any(axis=-1).sum())
+    if far:
+        problems.append(f"{far} positions beyond {ABSURD_POSITION_M:g} m")
+    scales = arrays["scales"]
+    odd = int(((scales > ABSURD_LOG_SCALE) | (scales < MIN_LOG_SCALE)).any(axis=-1).sum())
+    if odd:
+        problems.append(
+            f"{odd} log-scales outside [{MIN_LOG_SCALE:g}, {ABSURD_LOG_SCALE:g}] (sizes e^{ABSURD_LOG_SCALE:g} m)"
+        )
+    zero = int((np.linalg.norm(arrays["rots"], axis=-1) < 1e-8).sum())
+    if zero:
+        problems.append(f"{zero} zero rotation quaternions")
+    if problems:
+        log.warning(
+            "%s: %s of %d Gaussians; the splats will render wrongly or not at all (a damaged file?)",
+            path, "; ".join(problems), len(scales),
+        )  # fmt: skip
 
 
 def load_ply(
@@ -135,6 +157,7 @@ def load_ply(
                 f"load_ply: {path} has NaN/inf in '{name}' for {len(rows)} Gaussians (first at row {rows[0]})"
             )
 
+    _warn_if_absurd(path, arrays)
     k = (_REST_COUNTS[num_rest] + 1) ** 2
     rest = torch.from_numpy(arrays["rest"]).reshape(num, 3, k - 1).transpose(1, 2)  # [G, K-1, 3]
     sh = torch.cat([torch.from_numpy(arrays["dc"]).unsqueeze(1), rest], dim=1)  # [G, K, 3]

@@ -20,6 +20,8 @@ known channel names, at most MAX_CHANNELS distinct channels) before it is used; 
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import math
 import os
@@ -83,17 +85,36 @@ ARKIT_NAMES: frozenset[str] = frozenset(
     mouthSmileRight mouthStretchLeft mouthStretchRight mouthUpperUpLeft mouthUpperUpRight noseSneerLeft
     noseSneerRight tongueOut""".split()
 )
-MAX_CHANNELS = 512  # distinct channels one receiver keeps (the body model has about 320 pose channels)
+MAX_CHANNELS = 512  # distinct channels one receiver keeps (the rig's channels, about 370, all fit)
 MAX_ANGLE_DEG = 360.0  # pose and gaze channels beyond this are refused, not wrapped
 MAX_ROOT_M = 100.0  # root translation and VMC positions
 MAX_ADDRESS_CHARS = 128
 _JOINT = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]{0,47}")
 
 
+@functools.cache
+def rig_joints() -> frozenset[str]:
+    """The joints a pose channel may name: the baked body's bones (read from its header only) and the bones VMC
+    drives. Made-up joint names are refused, so a sender cannot fill the channel table with them."""
+    joints = {bone for chain in VMC_BONES.values() for bone in chain}
+    try:
+        from safetensors import safe_open
+
+        from core.body.paths import body_asset_path
+
+        with safe_open(str(body_asset_path()), "np") as f:
+            names = json.loads(f.metadata()["json"])["bone_names"]
+        joints.update(n for n in names if isinstance(n, str) and _JOINT.fullmatch(n))
+    except (OSError, KeyError, TypeError, ValueError, RecursionError) as e:
+        log.warning("the body asset's bone names are unavailable (%s): network pose channels limited to VMC bones", e)
+    return frozenset(joints)
+
+
 def validate_channel(name: object, value: object) -> float | None:
-    """The value to use for driving channel `name`, or None when the name is not a known channel or the value
+    """The value to use for driving channel `name`, or None when the name is not a channel of the rig or the value
     not a finite number in its range. Expressions are clamped to [0, 1]; angles (degrees) must lie within
-    +-MAX_ANGLE_DEG and root translations (metres) within +-MAX_ROOT_M."""
+    +-MAX_ANGLE_DEG and root translations (metres) within +-MAX_ROOT_M; pose channels must name a bone of the body
+    rig (`rig_joints`), so the channels a sender can create are bounded by the rig's."""
     if not isinstance(name, str) or not isinstance(value, int | float) or isinstance(value, bool):
         return None
     v = float(value)
@@ -103,7 +124,7 @@ def validate_channel(name: object, value: object) -> float | None:
         return min(max(v, 0.0), 1.0) if name[5:] in ARKIT_NAMES else None
     if name in ("gaze.yaw", "gaze.pitch"):
         return v if abs(v) <= MAX_ANGLE_DEG else None
-    if name.startswith("pose.") and name[-2:] in (".x", ".y", ".z") and _JOINT.fullmatch(name[5:-2]):
+    if name.startswith("pose.") and name[-2:] in (".x", ".y", ".z") and name[5:-2] in rig_joints():
         return v if abs(v) <= MAX_ANGLE_DEG else None
     if name in ("root.x", "root.y", "root.z"):
         return v if abs(v) <= MAX_ROOT_M else None
@@ -316,6 +337,7 @@ class BlendshapeReceiver:
     def __init__(self, host: str = "127.0.0.1", port: int = 39539) -> None:
         from pythonosc.osc_server import BlockingOSCUDPServer
 
+        rig_joints()  # read once here, not by the listener thread while datagrams queue up
         d = _exact_dispatcher(self._reject)
         d.map("/VMC/Ext/Blend/Val", self._on_vmc_blend)
         d.map("/VMC/Ext/Blend/Apply", self._on_vmc_apply)

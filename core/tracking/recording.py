@@ -18,14 +18,19 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import FileFormatError, atomic_write, atomic_write_bytes
+from core.io import FileFormatError, atomic_write, atomic_write_bytes, npz_headers
 from core.tracking.types import DrivingFrame, channel_group
 
 RECORDING_VERSION = 1
 RECORDING_KIND = "lca-driving-channels"
 MAX_RECORDING_BYTES = 1 << 30  # an NPZ file; its arrays may hold at most MAX_ARRAY_BYTES each once unpacked
-MAX_JSON_BYTES = 256 << 20  # parsed JSON takes several times its size in memory: longer takes belong in NPZ
-MAX_ARRAY_BYTES = 1 << 30
+MAX_JSON_BYTES = 64 << 20  # parsed JSON takes about 8x its size in memory: longer takes belong in NPZ
+# Declared sizes of an NPZ, checked from its .npy headers before anything is unpacked (docs/RELIABILITY.md).
+MAX_CHANNELS = 1024  # the body rig drives about 370 channels (104 bones x 3, 52 expressions, gaze, root)
+MAX_NAME_CHARS = 64
+MAX_FRAMES = 1 << 22  # 19 hours at 60 frames per second
+MAX_VALUES = 1 << 27  # frames x channels: 512 MiB of float32 (two hours of the whole rig at 60 fps)
+MAX_ARRAY_BYTES = 8 * MAX_VALUES  # values may come as float64
 MAX_CHANNEL_VALUE = 1e4  # degrees, metres or coefficients: anything larger is damage, not motion
 
 
@@ -106,6 +111,12 @@ class ChannelRecorder:
 
 def save_recording(rec: Recording, path: str | os.PathLike) -> Path:
     path = Path(path)
+    T, C = rec.values.shape
+    if C > MAX_CHANNELS or T > MAX_FRAMES or T * C > MAX_VALUES:
+        raise ValueError(
+            f"{path}: {T} frames of {C} channels is more than a recording may hold ({MAX_FRAMES} frames, "
+            f"{MAX_CHANNELS} channels, {MAX_VALUES} values); record shorter takes"
+        )
     suffix = path.suffix.lower()
     if suffix == ".json":
         doc = {
@@ -168,13 +179,18 @@ def _check(names: object, times: object, values: object, version: object, kind: 
         raise FileFormatError(f"{source}: malformed recording: repeated channel names")
     if not np.all(np.isfinite(times_a)) or np.any(np.diff(times_a) < 0):
         raise FileFormatError(f"{source}: malformed recording: times must be finite and non-decreasing")
-    present = values_a[~np.isnan(values_a)]
-    if present.size and not (np.all(np.isfinite(present)) and float(np.abs(present).max()) <= MAX_CHANNEL_VALUE):
+    if not all(_in_range(values_a[i : i + 65536]) for i in range(0, len(values_a), 65536)):  # a block at a time
         raise FileFormatError(
             f"{source}: malformed recording: channel values must be finite numbers within +-{MAX_CHANNEL_VALUE:g} "
             "(null where a channel is absent)"
         )
     return Recording(times=times_a, names=names_t, values=values_a)
+
+
+def _in_range(block: np.ndarray) -> bool:
+    """Every value of `block` NaN (absent) or finite within +-MAX_CHANNEL_VALUE."""
+    with np.errstate(invalid="ignore"):
+        return not bool(np.any(np.abs(block) > MAX_CHANNEL_VALUE)) and not bool(np.any(np.isinf(block)))
 
 
 def load_recording(path: str | os.PathLike) -> Recording:
@@ -199,24 +215,25 @@ def load_recording(path: str | os.PathLike) -> Recording:
             raise FileFormatError(f"{path}: not a driving-channel recording (top level is not an object)")
         return _check(d.get("names"), d.get("times"), d.get("values"), d.get("version"), d.get("kind"), str(path))
     if suffix == ".npz":
+        shapes = _check_npz_sizes(path)
         try:
-            _check_npz_sizes(path)
             with np.load(path, allow_pickle=False) as z:
-                if not {"names", "times", "values", "version", "kind"} <= set(z.files):
-                    raise FileFormatError(f"{path}: not a driving-channel recording (arrays {sorted(z.files)})")
                 version, kind = z["version"], z["kind"]
                 if version.shape != () or kind.shape != () or version.dtype.kind not in "iu":
                     raise FileFormatError(f"{path}: not a driving-channel recording (version or kind is not a scalar)")
-                return _check(z["names"].tolist(), z["times"], z["values"], int(version), str(kind), str(path))
-        except (
-            zipfile.BadZipFile,
-            zipfile.LargeZipFile,
-            zlib.error,
-            struct.error,
-            OSError,
-            EOFError,
-            NotImplementedError,
-        ) as e:
+                if str(kind) != RECORDING_KIND:  # before the arrays are read
+                    raise FileFormatError(f"{path}: not a driving-channel recording (kind {str(kind)[:64]!r})")
+                names = z["names"]
+                if names.dtype.kind != "U":
+                    raise FileFormatError(f"{path}: malformed recording: channel names are {names.dtype}, not text")
+                _check_names(names, str(path))  # C short strings (checked sizes): names go first, values after
+                times, values = z["times"], z["values"]
+                if shapes["times"][1].kind not in "fiu" or shapes["values"][1].kind not in "fiu":
+                    raise FileFormatError(f"{path}: malformed recording (times and values must be numbers)")
+                return _check(names.tolist(), times, values, int(version), str(kind), str(path))
+        except (zipfile.BadZipFile, zlib.error, struct.error, OSError, EOFError, NotImplementedError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
             raise FileFormatError(f"{path}: not a readable NPZ recording ({e})") from e
         except ValueError as e:
             if isinstance(e, FileFormatError):
@@ -225,28 +242,35 @@ def load_recording(path: str | os.PathLike) -> Recording:
     raise FileFormatError(f"{path}: driving recordings are .json or .npz files")
 
 
-def _check_npz_sizes(path: Path) -> None:
-    """Refuse an NPZ whose arrays declare more than MAX_ARRAY_BYTES (or non-numeric, non-text types) before
-    numpy allocates them: each .npy header states its shape and dtype."""
-    with zipfile.ZipFile(path) as zf:
-        members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
-        if len(members) > 16:
-            raise FileFormatError(f"{path}: not a driving-channel recording ({len(members)} arrays)")
-        for info in members:
-            with zf.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                read_header = {
-                    (1, 0): np.lib.format.read_array_header_1_0,
-                    (2, 0): np.lib.format.read_array_header_2_0,
-                }.get(version)
-                if read_header is None:
-                    raise FileFormatError(f"{path}: {info.filename} has an unknown .npy version {version}")
-                shape, _, dtype = read_header(f)
-            if dtype.kind not in "iufU" or dtype.itemsize == 0:
-                raise FileFormatError(f"{path}: {info.filename} holds {dtype} values, not numbers or text")
-            nbytes = math.prod(shape) * dtype.itemsize
-            if nbytes > MAX_ARRAY_BYTES:
-                raise FileFormatError(
-                    f"{path}: {info.filename} declares {shape} {dtype} ({nbytes / 2**30:.1f} GiB), over the "
-                    f"{MAX_ARRAY_BYTES >> 30} GiB limit for a recording's array"
-                )
+def _check_npz_sizes(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The NPZ's declared array shapes, refused before numpy allocates anything unless they fit a recording:
+    the five arrays, at most MAX_CHANNELS names of at most MAX_NAME_CHARS characters, at most MAX_FRAMES times,
+    values [T, C] of at most MAX_VALUES numbers."""
+    shapes = npz_headers(str(path), path, max_arrays=8, max_array_bytes=MAX_ARRAY_BYTES)
+    missing = {"names", "times", "values", "version", "kind"} - set(shapes)
+    if missing:
+        raise FileFormatError(f"{path}: not a driving-channel recording (arrays {sorted(shapes)})")
+    (names, names_dt), (times, _), (values, _) = shapes["names"], shapes["times"], shapes["values"]
+    if len(names) != 1 or names[0] > MAX_CHANNELS or names_dt.kind != "U" or names_dt.itemsize > 4 * MAX_NAME_CHARS:
+        raise FileFormatError(
+            f"{path}: malformed recording: names {names} {names_dt} (at most {MAX_CHANNELS} channel names of at most "
+            f"{MAX_NAME_CHARS} characters)"
+        )
+    if len(times) != 1 or times[0] > MAX_FRAMES:
+        raise FileFormatError(f"{path}: malformed recording: times {times} (at most {MAX_FRAMES} frames)")
+    if values != (times[0], names[0]) or math.prod(values) > MAX_VALUES:
+        raise FileFormatError(
+            f"{path}: malformed recording: values {values} for {times[0]} times and {names[0]} names "
+            f"(at most {MAX_VALUES} values)"
+        )
+    if shapes["kind"][1].kind != "U" or shapes["kind"][1].itemsize > 4 * 64:
+        raise FileFormatError(f"{path}: not a driving-channel recording (kind {shapes['kind'][1]})")
+    return shapes
+
+
+def _check_names(names: np.ndarray, source: str) -> None:
+    for n in names.tolist():
+        try:
+            channel_group(n)
+        except ValueError as e:
+            raise FileFormatError(f"{source}: malformed recording ({e})") from e

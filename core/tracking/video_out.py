@@ -43,6 +43,7 @@ class LiveVideoWriter:
         self.realtime = realtime  # False: every added frame is written once (offline rendering)
         self.frames_written = 0
         self._writer = None
+        self._tmp: Path | None = None
         self._size: tuple[int, int] | None = None
         self._t0: float | None = None
         self._last: np.ndarray | None = None
@@ -70,9 +71,12 @@ class LiveVideoWriter:
     def _open(self, pixels: np.ndarray) -> None:
         import imageio_ffmpeg
 
+        from core.io import new_temporary
+
         self._size = even_size(pixels.shape[1], pixels.shape[0])
+        self._tmp = new_temporary(self.path)  # renamed over `path` by close(): never a torn mp4 there
         self._writer = imageio_ffmpeg.write_frames(
-            str(self.path), self._size, fps=self.fps, macro_block_size=1, quality=7
+            str(self._tmp), self._size, fps=self.fps, macro_block_size=1, quality=7, output_params=["-f", "mp4"]
         )
         self._writer.send(None)  # start the encoder
 
@@ -87,10 +91,18 @@ class LiveVideoWriter:
         """Finish the file; None when no frame was ever added (no file is left behind)."""
         if self._writer is None:
             return None
-        if self._last is not None:
-            self._send(self._last, 1)
-        self._writer.close()
-        self._writer = None
+        from core.io import commit_temporary
+
+        try:
+            if self._last is not None:
+                self._send(self._last, 1)
+            self._writer.close()
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            self._writer = None
+        commit_temporary(self._tmp, self.path)
         log.info("wrote %d frames (%.1f s) to %s", self.frames_written, self.frames_written / self.fps, self.path)
         return self.path
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from core.io import FileFormatError, load_tensors, save_tensors
+from core.io import FileFormatError, header_meta, load_tensors, read_safetensors_header, save_tensors
 
 log = logging.getLogger(__name__)
 KIND = "lca-checkpoint"
@@ -240,20 +240,6 @@ def load_run_checkpoint(
 
 
 def read_checkpoint_meta(path: str | os.PathLike) -> dict:
-    """The JSON header only (config, step, metrics); cheap enough for listing runs."""
-    path = Path(path)
-    with open(path, "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        if n <= 0 or n > 100 << 20:
-            raise FileFormatError(f"{path}: not a safetensors file (header length {n})")
-        head = f.read(n)
-    if len(head) != n:
-        raise FileFormatError(f"{path}: truncated ({len(head)} of {n} header bytes)")
-    try:
-        raw = json.loads(head)
-        meta = json.loads(raw.get("__metadata__", {}).get("lca_meta", "{}"))
-    except (ValueError, AttributeError, TypeError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise FileFormatError(f"{path}: checkpoint header is not valid JSON ({e}); the file may be corrupt") from e
-    if not isinstance(meta, dict) or meta.get("kind") != KIND:
-        raise FileFormatError(f"{path}: not a training checkpoint")
-    return meta
+    """The JSON header only (config, step, metrics); cheap enough for listing runs. The tensor table is checked
+    against the file's size, so a truncated checkpoint is refused here, before any model is built for it."""
+    return header_meta(read_safetensors_header(path), path, KIND)

@@ -19,6 +19,9 @@ STAGE_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_CROP_PX = 2048  # side of the square crops the loader cuts (a 60,000-pixel crop asks for gigabytes per image)
+
+
 @dataclass(frozen=True)
 class DataConfig:
     root: str = "data/synth"  # folder of shards (from `python main.py prepare synth`)
@@ -34,12 +37,33 @@ class DataConfig:
     synth_studio: int = 0
     synth_resolution: int = 128
     synth_detail: float = 1.0  # Gaussian count factor of the generated identities
+    synth_frames: int = 16  # frames per generated wild clip
+    synth_cameras: int = 0  # cameras per generated studio capture (0: 8 to 32, drawn per capture)
+    synth_poses: int = 3  # evenly lit poses per generated studio capture
+    synth_lights: int = 2  # lighting-sweep frames per generated studio capture
+    synth_val: int = 4  # per kind, generated into `eval_split` when the run evaluates on a split it lacks
+    # Wild clips supervised only with what a real video pipeline gives ("pipeline": tracker bodies, masks at the
+    # ingestion's measured IoU, no part labels, lighting read off the frame) or with the generator's truth ("exact")
+    wild_supervision: Literal["pipeline", "exact"] = "pipeline"
+    # A folder written by `main.py prepare video` (real footage): its clips join the wild data of stages that read
+    # wild clips (pre-training, mixed), supervised as real footage is (its own fits and masks, unknown lighting)
+    real_root: str = ""
 
     def __post_init__(self) -> None:
         check_range("data.num_refs", self.num_refs, lo=1, hi=16)
-        check_range("data.num_targets", self.num_targets, lo=1)
+        check_range("data.num_targets", self.num_targets, lo=1, hi=64)
+        check_range("data.crop_size", self.crop_size, lo=16, hi=MAX_CROP_PX)
+        check_range("data.face_size", self.face_size, lo=8, hi=MAX_CROP_PX)
         check_range("data.render_size", self.render_size, lo=16, hi=4096)
-        check_range("data.workers", self.workers, lo=0)
+        check_range("data.workers", self.workers, lo=0, hi=256)
+        check_range("data.synth_wild", self.synth_wild, lo=0)
+        check_range("data.synth_studio", self.synth_studio, lo=0)
+        check_range("data.synth_resolution", self.synth_resolution, lo=16, hi=4096)
+        check_range("data.synth_detail", self.synth_detail, lo=0.0, hi=16.0, lo_open=True)
+        check_range("data.synth_frames", self.synth_frames, lo=1, hi=10_000)
+        check_range("data.synth_cameras", self.synth_cameras, lo=0, hi=1024)
+        check_range("data.synth_poses", self.synth_poses, lo=1, hi=10_000)
+        check_range("data.synth_lights", self.synth_lights, lo=0, hi=1024)
 
 
 @dataclass(frozen=True)
@@ -49,7 +73,9 @@ class LossConfig:
     perceptual: float = 0.05  # features of a frozen copy of the model's own image encoder (always offline)
     mask: float = 0.1
     parts: float = 0.05
-    canonical: float = 1.0  # L1 on rest-pose renders, where the sample carries canonical ground truth
+    # L1 of the canonical render (the canonical branch alone, skinned to the target frame without the pose head's
+    # deltas or the deformer) against the target: the paper's canonical term (Eq. 12); 0 switches it off
+    canonical: float = 0.0
     acap: float = 1.0
     asap: float = 0.05
     arap: float = 0.1
@@ -65,7 +91,9 @@ class OptimConfig:
     lr: float = 3e-4
     weight_decay: float = 0.05
     warmup: int = 50
-    llrd_gamma: float = 1.0  # layer-wise learning-rate decay (paper: 0.65 for post-training)
+    # layer-wise learning-rate decay per block, BEiT/MAE convention: lr * gamma ** (top - depth), 1 = no decay
+    # (paper: 0.65 for post-training); depths as core.train.optim.layer_depths documents
+    llrd_gamma: float = 1.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
 
@@ -102,8 +130,9 @@ class TrainConfig:
     ckpt_every: int = 100
     sample_every: int = 100
     # Every eval_every steps (0: never) the live weights render a fixed held-out batch (eval_batches batches of
-    # data split eval_split; empty: the training split, which measures fit, not generalisation) and PSNR / SSIM
-    # go to metrics.jsonl as "eval" rows (what the studio's training panel plots).
+    # data split eval_split, e.g. "val" from `prepare synth --val-wild N --val-studio N`; empty: the training
+    # split, which measures fit, not generalisation) and person-only PSNR / SSIM / L1 (plus the whole-render
+    # values and the loss) go to metrics.jsonl and TensorBoard as "eval" rows (what the training panel plots).
     eval_every: int = 0
     eval_split: str = ""
     eval_batches: int = 1
@@ -113,8 +142,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_range("steps", self.steps, lo=1)
-        check_range("batch_size", self.batch_size, lo=1)
-        check_range("global_batch", self.global_batch, lo=0)
+        check_range("batch_size", self.batch_size, lo=1, hi=4096)
+        check_range("global_batch", self.global_batch, lo=0, hi=1 << 20)
         for k in ("log_every", "ckpt_every", "sample_every", "eval_batches"):
             check_range(k, getattr(self, k), lo=1)
         check_range("eval_every", self.eval_every, lo=0)

@@ -2,8 +2,10 @@
 and on real footage (`real`): clips and photos ingested by `main.py prepare video`.
 
 For each identity the model sees its 8 reference images, builds the avatar once, and renders every target
-camera and pose; PSNR and SSIM are measured on the full frame (avatar over the benchmark's backdrop) and
-PSNR also inside the person mask. A real clip has no ground truth beyond its own frames: every other frame (up
+camera and pose. The headline metrics are person-only, as in the paper: PSNR, SSIM and L1 inside the target's
+person mask ("person"); the same over the whole frame (avatar over the benchmark's grey backdrop, about 80% of the
+pixels) stay beside them as "frame". LPIPS joins both when a local network file is given (`core.train.lpips`).
+Every identity's own means are saved too (`per_identity`), so findings can carry confidence intervals. A real clip has no ground truth beyond its own frames: every other frame (up
 to 8) is a reference, the rest are novel poses driven by their fitted body and camera under neutral light and
 pasted into the frame, so the masked PSNR is the telling number; a single photo is scored on itself
 (reconstruction). Writes JSON and a comparison sheet (PNG).
@@ -35,7 +37,8 @@ from core.model.model import IdentityState, LCAModel
 from core.model.pixel_align import ReferenceViews
 from core.raster import Camera
 from core.raster.rasterize import rasterize
-from core.train.losses import psnr, ssim
+from core.train.losses import l1_error, psnr, ssim
+from core.train.lpips import LPIPSMetric
 from core.train.step import lighting_from_sh
 
 log = logging.getLogger(__name__)
@@ -77,11 +80,17 @@ def reference_views(sample: Sample, crop_size: int) -> ReferenceViews:
 
 @torch.no_grad()
 def evaluate_sample(
-    model: LCAModel, sample: Sample, *, crop_size: int, face_size: int, device: torch.device
+    model: LCAModel,
+    sample: Sample,
+    *,
+    crop_size: int,
+    face_size: int,
+    device: torch.device,
+    lpips: LPIPSMetric | None = None,
 ) -> dict[str, list]:
     """Per-target metrics of one benchmark identity, plus its renders for the comparison sheet."""
     state = sample_identity(model, sample, crop_size=crop_size, face_size=face_size, device=device)
-    return evaluate_state(model, state, sample, device=device)
+    return evaluate_state(model, state, sample, device=device, lpips=lpips)
 
 
 @torch.no_grad()
@@ -103,14 +112,23 @@ def sample_identity(
 
 
 @torch.no_grad()
-def evaluate_state(model: LCAModel, state: IdentityState, sample: Sample, *, device: torch.device) -> dict[str, list]:
+def evaluate_state(
+    model: LCAModel,
+    state: IdentityState,
+    sample: Sample,
+    *,
+    device: torch.device,
+    lpips: LPIPSMetric | None = None,
+) -> dict[str, list]:
     """Per-target metrics (novel views and poses) of one identity state against a benchmark sample's targets.
     A real sample (see `real_sample`) is driven by its estimates under neutral light and pasted into its frames."""
     a = sample.arrays
     H, W = sample.rgb.shape[2:4]
     real = sample.meta.get("kind") == "video"  # ingested footage: no truth beyond its own frames
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
-    out: dict[str, list] = {"role": [], "psnr": [], "psnr_masked": [], "ssim": [], "pred": [], "target": []}
+    out: dict = {"key": sample.key, "role": [], "pred": [], "target": []} | {
+        k: [] for k in metric_keys(lpips is not None)
+    }
     targets = np.nonzero(a["role"] != ROLE_REF)[0]
     if real and not len(targets):  # a photo: scored on itself
         targets = np.nonzero(a["role"] == ROLE_REF)[0]
@@ -129,19 +147,27 @@ def evaluate_state(model: LCAModel, state: IdentityState, sample: Sample, *, dev
         pred = (r.color[0] + (1 - r.alpha[0]) * behind).clamp(0, 1)[None]  # [1, H, W, 3]
         mask = torch.as_tensor(sample.mask[f, 0], device=device).float()[None, ..., None] / 255.0
         out["role"].append(ROLE_RECONSTRUCTION if real and a["role"][f] == ROLE_REF else int(a["role"][f]))
-        out["psnr"].append(float(psnr(pred, target)))
-        out["psnr_masked"].append(float(psnr(pred, target, (mask > 0.5).float())))
-        out["ssim"].append(float(ssim(pred, target)))
+        for k, v in image_metrics(pred, target, (mask > 0.5).float(), lpips).items():
+            out[k].append(float(v[0]))
         out["pred"].append(pred[0].cpu().numpy())
         out["target"].append(target[0].cpu().numpy())
     return out
 
 
 def personalise_sample(
-    model: LCAModel, state: IdentityState, sample: Sample, *, steps: int, device: torch.device
+    model: LCAModel,
+    state: IdentityState,
+    sample: Sample,
+    *,
+    steps: int,
+    device: torch.device,
+    lr: float = 2e-3,
+    acap_weight: float = 10.0,
 ) -> tuple[IdentityState, list[float]]:
-    """The per-subject baseline: `state` refined for `steps` steps on the sample's reference frames (the person cut
-    out by its mask onto black, as `personalise` renders), through the frames' estimated bodies and cameras."""
+    """`state` refined for `steps` steps on the sample's reference frames (the person cut out by its mask onto
+    black, as `personalise` renders), through the frames' estimated bodies and cameras. With the feed-forward
+    identity as `state` it is the "feed-forward + refinement" arm; with `template_state` on `template_model` it is
+    the independent per-subject baseline (Gaussians optimised from the template on the same photos)."""
     from core.body.records import BodyParams
     from core.model.avatar import Avatar
     from core.model.crops import BodyEstimate
@@ -161,12 +187,99 @@ def personalise_sample(
     )
     cameras = [Camera(t(a["K"][f, 0]), t(a["T_cam_world"][f, 0]), W, H) for f in refs]
     avatar, losses = personalise(
-        Avatar(model, state), images.permute(0, 3, 1, 2).to(device), BodyEstimate.split(params, cameras), steps=steps
+        Avatar(model, state),
+        images.permute(0, 3, 1, 2).to(device),
+        BodyEstimate.split(params, cameras),
+        steps=steps,
+        lr=lr,
+        acap_weight=acap_weight,
     )
     return avatar.state, losses
 
 
+def template_model(model: LCAModel) -> LCAModel:
+    """A per-frame model of the same body and anchors as `model` but nothing learnt: a fresh pose head (its last
+    layer is zero, so no pose-dependent deltas), no deformer, no lighting code. Driving it is plain linear blend
+    skinning of the canonical Gaussians, which is what a per-subject method optimises through."""
+    cfg = replace(
+        model.cfg, deformer=replace(model.cfg.deformer, enabled=False), heads=replace(model.cfg.heads, decoder="dual")
+    )
+    return LCAModel(cfg, model.rig, anchors=model.anchors, drive_only=True).to(model.anchor_pos.device).eval()
+
+
+@torch.no_grad()
+def template_state(model: LCAModel, template: LCAModel, sample: Sample, *, device: torch.device) -> IdentityState:
+    """The starting point of the independent per-subject baseline: the body template shaped by the sample's
+    estimated body shape (what a tracker gives), with default Gaussians on its anchors (no offsets, grey albedo,
+    half opacity, the anchor spacing as scale, the template's part labels). No feed-forward network is involved;
+    `model` only lends its body shape model (no learnt weights)."""
+    from core.model.heads import CANONICAL_CHANNELS, decode_canonical
+
+    shape = torch.as_tensor(sample.arrays["est_shape"], device=device).float()[None] if model.shape_dim else None
+    anchors, rest_poses, support = model.shaped_rest(shape, 1)
+    A, K = template.cfg.tokens.num_anchors, template.cfg.heads.gaussians_per_anchor
+    can = decode_canonical(
+        torch.zeros(1, A, K, CANONICAL_CHANNELS, device=device),
+        template.anchor_normals,
+        template.anchor_parts,
+        max_offset=template.cfg.heads.max_offset,
+        base_log_scale=template.base_log_scale,
+    )
+    h = template.cfg.heads.hidden
+    from core.model.deformer import GARMENT_PARTS
+
+    garment = torch.softmax(can.part_logits, -1)[..., list(GARMENT_PARTS)].sum(-1)
+    return IdentityState(
+        anchors=anchors,
+        rest_poses=rest_poses,
+        support=support,
+        canonical=can,
+        pose_proj=torch.zeros(1, A, h, device=device),
+        pose_zero=torch.zeros(1, A, K, template.pose_head.out.out_features // K, device=device),
+        garment=garment,
+    ).select(0)
+
+
 ROLE_RECONSTRUCTION = 3  # real footage: a photo scored on itself
+METRICS = ("psnr", "ssim", "l1")  # higher, higher, lower is better
+
+
+def metric_keys(with_lpips: bool = False) -> list[str]:
+    """Per-target keys of `evaluate_state`: person_<metric> (inside the mask, the headline) and frame_<metric>."""
+    names = (*METRICS, "lpips") if with_lpips else METRICS
+    return [f"{region}_{m}" for region in ("person", "frame") for m in names]
+
+
+def image_metrics(
+    pred: torch.Tensor,  # [B, H, W, 3] in [0, 1]
+    target: torch.Tensor,  # [B, H, W, 3]
+    mask: torch.Tensor,  # [B, H, W, 1] person mask in {0, 1}
+    lpips: LPIPSMetric | None = None,
+) -> dict[str, torch.Tensor]:
+    """Per-image [B] person-only and whole-frame PSNR, SSIM and L1 (and LPIPS with a network), keyed as
+    `metric_keys`."""
+    out = {
+        "person_psnr": psnr(pred, target, mask),
+        "person_ssim": ssim(pred, target, reduce=False, mask=mask),
+        "person_l1": l1_error(pred, target, mask),
+        "frame_psnr": psnr(pred, target),
+        "frame_ssim": ssim(pred, target, reduce=False),
+        "frame_l1": l1_error(pred, target),
+    }
+    if lpips is not None:
+        out["person_lpips"] = lpips(pred, target, mask)
+        out["frame_lpips"] = lpips(pred, target)
+    return out
+
+
+def _means(rows: list[dict], keys: list[str], role: int | None) -> dict:
+    """{"person": {...}, "frame": {...}, "count"} over the targets of `rows` with `role` (None: all)."""
+    vals = {k: [v for r in rows for i, v in enumerate(r[k]) if role is None or r["role"][i] == role] for k in keys}
+    res: dict = {"person": {}, "frame": {}}
+    for k, v in vals.items():
+        region, metric = k.split("_", 1)
+        res[region][metric] = float(np.mean(v)) if v else float("nan")
+    return res | {"count": len(vals[keys[0]])}
 
 
 def real_sample(sample: Sample, max_refs: int = 8) -> Sample:
@@ -179,16 +292,18 @@ def real_sample(sample: Sample, max_refs: int = 8) -> Sample:
 
 
 def _summary(rows: list[dict]) -> dict:
-    res = {}
+    """Means per role (novel_view, novel_pose, reconstruction) and over all targets ("all"), each as
+    {"person": {psnr, ssim, l1[, lpips]}, "frame": {...}, "count"}; plus every identity's own means over its
+    targets ("per_identity", in benchmark order), the unit that confidence intervals resample."""
+    res: dict = {}
+    if not rows:
+        return res
+    keys = [k for k in rows[0] if k.startswith(("person_", "frame_"))]
     named = ((ROLE_NOVEL_VIEW, "novel_view"), (ROLE_NOVEL_POSE, "novel_pose"), (ROLE_RECONSTRUCTION, "reconstruction"))
     for role, name in (*named, (None, "all")):
-        sel = [i for r in rows for i, ro in enumerate(r["role"]) if role is None or ro == role]
-        vals = {
-            k: [v for r in rows for i, v in enumerate(r[k]) if role is None or r["role"][i] == role]
-            for k in ("psnr", "psnr_masked", "ssim")
-        }
-        if sel:
-            res[name] = {k: float(np.mean(v)) for k, v in vals.items()} | {"count": len(vals["psnr"])}
+        if any(role is None or ro == role for r in rows for ro in r["role"]):
+            res[name] = _means(rows, keys, role)
+    res["per_identity"] = [_means([r], keys, None) | {"key": r.get("key", str(i))} for i, r in enumerate(rows)]
     return res
 
 
@@ -240,7 +355,7 @@ def evaluate(
     model: LCAModel,
     bench_root: str | Path,
     *,
-    count: int = 4,
+    count: int = 32,
     resolution: int = 128,
     detail: float = 1.0,
     crop_size: int = 128,
@@ -250,29 +365,42 @@ def evaluate(
     device: torch.device | str = "cpu",
     progress: bool = True,
     real: str | Path | None = None,
+    lpips: str | Path | None = None,
+    benchmarks: tuple[str, ...] = BENCHMARKS,
 ) -> dict:
     """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing); with
-    `real`, also on the clips and photos that `main.py prepare video` wrote into that folder."""
+    `real`, also on the clips and photos that `main.py prepare video` wrote into that folder; with `lpips`, also
+    LPIPS through that TorchScript network file (see `core.train.lpips`)."""
     footage = real_footage(Path(real)) if real is not None else None  # a missing folder fails before any work
     device = torch.device(device)
+    lp = LPIPSMetric(lpips, device) if lpips is not None else None
     model = model.to(device).eval()
     cfg = SynthConfig(width=resolution, height=resolution, detail=detail)
-    results: dict = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu", "benchmarks": {}}
+    results: dict = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "headline": "person: inside the target's person mask; frame: the whole image over the grey backdrop",
+        "lpips": str(lpips) if lpips is not None else "not measured: needs a local network file (--lpips)",
+        "benchmarks": {},
+    }
     rows_by_bench: dict[str, list[dict]] = {}
     t0 = time.time()
-    for name in BENCHMARKS:
-        shards = write_benchmark(Path(bench_root), name, count, cfg)
+    for name in benchmarks:
+        shards = write_benchmark(Path(bench_root), name, count, cfg, progress=progress)
         rows = []
-        for path in tqdm(shards, desc=f"eval {name}", disable=not progress):
+        for path in tqdm(shards, desc=f"eval {name}", unit="identity", disable=not progress, dynamic_ncols=True):
             for sample in load_benchmark(path):
-                rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
+                rows.append(
+                    evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device, lpips=lp)
+                )
         rows_by_bench[name] = rows
         results["benchmarks"][name] = _summary(rows) | {"identities": len(rows)}
     if footage is not None:
         rows = []
-        for sample in tqdm(footage, desc="eval real", disable=not progress):
+        for sample in tqdm(footage, desc="eval real", unit="clip", disable=not progress, dynamic_ncols=True):
             sample = real_sample(sample)
-            rows.append(evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device))
+            rows.append(
+                evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device, lpips=lp)
+            )
         rows_by_bench["real"] = rows
         results["benchmarks"]["real"] = _summary(rows) | {"clips": len(rows)}
     results["seconds"] = time.time() - t0

@@ -10,20 +10,37 @@ import torch
 
 from core.config import from_dict
 from core.io import FileFormatError
-from core.model.config import ModelConfig
+from core.model.config import ModelConfig, stored_model_config
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
 from core.train.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from core.train.config import DataConfig
 
 log = logging.getLogger(__name__)
 
 
 def model_config_of(path: str | os.PathLike) -> ModelConfig:
+    """The checkpoint's model config, checked like a YAML config (sizes included) and with no path to another file
+    (see `stored_model_config`); the header is checked against the file first, so nothing is built for a
+    truncated or foreign file."""
     meta = read_checkpoint_meta(path)
     try:
-        return from_dict(ModelConfig, meta["config"]["model"])
+        return stored_model_config(meta["config"]["model"])
     except (KeyError, TypeError, ValueError) as e:
         raise FileFormatError(f"{path}: checkpoint header has no usable model config ({e})") from e
+
+
+def stored_crop_sizes(meta: dict, path: str | os.PathLike) -> tuple[int, int]:
+    """(crop_size, face_size) the checkpoint was trained with, checked like the training YAML's `data` section
+    (defaults where the header has none)."""
+    train = meta.get("config", {}).get("train", {}) if isinstance(meta.get("config"), dict) else {}
+    data = train.get("data", {}) if isinstance(train, dict) else {}
+    data = data if isinstance(data, dict) else {}
+    try:
+        cfg = from_dict(DataConfig, {k: data[k] for k in ("crop_size", "face_size") if k in data})
+    except ValueError as e:
+        raise FileFormatError(f"{path}: checkpoint header has an unusable training crop size ({e})") from e
+    return cfg.crop_size, cfg.face_size
 
 
 def model_from_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[LCAModel, dict]:

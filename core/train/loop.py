@@ -26,12 +26,13 @@ from tqdm import tqdm
 from core.config import ConfigError, save_config, to_dict
 from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset, to_float_images
 from core.data.shards import list_shards
-from core.io import FileFormatError
+from core.io import FileFormatError, atomic_write_bytes
 from core.model.config import load_model_config
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
+from core.threads import loader_workers
 from core.train.checkpoint import load_checkpoint, load_run_checkpoint, save_checkpoint
-from core.train.config import TrainConfig
+from core.train.config import DataConfig, TrainConfig
 from core.train.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -41,7 +42,7 @@ from core.train.distributed import (
     init_distributed,
     max_over_ranks,
 )
-from core.train.losses import PerceptualLoss, psnr, ssim
+from core.train.losses import PerceptualLoss
 from core.train.metrics import MetricsLog
 from core.train.optim import lr_at, make_optimizer, set_lr
 from core.train.parallel import (
@@ -119,20 +120,37 @@ def ensure_data(cfg: TrainConfig, dist: DistInfo) -> Path:
         )
     if dist.is_main:
         from core.data.generate import plan_generation, run_generation, write_card
-        from core.data.synth import SynthConfig
 
         counts = {d.split: {"wild": d.synth_wild, "studio": d.synth_studio}}
+        if cfg.eval_every and cfg.eval_split and cfg.eval_split != d.split:  # the held-out curve's identities
+            counts[cfg.eval_split] = {"wild": d.synth_val, "studio": d.synth_val}
         plan = plan_generation(
             root,
             counts,
             world_seed=cfg.seed,
             per_shard=4,
-            config=SynthConfig(width=d.synth_resolution, height=d.synth_resolution, detail=d.synth_detail),
+            config=synth_config(d),
         )
         run_generation(plan, workers=max(1, d.workers))
         write_card(plan)
     barrier()
     return root
+
+
+def synth_config(d: DataConfig):
+    """The generator settings of a config's `data.synth_*` fields."""
+    from core.data.synth import SynthConfig
+
+    cameras = (d.synth_cameras, d.synth_cameras) if d.synth_cameras else SynthConfig.studio_cameras
+    return SynthConfig(
+        width=d.synth_resolution,
+        height=d.synth_resolution,
+        detail=d.synth_detail,
+        wild_frames=d.synth_frames,
+        studio_cameras=cameras,
+        studio_poses=d.synth_poses,
+        studio_lights=d.synth_lights,
+    )
 
 
 def _batches(
@@ -145,13 +163,20 @@ def _batches(
     d = cfg.data
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     kind = cfg.kinds[0] if len(cfg.kinds) == 1 else None
-    lcfg = LoaderConfig(num_refs=d.num_refs, num_targets=d.num_targets, crop_size=d.crop_size, face_size=d.face_size)
-    ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed)
+    lcfg = LoaderConfig(
+        num_refs=d.num_refs,
+        num_targets=d.num_targets,
+        crop_size=d.crop_size,
+        face_size=d.face_size,
+        wild_supervision=d.wild_supervision,
+    )
+    extra = (d.real_root,) if d.real_root and "wild" in cfg.kinds else ()
+    ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed, extra_roots=extra)
     per_rank = cfg.per_rank_batch(world)
     loader = DataLoader(
         GlobalBatches(ds, per_rank, rank=rank, world=world, start=start, epoch=epoch, epochs=None),
         batch_size=None,
-        num_workers=d.workers,
+        num_workers=loader_workers(d.workers),
         pin_memory=torch.cuda.is_available(),
     )
     first = epoch
@@ -168,26 +193,38 @@ def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
     """The fixed batches the periodic evaluation renders (the first `eval_batches` of `eval_split`, unshuffled
     by the loader's epoch-0 order, so every evaluation of a run sees the same identities and frames)."""
     split = cfg.eval_split or cfg.data.split
-    held = replace(cfg, data=replace(cfg.data, split=split, workers=0))
-    batches = _batches(held, root, 0, 0)
-    return [next(batches)[2] for _ in range(cfg.eval_batches)]
+    held = replace(cfg, data=replace(cfg.data, split=split, workers=0, real_root=""))  # footage trains only
+    try:
+        batches = _batches(held, root, 0, 0)
+        return [next(batches)[2] for _ in range(cfg.eval_batches)]
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f"{e}; the held-out curve (eval_split={split}) needs identities of that split: "
+            f"python main.py prepare synth --val-wild 8 --val-studio 8 ... --out {root}"
+        ) from e
 
 
 @torch.no_grad()
 def evaluate_batches(step_mod: TrainStep, batches: list[dict], device: torch.device) -> dict[str, float]:
-    """Mean PSNR (dB) and SSIM of the step module's target renders over `batches`."""
+    """Mean person-only PSNR (dB), SSIM and L1 of the step module's target renders over `batches` ("psnr",
+    "ssim", "l1": inside each target's person mask, the headline as in `core.train.evaluate`), the same over the
+    whole render ("frame_psnr", ...; person over black) and the mean loss ("loss")."""
+    from core.train.evaluate import image_metrics
+
     was_training = step_mod.training
     step_mod.eval()
-    p, s = [], []
+    values: dict[str, list[torch.Tensor]] = {}
     try:
         for batch in batches:
             out = step_mod(to_float_images(batch, device))
             pred, target = out.pred.float().clamp(0, 1), out.target.float()
-            p.append(psnr(pred, target).mean())
-            s.append(ssim(pred, target))
+            mask = (out.mask.float() > 0.5).float() if out.mask is not None else torch.ones_like(pred[..., :1])
+            for k, v in image_metrics(pred, target, mask).items():
+                values.setdefault(k.removeprefix("person_"), []).append(v)
+            values.setdefault("loss", []).append(out.loss.detach().float().reshape(1))
     finally:
         step_mod.train(was_training)
-    return {"psnr": float(torch.stack(p).mean()), "ssim": float(torch.stack(s).mean())}
+    return {k: float(torch.cat(v).mean()) for k, v in values.items()}
 
 
 def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 4) -> None:
@@ -199,8 +236,9 @@ def save_samples(path: Path, pred: torch.Tensor, target: torch.Tensor, n: int = 
         for i in range(min(n, len(pred)))
     ]
     img = (np.clip(np.concatenate(rows, 0), 0, 1) * 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    ok, png = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if ok:
+        atomic_write_bytes(path, png.tobytes())
 
 
 PREVIOUS = "previous"
@@ -234,8 +272,28 @@ def _written_by_training(name: str) -> bool:
     )
 
 
-def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> dict:
-    """Run (or resume) training; returns the final metrics of this process."""
+class TrainResult(dict):
+    """The last logged metrics of this process (a dict) and how the run ended."""
+
+    def __init__(self, metrics: dict, *, status: str, step: int, steps: int, run_dir: Path, seconds: float) -> None:
+        super().__init__(metrics)
+        self.status = status  # "finished" | "stopped" (checkpointed, resumable) | "complete" (nothing left to do)
+        self.step, self.steps, self.run_dir, self.seconds = step, steps, run_dir, seconds
+
+    def summary(self) -> str:
+        """One line for the end of a run that says how it ended, where it stands and what to do next."""
+        at = f"{self.run_dir} at step {self.step}/{self.steps}"
+        loss = f", last loss {self['loss']:.4f}" if "loss" in self else ""
+        if self.status == "stopped":
+            return f"stopped {at} after {self.seconds:.0f} s{loss}; run the same command to resume"
+        if self.status == "complete":
+            return f"{at}: the run was already complete; nothing to do (--fresh starts it over)"
+        return f"finished {at} in {self.seconds:.0f} s{loss}; weights in {self.run_dir / LAST}"
+
+
+def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Run (or resume) training; returns the final metrics of this process and how the run ended."""
+    t_begin = time.time()
     dist = init_distributed(cfg.device)
     per_rank = cfg.per_rank_batch(dist.world_size)
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank (FSDP shards them as they are)
@@ -294,12 +352,14 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
     cur_epoch, cur_consumed = epoch, consumed
     trainable = [p for p in model.parameters() if p.requires_grad]
     stop = _StopRequest()
+    stopped_at = None
     for step in range(start, cfg.steps):
         if any_rank(stop.requested, dist.device):
             # Pause: checkpoint where we are, then leave; `train` on the same config resumes from here.
             _save(cfg, run_dir, step_mod, opt, ema, step, cur_epoch, cur_consumed, dist)
             metrics.write(step, kind="paused")
-            log.info("stop requested: checkpointed at step %d and stopped", step)
+            log.info("stop requested: checkpointed at step %d", step)
+            stopped_at = step
             break
         t0 = time.time()
         cur_epoch, cur_consumed, batch = next(batches)
@@ -368,7 +428,11 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> di
         (run_dir / f"rank{dist.rank}.json").write_text(json.dumps({"step": cfg.steps, "param_abs_sum": checksum}))
     barrier()
     cleanup()
-    return final
+    status = "stopped" if stopped_at is not None else ("complete" if start >= cfg.steps else "finished")
+    step_reached = stopped_at if stopped_at is not None else max(start, cfg.steps)
+    return TrainResult(
+        final, status=status, step=step_reached, steps=cfg.steps, run_dir=run_dir, seconds=time.time() - t_begin
+    )
 
 
 class _StopRequest:
@@ -401,6 +465,12 @@ def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInf
         return
     config = {"train": to_dict(cfg), "model": to_dict(step_mod.model.cfg)}
     extra = {"epoch": epoch, "examples": consumed, "world_size": dist.world_size}
+    # The step file first, then `last`: each write is atomic, and a kill between the two leaves `last` at the
+    # previous checkpoint, so the resumed run redoes these steps and writes this step file again. (`last` first
+    # would resume past a step file that a kill kept from being written: lost for good.)
+    save_checkpoint(
+        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
+    )
     save_checkpoint(
         run_dir / LAST,
         model=model_sd,
@@ -410,7 +480,4 @@ def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInf
         optimizer_names=names,
         ema=ema_sd,
         extra=extra,
-    )
-    save_checkpoint(
-        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
     )

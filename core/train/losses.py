@@ -18,8 +18,20 @@ def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> T
     return w.expand(channels, 1, size, size).contiguous()  # [3, 1, s, s] depthwise
 
 
-def ssim(pred: Tensor, target: Tensor, *, window: int = 11, sigma: float = 1.5, reduce: bool = True) -> Tensor:
-    """Structural similarity of images [B, H, W, 3] in [0, 1] (Wang et al. 2004, Gaussian window, valid region)."""
+def ssim(
+    pred: Tensor,
+    target: Tensor,
+    *,
+    window: int = 11,
+    sigma: float = 1.5,
+    reduce: bool = True,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Structural similarity of images [B, H, W, 3] in [0, 1] (Wang et al. 2004, Gaussian window, valid region).
+
+    With `mask` [B, H, W, 1] the SSIM map is averaged over the windows centred inside the mask (person-only SSIM);
+    an image whose mask is empty scores 1.
+    """
     if pred.shape != target.shape or pred.dim() != 4:
         raise ValueError(
             f"ssim: expected two [B, H, W, C] images of one shape, got {tuple(pred.shape)} and {tuple(target.shape)}"
@@ -35,8 +47,26 @@ def ssim(pred: Tensor, target: Tensor, *, window: int = 11, sigma: float = 1.5, 
     syy = F.conv2d(y * y, w, groups=c) - mu_y**2
     sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
     c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))
+    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))  # (B, C, h, w)
+    if mask is not None:
+        if mask.shape[:3] != pred.shape[:3]:
+            raise ValueError(f"ssim: mask {tuple(mask.shape)} does not match images {tuple(pred.shape)}")
+        h, w_ = s.shape[-2:]
+        r = (size - 1) // 2  # the valid map's pixel (i, j) is the window centred on input (i + r, j + r)
+        m = mask[:, r : r + h, r : r + w_, :1].permute(0, 3, 1, 2).to(s.dtype)  # (B, 1, h, w)
+        per_image = (s * m).sum(dim=(1, 2, 3)) / (m.sum(dim=(1, 2, 3)) * c)
+        per_image = torch.where(m.sum(dim=(1, 2, 3)) > 0, per_image, torch.ones_like(per_image))
+        return per_image.mean() if reduce else per_image
     return s.mean() if reduce else s.mean(dim=(1, 2, 3))
+
+
+def l1_error(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Mean absolute error per image; images [B, H, W, 3] in [0, 1], optional mask [B, H, W, 1] (inside only)."""
+    err = (pred - target).abs()
+    if mask is None:
+        return err.mean(dim=(1, 2, 3))
+    m = mask.expand_as(err)
+    return (err * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3)).clamp_min(1.0)
 
 
 def psnr(pred: Tensor, target: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -100,3 +130,16 @@ def part_loss(part_probs: Tensor, labels: Tensor, valid: Tensor | None = None) -
     nll = -logp.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1) * keep  # [B, H, W]
     per_image = nll.flatten(1).sum(1) / keep.flatten(1).sum(1).clamp_min(1)
     return per_image.mean()
+
+
+def canonical_render_loss(canonical: Tensor, target: Tensor) -> Tensor:
+    """L1 between the canonical render and the target, both [B, H, W, 3] (person over black).
+
+    The canonical render (`drive_gaussians(..., pose_dependent=False)`) shows the canonical branch's Gaussians
+    alone, posed by skinning without the pose head's deltas or the deformer. Supervising it with the same target
+    as the posed render (the paper's canonical term, Eq. 12, as read here) makes the canonical branch carry the
+    person's appearance and shape, and leaves the pose head the residual that the pose explains.
+    """
+    if canonical.shape != target.shape:
+        raise ValueError(f"canonical render {tuple(canonical.shape)} and target {tuple(target.shape)} differ")
+    return (canonical - target).abs().mean()

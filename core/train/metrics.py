@@ -20,21 +20,30 @@ class MetricsLog:
         self.path = Path(run_dir) / "metrics.jsonl"
         self.enabled = enabled
         self._tb = None
+        self._tb_dir = Path(run_dir) / "tb"
         if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._tb = SummaryWriter(log_dir=str(Path(run_dir) / "tb"))
-            except ImportError:
-                log.info("tensorboard is not installed; metrics go to %s only", self.path)
+            self._tb = self._open_tensorboard()
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _open_tensorboard(self, purge_step: int | None = None):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log.info("tensorboard is not installed; metrics go to %s only", self.path)
+            return None
+        return SummaryWriter(log_dir=str(self._tb_dir), purge_step=purge_step)
 
     def truncate_after(self, step: int) -> None:
         """On resume from a checkpoint taken after `step` steps, drop the lines written after it, so the curve
         continues without a fork. "train" and "skip" lines carry the 0-based index of their step (the checkpoint
         covers indices below `step`; a run killed before its next checkpoint logged some at or past it); other
         kinds ("eval", "paused") carry the number of steps done."""
+        if self._tb is not None:
+            # TensorBoard too: events the killed run logged at steps >= `step` are hidden, so the resumed curve
+            # does not show those steps twice
+            self._tb.close()
+            self._tb = self._open_tensorboard(purge_step=step)
         if not self.enabled or not self.path.exists():
             return
 

@@ -7,38 +7,78 @@ import re
 
 import torch
 
-_LAYER_RE = re.compile(r"(?:^|\.)(?:blocks|layers)\.(\d+)\.")
+_BLOCK_RE = re.compile(r"(?:^|\.)(?:blocks|layers)\.(\d+)\.")
+
+# Per-frame decoder modules: the heads and what only they use. They sit at the output end of the network and
+# get the full learning rate. The pose-conditioning network (`pose_encoder`) is one of them: it reads only the
+# body pose, expression and gaze (no image features) and exists to condition the pose head, so it belongs with the
+# head it feeds, not with the input stems (which is where a name-based rule had put it, at gamma ** (L + 1)).
+DECODER_PREFIXES = (
+    "canonical_head.", "pose_encoder.", "pose_head.", "deformer.", "skin_correction.", "lighting_code.", "light_estimator."
+)  # fmt: skip
+# The fusion transformer's inputs: the image MLP and crop embeddings on the encoder's tokens, the geometry tokens and
+# the pixel-aligned path; with the encoder's final norm they form the stem of the transformer.
+FUSION_STEM_PREFIXES = ("encoder.norm.", "image_mlp.", "crop_embed", "geometry.", "pixel_appearance.")
 
 
-def layer_id(name: str, num_layers: int) -> int:
-    """Depth of a parameter: 0 for embeddings/encoder stems, i+1 for transformer block i, num_layers+1 for heads.
+def layer_depths(names: list[str]) -> tuple[dict[str, int], int]:
+    """Depth of every parameter name of an `LCAModel` (or any module with `encoder.blocks.i` / `transformer.blocks.i`
+    / `blocks.i` names), and the maximum depth.
 
-    Encoder blocks and fusion-transformer blocks share one numbering by their prefix order: the caller passes
-    names as they appear in `named_parameters()`, where `encoder.` comes before `transformer.` and heads last.
+    The network read from input to output, one depth per block (as BEiT / MAE do for a ViT):
+      0                  the image encoder's stem (patch embedding, class token, position embedding)
+      1 .. E             encoder block i -> i + 1 (E encoder blocks)
+      E + 1              the fusion stem (FUSION_STEM_PREFIXES)
+      E + 2 .. E + 1 + T transformer block i -> E + 2 + i (T transformer blocks)
+      E + T + 2          the decoder (DECODER_PREFIXES) and anything else after the transformer
+    So encoder block i and transformer block i get distinct depths. A module with plain `blocks.i` (no encoder /
+    transformer prefix) numbers them from 1, stems 0, heads last.
     """
-    m = _LAYER_RE.search(name)
-    if m is not None:
-        return min(int(m.group(1)) + 1, num_layers)
-    if any(k in name for k in ("head", "deformer", "appearance")):
-        return num_layers + 1
-    return 0
+
+    def block(prefix: str) -> int:
+        ids = [int(m.group(1)) for n in names if n.startswith(prefix) and (m := _BLOCK_RE.search(n))]
+        return max(ids, default=-1) + 1
+
+    E, T = block("encoder."), block("transformer.")
+    plain = block("") if not (E or T) else 0
+    top = E + T + 2 if (E or T) else plain + 1
+    out = {}
+    for n in names:
+        m = _BLOCK_RE.search(n)
+        if n.startswith("encoder."):
+            d = int(m.group(1)) + 1 if m else (E + 1 if n.startswith("encoder.norm.") else 0)
+        elif n.startswith("transformer."):
+            d = E + 2 + int(m.group(1)) if m else E + 1 + T  # its final norm closes the last block
+        elif n.startswith(FUSION_STEM_PREFIXES):
+            d = E + 1
+        elif n.startswith(DECODER_PREFIXES) or "head" in n:
+            d = top
+        elif m is not None:
+            d = int(m.group(1)) + 1
+        else:
+            d = 0 if (n.startswith(("embed", "patch", "pos_", "cls")) or "embed" in n) else top
+        out[n] = d
+    return out, top
 
 
 def llrd_param_groups(model: torch.nn.Module, *, lr: float, weight_decay: float, gamma: float = 1.0) -> list[dict]:
-    """Parameter groups where a parameter at depth d gets lr * gamma ** (L + 1 - d); gamma 1 disables the decay.
+    """Parameter groups where a parameter at depth d (`layer_depths`) gets lr * gamma ** (top - d).
 
-    Biases, norms and embeddings get no weight decay. Frozen parameters are left out.
+    The convention is BEiT's and MAE's (`layer_decay`): gamma is the factor per block, so gamma = 1 means no decay
+    and smaller gamma decays more; the decoder (depth `top`) always gets lr. The paper's 0.65 is read in this
+    convention (its "decay of 0.65"), which is the one of the ViT fine-tuning recipes it follows; read the other
+    way (1 - gamma per block, 0 = no decay) it would be 0.35 here. Biases, norms and embeddings get no weight
+    decay. Frozen parameters are left out.
     """
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    depths = [int(m.group(1)) + 1 for n, _ in named if (m := _LAYER_RE.search(n))]
-    num_layers = max(depths, default=0)
+    depths, top = layer_depths([n for n, _ in named])
     groups: dict[tuple[int, bool], dict] = {}
     for name, p in named:
-        d = layer_id(name, num_layers)
+        d = depths[name]
         no_decay = p.dim() < 2 or "norm" in name or "embed" in name or name.endswith(".bias")
         key = (d, no_decay)
         if key not in groups:
-            scale = gamma ** (num_layers + 1 - d)
+            scale = gamma ** (top - d)
             groups[key] = {
                 "params": [],
                 "lr": lr * scale,

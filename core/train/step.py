@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,15 @@ from core.raster.rasterize import rasterize
 from core.raster.sh import SH_C1
 from core.raster.types import SH_C0
 from core.train.config import LossConfig
-from core.train.losses import PerceptualLoss, acap_loss, asap_loss, mask_loss, part_loss, ssim
+from core.train.losses import (
+    PerceptualLoss,
+    acap_loss,
+    asap_loss,
+    canonical_render_loss,
+    mask_loss,
+    part_loss,
+    ssim,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,18 +66,36 @@ def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Ten
     return Lighting(env=env, direction=key_dir, colour=key_rgb)
 
 
-def target_frames(batch: dict, device: torch.device) -> TargetFrames:
-    """The posing and lighting of a training batch's targets [B, T]. A target without a key light has a zero
-    key colour, which adds exactly nothing (as `lighting_from_sh` leaving the key light out)."""
+def target_frames(batch: dict, device: torch.device, light_estimator: nn.Module | None = None) -> TargetFrames:
+    """The posing and lighting of a training batch's targets [B, T], as `TrainStep._lighting` lights each one:
+    the generator's lighting where it is known (`tgt_lit`), else neutral light plus the lighting code that
+    `light_estimator` reads off the frame. Zeros stand for what a target lacks (a key colour of 0, a code of 0)
+    and add exactly nothing, so one batch holds targets of both kinds."""
     key = "tgt_key_dir" in batch and "tgt_key_rgb" in batch
+    env = env_from_sh(batch["tgt_env_sh"].to(device))  # [B, T, 4, 3]
+    key_dir = batch["tgt_key_dir"].to(device) if key else None
+    key_rgb = batch["tgt_key_rgb"].to(device) if key else None
+    code = None
+    if "tgt_lit" in batch:
+        lit = (batch["tgt_lit"].to(device) > 0.5)[..., None]  # [B, T, 1]
+        neutral = torch.zeros_like(env)
+        neutral[..., 0, :] = 1.0
+        env = torch.where(lit[..., None], env, neutral)
+        if key_rgb is not None:
+            key_rgb = torch.where(lit, key_rgb, torch.zeros_like(key_rgb))
+        if light_estimator is not None:  # read off every frame (cheap), used only where the light is unknown
+            frame = batch["tgt_rgb"].to(device) * batch["tgt_mask"].to(device)  # [B, T, 3, H, W] person over black
+            est = light_estimator(frame)  # [B, T, Dl]
+            code = torch.where(lit, torch.zeros_like(est), est)
     return TargetFrames(
         pose=batch["tgt_pose"].to(device),
         expression=batch["tgt_expression"].to(device),
         gaze=batch["tgt_gaze"].to(device),
         translation=batch["tgt_translation"].to(device),
-        env=env_from_sh(batch["tgt_env_sh"].to(device)),
-        key_dir=batch["tgt_key_dir"].to(device) if key else None,
-        key_rgb=batch["tgt_key_rgb"].to(device) if key else None,
+        env=env,
+        key_dir=key_dir,
+        key_rgb=key_rgb,
+        code=code,
     )
 
 
@@ -87,6 +113,12 @@ def batch_views(batch: dict, body_crop: tuple[int, int]) -> ReferenceViews:
         K=M @ batch["ref_K_full"].to(rot),
         T_cam_world=batch["ref_T_cam_world"],
     )
+
+
+def _cat_sets(a: Gaussians, b: Gaussians) -> Gaussians:
+    """Two batches of sets [Ba, G, ...] and [Bb, G, ...] -> one [Ba + Bb, G, ...] (rendered in one call)."""
+    fields = ("means", "quats", "log_scales", "opacity_logits", "sh")
+    return Gaussians(**{f: torch.cat([getattr(a, f), getattr(b, f)]) for f in fields})
 
 
 class _CompiledOrEager:
@@ -113,6 +145,7 @@ class StepOutput:
     terms: dict[str, Tensor]  # unweighted loss terms (detached)
     pred: Tensor  # [B*T, H, W, 3] renders of the targets (detached, for sample images)
     target: Tensor  # [B*T, H, W, 3]
+    mask: Tensor | None = None  # [B*T, H, W, 1] the targets' person masks (person-only metrics)
 
 
 class TrainStep(nn.Module):
@@ -206,20 +239,31 @@ class TrainStep(nn.Module):
         states = self.identities(batch, dev)
         B, T = batch["tgt_rgb"].shape[:2]
         A, K = states.canonical.offsets.shape[1:3]
-        out = self._fast["drive"](model, states, target_frames(batch, dev), amp=self.amp and dev.type == "cuda")
+        frames = target_frames(batch, dev, model.light_estimator)
+        canonical = self.cfg.canonical > 0  # also the canonical branch alone, skinned to the same frames (Eq. 12)
+        out = self._fast["drive"](model, states, frames, amp=self.amp and dev.type == "cuda", canonical=canonical)
         cam, target, mask, labels = self._targets(batch, dev)
         probs_g = None
         if labels is not None:  # [B*T, G, P] each identity's part probabilities, for each of its targets
             probs = F.softmax(states.canonical.part_logits, -1).flatten(1, 2)  # [B, G, P]
             probs_g = probs[:, None].expand(B, T, A * K, probs.shape[-1]).flatten(0, 1)
-        color, alpha, part_probs = self._render(out.gaussians, cam, probs_g)  # one batched call: [B*T, 1, ...]
+        g = out.gaussians
+        if canonical:  # posed and canonical sets in the same call: [2*B*T, G, ...]
+            g = _cat_sets(g, out.canonical)
+            cam = Camera(cam.K.repeat(2, 1, 1, 1), cam.T_cam_world.repeat(2, 1, 1, 1), cam.width, cam.height)
+            probs_g = None if probs_g is None else probs_g.repeat(2, 1, 1)
+        color, alpha, part_probs = self._render(g, cam, probs_g)  # one batched call: [(2*)B*T, 1, ...]
+        M = B * T
+        canon = color[M:, 0] if canonical else None
+        color, alpha = color[:M], alpha[:M]
+        part_probs = None if part_probs is None else part_probs[:M]
         regs = {
             "acap": acap_loss(out.offsets),  # the mean over targets of each target's mean
             "asap": asap_loss(states.canonical.log_scales),
             **{k: v.mean() for k, v in out.regularisers.items()},
         }
         parts = None if part_probs is None else part_probs[:, 0]
-        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs)
+        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs, canon)
 
     def forward_per_target(self, batch: dict) -> StepOutput:
         """The reference: one posed target after another through `drive_gaussians` and an unbatched rasteriser
@@ -229,7 +273,7 @@ class TrainStep(nn.Module):
         states = self.identities(batch, dev)
         B, T = batch["tgt_rgb"].shape[:2]
         side = self.render_size
-        preds, alphas, targets, masks, part_probs, part_labels = [], [], [], [], [], []
+        preds, alphas, targets, masks, part_probs, part_labels, canon = [], [], [], [], [], [], []
         regs: dict[str, list[Tensor]] = {"acap": [], "asap": [], "arap": [], "sparsity": []}
         use_parts = cfg.parts > 0 and "tgt_parts" in batch
         for b in range(B):
@@ -238,11 +282,7 @@ class TrainStep(nn.Module):
             regs["asap"].append(asap_loss(st.canonical.log_scales))
             chain = identity_chain(model, st)  # the rest skeleton, shared by this identity's targets
             for t in range(T):
-                light = lighting_from_sh(
-                    batch["tgt_env_sh"][b, t].to(dev),
-                    batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
-                    batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
-                )
+                light = self._lighting(batch, b, t, dev)
                 out = drive_gaussians(
                     model,
                     st,
@@ -262,6 +302,11 @@ class TrainStep(nn.Module):
                 cam = Camera(batch["tgt_K"][b, t].to(dev), batch["tgt_T_cam_world"][b, t].to(dev), W, H).scaled(scale)
                 color, alpha, probs = self._render(out.gaussians, cam, probs_g)
                 preds.append(color[0])
+                if cfg.canonical > 0:  # the canonical branch alone, skinned to the same frame (Eq. 12)
+                    args = (batch["tgt_pose"][b, t], batch["tgt_expression"][b, t], batch["tgt_gaze"][b, t])
+                    args = (*(a.to(dev) for a in args), light, batch["tgt_translation"][b, t].to(dev))
+                    g_can = drive_gaussians(model, st, *args, chain=chain, pose_dependent=False).gaussians
+                    canon.append(self._render(g_can, cam, None)[0][0])
                 alphas.append(alpha[0])
                 size = (cam.height, cam.width)
                 rgb = F.interpolate(batch["tgt_rgb"][b, t : t + 1].to(dev), size=size, mode="area")
@@ -281,7 +326,23 @@ class TrainStep(nn.Module):
             torch.stack(part_probs) if use_parts else None,
             torch.stack(part_labels) if use_parts else None,
             {k: torch.stack(v).mean() for k, v in regs.items() if v},
+            torch.stack(canon) if canon else None,
         )
+
+    def _lighting(self, batch: dict, b: int, t: int, dev: torch.device) -> Lighting:
+        """Target t of identity b: its generator lighting where known; otherwise (wild clips under pipeline
+        supervision, real footage) neutral light plus the per-frame lighting code the model reads off the frame."""
+        if "tgt_lit" not in batch or float(batch["tgt_lit"][b, t]) > 0.5:
+            return lighting_from_sh(
+                batch["tgt_env_sh"][b, t].to(dev),
+                batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
+                batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
+            )
+        est = self.model.light_estimator
+        if est is None:
+            return Lighting.neutral(dev)
+        frame = batch["tgt_rgb"][b, t].to(dev) * batch["tgt_mask"][b, t].to(dev)  # [3, H, W] person over black
+        return replace(Lighting.neutral(dev), code=est(frame))
 
     def _image_terms(
         self,
@@ -291,6 +352,7 @@ class TrainStep(nn.Module):
         mask: Tensor,  # [M, H, W, 1]
         part_probs: Tensor | None,  # [M, H, W, P]
         part_labels: Tensor | None,  # [M, H, W] int, -1 = none
+        canonical: Tensor | None,  # [M, H, W, 3] renders of the canonical branch alone
     ) -> dict[str, Tensor]:
         """The unweighted image losses of the target renders (those with a non-zero weight)."""
         cfg = self.cfg
@@ -302,6 +364,8 @@ class TrainStep(nn.Module):
                 terms["perceptual"] = self.perceptual(pred, target).float()
         if cfg.mask > 0:
             terms["mask"] = mask_loss(alpha, mask)
+        if canonical is not None:
+            terms["canonical"] = canonical_render_loss(canonical, target)
         if part_probs is not None and part_labels is not None:
             terms["parts"] = part_loss(part_probs, part_labels)
         return terms
@@ -315,9 +379,10 @@ class TrainStep(nn.Module):
         part_probs: Tensor | None,
         part_labels: Tensor | None,
         regs: dict[str, Tensor],  # regulariser values (means over identities or targets)
+        canonical: Tensor | None = None,  # [M, H, W, 3] canonical renders
     ) -> StepOutput:
         cfg = self.cfg
-        terms = self._fast["losses"](pred, target, alpha, mask, part_probs, part_labels)
+        terms = self._fast["losses"](pred, target, alpha, mask, part_probs, part_labels, canonical)
         terms.update({k: v for k, v in regs.items() if getattr(cfg, k) > 0})
         loss = sum(getattr(cfg, k) * v for k, v in terms.items())
         return StepOutput(
@@ -325,4 +390,5 @@ class TrainStep(nn.Module):
             terms={k: v.detach() for k, v in terms.items()},
             pred=pred.detach(),
             target=target.detach(),
+            mask=mask.detach(),
         )
