@@ -2,7 +2,7 @@
 on a GPU the share of the step the GPU is busy and the kernel launches per step (torch.profiler) -> JSON.
 
     python bench/train.py configs/train/pretrain-base.yaml --steps 30 --out bench/results/train-<device>.json
-    python bench/train.py configs/train/pretrain-base.yaml --set compile=off per_target=true   # the old step
+    python bench/train.py configs/train/pretrain-base.yaml --set compile=false per_target=true   # the old step
 
 Uses the config's data (generated first if the config asks for synthetic data) and model; times each phase
 with a device synchronisation around it, after warm-up steps (which also compile, with `compile` on). Then
