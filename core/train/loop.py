@@ -84,7 +84,7 @@ def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainS
         perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
         amp=cfg.amp,
         per_target=cfg.per_target,
-        compile=device.type == "cuda" if cfg.compile is None else cfg.compile,
+        compile=cfg.compile,
     )
     return model, step_mod
 
