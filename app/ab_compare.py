@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from app.presets import load_expression_presets, load_pose_presets, pose_from_rotations
-from app.state import CAMERA_PRESETS, EditState
+from app.state import CAMERA_PRESETS, EditState, edit_frame
 from app.viewport import orbit_camera
 from core.raster.types import Camera, Gaussians
 
@@ -63,12 +63,12 @@ def _rasterise(g: Gaussians, cam: Camera) -> np.ndarray:
 
 
 def render_block(avatar, lighting, *, tile: tuple[int, int] = TILE, render=_rasterise) -> np.ndarray:
-    """One checkpoint's grid [rows * H, views * W, 3] uint8 of a studio avatar (`drive(edit, lighting)`)."""
+    """One checkpoint's grid [rows * H, views * W, 3] uint8 of a studio avatar (`drive(frame)`)."""
     w, h = tile
-    cells = grid_cells(avatar.rig.joint_names)
+    cells = grid_cells(avatar.controls.joint_names)
     out = np.zeros((len(VARIANTS) * h, len(VIEWS) * w, 3), np.uint8)
     for c in cells:
-        g = avatar.drive(c.edit, lighting)
+        g = avatar.drive(edit_frame(c.edit, avatar.controls, lighting))
         view = replace(CAMERA_PRESETS[c.view], distance=3.2)
         out[c.row * h : (c.row + 1) * h, c.col * w : (c.col + 1) * w] = render(g, orbit_camera(view, w, h))
     return out
@@ -118,24 +118,22 @@ def compare_checkpoints(
     progress: Callable[[float, str], None] | None = None,
 ) -> np.ndarray:
     """Decode the first bundled example with each checkpoint, render the grid, save the sheet to `out_png`."""
-    from app.lighting import build_lighting, load_environment_presets
     from app.model_avatar import ModelAvatar, example_files
-    from app.state import LightingEdit
     from core.io import atomic_write_bytes
-    from core.model.examples import load_example
+    from core.model.examples import decode_example
+    from core.raster.lighting import LightingEdit, build_lighting, load_environment_presets
     from core.train.export import model_from_checkpoint
 
     examples = example_files()
     if not examples:
         raise FileNotFoundError("no example inputs in assets/examples to decode the two avatars from")
-    ex = load_example(examples[0])
     lighting = build_lighting(LightingEdit(), load_environment_presets())
     blocks, labels = [], []
     for i, path in enumerate((path_a, path_b)):
         if progress:
             progress(0.1 + 0.45 * i, f"decoding {Path(path).parent.name}/{Path(path).name}")
         model, meta = model_from_checkpoint(path, "cpu")
-        avatar = ModelAvatar(ex.create(model), name=str(path), description="", device="cpu")
+        avatar = ModelAvatar(decode_example(model, examples[0])[0], name=str(path), description="", device="cpu")
         blocks.append(render_block(avatar, lighting, tile=tile))
         labels.append(f"{Path(path).parent.name} @ step {meta['step']}")
     sheet = ab_sheet(blocks[0], blocks[1], labels[0], labels[1], tile=tile)

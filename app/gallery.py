@@ -18,7 +18,7 @@ def bundled_examples() -> dict[str, Callable[[], StudioAvatar]]:
     """Name -> factory of each example that ships with the studio."""
     out: dict[str, Callable[[], StudioAvatar]] = {}
     from app.model_avatar import example_avatar, example_files
-    from app.synthetic_avatar import synthetic_available, synthetic_avatar
+    from core.data.avatar import synthetic_available, synthetic_avatar
 
     for path in example_files():
         out[f"trained model: {path.stem}"] = lambda path=path: example_avatar(path)

@@ -6,16 +6,11 @@ import importlib.util
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from app.avatar_source import ROOT, AvatarLoadError, Rig, StudioAvatar
-from app.lighting import model_lighting
-from app.part_edits import apply_part_edits
-from app.state import EditState
-from core.data.lighting import Lighting
-from core.raster.types import PART_NAMES, Gaussians
-from core.tracking.body_params import body_arrays
+from app.avatar_source import ROOT, AvatarLoadError, StudioAvatar
+from core.body.frame import Controls, DriveFrame
+from core.raster.types import Gaussians
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +44,41 @@ def example_files() -> list[Path]:
 
 
 def example_avatar(path: Path) -> StudioAvatar:
-    """The trained model's avatar of one bundled example (8 photos of a held-out identity)."""
+    """The trained model's avatar of one bundled example (8 photos of a held-out identity); decoded once, then
+    read from the user's cache (core.model.avatar_cache) on later starts."""
+    from core.model.avatar_cache import cached_avatar
     from core.model.examples import load_example
 
-    trained = trained_model()
-    if trained is None:
+    if not (DEFAULT_MODEL_FILE.is_file() and model_available()):
         raise AvatarLoadError("no trained model is installed (assets/default_model.safetensors)")
-    model, label = trained
     try:
         ex = load_example(path)
     except (OSError, ValueError) as e:
         raise AvatarLoadError(f"{path.name} is not a usable example: {e}") from e
-    avatar = ex.create(model)
+    labels: list[str] = []
+
+    def decode():
+        trained = trained_model()
+        if trained is None:
+            raise AvatarLoadError("the trained model assets/default_model.safetensors could not be loaded")
+        labels.append(trained[1])
+        return ex.create(trained[0])
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    avatar = cached_avatar([DEFAULT_MODEL_FILE, path], decode, tag=f"example {ex.name}", device=device)
+    label = labels[0] if labels else trained_model_label()
     return ModelAvatar(
         avatar, name=ex.name, description=f"{ex.name}: decoded by the {label} from {len(ex.body)} photos"
+    )
+
+
+def trained_model_label() -> str:
+    """How `trained_model` describes the shipped model, read from its header alone (no weights loaded)."""
+    from core.train.checkpoint import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(DEFAULT_MODEL_FILE)
+    return (
+        f"trained {meta['config']['model'].get('name', 'model')} model (step {meta['step']}, {DEFAULT_MODEL_FILE.name})"
     )
 
 
@@ -84,22 +100,19 @@ def _joint_names(num_joints: int) -> tuple[str, ...]:
 
 
 class ModelAvatar:
-    """A `core.model` avatar: pose, expression, gaze and lighting go through its pose head each frame."""
+    """A `core.model` avatar with the studio's name and description; `drive(frame)` is the core avatar's."""
 
     def __init__(self, avatar, *, name: str, description: str, device: str | None = None, references=None) -> None:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.avatar = avatar.to(self.device) if self.device != "cpu" else avatar
         self.name, self.description = name, description
         rig = self.avatar.model.rig
-        self.rig = Rig(tuple(rig.expression_names), _joint_names(rig.num_joints), tuple(rig.parents))
-        self._joint = {n: i for i, n in enumerate(self.rig.joint_names)}
-        self._expr = {n: i for i, n in enumerate(self.rig.expression_names)}
-        self._looseness: dict[str, float] = {}
+        self.controls = Controls(tuple(rig.expression_names), _joint_names(rig.num_joints), tuple(rig.parents))
         self.references = references  # app.personalisation.PhotoReferences when made from photos here, else None
 
     @property
     def supports_detail(self) -> bool:
-        """`drive(..., detail=k)` decodes k Gaussians per anchor (fast previews while a control is dragged)."""
+        """`drive(frame, detail=k)` decodes k Gaussians per anchor (fast previews while a control is dragged)."""
         return True
 
     @property
@@ -113,42 +126,11 @@ class ModelAvatar:
         return self.avatar.canonical()
 
     def face_target(self) -> tuple[float, float, float]:
-        m, rest = self.avatar.model, self.avatar.state.rest_poses
-        if m.eye_joints.numel():  # between the eyes, a little lower: robust to stray face labels of a young model
-            # the rest bones are in the canonical frame; driving puts the root at model.root_position
-            c = (rest[m.eye_joints, :3, 3].mean(0) + m.root_position - rest[0, :3, 3]).float().cpu()
-            return (float(c[0]), float(c[1]) - 0.04, float(c[2]))
-        g = self.canonical()
-        face = g.means[g.parts == PART_NAMES.index("face")] if g.parts is not None else g.means[:0]
-        c = face.mean(0) if face.shape[0] else g.means[g.means[:, 1] > g.means[:, 1].quantile(0.95)].mean(0)
-        return (float(c[0]), float(c[1]), float(c[2]))
+        return self.avatar.face_target()
 
-    def _sync_looseness(self, edit: EditState) -> None:
-        if self.avatar.model.deformer is None:
-            return
-        for part, e in zip(PART_NAMES, edit.parts, strict=True):
-            if self._looseness.get(part, 1.0) != e.looseness:
-                self.avatar.loosen(part, e.looseness)
-                self._looseness[part] = e.looseness
-
-    def drive(self, edit: EditState, lighting: Lighting, detail: int | None = None) -> Gaussians:
+    def drive(self, frame: DriveFrame, detail: int | None = None) -> Gaussians:
         """Posed Gaussians; `detail=k` keeps k of each anchor's Gaussians (clamped to what the avatar has)."""
-        dev = self.device
-        if detail is not None:
-            detail = max(1, min(int(detail), self.avatar.gaussians_per_anchor))
-        b = body_arrays(
-            edit.pose.rotations, edit.expression, edit.gaze_deg, edit.pose.root_translation,
-            self.rig.joint_names, self.rig.expression_names, dtype=np.float32,
-        )  # fmt: skip
-        pose, expr, gaze = torch.from_numpy(b.pose), torch.from_numpy(b.expression), torch.from_numpy(b.gaze)
-        light = None if edit.view_mode == "albedo" else model_lighting(lighting)
-        self._sync_looseness(edit)
-        g = self.avatar.drive(
-            pose=pose.to(dev), expression=expr.to(dev), gaze=gaze.to(dev), lighting=light,
-            translation=torch.from_numpy(b.translation).to(dev), detail=detail,
-            shading_only=edit.view_mode == "shading",
-        )  # fmt: skip
-        return apply_part_edits(g, edit.parts)
+        return self.avatar.drive(frame, detail)
 
 
 def load_model_avatar(path: Path) -> StudioAvatar:

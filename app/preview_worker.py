@@ -44,7 +44,7 @@ class FrameRequest:
 @dataclass(frozen=True)
 class FrameResult:
     request: FrameRequest
-    image: np.ndarray | None  # [H, W, 4] float32, owned by the receiver; None when the decode failed
+    image: np.ndarray | None  # [H, W, 3] float32, the receiver's until it `recycle`s it; None when decoding failed
     num: int  # Gaussians drawn
     decode_ms: float
     render_ms: float
@@ -52,7 +52,7 @@ class FrameResult:
     error: str | None = None
 
 
-# decode(request) -> Gaussians; render(viewport, gaussians, request) -> [H, W, 4] image (a view is fine)
+# decode(request) -> Gaussians; render(viewport, gaussians, request) -> [H, W, 3] image (a view is fine)
 Decode = Callable[[FrameRequest], Any]
 Render = Callable[[Any, Any, FrameRequest], np.ndarray]
 
@@ -182,7 +182,10 @@ class PreviewWorker:
             return
         t1 = time.perf_counter()
         img = self._render(self.viewport, g, request)
-        image = None if img is None else np.array(img, dtype=np.float32, copy=True)  # the viewport reuses its buffer
+        # A viewport that lends its images (`Viewport(lend_images=True)`) never draws over one before it comes back
+        # through `recycle`, so the picture is handed over as it is; others reuse their buffer: copy it.
+        lends = getattr(self.viewport, "lends_images", False)
+        image = img if img is None or lends else np.array(img, dtype=np.float32, copy=True)
         t2 = time.perf_counter()
         self._done_times.append(t2)
         num = int(getattr(g, "num", 0))
@@ -191,7 +194,14 @@ class PreviewWorker:
 
     def _publish(self, result: FrameResult) -> None:
         with self._cond:
+            if self._results:  # the older picture was never taken: its image can be drawn over
+                self.recycle(self._results[0].image)
             self._results.append(result)
+
+    def recycle(self, image: np.ndarray | None) -> None:
+        """Give a picture's image back to the viewport once nobody shows it any more (any thread)."""
+        if image is not None and hasattr(self.viewport, "recycle"):
+            self.viewport.recycle(image)
 
     def _run_task(self, task: Task, fn: Callable[[Task, Any], Any]) -> None:
         if task.cancelled:

@@ -17,9 +17,9 @@ import torch
 
 from app.avatar_source import AvatarLoadError, StudioAvatar, default_avatar, load_avatar
 from app.history import History
-from app.lighting import build_lighting, load_environment_presets
-from app.state import CAMERA_PRESETS, EditState, OrbitView
-from core.data.lighting import Lighting
+from app.state import CAMERA_PRESETS, EditState, OrbitView, edit_frame
+from core.raster.lighting import Lighting, build_lighting, load_environment_presets
+from core.raster.parts import swap_parts
 from core.raster.types import PART_NAMES, Gaussians
 
 log = logging.getLogger(__name__)
@@ -212,9 +212,10 @@ class Session:
 
     def _drive(self, avatar: StudioAvatar, edit: EditState, detail: int | None) -> Gaussians:
         detail = self._detail_for(avatar, detail)
+        frame = edit_frame(edit, avatar.controls, self.lighting_for(edit))
         if detail is None:
-            return avatar.drive(edit, self.lighting_for(edit))
-        return avatar.drive(edit, self.lighting_for(edit), detail=detail)
+            return avatar.drive(frame)
+        return avatar.drive(frame, detail=detail)
 
     def _with_swaps(self, g: Gaussians, edit: EditState, detail: int | None = None) -> Gaussians:
         """Replace each part that has `swap_from` by the donor's part, driven with the same edit."""
@@ -222,20 +223,18 @@ class Session:
         if not swaps or g.parts is None:
             return g
         plain = replace(edit, parts=tuple(replace(e, swap_from="") for e in edit.parts))
-        pieces = [g.index(~torch.isin(g.parts, torch.tensor(list(swaps), device=g.parts.device)))]
+        donors = {}
         for i, name in swaps.items():
             try:
                 theirs = self._drive(self.donor(name), plain, detail)
             except AvatarLoadError as e:
                 self.say(f"cannot swap {PART_NAMES[i]}: {e}", logging.ERROR)
-                pieces.append(g.index(g.parts == i))
                 continue
             if theirs.parts is None:
                 self.say(f"cannot swap {PART_NAMES[i]}: {name} has no part labels", logging.ERROR)
-                pieces.append(g.index(g.parts == i))
                 continue
-            pieces.append(theirs.to(g.means.device).index(theirs.parts == i))
-        return Gaussians.cat(pieces)
+            donors[i] = theirs
+        return swap_parts(g, donors)
 
     @property
     def needs_decode(self) -> bool:

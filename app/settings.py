@@ -8,7 +8,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.state import LightingEdit, OrbitView
+from app.state import OrbitView
+from core.raster.lighting import LightingEdit
 
 log = logging.getLogger(__name__)
 

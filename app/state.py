@@ -1,54 +1,19 @@
-"""The studio's edit state as immutable records: what the user set, never derived data.
+"""The studio's edit state as immutable records: what the user set, never derived data, and `edit_frame`, the one
+function that turns it into the `core.body.frame.DriveFrame` every avatar draws.
 
 Every edit makes a new `EditState` (dataclasses.replace), so undo/redo is a stack of snapshots and the
-frame loop can tell what changed by comparing fields.
+frame loop can tell what changed by comparing fields. The part and lighting records are core's (`PartEdit`,
+`LightingEdit`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
+from core.body.frame import Controls, DriveFrame, drive_frame
+from core.raster.lighting import Lighting, LightingEdit
+from core.raster.parts import PartEdit
 from core.raster.types import PART_NAMES
-
-ViewMode = Literal["full", "albedo", "shading", "parts"]
-VIEW_MODES: tuple[str, ...] = ("full", "albedo", "shading", "parts")
-
-
-@dataclass(frozen=True)
-class PartEdit:
-    """Per-part appearance edits (one per entry of PART_NAMES)."""
-
-    visible: bool = True
-    hue: float = 0.0  # turns in [-0.5, 0.5]
-    saturation: float = 1.0  # multiplier
-    brightness: float = 1.0  # multiplier
-    looseness: float = 1.0  # deformer strength for loose garments (0 = pure skinning)
-    swap_from: str = ""  # avatar file whose part replaces this one ("" = keep own)
-
-    @property
-    def is_identity(self) -> bool:
-        return (
-            self.visible
-            and self.hue == 0.0
-            and self.saturation == 1.0
-            and self.brightness == 1.0
-            and not self.swap_from
-        )
-
-
-@dataclass(frozen=True)
-class LightingEdit:
-    """Environment preset plus the user's adjustments and a directional key light."""
-
-    preset: str = "studio"
-    rotation_deg: float = 0.0  # environment rotation about +y
-    intensity: float = 1.0
-    temperature_k: float = 6500.0
-    key_azimuth_deg: float = 30.0  # direction towards the key light, about +y from +z
-    key_elevation_deg: float = 35.0
-    key_color: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    key_intensity: float = 0.3
 
 
 @dataclass(frozen=True)
@@ -107,6 +72,14 @@ class EditState:
 
     def part(self, part: str) -> PartEdit:
         return self.parts[PART_NAMES.index(part)]
+
+
+def edit_frame(edit: EditState, controls: Controls, lighting: Lighting) -> DriveFrame:
+    """The frame an avatar with `controls` draws for `edit`, lit by `lighting` (built from `edit.lighting`)."""
+    return drive_frame(
+        controls, edit.pose.rotations, edit.expression, edit.gaze_deg, edit.pose.root_translation,
+        lighting=lighting, parts=edit.parts, view=edit.view_mode,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ class Studio:
         dpg.setup_dearpygui()
         # Decoding and drawing happen on the preview worker's thread; its GL context is made there too.
         self.worker = PreviewWorker(
-            lambda: Viewport(self.width, self.height, backend="glx"), self._decode, self._render
+            lambda: Viewport(self.width, self.height, backend="glx", lend_images=True), self._decode, self._render
         )
         self.viewport: Viewport = self.worker.viewport
         self.panels = [
@@ -100,7 +100,7 @@ class Studio:
         self.avatar_panel = self.panels[0]
         self._log_handler = _ConsoleHandler(session)
         logging.getLogger().addHandler(self._log_handler)
-        self.preview_image = np.ones((self.height, self.width, 4), dtype=np.float32)  # what the GUI shows
+        self.preview_image = np.ones((self.height, self.width, 3), dtype=np.float32)  # what the GUI shows
         self._build()
         self._seen_external = session.external_revision
         self._seen_avatar: StudioAvatar = session.avatar
@@ -125,7 +125,7 @@ class Studio:
     def _build(self) -> None:
         with dpg.texture_registry():
             self.texture = dpg.add_raw_texture(
-                self.width, self.height, self.preview_image.ravel(), format=dpg.mvFormat_Float_rgba
+                self.width, self.height, self.preview_image.ravel(), format=dpg.mvFormat_Float_rgb
             )
         with dpg.window(no_title_bar=True, no_move=True, no_resize=True) as self.main:
             with dpg.menu_bar():
@@ -402,8 +402,9 @@ class Studio:
         if result.error is not None:
             self.session.say(result.error, logging.ERROR)
             return False
-        self.preview_image = result.image  # the worker made it for us; the texture keeps a view of it
-        dpg.set_value(self.texture, self.preview_image.ravel())
+        shown, self.preview_image = self.preview_image, result.image  # lent by the viewport: no copy
+        dpg.set_value(self.texture, self.preview_image.ravel())  # the texture keeps a view of it
+        self.worker.recycle(shown)
         self._num = result.num
         for panel in self.panels:
             panel.on_preview(self.preview_image, result.finished)

@@ -22,4 +22,4 @@ python3 main.py train configs/train/finetune-pixel.yaml --set steps=600 --no-pro
 cp runs/finetune-pixel/metrics.jsonl "$OUT/finetune_pixel_metrics.jsonl"
 python3 -c "from core.train.export import export_model; export_model('runs/finetune-pixel/last.safetensors', '$OUT/default_model.safetensors')"
 python3 main.py eval "$OUT/default_model.safetensors" --count 32 --resolution 192 --bench-root data/bench192 --out "$OUT"
-python3 -m core.model.examples --bench data/bench192 --out "$OUT/examples"
+python3 -m core.eval.bundle_examples --bench data/bench192 --out "$OUT/examples"

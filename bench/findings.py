@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-BENCHES = ("wild-test", "studio-test")
+BENCHES = ("wild-test", "studio-test", "loose-test")
 # (stem, label, training) in the order of the write-up
 ARMS: tuple[tuple[str, str], ...] = (
     ("f-posttrain", "pre-train -> post-train"),
@@ -34,6 +34,8 @@ ARMS: tuple[tuple[str, str], ...] = (
     ("f-wild-12", "pre-train only, 12 wild identities"),
     ("f-wild-36", "pre-train only, 36 wild identities"),
     ("f-pretrain", "pre-train only, 96 wild identities"),
+    ("f-loose", "pre -> post, then post-training with the skinning-weight correction"),
+    ("f-post-more", "pre -> post, then the same post-training without it"),
 )
 # (finding, better arm by the paper, worse arm by the paper, benchmark)
 FINDINGS: tuple[tuple[str, str, str, str], ...] = (
@@ -44,6 +46,8 @@ FINDINGS: tuple[tuple[str, str, str, str], ...] = (
     ("(2) 96 beats 36 wild identities", "f-pretrain", "f-wild-36", "wild-test"),
     ("(3) dual beats single branch", "f-posttrain", "f-single-post", "studio-test"),
     ("(3) dual beats single branch (wild)", "f-posttrain", "f-single-post", "wild-test"),
+    ("(5) skinning correction helps loose garments", "f-loose", "f-post-more", "loose-test"),
+    ("(5) skinning correction, studio-test", "f-loose", "f-post-more", "studio-test"),
 )
 PERSONALISE_ARMS = ("feed_forward", "per_subject", "feed_forward_refined")
 BOOT = 4000
@@ -172,7 +176,7 @@ def report(folder: Path, region: str = "person", metric: str = "psnr") -> tuple[
             m, lo, hi = bootstrap_mean(s.values)
             data["arms"].setdefault(stem, {})[bench] = {"mean": m, "lo": lo, "hi": hi, **variance_components(s.values)}
             cells.append(fmt(m, lo, hi))
-            shape = f"{s.values.shape[0]} x {s.values.shape[1]}"
+            shape = f"{s.values.shape[0]} x {s.values.shape[1]}" if s.per_identity else "1 seed, means only"
         if any(c != "-" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {shape} |")
     lines += ["", "| finding (paper's order) | benchmark | difference (dB) | the paper's order |", "|---|---|---|---|"]

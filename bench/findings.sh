@@ -4,7 +4,9 @@
 #   (1) pre-train (wild) then post-train (studio)  vs  studio-only  vs  mixed, at the same number of steps;
 #   (2) pre-training on 12 / 36 / 96 wild identities, wild-test;
 #   (3) dual-branch vs single-branch decoder (both pre-train then post-train);
-#   (4) feed-forward vs an independent per-subject optimisation from the template (and feed-forward + refinement).
+#   (4) feed-forward vs an independent per-subject optimisation from the template (and feed-forward + refinement);
+#   (5) the paper's loose-garment deformer (skinning-weight correction) as a post-training extension, against the
+#       same extra post-training without it, on identities in skirts and dresses (loose-test) and on studio-test.
 # Every arm: the `base` model, batch 4, 192 px synthetic data, a held-out curve on split 'val' every 50 steps.
 # One command, any number of GPUs of one host (one run per GPU at a time):
 #   ARMS=pilot SEEDS="0 1 2" bash bench/findings.sh          # the pilot: 2 recipes x 3 seeds, seed vs identity spread
@@ -34,6 +36,7 @@ from core.data.benchmarks import BENCHMARKS, write_benchmark
 from core.data.synth import SynthConfig
 for name in BENCHMARKS:
     write_benchmark(Path('data/bench192'), name, $COUNT, SynthConfig(width=192, height=192, detail=1.0))
+write_benchmark(Path('data/bench192'), 'loose-test', $COUNT, SynthConfig(width=192, height=192, detail=1.0))
 " && touch data/bench192.done &
 python3 main.py prepare synth --wild 96 --studio 48 --val-wild 8 --val-studio 8 --size 192 --frames 8 \
     --cameras 8 16 --detail 0.6 --per-shard 4 --workers "$(( $(nproc) - 2 ))" --out data/findings > "$OUT/prepare.log" 2>&1
@@ -53,12 +56,16 @@ train() {  # gpu arm seed config [more --set items]
     cp "runs/$arm-s$seed/metrics.jsonl" "$dir/metrics.jsonl"
     stamp "trained $arm seed $seed"
 }
-evaluate() {  # gpu arm seed
+evaluate() {  # gpu arm seed [sets...]
     while [ ! -f data/bench192.done ]; do sleep 2; done
-    local dir="$OUT/$2/seed$3"
-    CUDA_VISIBLE_DEVICES=$1 python3 main.py eval "runs/$2-s$3/last.safetensors" --count "$COUNT" --resolution 192 \
-        --bench-root data/bench192 --out "$dir" > "$dir/eval.log" 2>&1 || tail -20 "$dir/eval.log"
-    stamp "evaluated $2 seed $3"
+    local gpu=$1 arm=$2 seed=$3; shift 3
+    local dir="$OUT/$arm/seed$seed" sets=("$@")
+    [ ${#sets[@]} -eq 0 ] && sets=(wild-test studio-test)
+    mkdir -p "$dir"
+    CUDA_VISIBLE_DEVICES=$gpu python3 main.py eval "runs/$arm-s$seed/last.safetensors" --count "$COUNT" \
+        --resolution 192 --bench-root data/bench192 --out "$dir" --sets "${sets[@]}" \
+        > "$dir/eval.log" 2>&1 || tail -20 "$dir/eval.log"
+    stamp "evaluated $arm seed $seed"
 }
 prepost() {  # gpu seed prefix [model]
     local model=${4:-base}
@@ -80,7 +87,7 @@ for s in $SEEDS; do
                 "single $s f-mixed configs/train/mixed-base.yaml steps=$TOTAL" "prepost $s f-single base-single"
                 "single $s f-wild-12 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-12"
                 "single $s f-wild-36 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-36"
-                "personalise $s") ;;
+                "personalise $s" "loose $s") ;;
     *) echo "ARMS must be pilot, trio or all" >&2; exit 2 ;;
     esac
 done
@@ -95,6 +102,13 @@ personalise() {  # gpu seed: finding (4) on the pre -> post model of this seed (
         --bench-root data/bench192 --steps 300 --baseline-steps 2000 --out "$OUT/personalise/seed$2.json" \
         > "$OUT/personalise/seed$2.log" 2>&1 || tail -20 "$OUT/personalise/seed$2.log"
     stamp "finding (4) seed $2"
+}
+loose() {  # gpu seed: finding (5), from the pre -> post model of this seed (waits for it)
+    while [ ! -f "$OUT/f-post/seed$2/eval.json" ]; do sleep 10; done
+    train "$1" f-loose "$2" configs/train/posttrain-loose.yaml steps=$POST init_from="runs/f-post-s$2/last.safetensors"
+    evaluate "$1" f-loose "$2" loose-test studio-test
+    train "$1" f-post-more "$2" configs/train/posttrain-base.yaml steps=$POST init_from="runs/f-post-s$2/last.safetensors"
+    evaluate "$1" f-post-more "$2" loose-test studio-test
 }
 # the pre -> post arm is stored as f-post, its pre-training as f-pre (linked as f-posttrain / f-pretrain at the end)
 lane() {  # gpu: run every GPUS-th job

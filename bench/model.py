@@ -95,7 +95,7 @@ def main() -> None:
 
     def drive() -> None:
         i[0] += 1
-        holder["g"] = av.drive(poses[i[0] % len(poses)], expr, gaze)
+        holder["g"] = av.decode(poses[i[0] % len(poses)], expr, gaze)
 
     drive_ms = _timer(drive, device, args.reps * 5, warmup=5)  # CUDA graphs on a GPU (Avatar's default)
     os.environ["LCA_CUDA_GRAPHS"] = "0"

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 def train_run(config: str, gpus: int, out: Path, name: str, sets: list[str], *, fresh: bool = True) -> list[dict]:
     """One `main.py train` under torch.distributed.run (continuing run `name` unless `fresh`); the run's
     training rows of metrics.jsonl."""
-    from app.training_runs import train_command
+    from core.train.runs import train_command
 
     overrides = {"out_dir": out, "name": name, **dict(item.split("=", 1) for item in sets)}
     cmd = train_command(Path(config), overrides, nproc=gpus, fresh=fresh)

@@ -1,7 +1,12 @@
-"""Studio interactivity: frames per second while an expression slider is dragged (through its real callback).
+"""Studio interactivity: frame time while an expression slider is dragged, phase by phase, beside the ideal.
 
-Needs a display (run under `xvfb-run -a -s "-screen 0 1600x900x24"` on a headless machine). Writes JSON:
-python bench/studio.py --avatar tiny --out bench/results/studio_cpu.json
+With a window (its real slider callback; needs a display: `xvfb-run -a -s "-screen 0 1600x900x24"` headless):
+python bench/studio.py --avatar trained --out bench/results/studio_cpu.json
+Without one (`--headless`): drive, upload (packing + transfer), sort, draw (or gsplat's raster), read-back and
+display timed separately with the device synchronised around each, and "drive + gsplat + 8-bit image" on the
+same avatar and camera as the ideal (CUDA machines):
+python bench/studio.py --headless --avatar trained --size 640x480 1920x1080 --detail 0 --interactive-scale 1 \
+    --raster gsplat gl --transfer pinned interop --out bench/results/studio-h200.json
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ def make_avatar(kind: str):
 
         return untrained_model_avatar(kind)
     if kind == "synthetic":
-        from app.synthetic_avatar import synthetic_avatar
+        from core.data.avatar import synthetic_avatar
 
         return synthetic_avatar(1)
     if kind == "example":
@@ -48,71 +53,188 @@ def make_avatar(kind: str):
     raise SystemExit(f"unknown --avatar {kind!r}; use trained, tiny, base, synthetic or example")
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def _clock() -> float:
+    """Milliseconds, after the device has finished what was queued (so each phase carries its own GPU time)."""
+    _sync()
+    return 1e3 * time.perf_counter()
+
+
+def _stats(values: list[float]) -> dict:
+    s = sorted(values)
+    return {"median": statistics.median(s), "p10": s[int(0.1 * (len(s) - 1))], "p90": s[int(0.9 * (len(s) - 1))]}
+
+
 def drag_expression(studio, frames: int) -> dict:
-    """Move jawOpen (or the first coefficient) every frame like a mouse drag; time each frame."""
+    """Move jawOpen (or the first coefficient) every GUI frame like a mouse drag, through the slider's callback.
+
+    The preview is decoded and drawn on the studio's worker thread, so two rates matter: GUI frames per second
+    (how the window responds) and preview pictures shown per second (how the avatar follows the slider).
+    """
     panel = next(p for p in studio.panels if p.title == "Expression")
-    names = studio.session.avatar.rig.expression_names
+    names = studio.session.avatar.controls.expression_names
     if not names:
         raise SystemExit("this avatar has no expression controls to drag")
     name = "jawOpen" if "jawOpen" in names else names[0]
     slider = panel.sliders[name]
     times, decode, render, drawn = [], [], [], []
+    shown = getattr(studio, "shown", None)
+    start = time.perf_counter()
     for i in range(frames):
         value = 0.5 + 0.5 * math.sin(i * 0.3)
         t0 = time.perf_counter()
         panel._on_slider(slider, value, name)  # the slider's own callback
         studio.step()
-        times.append(time.perf_counter() - t0)
-        decode.append(studio.session.decode_ms)
-        render.append(studio.viewport.render_ms)
-        drawn.append(studio._num)
+        times.append(1e3 * (time.perf_counter() - t0))
+        result = getattr(studio, "shown", None)
+        if result is not None and result is not shown and result.image is not None:
+            shown = result
+            decode.append(result.decode_ms)
+            render.append(result.render_ms)
+            drawn.append(result.num)
+    elapsed = time.perf_counter() - start
     return {
         "coefficient": name,
-        "frames": frames,
+        "gui_frames": frames,
         "interactive_detail": studio.interactive_detail,
-        "gaussians_drawn_median": statistics.median(drawn),
-        "fps_median": 1.0 / statistics.median(times),
-        "frame_ms_median": 1e3 * statistics.median(times),
-        "frame_ms_p90": 1e3 * sorted(times)[int(0.9 * (len(times) - 1))],
-        "decode_ms_median": statistics.median(decode),
-        "render_ms_median": statistics.median(render),
+        "pictures_shown": len(decode),
+        "pictures_per_s": len(decode) / elapsed,
+        "gui_fps_median": 1e3 / statistics.median(times),
+        "gui_frame_ms_median": statistics.median(times),
+        "decode_ms_median": statistics.median(decode) if decode else None,
+        "render_ms_median": statistics.median(render) if render else None,
+        "gaussians_drawn_median": statistics.median(drawn) if drawn else None,
+        "preview_path": studio.viewport.path,
     }
 
 
-def headless_drag(avatar, frames: int, size: tuple[int, int], scale: float, detail: int | None) -> dict:
-    """The same per-frame work without a window: edit -> decode -> offscreen render (EGL) -> image on the host."""
+class _Display:
+    """The studio's last step without a window: hand the image to a Dear PyGui raw texture (no copy is made;
+    the texture upload itself happens when a window draws, which a headless run cannot time)."""
+
+    def __init__(self, image) -> None:
+        try:
+            import dearpygui.dearpygui as dpg
+        except ImportError:
+            self.dpg = None
+            return
+        self.dpg = dpg
+        dpg.create_context()
+        with dpg.texture_registry():
+            self.texture = dpg.add_raw_texture(
+                image.shape[1], image.shape[0], image.ravel(), format=dpg.mvFormat_Float_rgb
+            )
+
+    def show(self, image) -> None:
+        if self.dpg is not None:
+            self.dpg.set_value(self.texture, image.ravel())
+
+    def close(self) -> None:
+        if self.dpg is not None:
+            self.dpg.destroy_context()
+
+
+def _edit(session, name: str, i: int):
+    return session.edit.with_expression({name: 0.5 + 0.5 * math.sin(i * 0.3)})
+
+
+def headless_drag(
+    avatar, frames: int, size: tuple[int, int], scale: float, detail: int | None, *,
+    raster: str = "auto", transfer: str = "auto", warmup: int = 10,
+) -> dict:  # fmt: skip
+    """The studio's per-frame work without a window: edit -> drive -> preview -> image handed to the texture.
+
+    Two passes over the same frames: one synchronises the device around every phase (drive, upload = packing and
+    transfer, sort, draw or raster, read-back, display) to split the time; the other only times whole frames.
+    """
     from app.session import Session, share_cpu_with_gl
     from app.viewport import Viewport, orbit_camera
 
     share_cpu_with_gl()
     session = Session(avatar)
-    viewport = Viewport(*size, backend="egl")
-    names = avatar.rig.expression_names
+    viewport = Viewport(*size, backend="egl", raster=raster, transfer=transfer)  # type: ignore[arg-type]
+    display = _Display(viewport.image)
+    names = avatar.controls.expression_names
     name = "jawOpen" if "jawOpen" in names else names[0]
-    times, decode, render = [], [], []
-    for i in range(frames + 5):
-        t0 = time.perf_counter()
-        session.apply(session.edit.with_expression({name: 0.5 + 0.5 * math.sin(i * 0.3)}), key="drag")
-        g = session.gaussians(detail=detail)
-        viewport.render(g, orbit_camera(session.view, *size), scale=scale)
-        if i >= 5:
-            times.append(time.perf_counter() - t0)
-            decode.append(session.decode_ms)
-            render.append(viewport.render_ms)
+    camera = orbit_camera(session.view, *size)
+    phases: dict[str, list[float]] = {}
+    frame_profiled, frame_plain = [], []
+    for profiled in (True, False):
+        viewport.profile = profiled
+        for i in range(frames + warmup):
+            session.apply(_edit(session, name, i + (0 if profiled else frames)), key="drag")
+            t0 = _clock()
+            g = session.gaussians(detail=detail)
+            t1 = _clock() if profiled else 0.0
+            image = viewport.render(g, camera, scale=scale)
+            t2 = _clock() if profiled else 0.0
+            display.show(image)
+            t3 = _clock()
+            if i < warmup:
+                continue
+            if profiled:
+                frame_profiled.append(t3 - t0)
+                for k, v in {"drive_ms": t1 - t0, **viewport.phases, "display_ms": t3 - t2}.items():
+                    phases.setdefault(k, []).append(v)
+            else:
+                frame_plain.append(t3 - t0)
     out = {
         "coefficient": name,
         "frames": frames,
+        "size": list(size),
         "interactive_scale": scale,
         "interactive_detail": detail,
-        "fps_median": 1.0 / statistics.median(times),
-        "frame_ms_median": 1e3 * statistics.median(times),
-        "decode_ms_median": statistics.median(decode),
-        "render_ms_median": statistics.median(render),
-        "gl_renderer": viewport.device_name,
+        "preview_path": viewport.path,
+        "transfer": viewport.renderer.stats.transfer if viewport.path == "gl" else "none (only the image leaves)",
+        "frame_ms": _stats(frame_plain),
+        "fps_median": 1e3 / statistics.median(frame_plain),
+        "frame_ms_profiled": _stats(frame_profiled),
+        "phases_ms_median": {k: statistics.median(v) for k, v in phases.items()},
+        "preview_device": viewport.device_name,
+        "gl_renderer": viewport.gl_name,
         "num_gaussians": g.num,
     }
+    display.close()
     viewport.release()
     return out
+
+
+def ideal_drag(avatar, frames: int, size: tuple[int, int], warmup: int = 10) -> dict | None:
+    """The bar: drive + gsplat + one 8-bit image to the host, on the same avatar and camera (CUDA + gsplat only)."""
+    from app.session import Session
+    from app.viewport import BACKGROUND, orbit_camera
+    from core.raster.gsplat_backend import gsplat_available
+    from core.raster.rasterize import rasterize
+
+    if not (torch.cuda.is_available() and gsplat_available()):
+        return None
+    session = Session(avatar)
+    names = avatar.controls.expression_names
+    name = "jawOpen" if "jawOpen" in names else names[0]
+    camera = orbit_camera(session.view, *size)
+    host = torch.empty(size[1], size[0], 3, dtype=torch.uint8, pin_memory=True)
+    times, drive = [], []
+    for i in range(frames + warmup):
+        session.apply(_edit(session, name, i), key="drag")
+        t0 = _clock()
+        g = session.gaussians()
+        t1 = _clock()
+        out = rasterize(g, camera.to(g.means.device), background=BACKGROUND, backend="gsplat")
+        host.copy_((out.color[0].clamp(0, 1) * 255).to(torch.uint8), non_blocking=True)
+        t2 = _clock()
+        if i >= warmup:
+            times.append(t2 - t0)
+            drive.append(t1 - t0)
+    return {
+        "size": list(size),
+        "frame_ms": _stats(times),
+        "drive_ms_median": statistics.median(drive),
+        "num_gaussians": g.num,
+    }
 
 
 def main() -> int:
@@ -122,43 +244,63 @@ def main() -> int:
         default="tiny",
         help="trained (the shipped model's example) | tiny | base (untrained model), synthetic, example",
     )
-    ap.add_argument("--size", default="640x480")
-    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--size", nargs="+", default=["640x480"])
+    ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--interactive-scale", type=float, nargs="+", default=[0.5, 1.0])
     ap.add_argument(
         "--detail", type=int, nargs="+", default=[4, 0],
         help="Gaussians per anchor decoded while dragging (0: all of them); one run per value",
     )  # fmt: skip
+    ap.add_argument("--raster", nargs="+", default=["auto"], help="headless: auto | gl | gsplat (one run each)")
+    ap.add_argument("--transfer", nargs="+", default=["auto"], help="headless, gl path: auto | pinned | interop")
     ap.add_argument("--out", default=None)
-    ap.add_argument("--headless", action="store_true", help="no window: decode + offscreen EGL render only")
+    ap.add_argument("--headless", action="store_true", help="no window: drive + preview + image, phase by phase")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.size]
     if args.headless:
-        w, h = (int(v) for v in args.size.split("x"))
         avatar = make_avatar(args.avatar)
-        results = [
-            headless_drag(avatar, args.frames, (w, h), scale, detail or None)
-            for detail in args.detail
-            for scale in args.interactive_scale
-        ]
+        results, ideals = [], []
+        for size in sizes:
+            for raster in args.raster:
+                for transfer in args.transfer if raster == "gl" else ["auto"]:
+                    for detail in args.detail:
+                        for scale in args.interactive_scale:
+                            try:
+                                r = headless_drag(
+                                    avatar, args.frames, size, scale, detail or None, raster=raster, transfer=transfer
+                                )
+                            except (RuntimeError, ValueError) as e:
+                                log.warning("%s / %s at %s: %s", raster, transfer, size, e)
+                                r = {"size": list(size), "raster": raster, "transfer": transfer, "error": str(e)}
+                            log.info("%s", json.dumps(r, default=str))
+                            results.append(r)
+            ideal = ideal_drag(avatar, args.frames, size)
+            if ideal is not None:
+                log.info("ideal %s", json.dumps(ideal))
+                ideals.append(ideal)
         out = {
             "bench": "studio_expression_drag_headless",
             "avatar": avatar.name,
             "decode_device": getattr(avatar, "device", "cpu"),
+            "device_name": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
             "torch_threads": torch.get_num_threads(),
             "load_average_1min": os.getloadavg()[0],
             "environment": describe_environment(),
             "results": results,
+            "ideal_drive_gsplat_8bit_image": ideals,
         }
         return _write(out, args.out)
     os.environ.setdefault("LCA_STUDIO_HOME", "/tmp/lca_studio_bench")
     from app.session import Session
     from app.studio import Studio
 
-    w, h = (int(v) for v in args.size.split("x"))
+    w, h = sizes[0]
     avatar = make_avatar(args.avatar)
     studio = Studio(Session(avatar), preview=(w, h))
     studio.run(max_frames=5)
+    if hasattr(studio, "settle"):
+        studio.settle()
     results = []
     for detail in args.detail:
         for scale in args.interactive_scale:
@@ -167,15 +309,15 @@ def main() -> int:
             r = drag_expression(studio, args.frames)
             r["interactive_scale"] = scale
             log.info(
-                "detail %s, scale %.2f: %.1f FPS (decode %.1f ms, render %.1f ms, %d Gaussians)",
-                detail or "all", scale, r["fps_median"], r["decode_ms_median"], r["render_ms_median"],
-                r["gaussians_drawn_median"],
+                "detail %s, scale %.2f: %.1f pictures/s, GUI %.1f FPS (decode %s ms, render %s ms, %s Gaussians)",
+                detail or "all", scale, r["pictures_per_s"], r["gui_fps_median"], r["decode_ms_median"],
+                r["render_ms_median"], r["gaussians_drawn_median"],
             )  # fmt: skip
             results.append(r)
     out = {
         "bench": "studio_expression_drag",
         "avatar": avatar.name,
-        "num_gaussians": studio.session.gaussians().num,
+        "num_gaussians": getattr(studio, "_num", None),
         "preview": [w, h],
         "gl_renderer": studio.viewport.device_name,
         "torch_threads": torch.get_num_threads(),

@@ -179,6 +179,8 @@ def load_config(cls: type[T], path: str | os.PathLike, overrides: dict[str, Any]
 
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder or a named pipe (reading a pipe would block)
+            raise ConfigError(f"{path}: not a regular file; give the path of a YAML config")
         raise FileNotFoundError(f"config file {path} does not exist")
     size = path.stat().st_size
     if size > MAX_CONFIG_BYTES:

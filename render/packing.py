@@ -1,8 +1,8 @@
-"""Pure functions that turn `Gaussians` fields into the float32 texel arrays the splat shader reads."""
+"""Pure functions that pack `Gaussians` fields into the float32 texels the splat shader reads (in place, on the
+Gaussians' device)."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,36 +36,32 @@ def texture_rows(num_texels: int, width: int = TEXTURE_WIDTH) -> int:
     return max(1, -(-num_texels // width))
 
 
-def to_texels(values: np.ndarray, width: int = TEXTURE_WIDTH) -> np.ndarray:
-    """[T, 4] float32 texels -> [rows, width, 4], zero-padded, ready for `Texture.write`."""
-    rows = texture_rows(values.shape[0], width)
-    out = np.zeros((rows * width, 4), dtype=np.float32)
-    out[: values.shape[0]] = values
-    return out.reshape(rows, width, 4)
-
-
-def _np(t: Tensor) -> np.ndarray:
-    return t.detach().to(device="cpu", dtype=torch.float32).numpy()
-
-
-def mean_texels(
+# In-place packers: write the texels into a slice of a reused float32 staging buffer on the Gaussians' device.
+def pack_mean(
     means: Tensor,  # [G, 3]
     opacity_logits: Tensor,  # [G]
-) -> np.ndarray:  # [G, 4] (x, y, z, opacity)
-    return _np(torch.cat([means.detach(), torch.sigmoid(opacity_logits.detach())[:, None]], dim=-1))
+    out: Tensor,  # [G, 4] float32: (x, y, z, opacity)
+) -> None:
+    out[:, :3].copy_(means.detach())
+    out[:, 3].copy_(opacity_logits.detach()).sigmoid_()
 
 
-def covariance_texels(
+def pack_covariance(
     quats: Tensor,  # [G, 4]
     log_scales: Tensor,  # [G, 3]
     parts: Tensor | None,  # [G] int part ids, or None
-) -> np.ndarray:  # [2 G, 4] (xx, xy, xz, yy), (yz, zz, part, 0) per Gaussian
-    cov = covariance_3d(quats.detach().float(), log_scales.detach().float())
-    part = torch.zeros_like(cov[:, :1]) if parts is None else parts.detach().to(cov)[:, None]
-    return _np(torch.cat([cov, part, torch.zeros_like(part)], dim=-1)).reshape(-1, 4)
+    out: Tensor,  # [2 G, 4] float32: (xx, xy, xz, yy), (yz, zz, part, 0) per Gaussian
+) -> None:
+    view = out.view(-1, 8)  # [G, 8]
+    view[:, :6].copy_(covariance_3d(quats.detach().float(), log_scales.detach().float()))
+    if parts is None:
+        view[:, 6].zero_()
+    else:
+        view[:, 6].copy_(parts.detach())
 
 
-def sh_texels(
+def pack_sh(
     sh: Tensor,  # [G, K, 3]
-) -> np.ndarray:  # [G K, 4] (r, g, b, 0) per coefficient
-    return _np(torch.nn.functional.pad(sh.detach(), (0, 1))).reshape(-1, 4)
+    out: Tensor,  # [G K, 4] float32: (r, g, b, 0) per coefficient
+) -> None:
+    out.view(sh.shape[0], sh.shape[1], 4)[..., :3].copy_(sh.detach())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,6 +17,7 @@ from render.gl_camera import CameraParams, camera_params, mat4_uniform
 from render.gl_context import create_context, has_compute
 from render.gl_sort import ComputeSorter, shader_source
 from render.sort import CachedOrder, back_to_front_torch
+from render.upload import TextureUploader, Transfer
 
 log = logging.getLogger(__name__)
 
@@ -34,49 +36,16 @@ PART_COLORS: tuple[tuple[float, float, float], ...] = (
 )
 assert len(PART_COLORS) >= len(PART_NAMES)
 
-# Which texture each Gaussians field feeds.
-_TEXTURE_OF = {
-    "means": "mean",
-    "opacity_logits": "mean",
-    "quats": "cov",
-    "log_scales": "cov",
-    "parts": "cov",
-    "sh": "sh",
-}
-
 
 @dataclass
 class FrameStats:
     """What the last `set_gaussians` / `draw` did, for benchmarks and tests."""
 
     uploaded: tuple[str, ...] = ()  # textures written by the last set_gaussians
+    transfer: str = ""  # how they reached GL: "host", "pinned" or "interop"
     sorted: bool = False  # whether the last draw recomputed the depth order
     sort_path: str = ""  # "cpu", "torch" or "gpu"
-    extra: dict[str, float] = field(default_factory=dict)
-
-
-class _FieldCache:
-    """Per-field change detection: same tensor object and version, or equal values, means unchanged."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, tuple[int, int, torch.Tensor | None]] = {}
-
-    def changed(self, name: str, t: torch.Tensor | None) -> bool:
-        prev = self._seen.get(name)
-        if t is None:
-            self._seen[name] = (0, 0, None)
-            return prev is None or prev[2] is not None
-        if prev is not None and prev[2] is not None:
-            if prev[0] == id(t) and prev[1] == t._version and prev[2].shape == t.shape:
-                return False
-            if prev[2].shape == t.shape and prev[2].device == t.device and torch.equal(prev[2], t.detach()):
-                self._seen[name] = (id(t), t._version, prev[2])
-                return False
-        self._seen[name] = (id(t), t._version, t.detach().clone())
-        return True
-
-    def clear(self) -> None:
-        self._seen.clear()
+    extra: dict[str, float] = field(default_factory=dict)  # phase times (ms) when `profile` is on
 
 
 class SplatRenderer:
@@ -98,6 +67,8 @@ class SplatRenderer:
         near: float = 0.01,
         far: float = 1e10,
         target_dtype: Literal["f4", "f2", "f1"] = "f1",
+        transfer: Transfer = "auto",
+        top_row_first: bool = False,
     ) -> None:
         self.ctx = ctx if ctx is not None else create_context("egl")
         self.alpha_max = alpha_max
@@ -114,12 +85,14 @@ class SplatRenderer:
             geometry_shader=shader_source("splat.geom.glsl"),
             fragment_shader=shader_source("splat.frag.glsl"),
         )
-        self._textures: dict[str, moderngl.Texture] = {}
-        self._fields = _FieldCache()
-        self._means_np = np.zeros((0, 3), dtype=np.float32)
+        # The framebuffer's row 0 is the image's top row (read-backs need no flip) or, as GL has it, the bottom.
+        self.top_row_first = top_row_first
+        # Synchronise GL (and CUDA) around each phase and record its time in `stats.extra` (benchmarks only).
+        self.profile = False
+        self._uploader = TextureUploader(self.ctx, transfer=transfer)
+        self._textures = self._uploader.textures
         self._means_version = 0
         self._means_torch: torch.Tensor | None = None
-        self._cov_np: np.ndarray | None = None
         self.num = 0
         self.num_sh = 1
         self._cpu_order = CachedOrder()
@@ -129,6 +102,7 @@ class SplatRenderer:
         self._index_buffer: moderngl.Buffer | None = None
         self._vao: moderngl.VertexArray | None = None
         self.fbo: moderngl.Framebuffer | None = None
+        self._image_interop = None  # render.cuda_gl.ImageInterop on the colour target; False once it failed
         self.color_texture: moderngl.Texture | None = None
         self._depth_rb: moderngl.Renderbuffer | None = None
         self.resize(width, height)
@@ -158,6 +132,9 @@ class SplatRenderer:
             raise ValueError(f"SplatRenderer.resize: size must be positive, got {width}x{height}")
         if self.color_texture is not None and (width, height) == self.color_texture.size:
             return
+        if self._image_interop:
+            self._image_interop.release()
+            self._image_interop = None
         for obj in (self.fbo, self.color_texture, self._depth_rb):
             if obj is not None:
                 obj.release()
@@ -166,47 +143,35 @@ class SplatRenderer:
         self.fbo = self.ctx.framebuffer(color_attachments=[self.color_texture], depth_attachment=self._depth_rb)
 
     # Upload --------------------------------------------------------------------------------
-    def _write_texture(self, name: str, texels: np.ndarray) -> None:
-        data = packing.to_texels(texels)
-        size = (data.shape[1], data.shape[0])
-        tex = self._textures.get(name)
-        if tex is None or tex.size != size:
-            if tex is not None:
-                tex.release()
-            tex = self.ctx.texture(size, 4, dtype="f4")
-            tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
-            self._textures[name] = tex
-        tex.write(data)
-
     def set_gaussians(self, gaussians: Gaussians) -> tuple[str, ...]:
         """Upload the splats (torch tensors on any device); only textures whose inputs changed are written.
 
-        Returns the names of the textures written ("mean", "cov", "sh").
+        CUDA tensors are packed on the GPU and reach GL without a host round trip where interop works, else
+        through one copy into a reused pinned buffer. Returns the names of the textures written.
         """
         g = gaussians
         if g.means.dim() != 2:
             raise ValueError(
                 f"SplatRenderer.set_gaussians: expected an unbatched set (means [G, 3]), got means {tuple(g.means.shape)}"
             )
-        if g.num != self.num or g.sh.shape[-2] != self.num_sh:
-            self._fields.clear()
-        changed = {name for name in _TEXTURE_OF if self._fields.changed(name, getattr(g, name))}
-        dirty = {_TEXTURE_OF[name] for name in changed}
+        t0 = self._clock()
+        uploaded = self._uploader.upload(g)
         self.num, self.num_sh = g.num, g.sh.shape[-2]
-        if "mean" in dirty:
-            texels = packing.mean_texels(g.means, g.opacity_logits)
-            self._write_texture("mean", texels)
-            if "means" in changed:
-                self._means_np = np.ascontiguousarray(texels[:, :3])
-                self._means_torch = g.means.detach() if g.means.is_cuda else None
-                self._means_version += 1
-        if "cov" in dirty:
-            self._write_texture("cov", packing.covariance_texels(g.quats, g.log_scales, g.parts))
-        if "sh" in dirty:
-            self._write_texture("sh", packing.sh_texels(g.sh))
-        uploaded = tuple(sorted(dirty))
-        self.stats.uploaded = uploaded
+        if "mean" in uploaded:
+            self._means_version += 1
+            self._means_torch = g.means.detach() if g.means.is_cuda else None
+        self.stats.uploaded, self.stats.transfer = uploaded, self._uploader.transfer_used
+        if self.profile:
+            self.stats.extra["upload_ms"] = self._clock() - t0
         return uploaded
+
+    def _clock(self) -> float:
+        """Milliseconds; with `profile` on, after waiting for the GPU (GL and CUDA) to finish queued work."""
+        if self.profile:
+            self.ctx.finish()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+        return 1e3 * time.perf_counter()
 
     # Sorting -------------------------------------------------------------------------------
     def _bind_indices(self, buffer: moderngl.Buffer) -> None:
@@ -237,7 +202,9 @@ class SplatRenderer:
             if mode == "torch" and self._means_torch is not None:
                 order = back_to_front_torch(self._means_torch, params.T_cam_world).cpu().numpy().view(np.uint32)
             else:
-                order = self._cpu_order.get(self._means_np, self._means_version, params.T_cam_world)
+                means = self._uploader.means_host
+                assert means is not None
+                order = self._cpu_order.get(means.numpy(), self._means_version, params.T_cam_world)
             indices = order
             buf = self._cpu_indices
             if buf is None or buf.size != indices.nbytes:
@@ -274,7 +241,9 @@ class SplatRenderer:
             framebuffer.clear(*background, 0.0, depth=1.0)
         if self.num == 0:
             return
+        t0 = self._clock()
         self._sort(params)
+        t1 = self._clock()
         p = self.program
         for unit, name in enumerate(("mean", "cov", "sh")):
             self._textures[name].use(unit)
@@ -284,6 +253,7 @@ class SplatRenderer:
         p["u_view"].write(mat4_uniform(params.T_cam_world))
         p["u_intrinsics"] = (params.fx, params.fy, params.cx, params.cy)
         p["u_size"] = (float(params.width), float(params.height))
+        p["u_flip_y"] = self.top_row_first
         p["u_cam_pos"] = tuple(float(v) for v in params.position)
         p["u_near"] = self.near
         p["u_far"] = self.far
@@ -299,16 +269,65 @@ class SplatRenderer:
         assert self._vao is not None
         self._vao.render(moderngl.POINTS, vertices=self.num)
         self.ctx.disable(moderngl.BLEND)
+        if self.profile:
+            self.stats.extra["sort_ms"] = t1 - t0
+            self.stats.extra["draw_ms"] = self._clock() - t1
 
     def read(self) -> np.ndarray:
         """[H, W, 4] float32 of the renderer's framebuffer, top row first: rgb over background, alpha."""
+        out = np.empty((self.height, self.width, 4), dtype=np.float32)
+        self.read_into(out)
+        return out
+
+    def read_into(self, out: np.ndarray) -> None:
+        """Read the framebuffer straight into `out` ([H, W, 3] or [H, W, 4] float32, top row first).
+
+        The driver converts the 8-bit target to floats during the read; with `top_row_first` no flip is needed,
+        otherwise the rows are reversed in place.
+        """
         assert self.fbo is not None
-        if self.target_dtype == "f1":
-            raw = np.frombuffer(self.fbo.read(components=4, dtype="f1"), dtype=np.uint8)
-            pixels = raw.astype(np.float32) / 255.0
-        else:
-            pixels = np.frombuffer(self.fbo.read(components=4, dtype="f4"), dtype=np.float32)
-        return pixels.reshape(self.height, self.width, 4)[::-1].copy()
+        h, w = self.height, self.width
+        if out.dtype != np.float32 or out.shape[:2] != (h, w) or out.shape[2] not in (3, 4):
+            raise ValueError(f"read_into: expected a float32 [{h}, {w}, 3 or 4] array, got {out.dtype} {out.shape}")
+        if not out.flags.c_contiguous:
+            raise ValueError("read_into: the destination must be C-contiguous")
+        t0 = self._clock()
+        self.fbo.read_into(out, components=out.shape[2], dtype="f4")
+        if not self.top_row_first:
+            out[:] = out[::-1].copy()
+        if self.profile:
+            self.stats.extra["read_ms"] = self._clock() - t0
+
+    def read_into_pinned(self, out: torch.Tensor) -> bool:
+        """CUDA machines: the 8-bit picture goes to CUDA through interop, becomes float RGB there and reaches the
+        pinned host tensor `out` ([H, W, 3] float32) in one copy. False (nothing read) where interop is missing."""
+        from render.cuda_gl import ImageInterop, InteropUnavailable
+
+        assert self.color_texture is not None
+        if self._image_interop is False:
+            return False
+        t0 = self._clock()
+        try:
+            if self._image_interop is None or self._image_interop.texture is not self.color_texture:
+                if self._image_interop is not None:
+                    self._image_interop.release()
+                self._image_interop = ImageInterop(self.color_texture)
+                h, w = self.height, self.width
+                self._rgba8 = torch.empty(h, w, 4, dtype=torch.uint8, device="cuda")
+                self._rgb = torch.empty(h, w, 3, dtype=torch.float32, device="cuda")
+            self.ctx.finish()  # GL's draw must be done before CUDA reads its target
+            self._image_interop.read(self._rgba8)
+        except InteropUnavailable as e:
+            log.info("reading the picture through CUDA-OpenGL interop is unavailable (%s)", e)
+            self._image_interop = False
+            return False
+        rgba = self._rgba8 if self.top_row_first else self._rgba8.flip(0)
+        torch.mul(rgba[..., :3], 1.0 / 255.0, out=self._rgb)
+        out.copy_(self._rgb, non_blocking=True)
+        torch.cuda.current_stream().synchronize()
+        if self.profile:
+            self.stats.extra["read_ms"] = self._clock() - t0
+        return True
 
     def render(self, camera: Camera, *, background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> np.ndarray:
         """[H, W, 4] float32: the splats composited over `background` (rgb) and their opacity (alpha)."""
@@ -321,10 +340,11 @@ class SplatRenderer:
         return self._textures.get("mean")
 
     def release(self) -> None:
-        for obj in (*self._textures.values(), self._vao, self._cpu_indices, self.program, self.fbo,
-                    self.color_texture, self._depth_rb):  # fmt: skip
+        for obj in (self._vao, self._cpu_indices, self.program, self.fbo, self.color_texture, self._depth_rb):
             if obj is not None:
                 obj.release()
         if self._gpu_sorter is not None:
             self._gpu_sorter.release()
-        self._textures.clear()
+        if self._image_interop:
+            self._image_interop.release()
+        self._uploader.release()

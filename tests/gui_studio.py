@@ -11,7 +11,7 @@ def open_studio(tmp_path_factory, *, frames: int = 3, **studio_kwargs):
     os.environ["LCA_STUDIO_HOME"] = str(tmp_path_factory.mktemp("home"))
     from app.session import Session
     from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
+    from core.data.avatar import synthetic_avatar
 
     s = Studio(Session(synthetic_avatar(1)), **studio_kwargs)
     s.run(max_frames=frames)

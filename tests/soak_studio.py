@@ -63,7 +63,7 @@ def soak(minutes: float, *, sample_s: float = 2.0, restart_s: float = 20.0, prev
     os.environ["LCA_STUDIO_HOME"] = str(home)
     from app.session import Session
     from app.studio import Studio
-    from app.synthetic_avatar import synthetic_avatar
+    from core.data.avatar import synthetic_avatar
 
     studio = Studio(Session(synthetic_avatar(1)), preview=preview, interactive_scale=1.0)
     panel = next(p for p in studio.panels if p.title == "Drive")

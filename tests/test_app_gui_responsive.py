@@ -25,10 +25,10 @@ class SlowAvatar:
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
 
-    def drive(self, edit, lighting):
+    def drive(self, frame):
         time.sleep(DECODE_S)
         self.decodes += 1
-        return self._inner.drive(edit, lighting)
+        return self._inner.drive(frame)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def studio(tmp_path_factory):
 def test_a_slow_decode_never_blocks_the_gui_and_the_last_slider_value_wins(studio) -> None:
     from test_app_gui import trigger
 
-    from app.synthetic_avatar import synthetic_avatar
+    from core.data.avatar import synthetic_avatar
 
     studio.session.set_avatar(SlowAvatar(synthetic_avatar(1)))
     assert studio.settle(timeout=60.0)

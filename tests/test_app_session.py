@@ -9,12 +9,12 @@ import torch
 
 from app.camera_path import CameraPath
 from app.history import History
-from app.lighting import build_lighting, load_environment_presets
-from app.part_edits import apply_part_edits
 from app.presets import load_clips, load_expression_presets, load_pose_presets, pose_from_rotations
 from app.session import Session
 from app.settings import Settings
-from app.state import EditState, LightingEdit, OrbitView
+from app.state import EditState, OrbitView
+from core.raster.lighting import LightingEdit, build_lighting, load_environment_presets
+from core.raster.parts import apply_part_edits
 from core.raster.types import PART_NAMES, Gaussians
 from render.scenes import avatar_like_scene
 
@@ -141,7 +141,7 @@ def tiny_avatar_file(tmp_path_factory):
 def test_model_avatar_file_opens_and_drives_with_every_control(tiny_avatar_file) -> None:
     s = Session(__import__("app.avatar_source", fromlist=["example_figure"]).example_figure(300))
     assert s.open_avatar(tiny_avatar_file)
-    rig = s.avatar.rig
+    rig = s.avatar.controls
     assert "jawOpen" in rig.expression_names and "upperarm01.L" in rig.joint_names
     rest = s.gaussians().means.clone()
     s.apply(replace(s.edit, pose=s.edit.pose.with_rotation("upperarm01.L", (0.0, 0.0, 60.0))))

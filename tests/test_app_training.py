@@ -14,7 +14,7 @@ from child_pytest import run_in_child
 from reference_shots import screenshot_dir
 from training_gui import frames_until, open_training_studio, training_panel
 
-from app.training_runs import MetricsFollower, Run, estimate_step_s, list_runs
+from core.train.runs import MetricsFollower, Run, estimate_step_s, list_runs
 
 SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 CHILD = "LCA_TRAINING_GUI_CHILD"

@@ -13,7 +13,7 @@ from child_pytest import run_in_child
 from reference_shots import screenshot_dir
 from training_gui import frames_until, open_training_studio, training_panel
 
-from app.training_runs import ROOT, SynthData, chain_script, train_command
+from core.train.runs import ROOT, SynthData, chain_script, train_command
 
 SHOTS = screenshot_dir()  # a temporary folder unless the references are being updated
 CHILD = "LCA_TRAINING_LAUNCH_CHILD"

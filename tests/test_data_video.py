@@ -52,8 +52,8 @@ def test_data_video_fits_the_astronaut_photo_and_writes_a_shard(ingestor, astron
 
 
 def test_data_video_fitted_skeleton_lands_on_her_shoulders(ingestor, astronaut):
+    from core.body.frame import BodyArrays
     from core.data.video_fit import landmarks_of_body, project_points
-    from core.tracking.body_params import BodyArrays
     from core.tracking.body_skeleton import default_skeleton
 
     sample, _ = ingestor.ingest([astronaut], "astronaut.png")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.body.frame import body_arrays, body_arrays_from_channels
 from core.data.video_fit import (
     FIT_POINTS,
     R_CAM_WORLD,
@@ -17,7 +18,6 @@ from core.data.video_fit import (
     project_points,
     solve_translation,
 )
-from core.tracking.body_params import body_arrays, body_arrays_from_channels
 
 
 def test_body_arrays_from_channels_converts_degrees_by_name():

@@ -11,9 +11,9 @@ import torch
 from core.data.body_bridge import world_body  # noqa: E402
 from core.data.identity import build_identity  # noqa: E402
 from core.data.identity_spec import draw_identity_spec  # noqa: E402
-from core.data.lighting import Lighting, shade, uniform_lighting  # noqa: E402
 from core.data.render import matrix_to_quat, pose_identity  # noqa: E402
 from core.data.synth import SynthConfig, make_studio_sample, make_wild_sample  # noqa: E402
+from core.raster.lighting import Lighting, shade, uniform_lighting  # noqa: E402
 from core.raster.types import PART_NAMES  # noqa: E402
 
 TINY = SynthConfig(

@@ -34,7 +34,7 @@ def make_faces() -> None:
     from PIL import Image
 
     from core.data.seeds import identity_seed
-    from core.tracking.face_renders import SyntheticFaceCamera
+    from core.eval.face_renders import SyntheticFaceCamera
 
     cam = SyntheticFaceCamera(identity_seed(0, "wild-test", 0), size=192)
     Image.fromarray(cam.render()).save(FACES / "closed.png")

@@ -552,3 +552,19 @@ def test_absurd_but_finite_ply_values_warn(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         load_ply(save_ply(tmp_path / "fine.ply", _tiny_gaussians()))
     assert caplog.text == ""
+
+
+def test_configs_and_recordings_that_are_folders_or_pipes_are_refused_without_reading(tmp_path):
+    from core.tracking.recording import load_recording
+    from core.train.config import TrainConfig
+
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(TrainConfig, fifo)
+    os.mkfifo(tmp_path / "take.npz")
+    with pytest.raises(FileFormatError, match="named pipe"):
+        load_recording(tmp_path / "take.npz")
+    (tmp_path / "take.json").mkdir()
+    with pytest.raises(FileFormatError, match="is a folder"):
+        load_recording(tmp_path / "take.json")

@@ -36,7 +36,7 @@ def crops(n, cfg, seed=0):
 def test_create_and_drive_give_gaussians_for_any_image_count(model, n):
     body, face = crops(n, model.cfg)
     av = Avatar.create(model, body_crops=body, face_crops=face)
-    g = av.drive(torch.randn(7, 3) * 0.3, torch.rand(4), torch.tensor([0.1, -0.1]))
+    g = av.decode(torch.randn(7, 3) * 0.3, torch.rand(4), torch.tensor([0.1, -0.1]))
     G = model.cfg.num_gaussians
     assert g.means.shape == (G, 3) and g.quats.shape == (G, 4) and g.sh.shape == (G, 1, 3)
     assert g.parts.shape == (G,) and torch.isfinite(g.means).all()
@@ -55,12 +55,12 @@ def test_permuting_reference_images_leaves_the_avatar_unchanged(model):
 
 def test_zero_pose_and_expression_reproduce_the_canonical_avatar(model):
     av = Avatar.create(model, *(), body_crops=crops(2, model.cfg)[0], face_crops=crops(2, model.cfg)[1])
-    g, c = av.drive(), av.canonical()
+    g, c = av.decode(), av.canonical()
     torch.testing.assert_close(g.means, c.means, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(g.log_scales, c.log_scales)
     torch.testing.assert_close(g.sh, c.sh, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(g.quats, c.quats, atol=1e-5, rtol=1e-5)
-    posed = av.drive(torch.randn(7, 3) * 0.5)
+    posed = av.decode(torch.randn(7, 3) * 0.5)
     assert (posed.means - c.means).abs().max() > 1e-3
 
 
@@ -68,8 +68,8 @@ def test_pose_rotates_points_rigidly_when_bones_move_together(model):
     av = Avatar.create(model, body_crops=crops(1, model.cfg)[0], face_crops=crops(1, model.cfg)[1])
     pose = torch.zeros(7, 3)
     pose[0] = torch.tensor([0.0, 1.0, 0.0])  # root yaw: the whole body turns about the pelvis
-    a = av.drive(translation=torch.tensor([0.0, 0.0, 0.0]))
-    b = av.drive(pose)
+    a = av.decode(translation=torch.tensor([0.0, 0.0, 0.0]))
+    b = av.decode(pose)
     # Heights are unchanged by a yaw about the vertical axis (pose deltas are small and bounded).
     assert (a.means[:, 1] - b.means[:, 1]).abs().max() < 0.07
     assert (a.means[:, 0] - b.means[:, 0]).abs().max() > 0.05
@@ -96,18 +96,18 @@ def test_single_branch_decoder_runs_and_differs(rig):
     m = LCAModel(cfg, rig).eval()
     assert not hasattr(m, "canonical_head")
     av = Avatar.create(m, body_crops=crops(2, cfg)[0], face_crops=crops(2, cfg)[1])
-    torch.testing.assert_close(av.drive().means, av.canonical().means, atol=1e-5, rtol=1e-5)
-    assert av.drive(torch.randn(7, 3) * 0.3).means.shape == (cfg.num_gaussians, 3)
+    torch.testing.assert_close(av.decode().means, av.canonical().means, atol=1e-5, rtol=1e-5)
+    assert av.decode(torch.randn(7, 3) * 0.3).means.shape == (cfg.num_gaussians, 3)
 
 
 def test_save_load_round_trip_keeps_drive_output(model, tmp_path):
     av = Avatar.create(model, body_crops=crops(3, model.cfg)[0], face_crops=crops(3, model.cfg)[1])
     av.hide("hair")
     pose, expr = torch.randn(7, 3) * 0.3, torch.rand(4)
-    before = av.drive(pose, expr)
+    before = av.decode(pose, expr)
     av.save(tmp_path / "a.avatar")
     back = Avatar.load(tmp_path / "a.avatar")
-    after = back.drive(pose, expr)
+    after = back.decode(pose, expr)
     for f in ("means", "quats", "log_scales", "opacity_logits", "sh", "parts"):
         torch.testing.assert_close(getattr(after, f), getattr(before, f))
     with pytest.raises(RuntimeError, match="no encoder"):
@@ -130,11 +130,11 @@ def test_bad_inputs_raise_clear_errors(model):
         Avatar.create(model)
     av = Avatar.create(model, body_crops=body, face_crops=face)
     with pytest.raises(ValueError, match="pose"):
-        av.drive(torch.zeros(5, 3))
+        av.decode(torch.zeros(5, 3))
     with pytest.raises(ValueError, match="NaN"):
-        av.drive(torch.full((7, 3), float("nan")))
+        av.decode(torch.full((7, 3), float("nan")))
     with pytest.raises(ValueError, match="expression"):
-        av.drive(expression=torch.zeros(9))
+        av.decode(expression=torch.zeros(9))
 
 
 def _force_part(av, part_id, region):
@@ -156,7 +156,7 @@ def test_hide_recolour_swap_and_loosen_parts(model):
     G = model.cfg.num_gaussians
     n_hair = int((a.parts == 2).sum())
     a.hide("hair")
-    assert a.drive().num == G - n_hair
+    assert a.decode().num == G - n_hair
     a.hide("hair", False)
     a.recolour("hair", (1.0, 0.0, 0.0))
     alb = a.state.canonical.albedo[a.parts == 2]
@@ -167,9 +167,9 @@ def test_hide_recolour_swap_and_loosen_parts(model):
     assert lost > 0  # a's front hair has no counterpart in b and disappears
     pose = torch.randn(7, 3) * 0.5
     b.loosen("upper_garment", 0.0)
-    tight = b.drive(pose).means
+    tight = b.decode(pose).means
     b.loosen("upper_garment", 2.0)
-    loose = b.drive(pose).means
+    loose = b.decode(pose).means
     moved = (tight - loose).norm(dim=-1).reshape(-1, 4)
     garment = (b.parts == 3).reshape(-1, 4)
     assert moved[~garment].max() < 1e-6 and moved[garment].max() > 0
@@ -179,11 +179,11 @@ def test_hide_recolour_swap_and_loosen_parts(model):
 
 def test_neutral_lighting_gives_albedo_and_a_key_light_brightens(model):
     av = Avatar.create(model, body_crops=crops(1, model.cfg)[0], face_crops=crops(1, model.cfg)[1])
-    base = av.drive().sh
+    base = av.decode().sh
     torch.testing.assert_close(base, av.canonical().sh, atol=1e-5, rtol=1e-5)
-    lit = av.drive(lighting=Lighting(Lighting.neutral().env * 0.5, torch.tensor([0.0, 0.0, 1.0]), torch.ones(3))).sh
+    lit = av.decode(lighting=Lighting(Lighting.neutral().env * 0.5, torch.tensor([0.0, 0.0, 1.0]), torch.ones(3))).sh
     front = av.canonical().means[:, 2] > 0.1
-    dark = av.drive(lighting=Lighting(Lighting.neutral().env * 0.5)).sh
+    dark = av.decode(lighting=Lighting(Lighting.neutral().env * 0.5)).sh
     assert (lit[front] >= dark[front] - 1e-6).all() and (lit[front] > dark[front] + 1e-3).any()
 
 

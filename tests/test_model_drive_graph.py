@@ -36,10 +36,10 @@ def inputs(seed):
 
 def drive_both(avatar, monkeypatch, *args, **kwargs):
     monkeypatch.setenv("LCA_CUDA_GRAPHS", "0")
-    eager = avatar.drive(*args, **kwargs)
+    eager = avatar.decode(*args, **kwargs)
     monkeypatch.setenv("LCA_CUDA_GRAPHS", "1")
     assert graphs_enabled(avatar.state.anchors.device)
-    return eager, avatar.drive(*args, **kwargs)
+    return eager, avatar.decode(*args, **kwargs)
 
 
 @pytest.mark.parametrize("detail", [None, 2])
@@ -55,9 +55,9 @@ def test_graphed_drive_matches_eager_for_new_inputs(avatar, monkeypatch, detail)
 
 def test_graphed_drive_outputs_are_not_overwritten_by_the_next_frame(avatar, monkeypatch):
     monkeypatch.setenv("LCA_CUDA_GRAPHS", "1")
-    first = avatar.drive(*inputs(0))
+    first = avatar.decode(*inputs(0))
     kept = first.means.clone()
-    avatar.drive(*inputs(1))
+    avatar.decode(*inputs(1))
     assert torch.equal(first.means, kept)
 
 

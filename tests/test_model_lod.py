@@ -39,16 +39,16 @@ def frame(seed=1):
 def test_detail_gives_k_gaussians_per_anchor_and_leaves_hidden_parts_out(avatar):
     A, K = avatar.state.canonical.offsets.shape[:2]
     pose, expr, gaze = frame()
-    assert avatar.drive(pose, expr, gaze, detail=2).num == A * 2
-    assert avatar.drive(pose, expr, gaze, detail=1).num == A
+    assert avatar.decode(pose, expr, gaze, detail=2).num == A * 2
+    assert avatar.decode(pose, expr, gaze, detail=1).num == A
     avatar.hide("skin")
     try:
-        kept = avatar.drive(pose, expr, gaze, detail=2)
+        kept = avatar.decode(pose, expr, gaze, detail=2)
         assert 0 < kept.num < A * 2 and not (kept.parts == 0).any()
     finally:
         avatar.hide("skin", False)
     with pytest.raises(ValueError, match="1 <= k"):
-        avatar.drive(pose, expr, gaze, detail=K + 1)
+        avatar.decode(pose, expr, gaze, detail=K + 1)
 
 
 def test_full_detail_is_bit_identical_to_the_plain_drive(avatar):
@@ -56,7 +56,7 @@ def test_full_detail_is_bit_identical_to_the_plain_drive(avatar):
     light = Lighting.neutral()
     plain = drive_gaussians(avatar.model, avatar.state, pose, expr, gaze, light, strength=avatar._strength).gaussians
     K = avatar.gaussians_per_anchor
-    for g in (avatar.drive(pose, expr, gaze), avatar.drive(pose, expr, gaze, detail=K)):
+    for g in (avatar.decode(pose, expr, gaze), avatar.decode(pose, expr, gaze, detail=K)):
         for name in ("means", "quats", "log_scales", "opacity_logits", "sh", "parts"):
             assert torch.equal(getattr(g, name), getattr(plain, name)), name
 
@@ -64,9 +64,9 @@ def test_full_detail_is_bit_identical_to_the_plain_drive(avatar):
 def test_detail_gaussians_are_the_full_ones_of_their_slots_widened_in_the_tangent_plane(avatar):
     pose, expr, gaze = frame()
     A, K = avatar.state.canonical.offsets.shape[:2]
-    full = avatar.drive(pose, expr, gaze)
+    full = avatar.decode(pose, expr, gaze)
     level = detail_level(avatar.model, avatar.state, 2)
-    lod = avatar.drive(pose, expr, gaze, detail=2)
+    lod = avatar.decode(pose, expr, gaze, detail=2)
     sub = torch.arange(A * K).view(A, K)[:, level.slots].reshape(-1)
     # the sliced head rows and the affine deformer reproduce the full decode of those slots
     torch.testing.assert_close(lod.means, full.means[sub], atol=1e-5, rtol=1e-5)
@@ -111,7 +111,7 @@ def test_quarter_detail_image_stays_close_to_the_full_image():
     from app.model_avatar import untrained_model_avatar
 
     avatar = untrained_model_avatar("tiny").avatar  # the body asset's shape: a person-sized figure
-    full = avatar.drive()
+    full = avatar.decode()
     lo, hi = full.means.min(0).values, full.means.max(0).values
     c = ((lo + hi) / 2).tolist()
     cam = Camera.look_at((c[0], c[1], c[2] + 2.6), tuple(c), width=48, height=64)
@@ -119,7 +119,7 @@ def test_quarter_detail_image_stays_close_to_the_full_image():
     ref = rasterize(full, cam, background=bg).color[0]
 
     def psnr(detail: int) -> float:
-        img = rasterize(avatar.drive(detail=detail), cam, background=bg).color[0]
+        img = rasterize(avatar.decode(detail=detail), cam, background=bg).color[0]
         return float(10 * torch.log10(1 / ((img - ref) ** 2).mean()))
 
     empty = float(10 * torch.log10(1 / ((torch.tensor(bg) - ref) ** 2).mean()))

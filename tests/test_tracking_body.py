@@ -8,15 +8,15 @@ import pytest
 from app.driving import apply_channels
 from app.presets import load_pose_presets
 from app.state import EditState
-from core.tracking.body import BODY_BONES, HAND_BONES, BodyRetargeter
-from core.tracking.body_skeleton import default_skeleton, rotvec_to_matrix
-from core.tracking.evaluate_body import (
+from core.eval.tracking_body import (
     MAIN_JOINTS,
     joint_errors_mm,
     landmarks_from_pose,
     posed_joints,
     rotations_from_channels,
 )
+from core.tracking.body import BODY_BONES, HAND_BONES, BodyRetargeter
+from core.tracking.body_skeleton import default_skeleton, rotvec_to_matrix
 from core.tracking.types import Landmarks, channel_group
 
 

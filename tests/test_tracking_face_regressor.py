@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.eval.face_regressor_fit import fit, random_expression
 from core.tracking.face import READINGS, FaceRetargeter
-from core.tracking.face_regressor import FaceRegressor, fit, load_face_regressor, random_expression
+from core.tracking.face_regressor import FaceRegressor, load_face_regressor
 
 
 def test_ridge_fit_recovers_a_linear_map_and_keeps_the_bias_free():
@@ -34,7 +35,7 @@ def test_regressor_file_round_trip_and_clear_errors(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="refit it with"):
         load_face_regressor(tmp_path / "bad.npz")
-    with pytest.raises(FileNotFoundError, match="python -m core.tracking.face_regressor"):
+    with pytest.raises(FileNotFoundError, match="python -m core.eval.face_regressor_fit"):
         load_face_regressor(tmp_path / "missing.npz")
     FaceRegressor(names, channels, np.zeros((3, 2)), {}).save(tmp_path / "wrong.npz")
     with pytest.raises(ValueError, match="do not match"):

@@ -10,8 +10,8 @@ pytest.importorskip("mediapipe")
 pytest.importorskip("anny")
 
 from core.data.seeds import identity_seed  # noqa: E402
+from core.eval.face_renders import SyntheticFaceCamera  # noqa: E402
 from core.tracking.face import FaceRetargeter  # noqa: E402
-from core.tracking.face_renders import SyntheticFaceCamera  # noqa: E402
 from core.tracking.landmarks import Tracker  # noqa: E402
 
 
@@ -46,7 +46,7 @@ def test_rendered_head_turn_reads_as_head_yaw_with_its_sign(yaw):
 def test_evaluate_face_on_a_tiny_held_out_set_reports_finite_errors():
     import math
 
-    from core.tracking.evaluate import evaluate_face
+    from core.eval.tracking_face import evaluate_face
 
     res = evaluate_face(identities=1, frames=3, size=192)
     assert res["split"] == "wild-test" and res["test_frames"] == 2

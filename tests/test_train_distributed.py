@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.training_runs import train_command
 from core.data.loader import GlobalBatches, LoaderConfig, ShardDataset
 from core.data.shards import SampleRef
 from core.io import load_tensors
 from core.train.checkpoint import read_checkpoint_meta
 from core.train.metrics import read_metrics
+from core.train.runs import train_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "train" / "smoke-tiny.yaml"

@@ -117,11 +117,16 @@ def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path,
             m = b["all"][region]
             assert 0 < m["psnr"] < 60 and -1 <= m["ssim"] <= 1 and 0 <= m["l1"] <= 1
         assert len(b["per_identity"]) == 1 and b["per_identity"][0]["person"].keys() == b["all"]["person"].keys()
-    r = res["benchmarks"]["real"]  # a 5-frame clip: 3 references, 2 novel poses; a photo: scored on itself
-    assert r["clips"] == 2 and r["novel_pose"]["count"] == 2 and r["reconstruction"]["count"] == 1
-    assert 0 < r["all"]["person"]["psnr"] < r["all"]["frame"]["psnr"] < 80  # the frame's own background lifts it
+    # the 5-frame clip: 2 references in its first half second, 2 targets >= 1 s later; the photo: on itself
+    clip, photo = res["real"]["sources"]
+    assert clip["protocol"] == "cross-frame" and clip["references"] == 2 and clip["targets"] == 2
+    assert clip["min_gap_s"] >= 1.0 and photo["protocol"].startswith("reconstruction")
+    for row in (clip, photo):  # every score comes with its controls
+        assert 0 < row["avatar"]["psnr"] < 60 and 0 <= row["avatar"]["iou"] <= 1
+        assert row["flat"]["iou"] == 1.0 and row["wrong_identity"]["psnr"] > 0
+    assert set(res["real"]["summary"]) == {"held_out", "reconstruction"}
     assert json.loads((tmp_path / "eval.json").read_text())["benchmarks"].keys() == res["benchmarks"].keys()
-    assert (tmp_path / "sheet.png").stat().st_size > 1000
+    assert (tmp_path / "sheet.png").stat().st_size > 1000 and (tmp_path / "sheet_real.png").stat().st_size > 1000
     with pytest.raises(FileNotFoundError, match="prepare video"):
         evaluate(model, tmp_path / "bench", count=1, resolution=32, real=tmp_path / "bench", progress=False)
 
@@ -135,9 +140,10 @@ def _real_footage(folder: Path) -> Path:
 
     clip = frontal_clip(0, frames=5, size=48, detail=0.05)
     arrays = {k.replace("gt_", "est_"): v for k, v in clip.arrays.items()}
-    clip = replace(clip, key="video-clip", meta={**clip.meta, "kind": "video"}, arrays=arrays)
+    meta = {**clip.meta, "kind": "video", "times_s": [0.0, 0.3, 0.6, 1.5, 2.0]}
+    clip = replace(clip, key="video-clip", meta=meta, arrays=arrays)
     photo = replace(
-        clip, key="video-photo", rgb=clip.rgb[:1], mask=clip.mask[:1],
+        clip, key="video-photo", rgb=clip.rgb[:1], mask=clip.mask[:1], meta={**meta, "times_s": [0.0]},
         arrays={k: v if k == "est_shape" else v[:1] for k, v in arrays.items()},
     )  # fmt: skip
     write_shard(folder / "video" / "video-000000.tar", [clip, photo])

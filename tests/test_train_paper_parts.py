@@ -112,3 +112,82 @@ def test_ingested_footage_joins_pre_training_and_is_lit_by_the_code_read_off_the
     assert out.pred[0].mean() > 0.02  # lit (neutral light + code), not black
     out.loss.backward()
     assert model.light_estimator.out.weight.grad.abs().sum() > 0  # the per-frame lighting code is trained
+
+
+def _loose_model(rig, kind="skinning"):
+    cfg = load_model_config("tiny", {"deformer": {"enabled": True, "kind": kind, "coarse_nodes": 8, "fine_nodes": 16}})
+    return LCAModel(cfg, rig)
+
+
+def test_skinning_weight_correction_starts_as_plain_skinning_then_re_skins_and_trains(tmp_path):
+    from core.model.appearance import Lighting
+    from core.model.drive import drive_gaussians
+    from core.model.rig import rig_from_body_asset
+    from core.train.checkpoint import load_checkpoint, save_checkpoint
+
+    rig = rig_from_body_asset()
+    torch.manual_seed(0)
+    model = _loose_model(rig)
+    assert model.deformer is None and model.skin_correction is not None  # the paper's kind, not the node deformer
+    body, face = torch.rand(1, 2, 3, 64, 48), torch.rand(1, 2, 3, 32, 32)
+    state = model(body, face).select(0)
+    J, E = model.num_joints, model.num_expressions
+    pose = torch.zeros(J, 3)
+    pose[1:, 0] = 0.3  # every bone but the root bent
+    args = (pose, torch.zeros(E), torch.zeros(2), Lighting.neutral())
+    plain = drive_gaussians(model, replace_state(state, skin_nodes=None), *args).gaussians
+    zero = drive_gaussians(model, state, *args)
+    torch.testing.assert_close(zero.gaussians.means, plain.means)  # zero correction: exactly template skinning
+    assert {"sparsity", "arap"} <= zero.regularisers.keys()
+    with torch.no_grad():
+        model.skin_correction.mlp[-1].bias.normal_(0, 2.0)  # some weight moves to other bones
+    moved = drive_gaussians(model, model(body, face).select(0), *args).gaussians
+    assert (moved.means - plain.means).norm(dim=-1).max() > 1e-3
+    torch.testing.assert_close(moved.quats.norm(dim=-1), torch.ones(moved.quats.shape[0]))
+    model.zero_grad()
+    drive_gaussians(model, model(body, face).select(0), *args).gaussians.means.sum().backward()
+    assert model.skin_correction.mlp[-1].weight.grad.abs().sum() > 0
+    # a post-training extension: initialised from a checkpoint of the model without it
+    torch.manual_seed(0)
+    base = LCAModel(load_model_config("tiny"), rig)
+    path = save_checkpoint(tmp_path / "base.safetensors", model=base, step=3, config={})
+    ext = _loose_model(rig)
+    load_checkpoint(path, model=ext, allow_missing=ext.new_layer_prefixes)
+    torch.testing.assert_close(ext.pose_head.out.weight, base.pose_head.out.weight)
+    assert ext.skin_correction.mlp[-1].weight.abs().sum() == 0
+
+
+def replace_state(state, **kw):
+    from dataclasses import replace
+
+    return replace(state, **kw)
+
+
+def test_the_node_deformer_stays_an_option():
+    from core.model.rig import rig_from_body_asset
+
+    model = _loose_model(rig_from_body_asset(), kind="nodes")
+    assert model.deformer is not None and model.skin_correction is None
+
+
+def test_the_loose_garment_set_holds_only_skirts_and_dresses(tmp_path):
+    from core.data.benchmarks import LOOSE_BENCHMARK, loose_identity, wears_loose_garment
+    from core.data.identity_spec import draw_identity_spec
+    from core.data.seeds import identity_seed
+    from core.train.evaluate import evaluate
+
+    idx = [loose_identity(0, i) for i in range(6)]
+    assert idx == sorted(set(idx))
+    specs = [draw_identity_spec(identity_seed(0, LOOSE_BENCHMARK, j)) for j in range(idx[-1] + 1)]
+    assert [j for j, s in enumerate(specs) if wears_loose_garment(s)] == idx  # every loose one, in order
+    assert any(s.top.kind == "dress" for s in specs) or any(s.bottom and s.bottom.kind == "skirt" for s in specs)
+    from core.model.rig import rig_from_body_asset
+
+    torch.manual_seed(0)
+    model = _loose_model(rig_from_body_asset())
+    res = evaluate(
+        model, tmp_path / "bench", count=1, resolution=32, detail=0.08, crop_size=64, face_size=32,
+        progress=False, benchmarks=(LOOSE_BENCHMARK,),
+    )  # fmt: skip
+    b = res["benchmarks"][LOOSE_BENCHMARK]
+    assert b["identities"] == 1 and 0 < b["all"]["person"]["psnr"] < 80

@@ -30,7 +30,7 @@ def test_viewer_screenshots_and_created_avatars_go_to_the_data_folder(tmp_path, 
 
 
 def test_studio_synthetic_data_is_not_generated_into_the_repository(tmp_path, monkeypatch):
-    from app.training_runs import ROOT, SynthData
+    from core.train.runs import ROOT, SynthData
 
     monkeypatch.setenv("LCA_DATA_DIR", str(tmp_path))
     folder = SynthData(identities=2, frames=4).folder()

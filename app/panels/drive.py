@@ -16,10 +16,10 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 
 from app.drive_control import DriveController, DriveUpdate, parse_input_spec
-from app.drive_preview import preview_image
 from app.driving import apply_channels
 from app.panels.base import Panel
 from app.session import Session
+from core.tracking.preview import preview_image
 from core.tracking.types import GROUPS
 
 log = logging.getLogger(__name__)

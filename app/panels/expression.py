@@ -50,7 +50,7 @@ class ExpressionPanel(Panel):
         self._rng = random.Random(0)
 
     def build(self, parent: int | str) -> None:
-        names = self.session.avatar.rig.expression_names
+        names = self.session.avatar.controls.expression_names
         self.sliders = {}
         with dpg.group(parent=parent) as self.root:
             if not names:
@@ -110,7 +110,7 @@ class ExpressionPanel(Panel):
     def apply_preset(self, name: str) -> None:
         if name not in self.presets:
             raise ValueError(f"unknown expression preset {name!r}; choose one of {', '.join(self.presets)}")
-        known = set(self.session.avatar.rig.expression_names)
+        known = set(self.session.avatar.controls.expression_names)
         values = {k: v for k, v in self.presets[name].items() if k in known}
         cleared = replace(self.session.edit, expression=()).with_expression(values)
         self.session.apply(cleared, external=True)
@@ -121,7 +121,7 @@ class ExpressionPanel(Panel):
         self.session.apply(replace(self.session.edit, expression=(), gaze_deg=(0.0, 0.0)), external=True)
 
     def randomise(self) -> None:
-        names = self.session.avatar.rig.expression_names
+        names = self.session.avatar.controls.expression_names
         chosen = self._rng.sample(names, k=min(6, len(names)))
         values = {n: round(self._rng.uniform(0.2, 0.9), 2) for n in chosen}
         self.session.apply(replace(self.session.edit, expression=()).with_expression(values), external=True)

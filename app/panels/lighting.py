@@ -9,7 +9,7 @@ import dearpygui.dearpygui as dpg
 
 from app.panels.base import Panel, set_if_changed
 from app.session import Session
-from app.state import VIEW_MODES
+from core.body.frame import VIEW_MODES
 
 DIAL = 110  # pixels of the key-light direction widget
 

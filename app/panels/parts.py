@@ -8,8 +8,8 @@ import dearpygui.dearpygui as dpg
 
 from app.gallery import gallery
 from app.panels.base import Panel, set_if_changed
-from app.part_edits import part_counts
 from app.session import Session
+from core.raster.parts import part_counts
 from core.raster.types import PART_NAMES
 
 LOOSE_PARTS = ("upper_garment", "lower_garment", "hair")

@@ -26,9 +26,9 @@ class PosePanel(Panel):
         self._tree_items: dict[str, int | str] = {}
 
     def build(self, parent: int | str) -> None:
-        rig = self.session.avatar.rig
+        rig = self.session.avatar.controls
         self._tree_items = {}
-        self.clips = {**load_clips(), **body_model_clips(rig.joint_names)}
+        self.clips = {**load_clips(), **(body_model_clips(rig.joint_names) if rig.joint_names else {})}
         with dpg.group(parent=parent) as self.root:
             if not rig.joint_names:
                 dpg.add_text("This avatar has no skeleton to pose.", color=(200, 160, 80))
@@ -123,7 +123,7 @@ class PosePanel(Panel):
             raise ValueError(f"unknown pose preset {name!r}; choose one of {', '.join(self.presets)}")
         self.playing = False
         s = self.session
-        pose = pose_from_rotations(self.presets[name], s.avatar.rig.joint_names)
+        pose = pose_from_rotations(self.presets[name], s.avatar.controls.joint_names)
         s.apply(replace(s.edit, pose=replace(pose, root_translation=s.edit.pose.root_translation)), external=True)
         s.say(f"pose preset: {name}")
 
@@ -153,7 +153,7 @@ class PosePanel(Panel):
     def _show_clip_frame(self, key: str | None) -> None:
         s = self.session
         rot = self.clips[self.clip].sample(self.clip_time)
-        pose = pose_from_rotations(rot, s.avatar.rig.joint_names)
+        pose = pose_from_rotations(rot, s.avatar.controls.joint_names)
         # Playback frames are not undo steps; the first frame of a clip is.
         new = replace(s.edit, pose=replace(pose, root_translation=s.edit.pose.root_translation))
         if key is None and not self.playing:

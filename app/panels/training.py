@@ -16,7 +16,7 @@ import numpy as np
 from app.panels.base import Panel
 from app.panels.training_eval import EvalSection
 from app.session import Session
-from app.training_runs import Run, SynthData, estimate_step_s, launch, list_runs, train_configs
+from core.train.runs import Run, SynthData, estimate_step_s, launch, list_runs, train_configs
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class TrainingPanel(Panel):
     def load_checkpoint(self, step: float = -1) -> Path:
         """Decode the first bundled example with the selected run's checkpoint nearest `step` (-1: newest)."""
         from app.model_avatar import ModelAvatar, example_files
-        from core.model.examples import load_example
+        from core.model.examples import decode_example
         from core.train.export import model_from_checkpoint
 
         path = self._checkpoint(step)
@@ -296,9 +296,9 @@ class TrainingPanel(Panel):
         if not examples:
             raise FileNotFoundError("no example inputs in assets/examples to decode an avatar from")
         model, meta = model_from_checkpoint(path, "cpu")
-        ex = load_example(examples[0])
+        decoded, ex = decode_example(model, examples[0])
         avatar = ModelAvatar(
-            ex.create(model),
+            decoded,
             name=f"{self.selected.name}@{meta['step']}",
             description=f"{ex.name} decoded by run {self.selected.name} at step {meta['step']} ({path.name})",
         )

@@ -11,7 +11,7 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 
 from app.session import Session
-from app.training_runs import Run
+from core.train.runs import Run
 
 log = logging.getLogger(__name__)
 

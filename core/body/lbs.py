@@ -53,6 +53,21 @@ def rotation_about_axes(yaw: Tensor, pitch: Tensor) -> Tensor:
     return R[0] @ R[1]
 
 
+def apply_gaze(
+    rotations: Tensor,  # [..., J, 3, 3] local bone rotations
+    gaze: Tensor,  # [..., 2] (yaw, pitch) radians
+    eye_joints: Tensor | Sequence[int],  # [n] the bones gaze turns (left and right eye)
+) -> Tensor:
+    """The one gaze rule: [..., J, 3, 3] with `rotation_about_axes(yaw, pitch)` composed onto each eye bone's own
+    rotation (R_gaze @ R_bone). A copy; rotations are returned as they are when there are no eye bones."""
+    if len(eye_joints) == 0:
+        return rotations
+    R_eye = rotation_about_axes(gaze[..., 0], gaze[..., 1])[..., None, :, :]  # [..., 1, 3, 3]
+    out = rotations.clone()
+    out[..., eye_joints, :, :] = R_eye @ rotations[..., eye_joints, :, :]
+    return out
+
+
 def special_procrustes(M: Tensor) -> Tensor:
     """The rotation nearest to M in Frobenius norm. M: [..., 3, 3] -> [..., 3, 3]."""
     U, _, Vh = torch.linalg.svd(M)

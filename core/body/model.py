@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from core.body.lbs import axis_angle_to_matrix, rotation_about_axes
+from core.body.lbs import apply_gaze, axis_angle_to_matrix
 from core.body.parts import BODY_PART_NAMES
 from core.body.records import BodyOutput, BodyParams, check_shape
 
@@ -173,12 +173,7 @@ class BodyModel(nn.Module):
         if rot.shape == (B, J, 3):
             rot = axis_angle_to_matrix(rot)
         check_shape("BodyParams.rotations", rot, (B, J, 3, 3))
-        if self.eye_bones:
-            gaze = rotation_about_axes(params.gaze[:, 0], params.gaze[:, 1])  # [B, 3, 3]
-            rot = rot.clone()
-            for i in self.eye_bones:
-                rot[:, i] = gaze @ rot[:, i]
-        return rot
+        return apply_gaze(rot, params.gaze, list(self.eye_bones))
 
     def forward(self, params: BodyParams) -> BodyOutput:
         B = params.batch

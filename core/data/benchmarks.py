@@ -27,6 +27,26 @@ from core.data.synth import SynthConfig, make_studio_sample, make_wild_sample
 
 ROLE_REF, ROLE_NOVEL_VIEW, ROLE_NOVEL_POSE = 0, 1, 2
 BENCHMARKS: tuple[str, ...] = ("wild-test", "studio-test")
+# Loose garments (skirts and dresses; the world has no long coats: its jackets sit close to the body): studio
+# references of identities of their own split that wear one, for the loose-garment deformer's evaluation.
+LOOSE_BENCHMARK = "loose-test"
+ALL_BENCHMARKS: tuple[str, ...] = (*BENCHMARKS, LOOSE_BENCHMARK)
+
+
+def wears_loose_garment(spec) -> bool:
+    """A skirt or a dress (an IdentitySpec)."""
+    return spec.top.kind == "dress" or (spec.bottom is not None and spec.bottom.kind == "skirt")
+
+
+def loose_identity(world_seed: int, index: int) -> int:
+    """The identity index (in split `loose-test`) of the `index`-th identity of that split who wears a loose
+    garment: the split's identities are drawn in order and the others skipped."""
+    found, j = -1, -1
+    while found < index:
+        j += 1
+        if wears_loose_garment(draw_identity_spec(identity_seed(world_seed, LOOSE_BENCHMARK, j))):
+            found += 1
+    return j
 
 
 def _references(name: str, world_seed: int, index: int, cfg: SynthConfig, num_refs: int) -> Sample:
@@ -56,8 +76,10 @@ def make_benchmark_sample(
 ) -> Sample:
     """References plus `num_views` novel views of the reference pose and `num_views` views of each of `num_poses`
     novel poses, rendered clean (studio light, grey backdrop) with exact parameters."""
-    if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r}; use one of {BENCHMARKS}")
+    if name not in ALL_BENCHMARKS:
+        raise ValueError(f"unknown benchmark {name!r}; use one of {ALL_BENCHMARKS}")
+    if name == LOOSE_BENCHMARK:
+        index = loose_identity(world_seed, index)
     ref = _references(name, world_seed, index, cfg, num_refs)
     body = world_body()
     spec = draw_identity_spec(identity_seed(world_seed, name, index))

@@ -26,6 +26,7 @@ SEEN = 0.5  # landmark visibility above which a landmark counts as seen
 POSE_SIDE = 512  # images (and crops) are shrunk to this longer side before the pose landmarker
 SEG_SIDE = 384  # crops are shrunk to this longer side before the selfie segmenter
 GOOD_SCORE = 0.55  # a whole-image pose result at least this confident and this large ends the search
+MIN_AGREEMENT = 0.5  # share of the seen landmarks the segmenter must call person (else a phantom pose)
 SMALL_PERSON = 0.35  # ... "large": the person's box is at least this share of the image's longer side
 
 
@@ -119,6 +120,43 @@ def _face_box_from_pose(pose: np.ndarray, size: tuple[int, int]) -> np.ndarray |
     half = max(span * 0.75, shoulder * 0.35, 4.0)
     box = np.array([c[0] - half, c[1] - 1.25 * half, c[0] + half, c[1] + 0.95 * half])
     return np.clip(box, 0, [W, H, W, H]).astype(np.float32)
+
+
+LIMBS = (
+    (11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24),
+    (23, 25), (25, 27), (24, 26), (26, 28), (27, 31), (28, 32), (15, 19), (16, 20),
+)  # fmt: skip
+
+
+def skeleton_region(pose: np.ndarray, size: tuple[int, int], min_visibility: float = 0.3) -> np.ndarray:
+    """[H, W] uint8: 255 within reach of the person's skeleton (limbs drawn as thick as loose clothing, the head
+    as a disc with room for hair); what the mask may contain. Everything when too few landmarks are seen."""
+    W, H = size
+    p = np.asarray(pose, np.float64)
+    xy = p[:, :2] * np.array([W, H])
+    ok = np.nan_to_num(p[:, 3]) >= min_visibility
+    out = np.zeros((H, W), np.uint8)
+    sh = xy[list(SHOULDERS)].mean(0) if ok[list(SHOULDERS)].all() else None
+    hip = xy[list(HIPS)].mean(0) if ok[list(HIPS)].all() else None
+    scale = np.linalg.norm(sh - hip) if sh is not None and hip is not None else None
+    if scale is None and ok[list(SHOULDERS)].all():
+        scale = 1.6 * np.linalg.norm(xy[SHOULDERS[0]] - xy[SHOULDERS[1]])
+    if scale is None or ok.sum() < 4 or scale < 2:
+        return np.full((H, W), 255, np.uint8)
+    thick = max(3, int(round(0.75 * scale)))
+    for a, b in LIMBS:
+        if ok[a] and ok[b]:
+            cv2.line(out, tuple(np.round(xy[a]).astype(int)), tuple(np.round(xy[b]).astype(int)), 255, thick)
+    if ok[list(SHOULDERS + HIPS)].sum() >= 3:  # the torso filled
+        quad = [i for i in (11, 12, 24, 23) if ok[i]]
+        cv2.fillPoly(out, [np.round(xy[quad]).astype(np.int32)], 255)
+    head = [i for i in range(11) if ok[i]]
+    if head:
+        c = xy[head].mean(0)
+        cv2.circle(out, tuple(np.round(c).astype(int)), int(round(0.75 * scale)), 255, -1)
+        if sh is not None:  # the neck
+            cv2.line(out, tuple(np.round(c).astype(int)), tuple(np.round(sh).astype(int)), 255, thick)
+    return out
 
 
 def _upper_score(pose: np.ndarray) -> float:
@@ -249,9 +287,9 @@ class PersonFinder:
                 best = (rank, sc, got[0], got[1], how)
             return sc, share
 
-        if hint is not None:  # tracking: look where the person was
+        if hint is not None:  # tracking: look where the person was (and accept only someone who stands there)
             sc, _ = consider(square_around(hint, (W, H), 1.5), "pose (tracked crop)")
-            if sc >= GOOD_SCORE:
+            if sc >= GOOD_SCORE and best[0] >= GOOD_SCORE * 0.6:
                 return self._refined(rgb, best)
         full = (0, 0, W, H) if H == W else square_around(np.array([0, 0, W, H], np.float32), (W, H), 1.0)
         sc, share = consider(full, "pose")
@@ -300,16 +338,27 @@ class PersonFinder:
         prob[sy0:sy1, sx0:sx1] = m[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0]
         return prob
 
-    def person_mask(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    def person_mask(self, rgb: np.ndarray, box: np.ndarray, pose: np.ndarray | None = None) -> np.ndarray:
         """Mask [H, W] uint8 (255 = person): selfie segmentation around the person refined by GrabCut inside the
-        padded box (core.data.video_segment.refine_mask); the largest part touching the box is kept."""
+        padded box (core.data.video_segment.refine_mask); with the person's landmarks, only what lies near their
+        skeleton (neighbours, signs and furniture the segmenter takes in are cut off)."""
         from core.data.video_segment import refine_mask  # noqa: PLC0415
 
         H, W = rgb.shape[:2]
         x0, y0, x1, y1 = box
         pad = 0.08 * max(x1 - x0, y1 - y0)
         grown = np.clip(np.array([x0 - pad, y0 - pad, x1 + pad, y1 + pad]), 0, [W, H, W, H])
-        return refine_mask(rgb, self.probability(rgb, grown), grown)
+        mask = refine_mask(rgb, self.probability(rgb, grown), grown)
+        self.agreement = 1.0
+        if pose is not None:
+            region = skeleton_region(pose, (W, H)) > 0
+            seen = _seen(pose, range(len(pose)))
+            xy = np.round(pose[seen, :2] * np.array([W, H])).astype(int)
+            xy = np.clip(xy, 0, [W - 1, H - 1])
+            near = cv2.dilate(mask, np.ones((5, 5), np.uint8))  # landmarks on the outline count as on the person
+            self.agreement = float((near[xy[:, 1], xy[:, 0]] > 0).mean()) if len(xy) else 0.0
+            mask = np.where(region, mask, 0).astype(np.uint8)
+        return mask
 
     # the whole search ------------------------------------------------------------------------------------
     def __call__(self, rgb: np.ndarray, *, hint: np.ndarray | None = None) -> PersonFound | None:
@@ -333,7 +382,10 @@ class PersonFinder:
         found = PersonFound(box, face, pose.astype(np.float32), world, how, _upper_score(pose), view=view,
                             yaw_deg=yaw, shows=shows)  # fmt: skip
         if self.segment:
-            found.mask = self.person_mask(rgb, box)
+            found.mask = self.person_mask(rgb, box, pose)
+            if self.agreement < MIN_AGREEMENT:  # landmarks on something the segmenter does not call a person
+                log.debug("pose without a person under it (%.2f of its skeleton segmented): rejected", self.agreement)
+                return None
             ys, xs = np.nonzero(found.mask)
             if len(xs) > 16:  # the box takes in the hair and clothes the landmarks miss
                 mb = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)

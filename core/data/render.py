@@ -13,7 +13,7 @@ from torch import Tensor
 
 from core.data.body_bridge import PosedBody, WorldBody, skin_points
 from core.data.identity_layers import Identity
-from core.data.lighting import Lighting, shade
+from core.raster.lighting import Lighting, shade
 from core.raster.project import matrix_to_quat
 from core.raster.rasterize import rasterize
 from core.raster.types import PART_NAMES, Camera, Gaussians, rgb_to_sh0

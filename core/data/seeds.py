@@ -10,9 +10,9 @@ from typing import Literal
 
 import numpy as np
 
-Split = Literal["train", "wild-test", "studio-test", "val"]
+Split = Literal["train", "wild-test", "studio-test", "val", "loose-test"]
 Kind = Literal["wild", "studio"]
-SPLITS: tuple[str, ...] = ("train", "val", "wild-test", "studio-test")
+SPLITS: tuple[str, ...] = ("train", "val", "wild-test", "studio-test", "loose-test")
 
 
 def derive_seed(*parts: object) -> int:

@@ -277,6 +277,7 @@ class Ingestor:
     ) -> tuple[Sample | None, IngestReport]:
         """Detect, segment and fit each frame; resize to `size`; a clip sample of the kept frames (or None)."""
         report = IngestReport(source=source, frames_read=len(frames), method=self.method)
+        self._fps = float(fps)
         if self.method == "mediapipe":
             if self._used:  # a new source: forget the last one's tracking state and smoothing
                 self._tracker.reset()
@@ -377,6 +378,8 @@ class Ingestor:
             "frames": report.kept,
             "skipped": report.skipped,
             "reproj_px": [round(float(r), 3) for r in report.reproj_px],
+            "fps": round(getattr(self, "_fps", 30.0), 4),
+            "times_s": [round(i / getattr(self, "_fps", 30.0), 4) for i in report.kept],
             "crop_windows": [None if w is None else [int(v) for v in w] for w in wins],
             "bone_names": self.bone_names,
             "expression_names": self.expression_names,

@@ -42,11 +42,11 @@ def frontal_clip(
     from core.data.cameras import intrinsics, look_at_matrix, to_camera  # noqa: PLC0415
     from core.data.identity import build_identity  # noqa: PLC0415
     from core.data.identity_spec import draw_identity_spec  # noqa: PLC0415
-    from core.data.lighting import uniform_lighting  # noqa: PLC0415
     from core.data.motion import generate_expressions, generate_gaze, generate_motion  # noqa: PLC0415
     from core.data.render import lit_gaussians, pose_identity, render_views  # noqa: PLC0415
     from core.data.seeds import identity_seed, rng_for  # noqa: PLC0415
     from core.data.synth import _head_boxes  # noqa: PLC0415
+    from core.raster.lighting import uniform_lighting  # noqa: PLC0415
 
     body = world_body()
     spec = draw_identity_spec(identity_seed(0, "wild-test", seed))

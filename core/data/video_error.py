@@ -112,8 +112,8 @@ def draw_fit(
     """[H, 3W, 3] uint8: the frame, its mask over it, and the fitted body's skeleton projected by its camera."""
     import cv2  # noqa: PLC0415
 
+    from core.body.frame import BodyArrays  # noqa: PLC0415
     from core.data.video_fit import SKELETON_LINES, landmarks_of_body, project_points  # noqa: PLC0415
-    from core.tracking.body_params import BodyArrays  # noqa: PLC0415
     from core.tracking.body_skeleton import default_skeleton  # noqa: PLC0415
 
     a = sample.arrays

@@ -1,7 +1,7 @@
 """Per-frame body fit of real footage: mediapipe landmarks -> body pose, expression, gaze and a camera.
 
 Pose, expression and gaze come from the live-driving retargeters (core.tracking.retarget), smoothed over time
-with One-Euro filters, and converted to body arrays by core.tracking.body_params. The body's orientation is
+with One-Euro filters, and converted to body arrays by core.body.frame. The body's orientation is
 the one the retargeter measures relative to a camera that faces it, so the camera's rotation is fixed
 (R_cam_world = diag(1, -1, -1): the project frame seen from +z) and only its translation is solved, by least
 squares on the visible pose landmarks: the posed body's landmarks, projected, must land on the 2D ones. The
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.body.frame import BodyArrays, body_arrays_from_channels
 from core.tracking.body_landmarks import ANKLE, ELBOW, HIP, KNEE, NOSE, NUM_POSE, SHOULDER, WRIST, pose_points
-from core.tracking.body_params import BodyArrays, body_arrays_from_channels
 from core.tracking.body_skeleton import Skeleton, default_skeleton, forward_kinematics, rotvec_to_matrix
 from core.tracking.filters import ChannelFilter
 from core.tracking.types import Landmarks

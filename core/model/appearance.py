@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
-SHADING_GREY = 0.8  # the uniform albedo a "shading" view lights, so only the lighting shows
+from core.raster.lighting import Lighting as Environment
+from core.raster.sh import SH_C1
+from core.raster.types import SH_C0
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,21 @@ class Lighting:
         env = torch.zeros(4, 3, device=device, dtype=dtype)
         env[0] = 1.0
         return cls(env=env)
+
+    @classmethod
+    def from_environment(cls, light: Environment) -> Lighting:
+        """The studio's and the synthetic world's lighting record as an ambient row + linear x, y, z rows + key.
+
+        Exact for environments of SH bands 0 and 1 (the studio's presets); band 2 has no linear counterpart.
+        """
+        sh = np.asarray(light.env_sh, dtype=np.float64)  # [9, 3]
+        # 3DGS band-1 ordering (-y, z, -x): undo the signs and the C1 factor to get the x, y, z gradient rows.
+        env = np.stack([SH_C0 * sh[0], -SH_C1 * sh[3], -SH_C1 * sh[1], SH_C1 * sh[2]])  # [4, 3]
+        f32 = torch.float32
+        return cls(
+            env=torch.as_tensor(env, dtype=f32), direction=torch.as_tensor(light.key_dir, dtype=f32),
+            colour=torch.as_tensor(light.key_rgb, dtype=f32),
+        )  # fmt: skip
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> Lighting:
         def mv(t: Tensor | None) -> Tensor | None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from core.body.frame import DriveFrame
 from core.config import to_dict
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
@@ -21,6 +22,7 @@ from core.model.model import IdentityState, LCAModel, check_crops
 from core.model.pixel_align import ReferenceViews
 from core.model.rig import BodyRig
 from core.model.tokens import Anchors
+from core.raster.parts import apply_part_edits, face_centre
 from core.raster.types import PART_NAMES, Gaussians, rgb_to_sh0
 
 AVATAR_KIND = "lca_avatar"
@@ -50,6 +52,7 @@ class Avatar:
         dev = state.anchors.device
         self.part_strength = strength.to(dev) if strength is not None else torch.ones(len(PART_NAMES), device=dev)
         self.hidden = frozenset(hidden)
+        self._frame_looseness: dict[int, float] = {}  # the looseness of each part that the last frame asked for
         self._refresh()
 
     # -- creation -------------------------------------------------------------------------------------------
@@ -106,8 +109,37 @@ class Avatar:
         return cls(model, state)
 
     # -- per frame ------------------------------------------------------------------------------------------
+    def drive(self, frame: DriveFrame, detail: int | None = None) -> Gaussians:
+        """Posed Gaussians of one frame: its lighting and view mode, then its part edits (hide, recolour, looseness).
+
+        `detail=k` keeps k of each anchor's Gaussians (clamped to what the avatar has; see `decode`).
+        """
+        if detail is not None:
+            detail = max(1, min(int(detail), self.gaussians_per_anchor))
+        if self.model.deformer is not None:
+            for i, e in enumerate(frame.parts):  # a frame's looseness 1 leaves a loaded avatar's own strength
+                if self._frame_looseness.get(i, 1.0) != e.looseness:
+                    self.loosen(PART_NAMES[i], e.looseness)
+                    self._frame_looseness[i] = e.looseness
+        dev = self.state.anchors.device
+        g = self.decode(
+            pose=frame.pose.to(dev), expression=frame.expression.to(dev), gaze=frame.gaze.to(dev),
+            lighting=Lighting.from_environment(frame.lighting) if frame.lit else None,
+            translation=frame.translation.to(dev), detail=detail, shading_only=frame.shading_only,
+        )  # fmt: skip
+        return apply_part_edits(g, frame.parts)
+
+    def face_target(self) -> tuple[float, float, float]:
+        """A world point at the middle of the face (between the eyes, a little lower, when the rig has eyes)."""
+        m, rest = self.model, self.state.rest_poses
+        if m.eye_joints.numel():  # robust to stray face labels of a young model
+            # the rest bones are in the canonical frame; driving puts the root at model.root_position
+            c = (rest[m.eye_joints, :3, 3].mean(0) + m.root_position - rest[0, :3, 3]).float().cpu()
+            return (float(c[0]), float(c[1]) - 0.04, float(c[2]))
+        return face_centre(self.canonical())
+
     @torch.no_grad()
-    def drive(
+    def decode(
         self,
         pose: Tensor | None = None,  # [J, 3] axis-angle or [J, 3, 3]; None: rest pose
         expression: Tensor | None = None,  # [E]; None: neutral

@@ -112,9 +112,14 @@ class HeadsConfig:
 
 @dataclass(frozen=True)
 class DeformerConfig:
-    """Two-level node deformer for loose garments (coarse nodes on the body, fine nodes on garments)."""
+    """Two-level deformer for loose garments (coarse nodes on the body, fine nodes on garments), of one of two kinds:
+    "skinning", the paper's: learnable skinning weights W' = W(n) + H_skin(T^node), a post-training extension
+    (core/model/skin_correction.py); "nodes": pose-driven rigid motions of the nodes blended onto the Gaussians
+    before skinning (core/model/deformer.py), this project's earlier variant, kept as an option."""
 
     enabled: bool = False
+    kind: Literal["nodes", "skinning"] = "nodes"
+    max_weight_delta: float = 0.5  # bound of a node's correction of each skinning weight ("skinning")
     coarse_nodes: int = 16
     fine_nodes: int = 32
     neighbours: int = 4  # nodes blended per Gaussian
@@ -129,6 +134,7 @@ class DeformerConfig:
         check_range("deformer.graph_neighbours", self.graph_neighbours, lo=1, hi=64)
         check_range("deformer.hidden", self.hidden, lo=1, hi=MAX_WIDTH)
         check_range("deformer.max_translation", self.max_translation, lo=0.0)
+        check_range("deformer.max_weight_delta", self.max_weight_delta, lo=0.0, hi=1.0)
 
 
 @dataclass(frozen=True)

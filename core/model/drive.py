@@ -14,11 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes
-from core.model.appearance import SHADING_GREY, Lighting, shade
+from core.body.lbs import RestChain, apply_gaze, axis_angle_to_matrix, pose_chain, rest_chain
+from core.model.appearance import Lighting, shade
 from core.model.heads import decode_canonical, decode_deltas, pose_code
 from core.model.model import IdentityState, LCAModel
 from core.model.skinning import attach_to_anchors, matrix_to_quat, quat_mul, skin_anchors
+from core.raster.lighting import SHADING_GREY
 from core.raster.types import Gaussians, rgb_to_sh0
 
 if TYPE_CHECKING:
@@ -236,10 +237,7 @@ def drive_gaussians(
             raise ValueError(f"{name} contains NaN or infinite values")
     R_local = local_rotations(pose.to(device=dev, dtype=dt), J)
     expression, gaze = expression.to(device=dev, dtype=dt), gaze.to(device=dev, dtype=dt)
-    if model.eye_joints.numel():  # as BodyModel.rotation_matrices: gaze turns each eye on top of its pose
-        R_eye = rotation_about_axes(gaze[0], gaze[1])
-        R_local = R_local.clone()
-        R_local[model.eye_joints] = R_eye @ R_local[model.eye_joints]
+    R_local = apply_gaze(R_local, gaze, model.eye_joints)  # as BodyModel.rotation_matrices
     code = pose_code(R_local)  # [J, 6]
     can = state.canonical
     if pose_dependent:
@@ -271,6 +269,15 @@ def drive_gaussians(
     means = attach_to_anchors(points, anchors, posed_anchors, R_anchor)  # [A, K, 3]
     q_anchor = matrix_to_quat(R_anchor)  # [A, 4]
     quats = quat_mul(q_anchor[:, None, :].expand(A, K, 4), quats)
+    if model.skin_correction is not None and state.skin_nodes is not None:  # the paper's W' = W(n) + H_skin(T^node)
+        sc = model.skin_correction
+        delta = sc.anchor_deltas(state.skin_nodes, state.garment.mean(-1))  # [A, J]
+        if strength is not None:
+            delta = delta * strength.mean(-1, keepdim=True)
+        W = (model.support_weights[model.anchor_corners] * model.anchor_bary[..., None]).sum(1)  # [A, J]
+        means, quats = sc.apply(means, quats, W, delta, T_world_bone[0])
+        if regularisers:
+            regs = sc.regularisers(state.skin_nodes)
     transfer_world = transfer @ R_anchor.transpose(-1, -2)  # [A, K, 3]
     if detail is not None:
         log_scales = log_scales + detail.log_scale_boost

@@ -32,6 +32,7 @@ from core.model.pixel_align import (
     warn_missing_views,
 )
 from core.model.rig import BodyRig
+from core.model.skin_correction import SkinningCorrection
 from core.model.tokens import Anchors, GeometryTokens, anchor_support
 from core.model.transformer import MultimodalTransformer
 
@@ -49,6 +50,7 @@ class IdentityState:
     garment: Tensor  # [B, A, K] garment probability (gates the fine deformer level)
     node_proj: Tensor | None = None  # [B, Nn, h] cached deformer inputs
     node_zero: Tensor | None = None  # [B, Nn, 6]
+    skin_nodes: Tensor | None = None  # [B, Nn, J] skinning-weight corrections of the nodes (deformer "skinning")
 
     def tensors(self) -> dict[str, Tensor]:
         out = {}
@@ -132,7 +134,9 @@ class LCAModel(nn.Module):
         self.pose_encoder = PoseEncoder(J, E, h)
         out = DELTA_CHANNELS if cfg.heads.decoder == "dual" else CANONICAL_CHANNELS
         self.pose_head = ConditionedMLP(D, h, K * out, zero_last=cfg.heads.decoder == "dual")
-        self.deformer = NodeDeformer(cfg.deformer, a, D, J, E) if cfg.deformer.enabled else None
+        dcfg = cfg.deformer
+        self.deformer = NodeDeformer(dcfg, a, D, J, E) if dcfg.enabled and dcfg.kind == "nodes" else None
+        self.skin_correction = SkinningCorrection(dcfg, a, D, J) if dcfg.enabled and dcfg.kind == "skinning" else None
         self.lighting_code = LightingCode(cfg.appearance.lighting_code_dim)
         app = cfg.appearance
         self.light_estimator = (
@@ -144,7 +148,7 @@ class LCAModel(nn.Module):
     # ------------------------------------------------------------------------------------------------------
     def drive_state_dict(self) -> dict[str, Tensor]:
         """Parameters of the per-frame modules (what an avatar file carries)."""
-        keep = ("pose_encoder.", "pose_head.", "deformer.", "lighting_code.")
+        keep = ("pose_encoder.", "pose_head.", "deformer.", "skin_correction.", "lighting_code.")
         return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
 
     @property
@@ -188,7 +192,8 @@ class LCAModel(nn.Module):
         """Names of optional layers that a checkpoint trained without them may lack when it initialises this model
         (`init_from`); they start so that the model computes what the checkpoint computed (the albedo prior aside)."""
         new = ("pixel_appearance.",) if self.pixel_appearance is not None else ()
-        return new + (("light_estimator.",) if self.light_estimator is not None else ())
+        new += ("light_estimator.",) if self.light_estimator is not None else ()
+        return new + (("skin_correction.",) if self.skin_correction is not None else ())
 
     def encode(self, body: Tensor, face: Tensor) -> tuple[Tensor, Tensor]:
         """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> (image tokens [B, N*(Tb+Tf), D],
@@ -281,6 +286,7 @@ class LCAModel(nn.Module):
             w = self.deformer.node_weights
             zc = self.deformer.pose(feats.new_zeros(J, 6), feats.new_zeros(E), feats.new_zeros(2), w)
             node_zero = self.deformer.mlp(node_proj, zc)  # (B, Nn, 6)
+        skin_nodes = self.skin_correction.node_deltas(feats) if self.skin_correction is not None else None
         return IdentityState(
             anchors=anchors,
             rest_poses=rest_poses,
@@ -291,6 +297,7 @@ class LCAModel(nn.Module):
             garment=garment,
             node_proj=node_proj,
             node_zero=node_zero,
+            skin_nodes=skin_nodes,
         )
 
 

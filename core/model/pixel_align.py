@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.body.lbs import axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes, skin_points
+from core.body.lbs import apply_gaze, axis_angle_to_matrix, pose_chain, rest_chain, skin_points
 
 if TYPE_CHECKING:
     from core.model.crops import BodyEstimate
@@ -132,10 +132,7 @@ def pose_anchors(
         R_local = axis_angle_to_matrix(R_local)
     if R_local.shape != (M, J, 3, 3):
         raise ValueError(f"rotations: expected [{M}, {J}, 3] or [{M}, {J}, 3, 3], got {tuple(rotations.shape)}")
-    if model.eye_joints.numel():  # gaze turns each eye on top of its pose, as drive_gaussians does
-        R_eye = rotation_about_axes(gaze[:, 0].to(dt), gaze[:, 1].to(dt))  # [M, 3, 3]
-        R_local = R_local.clone()
-        R_local[:, model.eye_joints] = R_eye[:, None] @ R_local[:, model.eye_joints]
+    R_local = apply_gaze(R_local, gaze.to(dt), model.eye_joints)  # as drive_gaussians
     U = support.shape[1]
     support = support + (expression.to(dt) @ model.support_expr).view(M, U, 3)  # the body's blendshapes
     chain = rest_chain(rest_poses, model.parents, model.ref_orients)

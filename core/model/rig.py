@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 import torch
 from torch import Tensor, nn
 
-from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rigid, rotation_about_axes
+from core.body.lbs import RestChain, apply_gaze, axis_angle_to_matrix, pose_chain, rest_chain, rigid
 from core.body.records import BodyParams
 from core.raster.types import PART_NAMES
 
@@ -143,11 +143,7 @@ class BodyRig:
             return rotations
         if gaze.shape != (B, 2):
             raise ValueError(f"gaze: expected [B={B}, 2] (yaw, pitch), got {tuple(gaze.shape)}")
-        eyes = list(self.eye_joints)
-        R_eye = rotation_about_axes(gaze[:, 0], gaze[:, 1])[:, None]  # [B, 1, 3, 3]
-        rotations = rotations.clone()
-        rotations[:, eyes] = R_eye @ rotations[:, eyes]
-        return rotations
+        return apply_gaze(rotations, gaze, list(self.eye_joints))
 
     def pose(
         self,

@@ -1,7 +1,7 @@
 """Face retargeting: mediapipe face-mesh landmarks -> ARKit expression coefficients, gaze and head rotation.
 
 Head rotation is a similarity Procrustes fit of the expression-free points of the mesh to a neutral template
-(assets/tracking/face_template.npz, built by `python -m core.tracking.fit_face`). Expressions are read
+(assets/tracking/face_template.npz, built by `python -m core.eval.fit_face`). Expressions are read
 geometrically from the head-aligned mesh, Kalidokit-style: each coefficient is the change of one measurement
 (eye aperture / eye width, lip gap, mouth-corner height, brow height, ...) from its neutral value, divided by
 the change that a full expression makes, clamped to [0, 1]. `reading="learned"` replaces these rules by a
@@ -164,11 +164,11 @@ def template_from_landmarks(landmarks: np.ndarray, info: Mapping[str, object] | 
 
 @functools.cache
 def load_face_template(path: Path | str | None = None) -> FaceTemplate:
-    """The shipped neutral face template (or one written by core.tracking.fit_face to `path`)."""
+    """The shipped neutral face template (or one written by core.eval.fit_face to `path`)."""
     path = Path(path) if path is not None else TEMPLATE_PATH
     if not path.is_file():
         raise FileNotFoundError(
-            f"face template {path} is missing: rebuild it with `python -m core.tracking.fit_face --out {path}`"
+            f"face template {path} is missing: rebuild it with `python -m core.eval.fit_face --out {path}`"
         )
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -176,7 +176,7 @@ def load_face_template(path: Path | str | None = None) -> FaceTemplate:
             info = json.loads(str(z["info"])) if "info" in z else {}
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(
-            f"face template {path} is not a readable template ({e}); rebuild it with `python -m core.tracking.fit_face`"
+            f"face template {path} is not a readable template ({e}); rebuild it with `python -m core.eval.fit_face`"
         ) from e
     return template_from_landmarks(landmarks, info)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import FileFormatError, atomic_write, atomic_write_bytes, npz_headers
+from core.io import FileFormatError, atomic_write, atomic_write_bytes, npz_headers, require_regular_file
 from core.tracking.types import DrivingFrame, channel_group
 
 RECORDING_VERSION = 1
@@ -195,9 +195,7 @@ def _in_range(block: np.ndarray) -> bool:
 
 def load_recording(path: str | os.PathLike) -> Recording:
     """Read a .json or .npz recording; FileFormatError (a ValueError) says what is wrong with a bad file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such recording")
+    path = require_regular_file(path, "recording")  # a folder or named pipe is refused, not read
     if path.stat().st_size > MAX_RECORDING_BYTES:
         raise FileFormatError(f"{path}: {path.stat().st_size} bytes is too large for a driving recording")
     suffix = path.suffix.lower()

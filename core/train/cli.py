@@ -43,10 +43,11 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
         from core.io import FileFormatError, check_output_path
         from core.train.config import load_train_config
         from core.train.loop import train
+        from core.train.runs import CONFIG_FILE
 
         try:
             cfg = load_train_config(args.config, parse_overrides(args.set))
-            check_output_path(cfg.run_dir / "config.yaml", "run folder")
+            check_output_path(cfg.run_dir / CONFIG_FILE, "run folder")
             final = train(cfg, resume=not args.fresh, progress=not args.no_progress)
         except (ConfigError, FileNotFoundError, FileFormatError) as e:
             # a config that does not fit the data or the GPU count, missing data, a corrupt or foreign checkpoint
@@ -73,6 +74,11 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
     p.add_argument(
         "--real", default=None, metavar="DIR",
         help="also score real footage: a folder written by `main.py prepare video FILE --out DIR`",
+    )  # fmt: skip
+    p.add_argument(
+        "--sets", nargs="+", default=["wild-test", "studio-test"],
+        choices=["wild-test", "studio-test", "loose-test"],
+        help="held-out sets to score (loose-test: identities in skirts and dresses, for the loose-garment deformer)",
     )  # fmt: skip
     p.add_argument(
         "--lpips", default=None, metavar="FILE",
@@ -118,6 +124,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
                 device=device,
                 real=args.real,
                 lpips=args.lpips,
+                benchmarks=tuple(args.sets),
             )
         except (FileNotFoundError, ValueError) as e:  # --real without ingested footage (checked before any other work)
             log.error("%s", e)
@@ -126,6 +133,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         text = json.dumps(res, indent=2)
         atomic_write(out / "eval.json", lambda p: p.write_text(text))
         print(json.dumps(res["benchmarks"], indent=2))
+        if "real" in res:
+            from core.train.evaluate_real import format_real
+
+            print(format_real(res["real"]))
         return 0
 
     return run

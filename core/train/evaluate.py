@@ -5,10 +5,10 @@ For each identity the model sees its 8 reference images, builds the avatar once,
 camera and pose. The headline metrics are person-only, as in the paper: PSNR, SSIM and L1 inside the target's
 person mask ("person"); the same over the whole frame (avatar over the benchmark's grey backdrop, about 80% of the
 pixels) stay beside them as "frame". LPIPS joins both when a local network file is given (`core.train.lpips`).
-Every identity's own means are saved too (`per_identity`), so findings can carry confidence intervals. A real clip has no ground truth beyond its own frames: every other frame (up
-to 8) is a reference, the rest are novel poses driven by their fitted body and camera under neutral light and
-pasted into the frame, so the masked PSNR is the telling number; a single photo is scored on itself
-(reconstruction). Writes JSON and a comparison sheet (PNG).
+Every identity's own means are saved too (`per_identity`), so findings can carry confidence intervals. Real
+footage is scored by `core.train.evaluate_real` (avatar on black against the person on black inside the union of
+silhouettes, silhouette IoU, flat-colour and wrong-identity controls, references >= 1 s from every scored frame;
+its own sheet `<sheet>_real.png`). Writes JSON and a comparison sheet (PNG).
 """
 
 from __future__ import annotations
@@ -394,15 +394,15 @@ def evaluate(
                 )
         rows_by_bench[name] = rows
         results["benchmarks"][name] = _summary(rows) | {"identities": len(rows)}
-    if footage is not None:
-        rows = []
-        for sample in tqdm(footage, desc="eval real", unit="clip", disable=not progress, dynamic_ncols=True):
-            sample = real_sample(sample)
-            rows.append(
-                evaluate_sample(model, sample, crop_size=crop_size, face_size=face_size, device=device, lpips=lp)
-            )
-        rows_by_bench["real"] = rows
-        results["benchmarks"]["real"] = _summary(rows) | {"clips": len(rows)}
+    if footage is not None:  # the honest real-footage protocol (core.train.evaluate_real)
+        from core.train.evaluate_real import evaluate_real, real_sheet
+
+        real_res, tiles = evaluate_real(
+            model, footage, crop_size=crop_size, face_size=face_size, device=device, progress=progress
+        )
+        results["real"] = real_res
+        if sheet is not None:
+            real_sheet(tiles, Path(sheet).with_name(Path(sheet).stem + "_real.png"))
     results["seconds"] = time.time() - t0
     if out_json is not None:
         atomic_write_bytes(out_json, json.dumps(results, indent=2).encode())

@@ -54,10 +54,10 @@ from core.train.parallel import (
     local_part,
     wrap,
 )
+from core.train.runs import CONFIG_FILE, LAST, METRICS_FILE, SAMPLES_DIR, step_file
 from core.train.step import TrainStep
 
 log = logging.getLogger(__name__)
-LAST = "last.safetensors"
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> LCAModel:
@@ -251,7 +251,7 @@ def set_aside_previous_run(run_dir: Path) -> Path | None:
     if not run_dir.is_dir():
         return None
     entries = [p for p in run_dir.iterdir() if _written_by_training(p.name)]
-    if not any(p.name != "config.yaml" for p in entries):
+    if not any(p.name != CONFIG_FILE for p in entries):
         return None
     dest = run_dir / PREVIOUS / time.strftime("%Y%m%d-%H%M%S")
     while dest.exists():
@@ -266,7 +266,7 @@ def set_aside_previous_run(run_dir: Path) -> Path | None:
 def _written_by_training(name: str) -> bool:
     """The files `train` writes into its run folder (the studio's launcher adds its log and pid file, which stay)."""
     return (
-        name in ("metrics.jsonl", "tb", "samples", "config.yaml")
+        name in (METRICS_FILE, "tb", SAMPLES_DIR, CONFIG_FILE)
         or name.endswith(".safetensors")
         or (name.startswith("rank") and name.endswith(".json"))
     )
@@ -304,7 +304,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Tr
         if not resuming:
             set_aside_previous_run(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
+        save_config(cfg, run_dir / CONFIG_FILE)
     root = ensure_data(cfg, dist)
     model, step_mod = build_step(cfg, dist.device)
 
@@ -408,7 +408,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Tr
             metrics.write(step, **final)
             bar.set_postfix(loss=f"{loss:.4f}")
         if dist.is_main and (step % cfg.sample_every == 0 or step == cfg.steps - 1):
-            save_samples(run_dir / "samples" / f"step{step:07d}.png", out.pred, out.target)
+            save_samples(run_dir / SAMPLES_DIR / f"step{step:07d}.png", out.pred, out.target)
         done = step + 1
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
             _save(cfg, run_dir, step_mod, opt, ema, done, cur_epoch, cur_consumed, dist)
@@ -468,9 +468,7 @@ def _save(cfg, run_dir, step_mod, opt, ema, step, epoch, consumed, dist: DistInf
     # The step file first, then `last`: each write is atomic, and a kill between the two leaves `last` at the
     # previous checkpoint, so the resumed run redoes these steps and writes this step file again. (`last` first
     # would resume past a step file that a kill kept from being written: lost for good.)
-    save_checkpoint(
-        run_dir / f"step{step:07d}.safetensors", model=model_sd, step=step, config=config, ema=ema_sd, extra=extra
-    )
+    save_checkpoint(run_dir / step_file(step), model=model_sd, step=step, config=config, ema=ema_sd, extra=extra)
     save_checkpoint(
         run_dir / LAST,
         model=model_sd,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from core.io import atomic_write
+from core.train.runs import METRICS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ class MetricsLog:
     """Appends `{"step", "time", **values}` lines to `metrics.jsonl`; mirrors scalars to TensorBoard when installed."""
 
     def __init__(self, run_dir: str | Path, *, enabled: bool = True, tensorboard: bool = True):
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path = Path(run_dir) / METRICS_FILE
         self.enabled = enabled
         self._tb = None
         self._tb_dir = Path(run_dir) / "tb"

@@ -20,6 +20,7 @@ uniform float u_dilation;    // added to the 2D covariance diagonal (pixels^2)
 uniform int u_color_mode;    // 0: SH colour, 1: part-label colour
 uniform vec3 u_part_colors[8];
 uniform float u_opacity_scale;
+uniform bool u_flip_y;       // true: framebuffer row 0 is the image's top row (read back without a flip)
 
 layout(points) in;
 layout(triangle_strip, max_vertices = 4) out;
@@ -116,7 +117,8 @@ void main() {
         vec2 corner = vec2(float(k & 1), float(k >> 1)) * 2.0 - 1.0;
         vec2 offset = corner.x * axis1 + corner.y * axis2;
         vec2 pixel = center + offset;
-        gl_Position = vec4(2.0 * pixel.x / u_size.x - 1.0, 1.0 - 2.0 * pixel.y / u_size.y, 0.0, 1.0);
+        float ndc_y = 1.0 - 2.0 * pixel.y / u_size.y;
+        gl_Position = vec4(2.0 * pixel.x / u_size.x - 1.0, u_flip_y ? -ndc_y : ndc_y, 0.0, 1.0);
         v_offset = offset;
         v_conic = conic;
         v_color = color;

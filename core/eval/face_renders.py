@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from core.data.cameras import intrinsics, look_at_matrix, to_camera
-from core.data.lighting import Lighting, studio_lighting
+from core.data.lighting import studio_lighting
+from core.raster.lighting import Lighting
 
 
 class SyntheticFaceCamera:

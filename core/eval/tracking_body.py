@@ -11,7 +11,7 @@ after moving both skeletons' mid-hips to the origin (MPJPE), and after also the 
 The truth is seen as the camera sees it: a person filmed from 30 degrees to their left should be driven
 turned 30 degrees, since the avatar reproduces what the camera shows.
 
-    python -m core.tracking.evaluate_body --out bench/results/tracking_body.json
+    python -m core.eval.tracking_body --out bench/results/tracking_body.json
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core.body.frame import rotations_from_channels  # noqa: F401  (re-exported)
 from core.tracking.body import BodyRetargeter
 from core.tracking.body_landmarks import hand_points, pose_points
-from core.tracking.body_params import rotations_from_channels  # noqa: F401  (re-exported)
 from core.tracking.body_skeleton import Skeleton, default_skeleton, forward_kinematics, local_rotations
 from core.tracking.types import Landmarks
 
@@ -153,9 +153,9 @@ def evaluate_rendered(
     from core.data.cameras import intrinsics, look_at_matrix, to_camera
     from core.data.identity import build_identity
     from core.data.identity_spec import draw_identity_spec
-    from core.data.lighting import uniform_lighting
     from core.data.render import lit_gaussians, pose_identity, render_views
     from core.data.seeds import identity_seed
+    from core.raster.lighting import uniform_lighting
     from core.tracking.body_skeleton import skeleton_from_body
     from core.tracking.landmarks import Tracker
 
@@ -266,9 +266,9 @@ def drive_figure(path: str | Path, *, seed: int = 0, size: int = 320) -> Path:
     from core.data.cameras import intrinsics, look_at_matrix, to_camera
     from core.data.identity import build_identity
     from core.data.identity_spec import draw_identity_spec
-    from core.data.lighting import uniform_lighting
     from core.data.render import lit_gaussians, pose_identity, render_views
     from core.data.seeds import identity_seed
+    from core.raster.lighting import uniform_lighting
     from core.tracking.landmarks import Tracker
 
     body = world_body()

@@ -1,18 +1,40 @@
-"""Per-part appearance edits on a set of Gaussians: hide, recolour (hue/saturation/brightness).
-
-Used for avatars whose model does not apply these edits itself (the static example figures). The colour
-maths is small and local here; it belongs in `core.model` next to the avatar's own part operations.
-"""
+"""Per-part edits of a set of Gaussians, the one implementation every avatar kind uses: hide, recolour
+(hue/saturation/brightness), swap a part for another avatar's; and the face centre of a labelled set."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from app.state import PartEdit
 from core.raster.types import PART_NAMES, Gaussians, rgb_to_sh0, sh0_to_rgb
+
+
+@dataclass(frozen=True)
+class PartEdit:
+    """Per-part appearance edits (one per entry of PART_NAMES)."""
+
+    visible: bool = True
+    hue: float = 0.0  # turns in [-0.5, 0.5]
+    saturation: float = 1.0  # multiplier
+    brightness: float = 1.0  # multiplier
+    looseness: float = 1.0  # deformer strength for loose garments (0 = pure skinning)
+    swap_from: str = ""  # avatar file whose part replaces this one ("" = keep own)
+
+    @property
+    def is_identity(self) -> bool:
+        return (
+            self.visible
+            and self.hue == 0.0
+            and self.saturation == 1.0
+            and self.brightness == 1.0
+            and not self.swap_from
+        )
+
+
+NO_PART_EDITS: tuple[PartEdit, ...] = tuple(PartEdit() for _ in PART_NAMES)
 
 
 def hue_saturation_matrix(hue_turns: float, saturation: float, brightness: float) -> Tensor:  # [3, 3]
@@ -69,3 +91,27 @@ def part_counts(gaussians: Gaussians) -> dict[str, int]:
         return {}
     counts = torch.bincount(gaussians.parts.flatten(), minlength=len(PART_NAMES))
     return {name: int(counts[i]) for i, name in enumerate(PART_NAMES)}
+
+
+def swap_parts(
+    gaussians: Gaussians,  # unbatched, parts [G]
+    donors: dict[int, Gaussians],  # part index -> the donor avatar's Gaussians driven the same way (parts required)
+) -> Gaussians:
+    """Each part in `donors` replaced by the donor's Gaussians of that part."""
+    if not donors or gaussians.parts is None:
+        return gaussians
+    g = gaussians
+    pieces = [g.index(~torch.isin(g.parts, torch.tensor(list(donors), device=g.parts.device)))]
+    for i, theirs in donors.items():
+        if theirs.parts is None:
+            raise ValueError(f"the donor of {PART_NAMES[i]} has no part labels")
+        pieces.append(theirs.to(g.means.device).index(theirs.parts == i))
+    return Gaussians.cat(pieces)
+
+
+def face_centre(gaussians: Gaussians, quantile: float = 0.95) -> tuple[float, float, float]:
+    """The middle of the face: the mean of the face-labelled Gaussians, else of those above the height `quantile`."""
+    g = gaussians
+    face = g.means[g.parts == PART_NAMES.index("face")] if g.parts is not None else g.means[:0]
+    c = face.mean(0) if face.shape[0] else g.means[g.means[:, 1] > g.means[:, 1].quantile(quantile)].mean(0)
+    return (float(c[0]), float(c[1]), float(c[2]))

@@ -1,6 +1,6 @@
 """Build the neutral face template of face retargeting from frontal renders of synthetic training identities.
 
-    python -m core.tracking.fit_face [--count 12] [--size 256] [--out assets/tracking/face_template.npz]
+    python -m core.eval.fit_face [--count 12] [--size 256] [--out assets/tracking/face_template.npz]
 
 The template is the mean mediapipe face mesh (478 points with irises) of neutral, frontal, eyes-ahead faces,
 centred on the nose bridge and scaled to unit interocular distance: it fixes "head rotation zero", the
@@ -27,7 +27,7 @@ DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "assets" / "tracking" /
 def build_template(*, count: int = 12, size: int = 256, world_seed: int = 0) -> tuple[np.ndarray, dict]:
     """Mean normalised neutral face [478, 3] over `count` training identities, and a record of how it was made."""
     from core.data.seeds import identity_seed
-    from core.tracking.face_renders import SyntheticFaceCamera
+    from core.eval.face_renders import SyntheticFaceCamera
     from core.tracking.landmarks import Tracker
 
     faces, used = [], []

@@ -1,6 +1,6 @@
 """Face tracking accuracy on rendered driving clips of held-out synthetic identities with known ground truth.
 
-    python -m core.tracking.evaluate [--identities 6] [--frames 16] [--out bench/results/tracking_face.json]
+    python -m core.eval.tracking_face [--identities 6] [--frames 16] [--out bench/results/tracking_face.json]
         [--sheet docs/drive_synthetic_faces.png] [--learned runs/face_regressor.npz]
 
 Each identity of the world's "wild-test" split (never used to build the face template) is filmed close up
@@ -95,7 +95,7 @@ def contact_sheet(shots: list[tuple[np.ndarray, object, ScriptFrame, dict[str, f
     """Frames with their face-mesh points, each labelled with the truth -> reading of its strongest channel."""
     import cv2
 
-    from app.drive_preview import preview_image
+    from core.tracking.preview import preview_image
 
     tiles = []
     for image, lm, gt, ch in shots:
@@ -124,7 +124,7 @@ def evaluate_face(
 ) -> dict:
     """Mean errors over all frames where a face was found; see the module docstring."""
     from core.data.seeds import identity_seed, rng_for
-    from core.tracking.face_renders import SyntheticFaceCamera
+    from core.eval.face_renders import SyntheticFaceCamera
     from core.tracking.landmarks import Tracker
 
     if split == "train":

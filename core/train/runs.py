@@ -1,6 +1,7 @@
-"""Training runs as folders: list them, read their status and metrics, launch, pause and resume them.
+"""Training runs as folders: the names of a run folder's files (which `core.train.loop` writes), and listing them,
+reading their status and metrics, launching, pausing and resuming them (what the studio's training panel shows).
 
-No GUI code. A run is a folder under a runs root holding `config.yaml`, `metrics.jsonl`, checkpoints
+ A run is a folder under a runs root holding `config.yaml`, `metrics.jsonl`, checkpoints
 (`last.safetensors`, `stepNNNNNNN.safetensors`), `samples/*.png`, and, for runs launched from here, `log.txt`
 (the child's stdout and stderr) and `pid`. Status comes from the folder and the pid file alone, so a studio that
 was closed and reopened re-attaches to a run that is still going.
@@ -27,14 +28,24 @@ from core.paths import user_data_dir
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONFIGS_DIR = ROOT / "configs" / "train"
 LOG_FILE = "log.txt"
 PID_FILE = "pid"
+# The run folder's files, written by core.train.loop / core.train.metrics and read here.
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SAMPLES_DIR = "samples"
 LAST = "last.safetensors"
 _CHILDREN: dict[int, subprocess.Popen] = {}  # runs this process launched, kept so they can be reaped
 CLI_QUIET_S = 120.0  # a run without a pid file counts as running while its metrics changed this recently
 _STEP_FILE = re.compile(r"^step(\d+)\.safetensors$")
+
+
+def step_file(step: int) -> str:
+    """The name of the checkpoint kept at `step`."""
+    return f"step{step:07d}.safetensors"
+
 
 Status = Literal["running", "finished", "paused", "crashed", "stopped", "new"]
 
@@ -129,11 +140,11 @@ class Run:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.name = self.path.name
-        self.metrics = MetricsFollower(self.path / "metrics.jsonl")
+        self.metrics = MetricsFollower(self.path / METRICS_FILE)
 
     # Folder contents -------------------------------------------------------------------------
     def config(self) -> dict:
-        p = self.path / "config.yaml"
+        p = self.path / CONFIG_FILE
         if not p.is_file():
             return {}
         try:
@@ -164,7 +175,7 @@ class Run:
         return min(ckpts, key=lambda c: (abs(c[0] - step), c[0]))[1]
 
     def latest_sample(self) -> Path | None:
-        samples = sorted((self.path / "samples").glob("*.png"))
+        samples = sorted((self.path / SAMPLES_DIR).glob("*.png"))
         return samples[-1] if samples else None
 
     def log_tail(self, lines: int = 20) -> str:
@@ -188,7 +199,7 @@ class Run:
         pid = self.pid()
         if pid is not None:
             return pid_alive(pid)
-        metrics = self.path / "metrics.jsonl"
+        metrics = self.path / METRICS_FILE
         if not metrics.exists():
             return False
         self.metrics.poll()
@@ -285,7 +296,7 @@ def list_runs(root: str | Path) -> list[Run]:
     root = Path(root)
     if not root.is_dir():
         return []
-    marks = ("config.yaml", "metrics.jsonl", PID_FILE)
+    marks = (CONFIG_FILE, METRICS_FILE, PID_FILE)
     return [Run(p) for p in sorted(root.iterdir()) if p.is_dir() and any((p / m).exists() for m in marks)]
 
 

@@ -1,0 +1,301 @@
+"""An honest score on real footage (clips and photos written by `main.py prepare video`).
+
+Protocol (cross-frame): in each clip the avatar is made from reference frames at its start, and scored on frames
+at least `gap_s` (default 1 s) after the last reference, each driven by that frame's own fitted body and camera.
+A photo (one frame) can only be scored on itself: that row is a reconstruction, reported apart and never mixed
+into the held-out numbers. Clips shot from several calibrated cameras (`num_cameras > 1`) are scored
+cross-view: references from camera 0, targets from the other cameras.
+
+Metric: the avatar rendered on black against the person cut out onto black (by the frame's person mask), inside
+the union of the two silhouettes, so person pixels the avatar fails to cover count as errors, and avatar pixels
+off the person too: PSNR, SSIM (over the union's bounding box) and silhouette IoU (alpha > 0.5 vs mask).
+Controls, scored the same way on the same frames and printed beside every score:
+- `flat`: the person's silhouette filled with one colour, the mean person colour of the reference frames;
+- `wrong identity`: the avatar of another source, driven by this frame's body.
+An avatar that is not better than both controls has not captured the person.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from core.data.benchmarks import ROLE_NOVEL_POSE, ROLE_NOVEL_VIEW, ROLE_REF
+from core.data.loader import crop, mask_box, square_box
+from core.data.shards import Sample
+from core.io import atomic_write_bytes
+from core.model.appearance import Lighting
+from core.model.crops import fit_crop_matrix, fit_crops
+from core.model.drive import drive_gaussians
+from core.model.model import IdentityState, LCAModel
+from core.raster import Camera
+from core.raster.rasterize import rasterize
+from core.train.losses import ssim
+
+log = logging.getLogger(__name__)
+
+ROLE_UNUSED = -1  # frames between the references and the first frame far enough from them
+ROLE_RECONSTRUCTION = 3  # a photo scored on itself
+MAX_REFS = 8
+REF_SPAN_S = 0.5  # references come from the first half second of a clip (at least one frame)
+
+
+def frame_times(sample: Sample) -> np.ndarray:
+    """Seconds of each frame of a clip: `times_s` written by ingestion, else its frame indices at 30 fps."""
+    m = sample.meta
+    if "times_s" in m and len(m["times_s"]) == sample.num_frames:
+        return np.asarray(m["times_s"], np.float64)
+    frames = np.asarray(m.get("frames", range(sample.num_frames)), np.float64)
+    return frames / float(m.get("fps", 30.0))
+
+
+def held_out_roles(sample: Sample, gap_s: float = 1.0) -> np.ndarray:
+    """Role per frame [F]: references (the clip's first `REF_SPAN_S`, at most `MAX_REFS`), novel poses (frames
+    >= `gap_s` after the last reference), unused (between). A single frame: a reconstruction."""
+    F = sample.num_frames
+    if F == 1:
+        return np.array([ROLE_RECONSTRUCTION])
+    t = frame_times(sample)
+    if t[-1] - t[0] < gap_s:  # too short for a frame >= gap_s from a reference: the clip's start, on itself
+        role = np.full(F, ROLE_UNUSED)
+        role[0] = ROLE_RECONSTRUCTION
+        return role
+    refs = np.nonzero(t <= min(t[0] + REF_SPAN_S, t[-1] - gap_s))[0][:MAX_REFS]
+    role = np.full(F, ROLE_UNUSED)
+    role[refs] = ROLE_REF
+    role[t >= t[refs].max() + gap_s] = ROLE_NOVEL_POSE
+    return role
+
+
+@dataclass(frozen=True)
+class PersonScore:
+    psnr: float  # inside the union of the silhouettes, avatar-on-black vs person-on-black
+    ssim: float  # over the union's bounding box
+    iou: float  # silhouettes: alpha > 0.5 vs mask > 0.5
+    covered: float  # share of the person's pixels the avatar covers
+    spill: float  # share of the avatar's pixels off the person
+
+
+def person_score(pred: np.ndarray, alpha: np.ndarray, target: np.ndarray, mask: np.ndarray) -> PersonScore:
+    """pred [H, W, 3] on black in [0, 1], alpha [H, W], target [H, W, 3] in [0, 1], mask [H, W] in [0, 1]."""
+    a, m = alpha > 0.5, mask > 0.5
+    union = a | m
+    person = target * m[..., None]
+    if not union.any():
+        return PersonScore(float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
+    mse = float(((pred - person) ** 2)[union].mean())
+    p = 10 * np.log10(1.0 / max(mse, 1e-10))
+    ys, xs = np.nonzero(union)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    if min(y1 - y0, x1 - x0) >= 11:
+        t = lambda x: torch.as_tensor(x[y0:y1, x0:x1], dtype=torch.float32)[None]  # noqa: E731
+        s = float(ssim(t(pred), t(person)))
+    else:
+        s = float("nan")
+    inter = (a & m).sum()
+    return PersonScore(
+        psnr=float(p),
+        ssim=s,
+        iou=float(inter / union.sum()),
+        covered=float(inter / max(m.sum(), 1)),
+        spill=float((a & ~m).sum() / max(a.sum(), 1)),
+    )
+
+
+def _ref_crops(sample: Sample, refs: np.ndarray, crop_size: int, face_size: int):
+    """Body crops, face crops, person-mask crops and crop intrinsics of the reference frames."""
+    from core.data.loader import crop_matrix  # noqa: PLC0415
+
+    body, face, masks, Ks = [], [], [], []
+    for f in refs:
+        img, m = sample.rgb[f, 0], sample.mask[f, 0]
+        box = square_box(*(mask_box(m) or (0, 0, img.shape[1], img.shape[0])), pad=0.1)
+        body.append(crop(img, *box, crop_size)[0])
+        masks.append(crop(np.repeat(m[..., None], 3, -1), *box, crop_size)[0][..., 0])
+        face.append(crop(img, *square_box(*sample.arrays["head_box"][f, 0], pad=0.35), face_size)[0])
+        Ks.append(crop_matrix(*box, crop_size) @ sample.arrays["K"][f, 0])
+    t = lambda x: torch.as_tensor(np.stack(x)).permute(0, 3, 1, 2).float() / 255.0  # noqa: E731
+    return t(body), t(face), torch.as_tensor(np.stack(masks)).float() / 255.0, np.stack(Ks)
+
+
+@torch.no_grad()
+def real_identity(
+    model: LCAModel, sample: Sample, refs: np.ndarray, *, crop_size: int, face_size: int, device: torch.device
+) -> IdentityState:
+    """The avatar of a clip from its reference frames `refs` (pixel-aligned colours only inside the person masks)."""
+    from core.model.pixel_align import ReferenceViews  # noqa: PLC0415
+
+    a = sample.arrays
+    full, face, masks, Ks = _ref_crops(sample, refs, crop_size, face_size)
+    bh, bw = model.cfg.encoder.body_crop
+    body = fit_crops(full[None].to(device), (bh, bw))
+    faces = fit_crops(face[None].to(device), tuple(model.cfg.encoder.face_crop))
+    shape = torch.as_tensor(a["est_shape"], device=device).float()[None] if model.anchor_shape is not None else None
+    views = None
+    if model.pixel_appearance is not None:
+        t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
+        views = ReferenceViews(
+            rotations=t(a["est_pose"][refs]),
+            expression=t(a["est_expression"][refs]),
+            gaze=t(a["est_gaze"][refs]),
+            translation=t(a["est_translation"][refs]),
+            K=t(Ks),
+            T_cam_world=t(a["T_cam_world"][refs, 0]),
+        ).cropped(fit_crop_matrix((crop_size, crop_size), (bh, bw)))
+        m = fit_crops(masks[None, :, None].expand(1, -1, 3, -1, -1), (bh, bw))[0, :, 0]
+        views = views.with_masks(m).map(lambda v: v[None].to(device))
+    return model(body, faces, shape, views).select(0)
+
+
+@torch.no_grad()
+def render_on_black(model: LCAModel, state: IdentityState, sample: Sample, f: int, device) -> tuple[np.ndarray, ...]:
+    """The avatar driven by frame f's fitted body, rendered through its camera on black: colour [H, W, 3], alpha."""
+    a = sample.arrays
+    H, W = sample.rgb.shape[2:4]
+    g = lambda k: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
+    posed = drive_gaussians(
+        model, state, g("est_pose"), g("est_expression"), g("est_gaze"), Lighting.neutral(device), g("est_translation")
+    ).gaussians
+    cam = Camera(g("K")[0], g("T_cam_world")[0], W, H)
+    r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
+    return r.color[0].clamp(0, 1).cpu().numpy(), r.alpha[0].reshape(H, W).cpu().numpy()
+
+
+def _mean_person_colour(sample: Sample, frames: np.ndarray) -> np.ndarray:
+    px = [sample.rgb[f, 0][sample.mask[f, 0] > 127] for f in frames]
+    px = np.concatenate(px) if px else np.zeros((0, 3))
+    return px.mean(0) / 255.0 if len(px) else np.full(3, 0.5)
+
+
+def evaluate_real(
+    model: LCAModel,
+    footage: list[Sample],
+    *,
+    crop_size: int = 128,
+    face_size: int = 64,
+    device: torch.device | str = "cpu",
+    gap_s: float = 1.0,
+    max_targets: int = 6,
+    progress: bool = True,
+) -> tuple[dict, list[dict]]:
+    """Per-source rows (held-out and reconstruction kept apart) and a summary; plus the tiles for `real_sheet`."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    device = torch.device(device)
+    model = model.to(device).eval()
+    roles = [held_out_roles(s, gap_s) for s in footage]
+    states = []
+    for s, r in tqdm(list(zip(footage, roles, strict=True)), desc="real: avatars", disable=not progress):
+        refs = np.nonzero((r == ROLE_REF) | (r == ROLE_RECONSTRUCTION))[0]
+        states.append(real_identity(model, s, refs, crop_size=crop_size, face_size=face_size, device=device))
+    rows, tiles = [], []
+    for i, (s, r) in enumerate(tqdm(list(zip(footage, roles, strict=True)), desc="real: score", disable=not progress)):
+        targets = np.nonzero((r == ROLE_NOVEL_POSE) | (r == ROLE_NOVEL_VIEW) | (r == ROLE_RECONSTRUCTION))[0]
+        if len(targets) > max_targets:
+            targets = targets[np.linspace(0, len(targets) - 1, max_targets).round().astype(int)]
+        refs = np.nonzero((r == ROLE_REF) | (r == ROLE_RECONSTRUCTION))[0]
+        flat = _mean_person_colour(s, refs)
+        other = (i + 1) % len(footage)
+        t = frame_times(s)
+        scores: dict[str, list[PersonScore]] = {"avatar": [], "flat": [], "wrong_identity": []}
+        for f in targets:
+            target = s.rgb[f, 0].astype(np.float32) / 255.0
+            mask = s.mask[f, 0].astype(np.float32) / 255.0
+            pred, alpha = render_on_black(model, states[i], s, f, device)
+            scores["avatar"].append(person_score(pred, alpha, target, mask))
+            flat_img = np.where(mask[..., None] > 0.5, flat[None, None], 0.0).astype(np.float32)
+            scores["flat"].append(person_score(flat_img, mask, target, mask))
+            if other != i:
+                wp, wa = render_on_black(model, states[other], s, f, device)
+                scores["wrong_identity"].append(person_score(wp, wa, target, mask))
+            else:
+                wp = np.zeros_like(pred)
+            if len(tiles) < 64:
+                tiles.append({"source": _name(s), "target": target * (mask[..., None] > 0.5), "avatar": pred,
+                              "flat": flat_img, "wrong": wp, "frame": target, "alpha": alpha, "mask": mask})  # fmt: skip
+        held_out = bool((r == ROLE_NOVEL_POSE).any() or (r == ROLE_NOVEL_VIEW).any())
+        gaps = [float(np.min(np.abs(t[f] - t[refs]))) for f in targets] if held_out else [0.0]
+        row = {
+            "source": _name(s),
+            "protocol": "cross-frame" if held_out else "reconstruction (scored on its own reference)",
+            "references": int(len(refs)),
+            "targets": int(len(targets)),
+            "min_gap_s": round(min(gaps), 2) if gaps else None,
+            "wrong_identity_from": _name(footage[other]) if other != i else None,
+        }
+        for k, v in scores.items():
+            if v:
+                row[k] = {m: _mean([getattr(x, m) for x in v]) for m in ("psnr", "ssim", "iou", "covered", "spill")}
+        rows.append(row)
+    summary = {}
+    for name, sel in (("held_out", lambda r: r["protocol"] == "cross-frame"), ("reconstruction", lambda r: r["protocol"] != "cross-frame")):  # fmt: skip
+        chosen = [r for r in rows if sel(r) and "avatar" in r]
+        if chosen:
+            summary[name] = {
+                k: {m: _mean([r[k][m] for r in chosen if k in r]) for m in ("psnr", "ssim", "iou")}
+                for k in ("avatar", "flat", "wrong_identity")
+                if any(k in r for r in chosen)
+            } | {"sources": len(chosen), "frames": int(sum(r["targets"] for r in chosen))}
+    return {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "summary": summary, "sources": rows}, tiles
+
+
+def _mean(v: list[float]) -> float | None:
+    v = [x for x in v if np.isfinite(x)]
+    return round(float(np.mean(v)), 4) if v else None
+
+
+def _name(s: Sample) -> str:
+    from pathlib import Path  # noqa: PLC0415
+
+    return Path(str(s.meta.get("source", s.key))).name
+
+
+def real_sheet(tiles: list[dict], path, per_source: int = 2, side: int = 128) -> None:
+    """One row per scored frame: frame with silhouettes (green person mask, red avatar), person on black, avatar
+    on black, flat control, wrong-identity control."""
+    rows, seen = [], {}
+    for t in tiles:
+        if seen.get(t["source"], 0) >= per_source:
+            continue
+        seen[t["source"]] = seen.get(t["source"], 0) + 1
+        frame = (t["frame"] * 255).astype(np.uint8).copy()
+        for m, col in ((t["mask"], (60, 230, 90)), (t["alpha"], (240, 60, 60))):
+            cs, _ = cv2.findContours((m > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            cv2.drawContours(frame, cs, -1, col, 1)
+        ims = [frame] + [(np.clip(t[k], 0, 1) * 255).astype(np.uint8) for k in ("target", "avatar", "flat", "wrong")]
+        row = np.concatenate([cv2.resize(x, (side, side), interpolation=cv2.INTER_AREA) for x in ims], 1)
+        cv2.putText(row, t["source"][:22], (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1)
+        rows.append(row)
+    if not rows:
+        return
+    head = np.zeros((16, rows[0].shape[1], 3), np.uint8)
+    for j, lab in enumerate(("frame (mask/avatar)", "person on black", "avatar", "flat control", "wrong identity")):
+        cv2.putText(head, lab, (3 + j * side, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1)
+    img = np.concatenate([head, *rows], 0)
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if ok:
+        atomic_write_bytes(path, buf.tobytes())
+
+
+def format_real(res: dict) -> str:
+    """A table of the real-footage rows: every avatar score beside its flat and wrong-identity controls."""
+
+    def cell(row: dict, k: str, m: str) -> str:
+        v = row.get(k, {}).get(m)
+        return "   -  " if v is None else f"{v:6.2f}" if m == "psnr" else f"{v:6.3f}"
+
+    lines = [
+        f"{'source':28s} {'protocol':12s} {'n':>3s}  PSNR avatar / flat / wrong-id   IoU avatar / wrong-id  SSIM avatar",
+    ]
+    for r in res["sources"]:
+        proto = "cross-frame" if r["protocol"] == "cross-frame" else "recon (seen)"
+        lines.append(
+            f"{r['source'][:28]:28s} {proto:12s} {r['targets']:3d}  {cell(r, 'avatar', 'psnr')} / "
+            f"{cell(r, 'flat', 'psnr')} / {cell(r, 'wrong_identity', 'psnr')}   {cell(r, 'avatar', 'iou')} / "
+            f"{cell(r, 'wrong_identity', 'iou')}       {cell(r, 'avatar', 'ssim')}"
+        )
+    return "\n".join(lines)
