@@ -23,18 +23,20 @@ LOSS_RTOL = 1e-5
 GRAD_TOL = 1e-3
 
 
-def _model(decoder: str = "dual", deformer: bool = True) -> LCAModel:
+def _model(decoder: str = "dual", deformer: str | None = "nodes") -> LCAModel:
     cfg = load_model_config("tiny")
     cfg = dataclasses.replace(
         cfg,
         heads=dataclasses.replace(cfg.heads, decoder=decoder),
-        deformer=dataclasses.replace(cfg.deformer, enabled=deformer),
+        deformer=dataclasses.replace(cfg.deformer, enabled=deformer is not None, kind=deformer or "nodes"),
         appearance=dataclasses.replace(cfg.appearance, lighting_estimator=True),
     )
     torch.manual_seed(0)
     model = LCAModel(cfg, rig_from_body_asset())
     with torch.no_grad():  # move the near-zero initial pose head and deformer so the per-target terms matter
-        outs = [model.pose_head.out, model.light_estimator.out] + ([model.deformer.mlp.out] if deformer else [])
+        outs = [model.pose_head.out, model.light_estimator.out]
+        outs += [model.deformer.mlp.out] if deformer == "nodes" else []
+        outs += [model.skin_correction.mlp[-1]] if deformer == "skinning" else []
         for p in itertools.chain(*(m.parameters() for m in outs)):
             p.add_(0.05 * torch.randn_like(p))
     return model
@@ -60,7 +62,7 @@ def _grads(model: LCAModel) -> dict[str, torch.Tensor]:
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("decoder,deformer", [("dual", True), ("single", False)])
+@pytest.mark.parametrize("decoder,deformer", [("dual", "nodes"), ("single", None), ("dual", "skinning")])
 def test_batched_step_equals_the_per_target_reference(shards, decoder, deformer):
     model = _model(decoder, deformer)
     batch = _batch(shards)
@@ -93,9 +95,10 @@ def test_batched_step_equals_the_per_target_reference(shards, decoder, deformer)
     assert slow["pose_head.out.weight"].abs().sum() > 0  # the per-target path carries gradients
 
 
-def test_batched_drive_equals_drive_gaussians_per_target(shards):
+@pytest.mark.parametrize("deformer", ["nodes", "skinning"])
+def test_batched_drive_equals_drive_gaussians_per_target(shards, deformer):
     """Each posed target of `drive_targets` is `drive_gaussians` of that identity, pose and light."""
-    model = _model()
+    model = _model(deformer=deformer)
     batch = _batch(shards, num_targets=3)
     crops = TrainStep(model, LossConfig(perceptual=0.0), render_size=24, perceptual=None)
     with torch.no_grad():

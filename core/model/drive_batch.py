@@ -23,6 +23,7 @@ from torch import Tensor
 from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes, skin_points
 from core.model.heads import decode_canonical, decode_deltas, pose_code
 from core.model.model import IdentityState, LCAModel
+from core.model.skin_correction import corrected_weights, nearest_rotation
 from core.model.skinning import matrix_to_quat, quat_mul
 from core.raster.types import Gaussians, rgb_to_sh0
 
@@ -196,14 +197,31 @@ def drive_targets(
     frames_g = R_anchor[..., None, :, :]  # [B, T, A, 1, 3, 3]
     q_anchor = matrix_to_quat(R_anchor)[..., None, :]  # [B, T, A, 1, 4]
 
+    fix = None
+    sc = model.skin_correction
+    if sc is not None and state.skin_nodes is not None:  # the paper's W' = W(n) + H_skin(T^node), per identity
+        fix = _skin_correction_fix(
+            model, state, T_world_bone.unflatten(0, (B, T))
+        )  # [B, T, A, 3, 3], [..., 3], [..., 4]
+        if regularisers:
+            nodes = state.skin_nodes  # [B, Nn, J]
+            i, j = sc.edges[:, 0], sc.edges[:, 1]
+            regs["sparsity"] = nodes.abs().mean((-2, -1))[:, None].expand(B, T)
+            regs["arap"] = (nodes[:, i] - nodes[:, j]).pow(2).sum(-1).mean(-1)[:, None].expand(B, T)
+
     def posed(points, quats, log_scales, albedo, transfer) -> Gaussians:  # [B, T | 1, A, K, ...] -> [B*T, G, ...]
         means = posed_anchors[..., None, :] + _matvec(frames_g, points - anchors[..., None, :])  # [B, T, A, K, 3]
+        quats = quat_mul(q_anchor, quats)  # [B, T, A, K, 4]
+        if fix is not None:  # re-skinned with the corrected weights
+            R_fix, t_fix, q_fix = fix
+            means = _matvec(R_fix[..., None, :, :], means) + t_fix[..., None, :]
+            quats = quat_mul(q_fix[..., None, :], quats)
         transfer_world = _matvec(frames_g, transfer)  # [B, T, A, K, 3]
         rgb = _shade(albedo, transfer_world, env, frames.key_dir, frames.key_rgb)
         M, G = B * T, A * K
         return Gaussians(
             means=means.reshape(M, G, 3),
-            quats=quat_mul(q_anchor, quats).expand(B, T, A, K, 4).reshape(M, G, 4),
+            quats=quats.expand(B, T, A, K, 4).reshape(M, G, 4),
             log_scales=log_scales.expand(B, T, A, K, 3).reshape(M, G, 3),
             opacity_logits=can.opacity_logits[:, None].expand(B, T, A, K).reshape(M, G),
             sh=rgb_to_sh0(rgb).expand(B, T, A, K, 3).reshape(M, G, 1, 3),
@@ -215,6 +233,35 @@ def drive_targets(
         c = [getattr(can, k)[:, None] for k in ("offsets", "quats", "log_scales", "albedo", "transfer")]
         canon = posed(anchors[..., None, :] + c[0], *c[1:])
     return BatchedDrive(gaussians=gaussians, regularisers=regs, offsets=offsets.expand(B, T, A, K, 3), canonical=canon)
+
+
+def _skin_correction_fix(
+    model: LCAModel,
+    state: IdentityState,
+    T_bone: Tensor,  # [B, T, J, 4, 4] the targets' skinning transforms
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`SkinningCorrection.apply`'s correction of every anchor in every target: the linear part [B, T, A, 3, 3],
+    the translation [B, T, A, 3] and the rotation nearest the linear part as a quaternion [B, T, A, 4]."""
+    sc = model.skin_correction
+    nodes = state.skin_nodes  # [B, Nn, J]
+    coarse = (nodes[:, sc.coarse_idx] * sc.coarse_w[..., None]).sum(-2)  # [B, A, J]
+    fine = (nodes[:, sc.fine_idx] * sc.fine_w[..., None]).sum(-2)
+    delta = coarse + state.garment.mean(-1)[..., None] * fine  # [B, A, J] (strength 1 in training)
+    W = (model.support_weights[model.anchor_corners] * model.anchor_bary[..., None]).sum(1)  # [A, J]
+    fix = correction_transforms_batched(W, corrected_weights(W, delta), T_bone)  # [B, T, A, 4, 4]
+    R_fix = fix[..., :3, :3]
+    return R_fix, fix[..., :3, 3], matrix_to_quat(nearest_rotation(R_fix))
+
+
+def correction_transforms_batched(
+    weights: Tensor,  # [A, J] template weights
+    corrected: Tensor,  # [B, A, J] corrected weights of each identity
+    T_bone: Tensor,  # [B, T, J, 4, 4]
+) -> Tensor:
+    """`skin_correction.correction_transforms` of every target: (sum_j W'_j T_j) (sum_j W_j T_j)^-1 [B, T, A, 4, 4]."""
+    M = torch.einsum("aj,btjxy->btaxy", weights, T_bone)
+    M_new = torch.einsum("baj,btjxy->btaxy", corrected, T_bone)
+    return M_new @ torch.linalg.inv(M)
 
 
 def _shade(
