@@ -50,7 +50,13 @@ def test_views_carry_the_person_mask_and_poor_fits_are_not_personalised(assistan
     cfg = EncoderConfig(body_crop=(256, 192))
     views = crop_views(estimates, rig, cfg).with_masks(crop_masks(masks, estimates, rig, cfg))
     assert views.mask is not None and views.mask.shape == (1, 256, 192)
-    assert 0.2 < float(views.mask.mean()) < 0.9
+    assert 0.05 < float(views.mask.mean()) < 0.9  # the crop spans the whole fitted body, legs below the photo
+    from core.capture.photos import photo_trust
+
+    trust = photo_trust(assistant.checks, len(rig.parents))
+    assert trust is not None and trust.shape == (1, len(rig.parents))
+    assert 0 <= float(trust.min()) and float(trust.max()) == 1.0
+    assert views.with_trust(trust).trust is trust
     thumb = cv2.resize(skdata.astronaut(), (150, 150))
     assert (fit_overlay(thumb, c, 150 / 512) != thumb).any()
     c.fit = type(c.fit)(c.fit.estimate, "landmarks", 1e3, 100.0, 0.1, c.fit.silhouette)  # a poor fit

@@ -36,6 +36,11 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
                     log.error("%s", e)
                     continue
                 log.info("%s: %s", Path(path).name, "person found" if c.usable else "no person found: skipped")
+                if c.fit is not None:
+                    (log.warning if c.fit.poor else log.info)("%s: %s", Path(path).name, c.fit.summary())
+                for p in c.problems:
+                    if c.fit is None or c.fit.summary() not in p:
+                        log.warning("%s: %s", Path(path).name, p)
             fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
             with tqdm(total=1.0, desc="creating", bar_format=fmt, dynamic_ncols=True) as bar:
 

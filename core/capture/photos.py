@@ -101,12 +101,25 @@ def photo_inputs(checks: list[PhotoCheck]) -> tuple[list[torch.Tensor], list, li
 
 
 def photo_estimate(c: PhotoCheck, rig):  # -> BodyEstimate
-    """The photo's body estimate: the landmark fit when it is trusted, else the standing template in its box."""
+    """The photo's body estimate: the landmark fit when there is one (even a poor one places the head and limbs
+    nearer their place than a standing template in the box, which put a kicking man's face on the chest), else the
+    standing template in its box. Regions a poor fit misplaced are refused by `photo_trust`."""
     from core.model.photo_fit import box_estimate
 
-    if c.fit is not None and c.fit.method == "landmarks" and not c.fit.poor:
+    if c.fit is not None and c.fit.method == "landmarks":
         return c.fit.estimate
     return box_estimate(rig, c.person_box, c.size, c.view)
+
+
+def photo_trust(checks: list[PhotoCheck], num_bones: int) -> torch.Tensor | None:
+    """Per-bone trust [N, J] of the photos' landmark fits (1 for photos without one); None when no photo has one.
+    Anchors take no colour from a photo where the fit put their bones elsewhere (core.model.photo_fit.bone_trust)."""
+    rows = [getattr(c.fit, "bone_trust", None) if c.fit is not None and c.fit.method == "landmarks" else None
+            for c in checks]  # fmt: skip
+    if all(t is None for t in rows):
+        return None
+    ones = np.ones(num_bones, np.float32)
+    return torch.from_numpy(np.stack([ones if t is None or len(t) != num_bones else t for t in rows])).float()
 
 
 _RIG = None
@@ -252,7 +265,18 @@ class CaptureAssistant:
         if progress:
             progress(0.3, f"encoding {len(usable)} photos")
         images, estimates, masks = photo_inputs(usable)
-        avatar = Avatar.create(model, images, estimates, masks=masks)
+        views = None
+        if model.pixel_appearance is not None:  # colours only from the person, and only where the fit lies on it
+            from core.model.crops import crop_masks, crop_views
+
+            enc = model.cfg.encoder
+            views = crop_views(estimates, model.rig, enc)
+            if masks is not None:
+                views = views.with_masks(crop_masks(masks, estimates, model.rig, enc))
+            trust = photo_trust(usable, len(model.rig.parents))
+            if trust is not None:
+                views = views.with_trust(trust)
+        avatar = Avatar.create(model, images, estimates, masks=masks, views=views)
         if progress:
             progress(1.0, "avatar created")
         name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"
