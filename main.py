@@ -27,10 +27,10 @@ TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 COMMANDS: dict[str, tuple[str, str | None]] = {
     "install": ("install the project (no torch yet: the CPU build from PyTorch's index)", "main:_install_cli"),
     "studio": ("open the Dear PyGui studio on the bundled default avatar", "app.cli:add_cli"),
-    "create": ("create an avatar from 1-16 photos", "app.create_cli:add_create_cli"),
+    "create": ("create an avatar from 1-16 photos", "core.capture.cli:add_create_cli"),
     "view": ("view an avatar or a .ply in a standalone OpenGL window", "render.cli:add_view_cli"),
     "render": ("render an avatar to PNG / mp4 headlessly", "render.cli:add_render_cli"),
-    "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", "app.create_cli:add_export_cli"),
+    "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", "app.export_cli:add_export_cli"),
     "prepare": ("generate or ingest training data (synthetic world, real videos)", "core.data.cli:add_cli"),
     "train": ("train a model from a YAML config (pretrain, posttrain, mixed, studio-only)", "core.train.cli:add_cli"),
     "eval": ("evaluate a checkpoint (PSNR / SSIM on held-out identities)", "core.train.cli:add_eval_cli"),

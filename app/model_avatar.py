@@ -11,32 +11,14 @@ import torch
 from app.avatar_source import ROOT, AvatarLoadError, StudioAvatar
 from core.body.frame import Controls, DriveFrame
 from core.raster.types import Gaussians
+from core.train.export import SHIPPED_MODEL_FILE as DEFAULT_MODEL_FILE
+from core.train.export import shipped_model as trained_model
 
 log = logging.getLogger(__name__)
 
 # A saved default avatar wins; otherwise the shipped trained model decodes the bundled example inputs.
 DEFAULT_AVATAR_FILES = (ROOT / "assets" / "default_avatar.safetensors",)
-DEFAULT_MODEL_FILE = ROOT / "assets" / "default_model.safetensors"
 EXAMPLES_DIR = ROOT / "assets" / "examples"
-_MODEL_CACHE: dict[str, tuple] = {}
-
-
-def trained_model():
-    """The shipped trained model and a description, or None when it is missing or unreadable (cached)."""
-    if "model" not in _MODEL_CACHE:
-        result = None
-        if DEFAULT_MODEL_FILE.is_file() and model_available():
-            from core.io import FileFormatError
-            from core.train.export import model_from_checkpoint
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            try:
-                model, meta = model_from_checkpoint(DEFAULT_MODEL_FILE, device)
-                result = (model, f"trained {model.cfg.name} model (step {meta['step']}, {DEFAULT_MODEL_FILE.name})")
-            except (FileFormatError, OSError, ValueError, KeyError) as e:
-                log.warning("the trained model %s could not be loaded: %s", DEFAULT_MODEL_FILE, e)
-        _MODEL_CACHE["model"] = result
-    return _MODEL_CACHE["model"]
 
 
 def example_files() -> list[Path]:
@@ -131,6 +113,13 @@ class ModelAvatar:
     def drive(self, frame: DriveFrame, detail: int | None = None) -> Gaussians:
         """Posed Gaussians; `detail=k` keeps k of each anchor's Gaussians (clamped to what the avatar has)."""
         return self.avatar.drive(frame, detail)
+
+
+def created_avatar(created) -> ModelAvatar:
+    """The studio's avatar of one made from photos (core.capture.photos.CreatedAvatar)."""
+    return ModelAvatar(
+        created.avatar, name=created.name, description=created.description, references=created.references
+    )
 
 
 def load_model_avatar(path: Path) -> StudioAvatar:

@@ -176,7 +176,7 @@ def report(folder: Path, region: str = "person", metric: str = "psnr") -> tuple[
             m, lo, hi = bootstrap_mean(s.values)
             data["arms"].setdefault(stem, {})[bench] = {"mean": m, "lo": lo, "hi": hi, **variance_components(s.values)}
             cells.append(fmt(m, lo, hi))
-            shape = f"{s.values.shape[0]} x {s.values.shape[1]}"
+            shape = f"{s.values.shape[0]} x {s.values.shape[1]}" if s.per_identity else "1 seed, means only"
         if any(c != "-" for c in cells):
             lines.append(f"| {label} | " + " | ".join(cells) + f" | {shape} |")
     lines += ["", "| finding (paper's order) | benchmark | difference (dB) | the paper's order |", "|---|---|---|---|"]

@@ -22,7 +22,8 @@ COUNT=${COUNT:-32}
 ARMS=${ARMS:-all}
 GPUS=${GPUS:-$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")}
 TOTAL=$((PRE + POST))
-mkdir -p "$OUT"
+mkdir -p "$OUT" data
+rm -f data/bench192.done
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
 COMMON=(--no-progress --fresh --set optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
         eval_every=50 eval_split=val eval_batches=4)

@@ -359,6 +359,18 @@ def load_tensors(
     return tensors, meta
 
 
+def save_image_bgr(path: str | os.PathLike, bgr: np.ndarray) -> Path:
+    """Write an OpenCV (BGR) image, encoded by the path's suffix (.png, .jpg), atomically with the user's umask
+    (cv2.imwrite writes in place and says only False when it fails)."""
+    import cv2
+
+    path = Path(path)
+    ok, buf = cv2.imencode(path.suffix or ".png", bgr)
+    if not ok:
+        raise OSError(f"{path}: could not encode a {bgr.shape} image as {path.suffix or '.png'}")
+    return atomic_write_bytes(path, buf.tobytes())
+
+
 MAX_IMAGE_PIXELS = 40_000_000  # about 8K x 5K; a larger declared size is refused before any pixel is decoded
 
 

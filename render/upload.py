@@ -103,6 +103,9 @@ class TextureUploader:
         layout = (num, num_sh, device)
         if layout == self._layout:
             return False
+        if self._interop is not None:  # unregister from CUDA before GL deletes the textures
+            self._interop.release()
+            self._interop = None
         texels = {"mean": num, "cov": 2 * num, "sh": num_sh * num}
         start = 0
         self._segments = {}
@@ -121,9 +124,6 @@ class TextureUploader:
                 tex = self.ctx.texture(size, 4, dtype="f4")
                 tex.filter = (moderngl.NEAREST, moderngl.NEAREST)
                 self.textures[name] = tex
-        if self._interop is not None:
-            self._interop.release()
-            self._interop = None
         self.fields.clear()
         self._layout = layout
         return True

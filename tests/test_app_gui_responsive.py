@@ -1,5 +1,8 @@
 """The studio stays responsive whatever a decode costs (run with xvfb-run): a slow avatar decodes on the preview
-worker while the GUI keeps drawing frames, slider values land at once, and the last value dragged to is drawn."""
+worker while the GUI keeps drawing frames, slider values land at once, and the last value dragged to is drawn.
+
+A second Dear PyGui studio in one process can crash in its first frame, so the test runs in a fresh interpreter
+started by the last test of this file."""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ import os
 import time
 
 import pytest
+from child_pytest import run_in_child
 from gui_studio import open_studio
 
 pytestmark = pytest.mark.skipif(not os.environ.get("DISPLAY"), reason="needs a display: run under xvfb-run")
+CHILD = "LCA_RESPONSIVE_GUI_CHILD"
+in_child = pytest.mark.skipif(not os.environ.get(CHILD), reason="runs inside test_responsiveness_in_its_own_process")
 
 DECODE_S = 1.5
 
@@ -38,6 +44,7 @@ def studio(tmp_path_factory):
     s.close()
 
 
+@in_child
 def test_a_slow_decode_never_blocks_the_gui_and_the_last_slider_value_wins(studio) -> None:
     from test_app_gui import trigger
 
@@ -74,3 +81,9 @@ def test_a_slow_decode_never_blocks_the_gui_and_the_last_slider_value_wins(studi
 
     status = dpg.get_value(studio.status)
     assert "frames/s" in status and "last decode" in status and "GUI" in status and "FPS" in status
+
+
+@pytest.mark.skipif(bool(os.environ.get(CHILD)), reason="already the child")
+def test_responsiveness_in_its_own_process() -> None:
+    res = run_in_child(__file__, "slow_decode", CHILD, timeout=280)
+    assert "\n1 passed" in res.stdout, res.stdout[-2000:]

@@ -12,7 +12,7 @@ skdata = pytest.importorskip("skimage.data")
 
 @pytest.fixture(scope="module")
 def assistant(tmp_path_factory):
-    from app.creation import CaptureAssistant
+    from core.capture.photos import CaptureAssistant
 
     path = tmp_path_factory.mktemp("photos") / "astronaut.png"
     cv2.imwrite(str(path), cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR))
@@ -22,7 +22,7 @@ def assistant(tmp_path_factory):
 
 
 def test_the_photo_is_checked_fitted_and_its_gaps_named(assistant):
-    from app.creation import coverage
+    from core.capture.photos import coverage
 
     c = assistant.checks[0]
     assert c.usable and c.found_by.startswith("pose") and c.view == "front"
@@ -37,19 +37,29 @@ def test_the_photo_is_checked_fitted_and_its_gaps_named(assistant):
 
 
 def test_views_carry_the_person_mask_and_poor_fits_are_not_personalised(assistant):
-    from app.creation import photo_views
     from app.panels.create import fit_overlay
-    from app.personalisation import photo_references
+    from core.capture.photos import photo_inputs
+    from core.capture.references import photo_references
+    from core.model.config import EncoderConfig
+    from core.model.crops import crop_masks, crop_views
     from core.model.rig import rig_from_body_asset
 
     c = assistant.checks[0]
     rig = rig_from_body_asset()
-    views = photo_views(assistant.checks, rig, (256, 192))
+    _, estimates, masks = photo_inputs(assistant.checks)
+    cfg = EncoderConfig(body_crop=(256, 192))
+    views = crop_views(estimates, rig, cfg).with_masks(crop_masks(masks, estimates, rig, cfg))
     assert views.mask is not None and views.mask.shape == (1, 256, 192)
-    assert 0.2 < float(views.mask.mean()) < 0.9
+    assert 0.05 < float(views.mask.mean()) < 0.9  # the crop spans the whole fitted body, legs below the photo
+    from core.capture.photos import photo_trust
+
+    trust = photo_trust(assistant.checks, len(rig.parents))
+    assert trust is not None and trust.shape == (1, len(rig.parents))
+    assert 0 <= float(trust.min()) and float(trust.max()) == 1.0
+    assert views.with_trust(trust).trust is trust
     thumb = cv2.resize(skdata.astronaut(), (150, 150))
     assert (fit_overlay(thumb, c, 150 / 512) != thumb).any()
     c.fit = type(c.fit)(c.fit.estimate, "landmarks", 1e3, 100.0, 0.1, c.fit.silhouette)  # a poor fit
     assert c.fit.poor and "POOR FIT" in c.fit.summary()
     with pytest.raises(ValueError, match="body fit of every photo is poor"):
-        photo_references(assistant.checks, rig)
+        photo_references(assistant.checks)

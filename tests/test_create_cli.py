@@ -6,7 +6,8 @@ import argparse
 
 import torch
 
-from app.create_cli import add_create_cli, add_export_cli
+from app.export_cli import add_export_cli
+from core.capture.cli import add_create_cli
 
 
 def _runner(add, argv):
@@ -48,3 +49,25 @@ def test_export_writes_a_ply_of_a_saved_avatar_and_refuses_a_corrupt_one(tmp_pat
     bad.write_bytes(b"\x00" * 64)
     assert _runner(add_export_cli, [str(bad), "--out", str(tmp_path / "bad.ply")]) == 2
     assert not (tmp_path / "bad.ply").exists()
+
+
+def test_create_imports_no_studio_code(tmp_path):
+    """`main.py create` runs on core alone: neither the studio (app), the preview (render) nor Dear PyGui loads."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    root = Path(__file__).resolve().parents[1]
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 90, 3), 200, np.uint8))
+    code = (
+        "import sys, main\n"
+        f"rc = main.main(['create', {str(blank)!r}, '--out', {str(tmp_path / 'a.safetensors')!r}])\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('app', 'render', 'dearpygui', 'moderngl'))\n"
+        "print('LOADED', bad, rc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert "LOADED [] 2" in out.stdout, out.stdout + out.stderr

@@ -11,7 +11,7 @@ import pytest
 from hardening_fuzz import Tally, assert_clean, fuzz_file, run_case, wall_limit
 from PIL import Image
 
-from app.creation import PhotoError, read_photo
+from core.capture.photos import PhotoError, read_photo
 from core.data.video import read_frames
 from core.io import FileFormatError, read_image_rgb
 
@@ -31,7 +31,7 @@ def test_bit_flipped_and_truncated_photos_give_photo_errors(tmp_path, fmt):
     # Cuts that only lose PNG's checksums and IEND chunk, or JPEG's end marker, lose no pixel and may load.
     end = src.stat().st_size - (20 if fmt == "png" else 2)
     tallies = fuzz_file(
-        src, tmp_path / "cases", read_photo, (PhotoError,), input_kind=f"photo .{fmt} (app read_photo)",
+        src, tmp_path / "cases", read_photo, (PhotoError,), input_kind=f"photo .{fmt} (capture read_photo)",
         seed=41 + len(fmt), flips=30, truncations=15, header_bytes=200, payload_end=end,
     )  # fmt: skip
     assert_clean(tallies)

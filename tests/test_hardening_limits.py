@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from core.config import ConfigError, load_config, to_dict
-from core.io import FileFormatError, atomic_write_bytes, save_tensors
+from core.io import FileFormatError, atomic_write_bytes, save_image_bgr, save_tensors
 from core.model.config import ModelConfig, load_model_config
 from core.train.checkpoint import read_checkpoint_meta, save_checkpoint
 
@@ -348,6 +348,7 @@ def test_saved_files_get_the_umask_mode_not_0600(tmp_path, umask_022):
         save_ply(tmp_path / "a.ply", _tiny_gaussians()),
         save_png(tmp_path / "a.png", np.zeros((8, 8, 3), np.uint8)),
         atomic_write_bytes(tmp_path / "a.bin", b"x"),
+        save_image_bgr(tmp_path / "sheet.png", np.zeros((8, 8, 3), np.uint8)),
     ]
     save_config(ModelConfig(), tmp_path / "config.yaml")
     outs.append(tmp_path / "config.yaml")

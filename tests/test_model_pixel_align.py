@@ -255,3 +255,29 @@ def test_person_masks_gate_the_views(rig):
     right = uv[0, 0, :, 0] > 0.1
     left = uv[0, 0, :, 0] < -0.1
     assert torch.allclose(w[0, 0, right], w_all[0, 0, right]) and w[0, 0, left].sum() == 0
+
+
+def test_bone_trust_keeps_misplaced_regions_from_a_view(rig):
+    cfg = _cfg(True)
+    model = LCAModel(cfg, rig)
+    views = _views(rig, _estimates(rig, 2), cfg).map(lambda t: t[None])
+    H, W = cfg.encoder.body_crop
+    _, rest_poses, support = model.shaped_rest(None, 1)
+    _, w_all = reference_uv(model, support, rest_poses, views, (H, W))
+    J = model.num_joints
+    trust = torch.ones(1, 2, J)
+    arm = [i for i, n in enumerate(rig_bone_names(rig)) if n.startswith(("lowerarm", "wrist", "finger", "metacarpal"))]
+    trust[0, 0, arm] = 0  # the fit put the forearms and hands elsewhere in the first photo
+    _, w = reference_uv(model, support, rest_poses, views.with_trust(trust), (H, W))
+    on_arm = model.anchor_weights[:, arm].sum(-1) > 0.99
+    assert on_arm.any() and w[0, 0, on_arm].sum() == 0 and torch.allclose(w[0, 1], w_all[0, 1])
+    off_arm = model.anchor_weights[:, arm].sum(-1) < 1e-6
+    assert torch.allclose(w[0, 0, off_arm], w_all[0, 0, off_arm])
+
+
+def rig_bone_names(rig):
+    from core.data.body_bridge import world_body
+
+    names = list(world_body().bone_names)
+    assert len(names) == len(rig.parents)
+    return names

@@ -1,7 +1,7 @@
 """Nothing lands in the repository or the working directory unless asked: the user's data and cache folders."""
 
-from app.create_cli import default_avatar_path
 from core import paths
+from core.capture.cli import default_avatar_path
 from render.viewer import ViewState, screenshot_path
 
 

@@ -30,10 +30,10 @@ class AvatarPanel(Panel):
                     label="Open selected", callback=lambda: self.actions.open_gallery(dpg.get_value(self.list))
                 )
                 dpg.add_button(label="Open file...", callback=lambda: dpg.show_item(self.open_dialog))
-            self.name_text = dpg.add_text("")
+            self.name_text = dpg.add_text("", wrap=440)
             dpg.add_separator()
             dpg.add_text("Save and export")
-            self.out_dir = dpg.add_input_text(label="folder", default_value=str(user_data_dir("studio_out")), width=220)
+            self.out_dir = dpg.add_input_text(label="folder", default_value=str(user_data_dir("studio_out")), width=340)
             with dpg.group(horizontal=True):
                 dpg.add_button(
                     label="Save avatar", callback=lambda: self.actions.save_avatar(self._out("avatar.safetensors"))

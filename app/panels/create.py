@@ -8,9 +8,9 @@ import cv2
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.creation import VIEWS, CaptureAssistant, PhotoError, coverage
 from app.panels.base import Panel
 from app.session import Session
+from core.capture.photos import VIEWS, CaptureAssistant, PhotoError, coverage
 
 THUMB_H = 150
 
@@ -82,7 +82,7 @@ class CreatePanel(Panel):
     def set_view(self, index: int, view: str) -> None:
         if view not in VIEWS:
             raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
-        self._assistant().checks[index].view = view
+        self._assistant().set_view(index, view)
         self.refresh()
 
     def create(self):
@@ -95,7 +95,9 @@ class CreatePanel(Panel):
         a = self._assistant()
 
         def work(task: Task, viewport=None):
-            return a.create(lambda f, text: task.report(f, text))
+            from app.model_avatar import created_avatar
+
+            return created_avatar(a.create(lambda f, text: task.report(f, text)))
 
         if self._run_task is None:  # no studio (tests of the panel alone): run here
             task = Task("creating avatar")
@@ -202,9 +204,7 @@ class CreatePanel(Panel):
             self._photo_row(i, c)
 
     def _photo_row(self, i: int, c) -> None:
-        from app.creation import read_photo
-
-        rgb = read_photo(c.path)
+        rgb = c.image
         s = THUMB_H / rgb.shape[0]
         thumb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * s)), THUMB_H), interpolation=cv2.INTER_AREA)
         with dpg.group(horizontal=True, parent=self.list):

@@ -6,6 +6,7 @@ import numpy as np
 from torch import Tensor
 
 from core.body.parts import BODY_PART_NAMES
+from core.io import save_image_bgr
 
 # BGR colours per part (for cv2), in BODY_PART_NAMES order.
 PART_COLOURS: tuple[tuple[int, int, int], ...] = (
@@ -63,6 +64,5 @@ def render_parts_png(vertices: Tensor, faces: Tensor, labels: Tensor, path: str,
         cv2.putText(legend, name, (x + 18, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         x += 24 + 9 * len(name)
     img = np.concatenate([img, legend], axis=0)
-    if not cv2.imwrite(path, img):
-        raise OSError(f"could not write the part render to {path}")
+    save_image_bgr(path, img)
     return img

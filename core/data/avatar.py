@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.util
+import threading
 
 import torch
 
@@ -40,8 +41,16 @@ class SyntheticAvatar:
         parents = tuple(int(p) for p in self.body.model.parents)
         self.controls = Controls(tuple(self.body.expression_names), tuple(self.body.bone_names), parents)
         self._posed: tuple[tuple, object] | None = None
+        # The body model and the posing cache are not for two threads at once: the studio's preview worker drives
+        # while its GUI thread may ask for the canonical splats (part counts, the face view).
+        self._lock = threading.Lock()
+        self._canonical: Gaussians | None = None
 
     def drive(self, frame: DriveFrame) -> Gaussians:
+        with self._lock:
+            return self._drive(frame)
+
+    def _drive(self, frame: DriveFrame) -> Gaussians:
         from core.data.render import lit_gaussians, pose_identity
 
         # Only pose, expression, gaze and translation move geometry; lighting, view and part edits reuse the posing.
@@ -54,12 +63,16 @@ class SyntheticAvatar:
         return apply_part_edits(lit_gaussians(identity, self._posed[1], 0, light), frame.parts)
 
     def canonical(self) -> Gaussians:
+        """The rest-pose splats under white light (computed once)."""
+        if self._canonical is not None:
+            return self._canonical
         c = self.controls
         rest = DriveFrame(
             pose=torch.zeros(len(c.joint_names), 3), expression=torch.zeros(len(c.expression_names)),
             gaze=torch.zeros(2), translation=torch.zeros(3), view="albedo",
         )  # fmt: skip
-        return self.drive(rest)
+        self._canonical = self.drive(rest)
+        return self._canonical
 
     def face_target(self) -> tuple[float, float, float]:
         return face_centre(self.canonical())

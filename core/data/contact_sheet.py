@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from core.data.shards import Sample, iter_shard, list_shards
+from core.io import save_image_bgr
 
 # One colour per PART_NAMES entry for label previews (skin, face, hair, upper, lower, shoes, accessories).
 PART_PALETTE = np.array(
@@ -54,6 +55,5 @@ def contact_sheet(root: Path, out: Path, *, per_kind: int = 3, num: int = 4) -> 
         raise FileNotFoundError(f"no samples under {root}")
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 2), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    save_image_bgr(out, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
     return out

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.shards import Sample
+from core.io import save_image_bgr
 
 log = logging.getLogger(__name__)
 
@@ -187,8 +188,7 @@ def figure(path: Path, ingestor, shown: list[tuple[Sample, Sample, int]]) -> Pat
         uv = _project(Xg[:, jx], a["K"][[f], 0].astype(np.float64))[0]
         tile = draw_fit(est, e, truth_uv=uv)
         rows.append(cv2.resize(tile, (rows[0].shape[1], rows[0].shape[0])) if rows else tile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
+    save_image_bgr(path, cv2.cvtColor(np.concatenate(rows, 0), cv2.COLOR_RGB2BGR))
     return path
 
 

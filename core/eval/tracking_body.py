@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core.body.frame import rotations_from_channels  # noqa: F401  (re-exported)
+from core.io import save_image_bgr
 from core.tracking.body import BodyRetargeter
 from core.tracking.body_landmarks import hand_points, pose_points
 from core.tracking.body_skeleton import Skeleton, default_skeleton, forward_kinematics, local_rotations
@@ -311,8 +312,7 @@ def drive_figure(path: str | Path, *, seed: int = 0, size: int = 320) -> Path:
             tiles.append(canvas)
         rows.append(np.concatenate(tiles, axis=1))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    save_image_bgr(path, cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     return path
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io import save_image_bgr
 from core.tracking.face import EXPRESSION_CHANNELS, FaceRetargeter
 from core.tracking.face_geometry import matrix_from_rotvec
 
@@ -107,8 +108,7 @@ def contact_sheet(shots: list[tuple[np.ndarray, object, ScriptFrame, dict[str, f
     cols = 6
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % cols)
     sheet = np.concatenate([np.concatenate(tiles[i : i + cols], 1) for i in range(0, len(tiles), cols)], 0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    save_image_bgr(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     return path
 
 

@@ -14,7 +14,7 @@ from core.config import to_dict
 from core.io import FileFormatError, load_tensors, save_tensors
 from core.model.appearance import Lighting
 from core.model.config import stored_model_config
-from core.model.crops import BodyEstimate, crop_inputs, crop_views
+from core.model.crops import BodyEstimate, crop_inputs, crop_masks, crop_views
 from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
 from core.model.drive_graph import GraphedDrive, graphs_enabled
 from core.model.heads import CanonicalGaussians
@@ -69,6 +69,7 @@ class Avatar:
         shape: Tensor | None = None,  # [S] identity shape (rig.default_shape convention); default: the estimates' mean
         views: ReferenceViews | None = None,  # [N] body estimate and body-crop camera of each ready-made crop
         garment_extent: bool = True,  # relabel skin-coloured garment regions as skin (core.model.part_labels)
+        masks: list[Tensor] | None = None,  # N x [H, W] person masks in [0, 1] of the images (colours only from them)
     ) -> Avatar:
         """Encode the reference photos once: encoder + transformer + canonical head; caches the per-frame inputs.
 
@@ -87,6 +88,8 @@ class Avatar:
             body_crops, face_crops = crop_inputs(images, body_estimates, model.rig, model.cfg.encoder)
             if views is None and model.pixel_appearance is not None:
                 views = crop_views(body_estimates, model.rig, model.cfg.encoder)
+                if masks is not None:
+                    views = views.with_masks(crop_masks(masks, body_estimates, model.rig, model.cfg.encoder))
             if shape is None and model.shape_dim > 0:
                 shape = torch.stack([e.shape.to(torch.float32) for e in body_estimates]).mean(0)  # order-free
         for name, t in (("body_crops", body_crops), ("face_crops", face_crops)):

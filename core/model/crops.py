@@ -90,7 +90,7 @@ def project(points: Tensor, camera: Camera) -> tuple[Tensor, Tensor]:
 
 
 def _box_crop(image: Tensor, centre: Tensor, half_h: Tensor, size: tuple[int, int]) -> Tensor:
-    """Crop [3, h, w] of `image` [3, H, W] centred at pixel `centre` [2], half height `half_h`, aspect of `size`."""
+    """Crop [C, h, w] of `image` [C, H, W] centred at pixel `centre` [2], half height `half_h`, aspect of `size`."""
     _, H, W = image.shape
     h, w = size
     half_w = half_h * w / h
@@ -163,6 +163,24 @@ def crop_inputs(
         raise ValueError(f"{len(images)} images but {len(estimates)} body estimates; give one estimate per image")
     pairs = [crop_image(img, est, rig, cfg) for img, est in zip(images, estimates, strict=True)]
     return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def crop_masks(
+    masks: list[Tensor],  # N x [H, W] person masks in [0, 1], one per image
+    estimates: list[BodyEstimate],
+    rig: BodyRig,
+    cfg: EncoderConfig,
+    *,
+    margin: float = 1.2,
+) -> Tensor:
+    """[N, Hb, Wb] the masks cut exactly as `crop_inputs` cuts the body crops (for `ReferenceViews.with_masks`)."""
+    if len(masks) != len(estimates):
+        raise ValueError(f"{len(masks)} masks but {len(estimates)} body estimates; give one mask per image")
+    out = []
+    for m, est in zip(masks, estimates, strict=True):
+        centre, half_h = _body_box(posed_joints(rig, est), est, cfg, margin)
+        out.append(_box_crop(m.to(torch.float32)[None], centre, half_h, cfg.body_crop)[0])
+    return torch.stack(out)
 
 
 def crop_views(estimates: list[BodyEstimate], rig: BodyRig, cfg: EncoderConfig) -> ReferenceViews:

@@ -72,6 +72,7 @@ class PhotoFit:
     iou: float  # silhouette IoU of the fitted body and the person mask (nan without a mask)
     silhouette: np.ndarray | None = None  # [H, W] uint8, 255 where the fitted body covers the photo
     note: str = ""  # why the landmark fit was not used, when it was not
+    bone_trust: np.ndarray | None = None  # [J] in [0, 1]: how well each bone's landmarks fit (0: misplaced)
 
     @property
     def reproj_rel(self) -> float:
@@ -95,6 +96,59 @@ class PhotoFit:
                 f" ({self.note})" if self.note else ""
             )
         return s
+
+
+FACE_POINTS = (0, 2, 5, 7, 8)  # nose, eyes, ears: the head's trust is their median (each is a loose offset)
+TRUST_GOOD, TRUST_BAD = 0.05, 0.12  # landmark error / person size: fully trusted below, refused above
+
+
+def _bone_landmarks(name: str) -> tuple[int, ...]:
+    """Mediapipe pose landmarks whose fit decides whether a bone's region sits on the right part of a photo."""
+    from core.tracking.body_landmarks import ANKLE, ELBOW, HIP, KNEE, SHOULDER, WRIST
+
+    side = name.rsplit(".", 1)[-1] if name.endswith((".L", ".R")) else None
+    if side is not None:
+        if name.startswith(("clavicle", "shoulder01", "upperarm")):
+            return SHOULDER[side], ELBOW[side]
+        if name.startswith("lowerarm"):
+            return ELBOW[side], WRIST[side]
+        if name.startswith(("wrist", "finger", "metacarpal")):
+            return (WRIST[side],)
+        if name.startswith(("pelvis", "upperleg")):
+            return HIP[side], KNEE[side]
+        if name.startswith("lowerleg"):
+            return KNEE[side], ANKLE[side]
+        if name.startswith(("foot", "toe")):
+            return (ANKLE[side],)
+        if name.startswith("eye"):
+            return FACE_POINTS
+    if name.startswith(("neck", "head")):
+        return FACE_POINTS
+    return SHOULDER["L"], SHOULDER["R"], HIP["L"], HIP["R"]  # root, spine: the torso
+
+
+def bone_trust(
+    bone_names: list[str] | tuple[str, ...],
+    pose: np.ndarray,  # [33, 4] observed landmarks, normalised
+    points_uv: np.ndarray,  # [33, 2] the fitted body's landmarks projected (pixels)
+    size: tuple[int, int],  # (H, W)
+    person_px: float,
+) -> np.ndarray:
+    """[J] trust per bone in [0, 1]: 1 where the bone's landmarks of the fitted body lie within TRUST_GOOD of the
+    person's size from the observed ones, 0 beyond TRUST_BAD (a region the fit put elsewhere in this photo takes no
+    colour from it); landmarks the photo does not see leave their bones at 1 (the person mask decides there)."""
+    H, W = size
+    obs = np.asarray(pose, np.float64)[:, :2] * np.array([W, H])
+    err = np.linalg.norm(np.asarray(points_uv, np.float64) - obs, axis=-1) / max(person_px, 1.0)
+    seen = np.nan_to_num(np.asarray(pose)[:, 3]) >= 0.5
+    t = np.clip((TRUST_BAD - err) / (TRUST_BAD - TRUST_GOOD), 0.0, 1.0)
+    t = np.where(seen & np.isfinite(err), t, 1.0)
+
+    def one(name: str) -> float:
+        ks = _bone_landmarks(name)
+        return float(np.median(t[list(ks)])) if ks == FACE_POINTS else float(min(t[k] for k in ks))
+
+    return np.array([one(n) for n in bone_names], np.float32)
 
 
 def posed_vertices(rig: BodyRig, est: BodyEstimate) -> torch.Tensor:
@@ -138,9 +192,9 @@ def landmark_estimate(
     pose_world: np.ndarray | None,  # [33, 3]
     size: tuple[int, int],  # (H, W)
     K: np.ndarray | None = None,  # [3, 3] calibrated intrinsics when known
-) -> tuple[BodyEstimate, float, float]:
+) -> tuple[BodyEstimate, float, float, np.ndarray]:
     """The body posed from the photo's landmarks (the live retargeter's pose, camera by least squares on the
-    joints, core.data.video_fit) -> (estimate, RMS reprojection px, person px); raises FitFailed."""
+    joints, core.data.video_fit) -> (estimate, RMS reprojection px, person px, bone trust [J]); raises FitFailed."""
     from core.data.body_bridge import world_body
     from core.data.video_fit import BodyFitter
     from core.tracking.types import Landmarks
@@ -156,7 +210,8 @@ def landmark_estimate(
     cam = Camera(
         torch.as_tensor(fit.K, dtype=torch.float32), torch.as_tensor(fit.T_cam_world, dtype=torch.float32), W, H
     )
-    return BodyEstimate(params, cam), fit.reproj_px, fit.person_px
+    trust = bone_trust(list(body.bone_names), pose, fit.points_uv, size, fit.person_px)
+    return BodyEstimate(params, cam), fit.reproj_px, fit.person_px, trust
 
 
 def fit_photo(
@@ -172,12 +227,12 @@ def fit_photo(
     """The photo's body estimate from its landmarks when they fit (else the standing template in its box), with
     the fit's reprojection error and its silhouette IoU against the person mask."""
     note = ""
-    est = None
+    est, trust = None, None
     if pose is not None:
         from core.data.video_fit import FitFailed
 
         try:
-            est, rms, person = landmark_estimate(rig, pose, pose_world, size, K)
+            est, rms, person, trust = landmark_estimate(rig, pose, pose_world, size, K)
             method = "landmarks"
         except FitFailed as e:
             note = str(e)
@@ -187,4 +242,4 @@ def fit_photo(
         note = note or "no body landmarks"
     sil = body_silhouette(rig, est, size)
     iou = mask_iou(sil, mask) if mask is not None else float("nan")
-    return PhotoFit(est, method, float(rms), float(person), iou, sil, note)
+    return PhotoFit(est, method, float(rms), float(person), iou, sil, note, trust)

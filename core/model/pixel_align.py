@@ -44,6 +44,7 @@ class ReferenceViews:
     K: Tensor  # [..., N, 3, 3] intrinsics in body-crop pixels (pixel centres at +0.5)
     T_cam_world: Tensor  # [..., N, 4, 4]
     mask: Tensor | None = None  # [..., N, Hm, Wm] person mask in [0, 1] over the body crop (any resolution)
+    trust: Tensor | None = None  # [..., N, J] per bone in [0, 1]: 0 where the fit put that bone's region elsewhere
 
     def __post_init__(self) -> None:
         lead = tuple(self.translation.shape[:-1])
@@ -71,6 +72,11 @@ class ReferenceViews:
                 f"ReferenceViews.mask: leading dims {tuple(self.mask.shape[:-2])} differ from translation's {lead}; "
                 "give one person mask [Hm, Wm] per reference image"
             )
+        if self.trust is not None and tuple(self.trust.shape[:-1]) != lead:
+            raise ValueError(
+                f"ReferenceViews.trust: leading dims {tuple(self.trust.shape[:-1])} differ from translation's {lead}; "
+                "give one row of per-bone trust [J] per reference image"
+            )
         if self.K.shape[-2:] != (3, 3) or self.T_cam_world.shape[-2:] != (4, 4):
             raise ValueError(
                 f"ReferenceViews: K [..., 3, 3] and T_cam_world [..., 4, 4] expected, got "
@@ -89,6 +95,11 @@ class ReferenceViews:
         """The same views with a person mask per body crop [..., N, Hm, Wm] in [0, 1]: anchors that land outside
         the person in a view take nothing from that view (colours only from the person)."""
         return dataclasses.replace(self, mask=mask)
+
+    def with_trust(self, trust: Tensor | None) -> ReferenceViews:
+        """The same views with a per-bone trust [..., N, J] in [0, 1]: an anchor takes a view's colour in proportion
+        to the trust of the bones it is skinned to (a region the body fit misplaced in a photo takes none of it)."""
+        return dataclasses.replace(self, trust=trust)
 
     def to(self, *args, **kwargs) -> ReferenceViews:
         return self.map(lambda t: t.to(*args, **kwargs))
@@ -199,6 +210,9 @@ def reference_uv(
     K, T = v.K.flatten(0, 1), v.T_cam_world.flatten(0, 1)
     uv, weight = project_anchors(points, normals, K, T, size)
     weight = weight * visible_anchors(points, uv, T)
+    if v.trust is not None:  # regions the fit misplaced in a view take nothing from it
+        t = v.trust.flatten(0, 1).to(weight) @ model.anchor_weights.to(weight).T  # [M, A] the anchor's bones' trust
+        weight = weight * ((t - 0.3) / 0.4).clamp(0.0, 1.0)  # none below 0.3 (views are pooled normalised)
     if v.mask is not None:  # colours only from the person: nothing of the background reaches the avatar
         m = v.mask.flatten(0, 1)[:, None].to(uv.dtype)  # [B*N, 1, Hm, Wm]
         inside = F.grid_sample(m, uv[:, :, None, :], mode="bilinear", padding_mode="zeros", align_corners=False)

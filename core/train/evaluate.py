@@ -322,7 +322,12 @@ def comparison_sheet(rows_by_bench: dict[str, list[dict]], path: Path, per_bench
         tiles = [np.concatenate([t, p], 0) for t, p in pairs[:per_bench]]
         strip = np.concatenate(tiles, 1)
         label = np.zeros((18, strip.shape[1], 3), np.uint8)
-        cv2.putText(label, f"{name}: top target, bottom model", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255,) * 3, 1)
+        text = f"{name}: top target, bottom model"
+        if all("person_psnr" in r and "frame_psnr" in r for r in rows):  # the headline first, the frame beside
+            person = np.mean([v for r in rows for v in r["person_psnr"]])
+            frame = np.mean([v for r in rows for v in r["frame_psnr"]])
+            text += f"; PSNR person {person:.2f} dB (frame {frame:.2f})"
+        cv2.putText(label, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255,) * 3, 1)
         strips.append(np.concatenate([label.astype(np.float32) / 255.0, strip], 0))
     if not strips:
         return

@@ -19,6 +19,26 @@ from core.train.config import DataConfig
 log = logging.getLogger(__name__)
 
 
+SHIPPED_MODEL_FILE = Path(__file__).resolve().parents[2] / "assets" / "default_model.safetensors"
+_SHIPPED: dict[str, tuple[LCAModel, str] | None] = {}
+
+
+def shipped_model() -> tuple[LCAModel, str] | None:
+    """The shipped trained model (on the GPU when there is one) and a description, or None when it is missing or
+    unreadable; loaded once per process (the studio's example avatars and photo creation share it)."""
+    if "model" not in _SHIPPED:
+        result = None
+        if SHIPPED_MODEL_FILE.is_file():
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+            try:
+                model, meta = model_from_checkpoint(SHIPPED_MODEL_FILE, device)
+                result = (model, f"trained {model.cfg.name} model (step {meta['step']}, {SHIPPED_MODEL_FILE.name})")
+            except (FileFormatError, OSError, ValueError, KeyError) as e:
+                log.warning("the trained model %s could not be loaded: %s", SHIPPED_MODEL_FILE, e)
+        _SHIPPED["model"] = result
+    return _SHIPPED["model"]
+
+
 def model_config_of(path: str | os.PathLike) -> ModelConfig:
     """The checkpoint's model config, checked like a YAML config (sizes included) and with no path to another file
     (see `stored_model_config`); the header is checked against the file first, so nothing is built for a

@@ -1,4 +1,4 @@
-"""`python main.py create PHOTOS... --out AVATAR` and `python main.py export AVATAR --out FILE.ply`."""
+"""`python main.py create PHOTOS... --out AVATAR`: the capture assistant's checks, then the avatar (no GUI code)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from tqdm import tqdm
         from tqdm.contrib.logging import logging_redirect_tqdm
 
-        from app.creation import CaptureAssistant, PhotoError
+        from core.capture.photos import CaptureAssistant, PhotoError
         from core.io import check_output_path
 
         check_output_path(args.out, "avatar file")  # before the photos are read and the avatar built
@@ -36,6 +36,11 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
                     log.error("%s", e)
                     continue
                 log.info("%s: %s", Path(path).name, "person found" if c.usable else "no person found: skipped")
+                if c.fit is not None:
+                    (log.warning if c.fit.poor else log.info)("%s: %s", Path(path).name, c.fit.summary())
+                for p in c.problems:
+                    if c.fit is None or c.fit.summary() not in p:
+                        log.warning("%s: %s", Path(path).name, p)
             fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
             with tqdm(total=1.0, desc="creating", bar_format=fmt, dynamic_ncols=True) as bar:
 
@@ -44,12 +49,12 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
                     bar.update(fraction - bar.n)
 
                 try:
-                    avatar = assistant.create(progress=progress)
+                    created = assistant.create(progress=progress)
                 except PhotoError as e:
                     log.error("%s", e)
                     return 2
-        out = avatar.save(args.out or default_avatar_path(args.photos))
-        log.info("wrote %s (%s)", out, avatar.description)
+        out = created.avatar.save(args.out or default_avatar_path(args.photos))
+        log.info("wrote %s (%s)", out, created.description)
         return 0
 
     return run
@@ -60,26 +65,3 @@ def default_avatar_path(photos: list[str]) -> Path:
     from core.paths import user_data_dir
 
     return user_data_dir("avatars") / f"{Path(photos[0]).stem}.safetensors"
-
-
-def add_export_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    p.add_argument("avatar", help="an avatar file (.safetensors) or a .ply")
-    p.add_argument("--out", default=None, help="the .ply to write (default: beside the avatar)")
-
-    def run(args: argparse.Namespace) -> int:
-        from app.avatar_source import AvatarLoadError, load_avatar
-        from app.exports import export_ply
-        from app.session import Session
-        from core.io import check_output_path
-
-        out = Path(args.out) if args.out else Path(args.avatar).with_suffix(".ply")
-        check_output_path(out, ".ply file")
-        try:
-            avatar = load_avatar(args.avatar)
-        except AvatarLoadError as e:
-            log.error("%s", e)
-            return 2
-        log.info("wrote %s", export_ply(Session(avatar), out))
-        return 0
-
-    return run

@@ -1,8 +1,7 @@
-"""Photos -> avatar: the capture assistant's checks per photo, coverage of views, crops, and creation.
-
-The checks use `core.data.person` (mediapipe's pose landmarker finds the person as a body, whatever the face's
-size; selfie segmentation cuts them out), the body fit of `core.model.photo_fit` (its landmark error and silhouette
-IoU are reported per photo) and simple image statistics; the crops come from the person's box.
+"""Photos -> avatar: the capture assistant's checks per photo (person, face, fit, exposure), coverage of views,
+and creation through `Avatar.create` (the one crop convention of `core.model.crops`). Each photo is read once and
+its body estimated once, when it is added; creation and personalisation reuse both. No GUI code: the studio's
+Create panel and `python main.py create` both use it.
 """
 
 from __future__ import annotations
@@ -46,10 +45,11 @@ class PhotoCheck:
     clipped: float  # share of pixels at black or white
     view: str = "unknown"
     problems: list[str] = field(default_factory=list)
-    body_crop: np.ndarray | None = None  # [Hb, Wb, 3] float in [0, 1]
+    body_crop: np.ndarray | None = None  # [Hb, Wb, 3] float in [0, 1], cut as the model's crops are (a preview)
     face_crop: np.ndarray | None = None  # [Hf, Wf, 3]
     mask: np.ndarray | None = None  # [H, W] uint8 person mask (255 = person)
-    mask_crop: np.ndarray | None = None  # [Hb, Wb] float in [0, 1]: the mask cut like body_crop
+    image: np.ndarray | None = None  # [H, W, 3] uint8 RGB: the photo as read (read once, when added)
+    estimate: object | None = None  # core.model.crops.BodyEstimate: the body on this photo (estimated once)
     shows: dict[str, bool] = field(default_factory=dict)  # body regions the photo shows (face, legs, ...)
     found_by: str = ""  # how the person was found (pose, pose (crop), face detector)
     fit: object | None = None  # core.model.photo_fit.PhotoFit: the body fitted to this photo and its errors
@@ -89,59 +89,37 @@ def read_photo(path: str | Path) -> np.ndarray:
         raise PhotoError(f"{Path(path).name} could not be read as a photo: {e}") from e
 
 
-def _crop_matrix(box, size: tuple[int, int]) -> np.ndarray:
-    """[3, 3] map from photo pixels to pixels of the crop `_crop` cuts for box [x0, y0, x1, y1] at `size` (h, w)."""
-    h, w = size
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half_h = max((y1 - y0) / 2, (x1 - x0) / 2 * h / w) * 1.1
-    half_w = half_h * w / h
-    return np.array(
-        [
-            [w / (2 * half_w), 0, w / 2 - cx * w / (2 * half_w)],
-            [0, h / (2 * half_h), h / 2 - cy * h / (2 * half_h)],
-            [0, 0, 1.0],
-        ]
-    )
+def photo_inputs(checks: list[PhotoCheck]) -> tuple[list[torch.Tensor], list, list[torch.Tensor] | None]:
+    """What `Avatar.create` takes from usable checks: images N x [3, H, W] in [0, 1], their body estimates, and
+    person masks N x [H, W] in [0, 1] (None unless every photo has one)."""
+    images = [torch.from_numpy(np.array(c.image)).permute(2, 0, 1).float() / 255.0 for c in checks]
+    estimates = [c.estimate for c in checks]
+    masks = None
+    if all(c.mask is not None for c in checks):
+        masks = [torch.from_numpy(np.array(c.mask)).float() / 255.0 for c in checks]
+    return images, estimates, masks
 
 
-def _crop(rgb: np.ndarray, box, size: tuple[int, int]) -> np.ndarray:
-    """Box [x0, y0, x1, y1] grown to the aspect of `size` (h, w), padded with black, resized; float [0, 1]."""
-    h, w = size
-    M = _crop_matrix(box, size)[:2]
-    out = cv2.warpAffine(rgb, M, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT)
-    return out.astype(np.float32) / 255.0
-
-
-def photo_views(checks: list[PhotoCheck], rig, body_crop: tuple[int, int]):
-    """Reference views [N] of the usable photos' body crops resized to `body_crop` (h, w): a box-fitted standing
-    body estimate per photo (core.model.photo_fit) and the intrinsics of its crop."""
-    from core.model.crops import BodyEstimate
-    from core.model.pixel_align import ReferenceViews
-
-    estimates: list[BodyEstimate] = []
-    Ks = []
-    for c in checks:
-        est = photo_estimate(c, rig)
-        h0, w0 = c.body_crop.shape[:2]
-        resize = np.diag([body_crop[1] / w0, body_crop[0] / h0, 1.0])
-        M = resize @ _crop_matrix(c.person_box, (h0, w0))
-        Ks.append(torch.from_numpy(M).float() @ est.camera.K.float())
-        estimates.append(est)
-    views = ReferenceViews.from_estimates(estimates, torch.stack(Ks))
-    if all(c.mask_crop is not None for c in checks):  # colours only from the person
-        masks = [cv2.resize(c.mask_crop, (body_crop[1], body_crop[0]), interpolation=cv2.INTER_AREA) for c in checks]
-        views = views.with_masks(torch.from_numpy(np.stack(masks)).float())
-    return views
-
-
-def photo_estimate(c: PhotoCheck, rig):
-    """The photo's body estimate: the landmark fit when it is trusted, else the standing template in its box."""
+def photo_estimate(c: PhotoCheck, rig):  # -> BodyEstimate
+    """The photo's body estimate: the landmark fit when there is one (even a poor one places the head and limbs
+    nearer their place than a standing template in the box, which put a kicking man's face on the chest), else the
+    standing template in its box. Regions a poor fit misplaced are refused by `photo_trust`."""
     from core.model.photo_fit import box_estimate
 
-    if c.fit is not None and c.fit.method == "landmarks" and not c.fit.poor:
+    if c.fit is not None and c.fit.method == "landmarks":
         return c.fit.estimate
     return box_estimate(rig, c.person_box, c.size, c.view)
+
+
+def photo_trust(checks: list[PhotoCheck], num_bones: int) -> torch.Tensor | None:
+    """Per-bone trust [N, J] of the photos' landmark fits (1 for photos without one); None when no photo has one.
+    Anchors take no colour from a photo where the fit put their bones elsewhere (core.model.photo_fit.bone_trust)."""
+    rows = [getattr(c.fit, "bone_trust", None) if c.fit is not None and c.fit.method == "landmarks" else None
+            for c in checks]  # fmt: skip
+    if all(t is None for t in rows):
+        return None
+    ones = np.ones(num_bones, np.float32)
+    return torch.from_numpy(np.stack([ones if t is None or len(t) != num_bones else t for t in rows])).float()
 
 
 _RIG = None
@@ -173,7 +151,7 @@ def check_photo(
     person = None if found is None else found.box
     face = None if found is None else found.face_box
     c = PhotoCheck(
-        path=path, size=rgb.shape[:2], sharpness=sharp, brightness=bright, clipped=clipped,
+        path=path, size=rgb.shape[:2], sharpness=sharp, brightness=bright, clipped=clipped, image=rgb,
         person_box=None if person is None else tuple(float(v) for v in person),
         face_box=None if face is None else tuple(float(v) for v in face),
     )  # fmt: skip
@@ -182,16 +160,14 @@ def check_photo(
     else:
         c.view = found.view if found.view != "unknown" else "front"
         c.found_by, c.shows, c.mask = found.found_by, dict(found.shows), found.mask
-        c.body_crop = _crop(rgb, person, body_crop)
-        c.face_crop = _crop(rgb, face if face is not None else _head_of(person), face_crop)
-        if found.mask is not None:
-            c.mask_crop = _crop(np.repeat(found.mask[..., None], 3, -1), person, body_crop)[..., 0]
         if found.pose is not None or found.mask is not None:
             from core.model.photo_fit import fit_photo
 
             c.fit = fit_photo(_fit_rig(), c.size, c.person_box, c.view, found.pose, found.pose_world, found.mask)
             if c.fit.poor:
                 c.problems.append(c.fit.summary() + "; this photo will not be used to personalise")
+        c.estimate = photo_estimate(c, _fit_rig())
+        c.body_crop, c.face_crop = _preview_crops(rgb, c.estimate, body_crop, face_crop)
         for part, what in (("legs", "the legs are not in the photo"), ("face", "the face is not seen")):
             if part in c.lacks:
                 c.problems.append(f"{what}: the model will guess them")
@@ -208,6 +184,20 @@ def check_photo(
     if clipped > 0.25:
         c.problems.append(f"{100 * clipped:.0f}% of the pixels are clipped to black or white")
     return c
+
+
+def _preview_crops(rgb: np.ndarray, estimate, body_crop: tuple[int, int], face_crop: tuple[int, int]):
+    """The body and face crops the model will see ([H, W, 3] float in [0, 1]), for the photo's row."""
+    from core.model.config import EncoderConfig
+    from core.model.crops import crop_image
+
+    image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255.0
+    try:
+        body, face = crop_image(image, estimate, _fit_rig(), EncoderConfig(body_crop=body_crop, face_crop=face_crop))
+    except ValueError as e:  # a body estimate behind the camera: no preview, the problem shows at creation
+        log.warning("no crop preview: %s", e)
+        return None, None
+    return body.permute(1, 2, 0).numpy(), face.permute(1, 2, 0).numpy()
 
 
 def _head_of(box) -> tuple[float, float, float, float]:
@@ -248,43 +238,64 @@ class CaptureAssistant:
         self.checks.append(c)
         return c
 
+    def set_view(self, index: int, view: str) -> None:
+        """The person's view in photo `index` as the user says it is; its box estimate follows the view."""
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r}; choose one of {', '.join(VIEWS)}")
+        c = self.checks[index]
+        c.view = view
+        if c.usable:
+            c.estimate = photo_estimate(c, _fit_rig())
+
     def remove(self, index: int) -> None:
         del self.checks[index]
 
-    def create(self, progress: Callable[[float, str], None] | None = None):
-        """A studio avatar from the usable photos (the model's canonical head runs once)."""
+    def create(self, progress: Callable[[float, str], None] | None = None) -> CreatedAvatar:
+        """An avatar from the usable photos: `Avatar.create` on the photos and their estimates (the model's
+        canonical head runs once), with the references personalisation fits."""
         usable = [c for c in self.checks if c.usable]
         if not usable:
             raise PhotoError(
                 "none of the photos shows a person the detector can find; add a photo where the whole person is seen"
             )
-        from app.model_avatar import ModelAvatar
+        from core.capture.references import photo_references
         from core.model.avatar import Avatar
 
         model, label = creation_model()
-        hb, wb = model.cfg.encoder.body_crop
-        hf, wf = model.cfg.encoder.face_crop
-
-        def tensor(img: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-            return torch.from_numpy(cv2.resize(img, (size[1], size[0]), interpolation=cv2.INTER_AREA)).permute(2, 0, 1)
-
         if progress:
             progress(0.3, f"encoding {len(usable)} photos")
-        body = torch.stack([tensor(c.body_crop, (hb, wb)) for c in usable])
-        face = torch.stack([tensor(c.face_crop, (hf, wf)) for c in usable])
-        views = photo_views(usable, model.rig, (hb, wb)) if model.pixel_appearance is not None else None
-        avatar = Avatar.create(model, body_crops=body, face_crops=face, views=views)
+        images, estimates, masks = photo_inputs(usable)
+        views = None
+        if model.pixel_appearance is not None:  # colours only from the person, and only where the fit lies on it
+            from core.model.crops import crop_masks, crop_views
+
+            enc = model.cfg.encoder
+            views = crop_views(estimates, model.rig, enc)
+            if masks is not None:
+                views = views.with_masks(crop_masks(masks, estimates, model.rig, enc))
+            trust = photo_trust(usable, len(model.rig.parents))
+            if trust is not None:
+                views = views.with_trust(trust)
+        avatar = Avatar.create(model, images, estimates, masks=masks, views=views)
         if progress:
             progress(1.0, "avatar created")
         name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"
-        from app.personalisation import photo_references
-
         try:
-            refs = photo_references(usable, model.rig)
+            refs = photo_references(usable)
         except ValueError as e:  # no photo with a trusted body fit: the avatar is made, but not personalisable
             log.warning("%s", e)
             refs = None
-        return ModelAvatar(avatar, name=name, description=f"created with the {label}", references=refs)
+        return CreatedAvatar(avatar, name, f"created with the {label}", refs)
+
+
+@dataclass(frozen=True)
+class CreatedAvatar:
+    """An avatar made from photos, with what the studio shows of it and the photos personalisation refines on."""
+
+    avatar: object  # core.model.avatar.Avatar
+    name: str
+    description: str
+    references: object | None  # core.capture.references.PhotoReferences, or None when no fit is trusted
 
 
 def creation_model():
@@ -293,12 +304,12 @@ def creation_model():
     The shipped trained model when it is installed; otherwise a randomly initialised `tiny` model, so created
     avatars have the body's shape but not the person's appearance.
     """
-    from app.model_avatar import trained_model
     from core.model.config import load_model_config
     from core.model.model import LCAModel
     from core.model.rig import rig_from_body_asset
+    from core.train.export import shipped_model
 
-    trained = trained_model()
+    trained = shipped_model()
     if trained is not None:
         return trained
     torch.manual_seed(0)
