@@ -1,9 +1,13 @@
-"""Training throughput: samples per second and the step split into data, forward, backward and optimiser -> JSON.
+"""Training throughput: identities per second, the step split into data, forward, backward and optimiser, and
+on a GPU the share of the step the GPU is busy and the kernel launches per step (torch.profiler) -> JSON.
 
     python bench/train.py configs/train/pretrain-base.yaml --steps 30 --out bench/results/train-<device>.json
+    python bench/train.py configs/train/pretrain-base.yaml --set compile=false per_target=true   # the old step
 
 Uses the config's data (generated first if the config asks for synthetic data) and model; times each phase
-with a device synchronisation around it, after a few warm-up steps.
+with a device synchronisation around it, after warm-up steps (which also compile, with `compile` on). Then
+profiles `--profile` more steps: kernels (and copies) on the GPU per step, their summed time against the
+median step time (GPU busy share; one stream, so kernels do not overlap), and the costliest kernels.
 """
 
 from __future__ import annotations
@@ -32,6 +36,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def profile_steps(one_step, steps: int, step_ms: float) -> dict:
+    """Kernel launches and GPU time per step over `steps` profiled steps; GPU busy = GPU time / median step."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as p:
+        for _ in range(steps):
+            one_step()
+    kernels: dict[str, list[float]] = {}
+    for e in p.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            kernels.setdefault(e.name, []).append(e.time_range.elapsed_us())  # microseconds
+    copies = {n: v for n, v in kernels.items() if n.startswith(("Memcpy", "Memset"))}
+    launches = sum(len(v) for n, v in kernels.items() if n not in copies)
+    gpu_us = sum(sum(v) for v in kernels.values())
+    top = sorted(kernels.items(), key=lambda kv: -sum(kv[1]))[:12]
+    return {
+        "profiled_steps": steps,
+        "kernel_launches_per_step": launches / steps,
+        "copies_per_step": sum(len(v) for v in copies.values()) / steps,
+        "gpu_ms_per_step": gpu_us / 1e3 / steps,
+        "gpu_busy_share": gpu_us / 1e3 / steps / step_ms,
+        "top_kernels_ms_per_step": {n[:120]: round(sum(v) / 1e3 / steps, 3) for n, v in top},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
@@ -39,19 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", type=int, default=5, help="steps profiled after the timed ones (0: none)")
     args = ap.parse_args(argv)
 
     cfg = load_train_config(args.config, parse_overrides(args.set))
     dist = init_distributed(cfg.device)
     dev = dist.device
     root = ensure_data(cfg, dist)
+    torch.manual_seed(cfg.seed)  # the same initial weights in every variant: their loss curves compare
     model, step = build_step(cfg, dev)
     opt = build_optimizer(cfg, model)
     batches = _batches(cfg, root, 0, 0)
     times: dict[str, list[float]] = {"data": [], "forward": [], "backward": [], "optimiser": [], "step": []}
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    for i in range(args.warmup + args.steps):
+    losses: list[float] = []
+
+    def one_step() -> tuple[float, ...]:
         t0 = time.perf_counter()
         _, _, batch = next(batches)
         batch = to_float_images(batch, dev)
@@ -68,10 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         _sync(dev)
         t4 = time.perf_counter()
-        if i >= args.warmup:
-            for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0), strict=True):
-                times[k].append(v * 1e3)
+        losses.append(float(out.loss))
+        return t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0
+
+    t_start = time.perf_counter()
+    for _ in range(args.warmup):
+        one_step()
+    warmup_s = time.perf_counter() - t_start
+    for _ in range(args.steps):
+        for k, v in zip(times, one_step(), strict=True):
+            times[k].append(v * 1e3)
     med = {k: statistics.median(v) for k, v in times.items()}
+    prof = profile_steps(one_step, args.profile, med["step"]) if dev.type == "cuda" and args.profile > 0 else {}
     result = {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,
@@ -81,10 +122,19 @@ def main(argv: list[str] | None = None) -> int:
         "num_refs": cfg.data.num_refs,
         "num_targets": cfg.data.num_targets,
         "render_size": cfg.data.render_size,
+        "step_path": "per-target" if cfg.per_target else "batched",
+        "compiled": bool(getattr(step, "compiled", False)),
+        "amp": cfg.amp,
         "steps_timed": args.steps,
+        "warmup_steps": args.warmup,
+        "warmup_s": warmup_s,
         "median_ms": med,
+        "min_step_ms": min(times["step"]),
+        "identities_per_s": cfg.batch_size * 1e3 / med["step"],
         "samples_per_s": cfg.batch_size * 1e3 / med["step"],
         "data_wait_share": med["data"] / med["step"],
+        **prof,
+        "losses": losses,
         "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None,
     }
     text = json.dumps(result, indent=2)

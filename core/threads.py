@@ -44,11 +44,14 @@ def choose_threads(cores: int, busy: float = 0.0, processes: int = 1) -> int:
 def configure_threads() -> int:
     """Choose and apply the intra-op thread count; returns it. Call before importing torch where possible."""
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)  # torchrun: processes sharing this host
-    if os.environ.get(THREADS_ENV):
-        threads, why = int(os.environ[THREADS_ENV]), f"${THREADS_ENV}"
-    elif os.environ.get("OMP_NUM_THREADS"):
-        threads, why = int(os.environ["OMP_NUM_THREADS"]), "$OMP_NUM_THREADS"
-    else:
+    threads, why = None, ""
+    for env in (THREADS_ENV, "OMP_NUM_THREADS"):
+        if os.environ.get(env):
+            threads, why = _int(os.environ[env]), f"${env}"
+            if threads is None:
+                log.warning("ignoring $%s=%r: not a whole number of threads", env, os.environ[env])
+            break
+    if threads is None:
         cores, busy = available_cores(), busy_cores()
         threads = choose_threads(cores, busy, processes)
         why = f"{cores} cores, load {busy:.1f}, {processes} process(es) on this host"
@@ -62,6 +65,13 @@ def configure_threads() -> int:
         torch.set_num_threads(threads)
     log.debug("using %d thread(s) (%s)", threads, why)
     return threads
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def loader_workers(requested: int) -> int:

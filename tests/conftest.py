@@ -42,3 +42,11 @@ def shards(tmp_path_factory) -> Path:
     plan = plan_generation(out, {"train": {"wild": 2, "studio": 1}}, world_seed=0, per_shard=1, config=cfg)
     run_generation(plan, workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def bench_root(tmp_path_factory) -> Path:
+    """Held-out benchmark identities shared by the evaluation tests. They all ask for 32 px, detail 0.08
+    (`SynthConfig(32, 32, detail=0.08)`) and `write_benchmark` keeps the shards it finds (bit-identical anyway),
+    so each identity is rendered once per session instead of once per test (10-20 s each on a CPU)."""
+    return tmp_path_factory.mktemp("bench")

@@ -39,11 +39,40 @@ def test_auto_backend_is_torch_on_cpu():
         resolve_backend("opengl", torch.device("cpu"))
 
 
-def test_rasterize_rejects_batched_gaussians():
+def test_a_batch_of_sets_needs_cameras_per_set():
     g = _one()
     batched = Gaussians(g.means[None], g.quats[None], g.log_scales[None], g.opacity_logits[None], g.sh[None])
-    with pytest.raises(ValueError, match="unbatched set of Gaussians"):
+    with pytest.raises(ValueError, match=r"needs cameras K \[B=1, C, 3, 3\]"):
         rasterize(batched, _cam())
+    flat = Gaussians(g.means[None, None], g.quats[None, None], g.log_scales[None, None], g.opacity_logits[None, None],
+                     g.sh[None, None])  # fmt: skip
+    with pytest.raises(ValueError, match="flatten the leading dims"):
+        rasterize(flat, _cam())
+
+
+def test_a_batch_of_sets_renders_like_one_set_at_a_time():
+    """B sets of Gaussians, each with its own cameras, in one call equal B calls (torch reference; features too)."""
+    gen = torch.Generator().manual_seed(1)
+    B, C, n = 3, 2, 40
+    g = Gaussians(
+        means=torch.randn(B, n, 3, generator=gen) * 0.2 + torch.tensor([0.0, 1.0, 0.0]),
+        quats=torch.randn(B, n, 4, generator=gen),
+        log_scales=torch.full((B, n, 3), -2.5) + 0.2 * torch.randn(B, n, 3, generator=gen),
+        opacity_logits=torch.randn(B, n, generator=gen),
+        sh=torch.randn(B, n, 1, 3, generator=gen),
+    )
+    feats = torch.rand(B, n, 2, generator=gen)
+    cams = [Camera.look_at((0.3 * c - 0.2 * b, 1.0, 3.0), (0.0, 1.0, 0.0), width=24, height=16) for b in range(B)
+            for c in range(C)]  # fmt: skip
+    K = torch.stack([c.K for c in cams]).view(B, C, 3, 3)
+    T = torch.stack([c.T_cam_world for c in cams]).view(B, C, 4, 4)
+    out = rasterize(g, Camera(K, T, 24, 16), background=(0.1, 0.2, 0.3), backend="torch", features=feats)
+    assert out.color.shape == (B, C, 16, 24, 3) and out.features.shape == (B, C, 16, 24, 2)
+    for b in range(B):
+        one = Gaussians(g.means[b], g.quats[b], g.log_scales[b], g.opacity_logits[b], g.sh[b])
+        ref = rasterize(one, Camera(K[b], T[b], 24, 16), background=(0.1, 0.2, 0.3), backend="torch", features=feats[b])
+        for name in ("color", "alpha", "depth", "features"):
+            torch.testing.assert_close(getattr(out, name)[b], getattr(ref, name))
 
 
 def test_rasterize_rejects_two_level_camera_batches():

@@ -65,3 +65,10 @@ def test_loader_workers_fit_the_cores(monkeypatch):
     assert threads.loader_workers(4) == 1 and threads.loader_workers(0) == 0
     monkeypatch.setattr(threads, "available_cores", lambda: 1)
     assert threads.loader_workers(2) == 0
+
+
+def test_a_thread_setting_that_is_not_a_number_is_ignored(clean_env, monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0.0)
+    clean_env["LCA_THREADS"] = "many"
+    assert threads.configure_threads() == 2

@@ -95,7 +95,7 @@ def test_two_gloo_processes_stay_in_sync(tmp_path, shards):
     assert read_checkpoint_meta(out / "ddp" / "last.safetensors")["step"] == 2
 
 
-def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path, shards):
+def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path, shards, bench_root):
     from core.train.evaluate import evaluate
     from core.train.export import export_model, model_from_checkpoint
 
@@ -107,7 +107,7 @@ def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path,
     assert meta["step"] == 1 and next(model.parameters()).dtype.is_floating_point
     real = _real_footage(tmp_path / "real")
     res = evaluate(
-        model, tmp_path / "bench", count=1, resolution=32, detail=0.08, crop_size=64, face_size=32,
+        model, bench_root, count=1, resolution=32, detail=0.08, crop_size=64, face_size=32,
         out_json=tmp_path / "eval.json", sheet=tmp_path / "sheet.png", progress=False, real=real,
     )  # fmt: skip
     for name in ("wild-test", "studio-test"):
@@ -128,7 +128,7 @@ def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path,
     assert json.loads((tmp_path / "eval.json").read_text())["benchmarks"].keys() == res["benchmarks"].keys()
     assert (tmp_path / "sheet.png").stat().st_size > 1000 and (tmp_path / "sheet_real.png").stat().st_size > 1000
     with pytest.raises(FileNotFoundError, match="prepare video"):
-        evaluate(model, tmp_path / "bench", count=1, resolution=32, real=tmp_path / "bench", progress=False)
+        evaluate(model, bench_root, count=1, resolution=32, real=bench_root, progress=False)
 
 
 def _real_footage(folder: Path) -> Path:
@@ -167,6 +167,8 @@ def test_sigterm_checkpoints_and_stops_and_the_run_resumes(tmp_path, shards):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert "stopped" in last and "finished" not in last and "resume" in last, last
     rows = read_metrics(metrics)
     paused = [r for r in rows if r["kind"] == "paused"]
     assert len(paused) == 1
@@ -175,9 +177,11 @@ def test_sigterm_checkpoints_and_stops_and_the_run_resumes(tmp_path, shards):
     res = subprocess.run([*cmd, f"steps={step + 1}"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert read_checkpoint_meta(out / "paused" / "last.safetensors")["step"] == step + 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert "finished" in last and f"step {step + 1}/{step + 1}" in last and "{}" not in last, last
 
 
-def test_personalised_baseline_refines_the_feed_forward_identity_and_is_evaluated(tmp_path):
+def test_personalised_baseline_refines_the_feed_forward_identity_and_is_evaluated(tmp_path, bench_root):
     from core.data.benchmarks import load_benchmark, write_benchmark
     from core.data.synth import SynthConfig
     from core.model.config import load_model_config
@@ -188,7 +192,7 @@ def test_personalised_baseline_refines_the_feed_forward_identity_and_is_evaluate
     torch.manual_seed(0)
     model = LCAModel(load_model_config("tiny"), rig_from_body_asset()).eval()
     cfg = SynthConfig(width=32, height=32, detail=0.08)
-    sample = load_benchmark(write_benchmark(tmp_path / "bench", "studio-test", 1, cfg)[0])[0]
+    sample = load_benchmark(write_benchmark(bench_root, "studio-test", 1, cfg)[0])[0]
     dev = torch.device("cpu")
     state = sample_identity(model, sample, crop_size=64, face_size=32, device=dev)
     refined, losses = personalise_sample(model, state, sample, steps=4, device=dev)
@@ -199,7 +203,7 @@ def test_personalised_baseline_refines_the_feed_forward_identity_and_is_evaluate
     assert len(ff["person_psnr"]) == len(pers["person_psnr"]) > 0 and ff["person_psnr"] != pers["person_psnr"]
 
 
-def test_the_independent_per_subject_baseline_starts_from_the_template_and_learns_the_photos(tmp_path):
+def test_the_independent_per_subject_baseline_starts_from_the_template_and_learns_the_photos(tmp_path, bench_root):
     """Finding (4)'s baseline: Gaussians optimised from the body template on the reference photos, with no
     feed-forward network; its loss falls and its avatar does not depend on the model's learnt weights."""
     from core.data.benchmarks import load_benchmark, write_benchmark
@@ -211,9 +215,7 @@ def test_the_independent_per_subject_baseline_starts_from_the_template_and_learn
 
     torch.manual_seed(0)
     model = LCAModel(load_model_config("tiny"), rig_from_body_asset()).eval()
-    sample = load_benchmark(write_benchmark(tmp_path / "bench", "studio-test", 1, SynthConfig(32, 32, detail=0.08))[0])[
-        0
-    ]
+    sample = load_benchmark(write_benchmark(bench_root, "studio-test", 1, SynthConfig(32, 32, detail=0.08))[0])[0]
     dev = torch.device("cpu")
     template = template_model(model)
     start = template_state(model, template, sample, device=dev)

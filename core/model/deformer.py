@@ -100,8 +100,8 @@ class NodeDeformer(nn.Module):
         self.mlp = ConditionedMLP(dim, cfg.hidden, 6, zero_last=True)
 
     def project(self, features: Tensor) -> Tensor:
-        """Geometry features [A, D] -> cached node inputs [Nn, h]."""
-        return self.mlp.in_proj(features[self.node_anchor]) + self.level_embed[self.level]
+        """Geometry features [..., A, D] -> cached node inputs [..., Nn, h]."""
+        return self.mlp.in_proj(features[..., self.node_anchor, :]) + self.level_embed[self.level]
 
     def motion(self, proj: Tensor, zero: Tensor, code: Tensor, expression: Tensor, gaze: Tensor) -> NodeMotion:
         """proj [Nn, h], zero [Nn, 6] (raw output at the zero pose) -> bounded node motion, zero at rest."""

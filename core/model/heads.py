@@ -96,13 +96,17 @@ class PoseEncoder(nn.Module):
 
     def forward(
         self,
-        code: Tensor,  # [J, 6] pose_code of the frame
-        expression: Tensor,  # [E]
-        gaze: Tensor,  # [2]
+        code: Tensor,  # [..., J, 6] pose_code of the frame(s)
+        expression: Tensor,  # [..., E]
+        gaze: Tensor,  # [..., 2]
         weights: Tensor,  # [A, J] skinning weights of the anchors (or nodes) to condition
     ) -> Tensor:
-        joint = torch.einsum("jc,jch->jh", code, self.joint_weight) + self.joint_bias  # [J, h]
-        return weights @ joint + self.face(torch.cat([expression, gaze], -1))  # [A, h]
+        """-> [..., A, h]: one frame ([J, 6], [E], [2]) or a batch of frames with the same leading dims."""
+        if code.dim() == 2:
+            joint = torch.einsum("jc,jch->jh", code, self.joint_weight) + self.joint_bias  # [J, h]
+            return weights @ joint + self.face(torch.cat([expression, gaze], -1))  # [A, h]
+        joint = torch.einsum("...jc,jch->...jh", code, self.joint_weight) + self.joint_bias  # [..., J, h]
+        return weights @ joint + self.face(torch.cat([expression, gaze], -1))[..., None, :]  # [..., A, h]
 
 
 class ConditionedMLP(nn.Module):

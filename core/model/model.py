@@ -282,7 +282,7 @@ class LCAModel(nn.Module):
         garment = F.softmax(can.part_logits, -1)[..., list(GARMENT_PARTS)].sum(-1)  # (B, A, K)
         node_proj = node_zero = None
         if self.deformer is not None:
-            node_proj = torch.stack([self.deformer.project(f) for f in feats])  # (B, Nn, h)
+            node_proj = self.deformer.project(feats)  # (B, Nn, h)
             w = self.deformer.node_weights
             zc = self.deformer.pose(feats.new_zeros(J, 6), feats.new_zeros(E), feats.new_zeros(2), w)
             node_zero = self.deformer.mlp(node_proj, zc)  # (B, Nn, 6)

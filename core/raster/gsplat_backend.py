@@ -16,17 +16,17 @@ def gsplat_available() -> bool:
 
 
 def rasterize_gsplat(
-    gaussians: Gaussians,  # unbatched: means [G, 3], ...
-    K: Tensor,  # [C, 3, 3]
-    T_cam_world: Tensor,  # [C, 4, 4]
+    gaussians: Gaussians,  # means [..., G, 3], ... (leading dims: sets rendered in one call)
+    K: Tensor,  # [..., C, 3, 3]
+    T_cam_world: Tensor,  # [..., C, 4, 4]
     width: int,
     height: int,
-    background: Tensor,  # [C, 3]
+    background: Tensor,  # [..., C, 3]
     *,
     near: float = 0.01,
     far: float = 1e3,
-    features: Tensor | None = None,  # [G, D] extra channels composited like colour, over 0
-) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:  # colour [C, H, W, 3], alpha, expected depth, features
+    features: Tensor | None = None,  # [..., G, D] extra channels composited like colour, over 0
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:  # colour [..., C, H, W, 3], alpha, expected depth, features
     """Render with gsplat's fused CUDA kernels (float32 inside; outputs cast back to the input dtype).
 
     Extra feature channels ride in the same pass as the colour when the colour is view-independent (SH degree
@@ -46,9 +46,9 @@ def rasterize_gsplat(
     d = 0 if features is None else features.shape[-1]
     joint = d > 0 and degree == 0
     if joint:
-        rgb = (SH_C0 * colors[:, 0, :] + 0.5).clamp_min(0.0)
+        rgb = (SH_C0 * colors[..., 0, :] + 0.5).clamp_min(0.0)
         colors, degree = torch.cat([rgb, features.to(f32)], dim=-1), None
-        bg = torch.cat([bg, bg.new_zeros(bg.shape[0], d)], dim=-1)
+        bg = torch.cat([bg, bg.new_zeros(*bg.shape[:-1], d)], dim=-1)
 
     def splat(colors: Tensor, degree: int | None, bg: Tensor) -> tuple[Tensor, Tensor]:
         render, alpha, _meta = gsplat.rasterization(
@@ -67,7 +67,7 @@ def rasterize_gsplat(
             packed=False,
             render_mode="RGB+ED",
             backgrounds=bg,
-        )  # render [C, H, W, channels + 1] (channels then expected depth), alpha [C, H, W, 1]
+        )  # render [..., C, H, W, channels + 1] (channels then expected depth), alpha [C, H, W, 1]
         return render, alpha
 
     render, alpha = splat(colors, degree, bg)
@@ -75,6 +75,6 @@ def rasterize_gsplat(
     if joint:
         feats = render[..., 3 : 3 + d].to(dtype)
     elif d > 0:
-        zeros = bg.new_zeros(bg.shape[0], d)
+        zeros = bg.new_zeros(*bg.shape[:-1], d)
         feats = splat(features.to(f32), None, zeros)[0][..., :d].to(dtype)
     return render[..., :3].to(dtype), alpha.to(dtype), render[..., -1:].to(dtype), feats

@@ -120,6 +120,11 @@ class TrainConfig:
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    # torch.compile of the identity model, the batched per-target path and the image losses (static shapes; GPU).
+    # Compiling takes about 150 s at the first steps for 8 ms a step on one H200 (docs/PERFORMANCE.md): worth it
+    # for long runs only. Falls back to eager with a warning when compiling fails.
+    compile: bool = False
+    per_target: bool = False  # the slow reference step: one posed target after another (for comparisons)
     fsdp: bool = False  # shard parameters, gradients and optimiser state over the processes (for `large`)
     out_dir: str = "runs"
     log_every: int = 10

@@ -83,6 +83,8 @@ def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainS
         render_size=cfg.data.render_size,
         perceptual=PerceptualLoss(encoder_features(model)) if cfg.loss.perceptual > 0 else None,
         amp=cfg.amp,
+        per_target=cfg.per_target,
+        compile=cfg.compile,
     )
     return model, step_mod
 

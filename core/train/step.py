@@ -1,10 +1,15 @@
 """One training forward pass: references -> identities -> posed renders of the targets -> weighted losses.
 
-`TrainStep` wraps the model so that DDP / FSDP see the whole differentiable computation in one `forward`.
+`TrainStep` wraps the model so that DDP / FSDP see the whole differentiable computation in one `forward`. Its
+fast path poses, shades and renders all targets of all identities as one batch (`drive_targets`, one batched
+rasteriser call), optionally through `torch.compile`; `forward_per_target` is the slow reference it is tested
+against, one posed target after another.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -14,7 +19,8 @@ from torch import Tensor, nn
 from core.model.appearance import Lighting
 from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians, identity_chain
-from core.model.model import LCAModel
+from core.model.drive_batch import TargetFrames, drive_targets
+from core.model.model import IdentityState, LCAModel
 from core.model.pixel_align import ReferenceViews
 from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
@@ -31,24 +37,66 @@ from core.train.losses import (
     ssim,
 )
 
+log = logging.getLogger(__name__)
 
-def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Tensor | None = None) -> Lighting:
-    """The synthetic world's degree-2 radiance SH [9, 3] (3DGS basis order) as the model's degree-1 irradiance.
+
+def env_from_sh(env_sh: Tensor) -> Tensor:
+    """The synthetic world's degree-2 radiance SH [..., 9, 3] (3DGS basis order) as the model's degree-1
+    irradiance environment [..., 4, 3] (rows: ambient, x, y, z).
 
     Irradiance / pi of a cosine lobe keeps band 0 at gain 1 and band 1 at gain 2/3 (Ramamoorthi & Hanrahan);
-    band 2 is dropped (the model's transfer is degree 1). Rows of the result: ambient, x, y, z.
+    band 2 is dropped (the model's transfer is degree 1).
     """
-    env = torch.stack(
+    return torch.stack(
         [
-            SH_C0 * env_sh[0],
-            -(2 / 3) * SH_C1 * env_sh[3],  # basis -C1 * x
-            -(2 / 3) * SH_C1 * env_sh[1],  # basis -C1 * y
-            (2 / 3) * SH_C1 * env_sh[2],  # basis +C1 * z
-        ]
+            SH_C0 * env_sh[..., 0, :],
+            -(2 / 3) * SH_C1 * env_sh[..., 3, :],  # basis -C1 * x
+            -(2 / 3) * SH_C1 * env_sh[..., 1, :],  # basis -C1 * y
+            (2 / 3) * SH_C1 * env_sh[..., 2, :],  # basis +C1 * z
+        ],
+        dim=-2,
     )
+
+
+def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Tensor | None = None) -> Lighting:
+    """One frame's radiance SH [9, 3] and key light as the model's `Lighting` (see `env_from_sh`)."""
+    env = env_from_sh(env_sh)
     if key_dir is None or key_rgb is None or float(key_rgb.abs().sum()) == 0.0:
         return Lighting(env=env)
     return Lighting(env=env, direction=key_dir, colour=key_rgb)
+
+
+def target_frames(batch: dict, device: torch.device, light_estimator: nn.Module | None = None) -> TargetFrames:
+    """The posing and lighting of a training batch's targets [B, T], as `TrainStep._lighting` lights each one:
+    the generator's lighting where it is known (`tgt_lit`), else neutral light plus the lighting code that
+    `light_estimator` reads off the frame. Zeros stand for what a target lacks (a key colour of 0, a code of 0)
+    and add exactly nothing, so one batch holds targets of both kinds."""
+    key = "tgt_key_dir" in batch and "tgt_key_rgb" in batch
+    env = env_from_sh(batch["tgt_env_sh"].to(device))  # [B, T, 4, 3]
+    key_dir = batch["tgt_key_dir"].to(device) if key else None
+    key_rgb = batch["tgt_key_rgb"].to(device) if key else None
+    code = None
+    if "tgt_lit" in batch:
+        lit = (batch["tgt_lit"].to(device) > 0.5)[..., None]  # [B, T, 1]
+        neutral = torch.zeros_like(env)
+        neutral[..., 0, :] = 1.0
+        env = torch.where(lit[..., None], env, neutral)
+        if key_rgb is not None:
+            key_rgb = torch.where(lit, key_rgb, torch.zeros_like(key_rgb))
+        if light_estimator is not None:  # read off every frame (cheap), used only where the light is unknown
+            frame = batch["tgt_rgb"].to(device) * batch["tgt_mask"].to(device)  # [B, T, 3, H, W] person over black
+            est = light_estimator(frame)  # [B, T, Dl]
+            code = torch.where(lit, torch.zeros_like(est), est)
+    return TargetFrames(
+        pose=batch["tgt_pose"].to(device),
+        expression=batch["tgt_expression"].to(device),
+        gaze=batch["tgt_gaze"].to(device),
+        translation=batch["tgt_translation"].to(device),
+        env=env,
+        key_dir=key_dir,
+        key_rgb=key_rgb,
+        code=code,
+    )
 
 
 def batch_views(batch: dict, body_crop: tuple[int, int]) -> ReferenceViews:
@@ -67,6 +115,30 @@ def batch_views(batch: dict, body_crop: tuple[int, int]) -> ReferenceViews:
     )
 
 
+def _cat_sets(a: Gaussians, b: Gaussians) -> Gaussians:
+    """Two batches of sets [Ba, G, ...] and [Bb, G, ...] -> one [Ba + Bb, G, ...] (rendered in one call)."""
+    fields = ("means", "quats", "log_scales", "opacity_logits", "sh")
+    return Gaussians(**{f: torch.cat([getattr(a, f), getattr(b, f)]) for f in fields})
+
+
+class _CompiledOrEager:
+    """`torch.compile(fn)` that falls back to `fn` for good when compiling fails (a missing compiler, an op
+    the backend lacks): training carries on eagerly with a warning instead of stopping."""
+
+    def __init__(self, fn: Callable, name: str) -> None:
+        self.fn, self.name = fn, name
+        self.compiled: Callable | None = torch.compile(fn, dynamic=False)
+
+    def __call__(self, *args, **kwargs):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as e:  # noqa: BLE001  (any compiler failure; the eager call below re-raises real errors)
+                log.warning("torch.compile of %s failed (%s: %s); running it eagerly", self.name, type(e).__name__, e)
+                self.compiled = None
+        return self.fn(*args, **kwargs)
+
+
 @dataclass
 class StepOutput:
     loss: Tensor
@@ -77,7 +149,10 @@ class StepOutput:
 
 
 class TrainStep(nn.Module):
-    """model + losses in one module (what DDP/FSDP wrap)."""
+    """model + losses in one module (what DDP/FSDP wrap).
+
+    `per_target=True` selects the slow reference path (`forward_per_target`); `compile=True` runs the identity
+    model, the batched per-target path and the image losses through `torch.compile` (static shapes; GPU)."""
 
     def __init__(
         self,
@@ -87,6 +162,8 @@ class TrainStep(nn.Module):
         render_size: int,
         perceptual: PerceptualLoss | None,
         amp: bool = False,
+        per_target: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         self.amp = amp
@@ -94,12 +171,38 @@ class TrainStep(nn.Module):
         self.cfg = loss_cfg
         self.render_size = render_size
         self.perceptual = perceptual
+        self.per_target = per_target
+        # plain callables, not submodules: the state dict keeps the model's own names
+        self._fast: dict[str, Callable] = {"model": model, "drive": drive_targets, "losses": self._image_terms}
+        if compile:
+            self._fast = {k: _CompiledOrEager(fn, k) for k, fn in self._fast.items()}
+
+    @property
+    def compiled(self) -> bool:
+        """True while some part of the step runs compiled (False after a fallback to eager)."""
+        return any(isinstance(f, _CompiledOrEager) and f.compiled is not None for f in self._fast.values())
+
+    def _autocast(self, device: torch.device):
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=self.amp and device.type == "cuda")
+
+    def identities(self, batch: dict, device: torch.device) -> IdentityState:
+        """The batch's identities [B] from their reference crops (encoder and transformer in bf16 under `amp`)."""
+        model, mcfg = self.model, self.model.cfg
+        body = fit_crops(batch["ref_full"].to(device), tuple(mcfg.encoder.body_crop))  # [B, N, 3, h, w]
+        face = fit_crops(batch["ref_face"].to(device), tuple(mcfg.encoder.face_crop))
+        shape = batch["shape"].to(device) if model.anchor_shape is not None else None
+        views = None
+        if model.pixel_appearance is not None:
+            views = batch_views(batch, tuple(mcfg.encoder.body_crop)).to(device)
+        with self._autocast(device):
+            states = self._fast["model"](body, face, shape, views)
+        return states.map(lambda v: v.float() if v.is_floating_point() else v)
 
     def _render(
         self,
         g: Gaussians,
         cam: Camera,
-        part_probs: Tensor | None,  # [G, P] or None
+        part_probs: Tensor | None,  # [G, P] or [B, G, P] or None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         g = g.to(torch.float32)
         feats = None if part_probs is None else part_probs.to(torch.float32)
@@ -107,35 +210,67 @@ class TrainStep(nn.Module):
         out = rasterize(g, cam, background=(0.0, 0.0, 0.0), features=feats)
         return out.color, out.alpha, out.features
 
-    def _lighting(self, batch: dict, b: int, t: int, dev: torch.device) -> Lighting:
-        """Target t of identity b: its generator lighting where known; otherwise (wild clips under pipeline
-        supervision, real footage) neutral light plus the per-frame lighting code the model reads off the frame."""
-        if "tgt_lit" not in batch or float(batch["tgt_lit"][b, t]) > 0.5:
-            return lighting_from_sh(
-                batch["tgt_env_sh"][b, t].to(dev),
-                batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
-                batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
-            )
-        est = self.model.light_estimator
-        if est is None:
-            return Lighting.neutral(dev)
-        frame = batch["tgt_rgb"][b, t].to(dev) * batch["tgt_mask"][b, t].to(dev)  # [3, H, W] person over black
-        return replace(Lighting.neutral(dev), code=est(frame))
+    def _targets(self, batch: dict, device: torch.device) -> tuple[Camera, Tensor, Tensor, Tensor | None]:
+        """Cameras [B*T, 1] at the render size and the targets resized to it: person over black [B*T, H, W, 3],
+        masks [B*T, H, W, 1] and part labels [B*T, H, W] (-1: none) when the batch has them."""
+        B, T, _, H, W = batch["tgt_rgb"].shape
+        cam = Camera(
+            batch["tgt_K"].to(device).flatten(0, 1)[:, None],
+            batch["tgt_T_cam_world"].to(device).flatten(0, 1)[:, None],
+            W,
+            H,
+        ).scaled(self.render_size / max(H, W))
+        size = (cam.height, cam.width)
+        rgb = F.interpolate(batch["tgt_rgb"].to(device).flatten(0, 1), size=size, mode="area")
+        m = F.interpolate(batch["tgt_mask"].to(device).flatten(0, 1), size=size, mode="area")
+        target = (rgb * m).permute(0, 2, 3, 1)  # person over black, like the render
+        labels = None
+        if self.cfg.parts > 0 and "tgt_parts" in batch:
+            lab = batch["tgt_parts"].to(device).flatten(0, 1)[:, None].float()
+            lab = F.interpolate(lab, size=size, mode="nearest")[:, 0].long()
+            labels = torch.where(lab == 255, torch.full_like(lab, -1), lab)
+        return cam, target, m.permute(0, 2, 3, 1), labels
 
     def forward(self, batch: dict) -> StepOutput:
+        if self.per_target:
+            return self.forward_per_target(batch)
+        model = self.model
+        dev = next(model.parameters()).device
+        states = self.identities(batch, dev)
+        B, T = batch["tgt_rgb"].shape[:2]
+        A, K = states.canonical.offsets.shape[1:3]
+        frames = target_frames(batch, dev, model.light_estimator)
+        canonical = self.cfg.canonical > 0  # also the canonical branch alone, skinned to the same frames (Eq. 12)
+        out = self._fast["drive"](model, states, frames, amp=self.amp and dev.type == "cuda", canonical=canonical)
+        cam, target, mask, labels = self._targets(batch, dev)
+        probs_g = None
+        if labels is not None:  # [B*T, G, P] each identity's part probabilities, for each of its targets
+            probs = F.softmax(states.canonical.part_logits, -1).flatten(1, 2)  # [B, G, P]
+            probs_g = probs[:, None].expand(B, T, A * K, probs.shape[-1]).flatten(0, 1)
+        g = out.gaussians
+        if canonical:  # posed and canonical sets in the same call: [2*B*T, G, ...]
+            g = _cat_sets(g, out.canonical)
+            cam = Camera(cam.K.repeat(2, 1, 1, 1), cam.T_cam_world.repeat(2, 1, 1, 1), cam.width, cam.height)
+            probs_g = None if probs_g is None else probs_g.repeat(2, 1, 1)
+        color, alpha, part_probs = self._render(g, cam, probs_g)  # one batched call: [(2*)B*T, 1, ...]
+        M = B * T
+        canon = color[M:, 0] if canonical else None
+        color, alpha = color[:M], alpha[:M]
+        part_probs = None if part_probs is None else part_probs[:M]
+        regs = {
+            "acap": acap_loss(out.offsets),  # the mean over targets of each target's mean
+            "asap": asap_loss(states.canonical.log_scales),
+            **{k: v.mean() for k, v in out.regularisers.items()},
+        }
+        parts = None if part_probs is None else part_probs[:, 0]
+        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs, canon)
+
+    def forward_per_target(self, batch: dict) -> StepOutput:
+        """The reference: one posed target after another through `drive_gaussians` and an unbatched rasteriser
+        call each (the slow path the batched `forward` is tested against)."""
         model, cfg = self.model, self.cfg
         dev = next(model.parameters()).device
-        mcfg = model.cfg
-        body = fit_crops(batch["ref_full"].to(dev), tuple(mcfg.encoder.body_crop))  # [B, N, 3, h, w]
-        face = fit_crops(batch["ref_face"].to(dev), tuple(mcfg.encoder.face_crop))
-        shape = batch["shape"].to(dev) if model.anchor_shape is not None else None
-        views = None
-        if model.pixel_appearance is not None:
-            views = batch_views(batch, tuple(mcfg.encoder.body_crop)).to(dev)
-        # bf16 for the encoder and transformer only; skinning, shading and rasterising stay float32
-        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=self.amp and dev.type == "cuda"):
-            states = model(body, face, shape, views)
-        states = states.map(lambda v: v.float() if v.is_floating_point() else v)
+        states = self.identities(batch, dev)
         B, T = batch["tgt_rgb"].shape[:2]
         side = self.render_size
         preds, alphas, targets, masks, part_probs, part_labels, canon = [], [], [], [], [], [], []
@@ -183,22 +318,72 @@ class TrainStep(nn.Module):
                     lab = batch["tgt_parts"][b, t : t + 1, None].to(dev).float()
                     lab = F.interpolate(lab, size=size, mode="nearest")[0, 0].long()
                     part_labels.append(torch.where(lab == 255, torch.full_like(lab, -1), lab))
-        pred, target = torch.stack(preds), torch.stack(targets)  # [B*T, H, W, 3]
-        alpha, mask = torch.stack(alphas), torch.stack(masks)
+        return self._step_output(
+            torch.stack(preds),
+            torch.stack(targets),
+            torch.stack(alphas),
+            torch.stack(masks),
+            torch.stack(part_probs) if use_parts else None,
+            torch.stack(part_labels) if use_parts else None,
+            {k: torch.stack(v).mean() for k, v in regs.items() if v},
+            torch.stack(canon) if canon else None,
+        )
+
+    def _lighting(self, batch: dict, b: int, t: int, dev: torch.device) -> Lighting:
+        """Target t of identity b: its generator lighting where known; otherwise (wild clips under pipeline
+        supervision, real footage) neutral light plus the per-frame lighting code the model reads off the frame."""
+        if "tgt_lit" not in batch or float(batch["tgt_lit"][b, t]) > 0.5:
+            return lighting_from_sh(
+                batch["tgt_env_sh"][b, t].to(dev),
+                batch["tgt_key_dir"][b, t].to(dev) if "tgt_key_dir" in batch else None,
+                batch["tgt_key_rgb"][b, t].to(dev) if "tgt_key_rgb" in batch else None,
+            )
+        est = self.model.light_estimator
+        if est is None:
+            return Lighting.neutral(dev)
+        frame = batch["tgt_rgb"][b, t].to(dev) * batch["tgt_mask"][b, t].to(dev)  # [3, H, W] person over black
+        return replace(Lighting.neutral(dev), code=est(frame))
+
+    def _image_terms(
+        self,
+        pred: Tensor,  # [M, H, W, 3]
+        target: Tensor,  # [M, H, W, 3]
+        alpha: Tensor,  # [M, H, W, 1]
+        mask: Tensor,  # [M, H, W, 1]
+        part_probs: Tensor | None,  # [M, H, W, P]
+        part_labels: Tensor | None,  # [M, H, W] int, -1 = none
+        canonical: Tensor | None,  # [M, H, W, 3] renders of the canonical branch alone
+    ) -> dict[str, Tensor]:
+        """The unweighted image losses of the target renders (those with a non-zero weight)."""
+        cfg = self.cfg
         terms: dict[str, Tensor] = {"l1": (pred - target).abs().mean()}
         if cfg.ssim > 0:
             terms["ssim"] = 1.0 - ssim(pred, target)
         if cfg.perceptual > 0 and self.perceptual is not None:
-            terms["perceptual"] = self.perceptual(pred, target)
+            with self._autocast(pred.device):  # a frozen feature network: bf16 under `amp`, like the encoder
+                terms["perceptual"] = self.perceptual(pred, target).float()
         if cfg.mask > 0:
             terms["mask"] = mask_loss(alpha, mask)
-        if canon:
-            terms["canonical"] = canonical_render_loss(torch.stack(canon), target)
-        if use_parts:
-            terms["parts"] = part_loss(torch.stack(part_probs), torch.stack(part_labels))
-        for k, v in regs.items():
-            if v and getattr(cfg, k) > 0:
-                terms[k] = torch.stack(v).mean()
+        if canonical is not None:
+            terms["canonical"] = canonical_render_loss(canonical, target)
+        if part_probs is not None and part_labels is not None:
+            terms["parts"] = part_loss(part_probs, part_labels)
+        return terms
+
+    def _step_output(
+        self,
+        pred: Tensor,
+        target: Tensor,
+        alpha: Tensor,
+        mask: Tensor,
+        part_probs: Tensor | None,
+        part_labels: Tensor | None,
+        regs: dict[str, Tensor],  # regulariser values (means over identities or targets)
+        canonical: Tensor | None = None,  # [M, H, W, 3] canonical renders
+    ) -> StepOutput:
+        cfg = self.cfg
+        terms = self._fast["losses"](pred, target, alpha, mask, part_probs, part_labels, canonical)
+        terms.update({k: v for k, v in regs.items() if getattr(cfg, k) > 0})
         loss = sum(getattr(cfg, k) * v for k, v in terms.items())
         return StepOutput(
             loss=loss,
