@@ -56,3 +56,15 @@ def test_the_table_prints_controls_beside_every_score():
     row |= {k: {"psnr": 12.0, "ssim": 0.5, "iou": 0.6} for k in ("avatar", "flat", "wrong_identity")}
     text = format_real({"sources": [row]})
     assert "a.mp4" in text and text.splitlines()[1].count("12.00") == 3
+
+
+def test_padding_beyond_the_source_frame_is_not_scored():
+    target, mask = _scene()
+    alpha = mask.copy()
+    alpha[24:, 10:22] = 1  # the avatar's legs drawn into the letterbox padding below the frame
+    pred = target * mask[..., None]
+    valid = np.zeros((32, 32), bool)
+    valid[:24] = True
+    assert person_score(pred, alpha, target, mask).spill > 0.3
+    fair = person_score(pred, alpha, target, mask, valid)
+    assert fair.spill == 0 and fair.iou == 1

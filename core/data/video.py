@@ -333,7 +333,7 @@ class Ingestor:
 
     def _sample(self, frames: list[np.ndarray], kept: list[_Kept], source: str, report: IngestReport) -> Sample:
         size = self.size
-        rgbs, masks, Ks, Ts, heads = [], [], [], [], []
+        rgbs, masks, Ks, Ts, heads, valid = [], [], [], [], [], []
         wins = self._windows(frames, kept)
         for k, win in zip(kept, wins, strict=True):
             fr = frames[k.index]
@@ -347,6 +347,7 @@ class Ingestor:
                 Ks.append(np.array([[s, 0, -s * x0], [0, s, -s * y0], [0, 0, 1.0]]) @ k.K)
                 Ts.append(k.T_cam_world)
                 heads.append((k.head_box - np.array([x0, y0, x0, y0])) * s)
+                valid.append(np.clip((np.array([0, 0, W, H]) - np.array([x0, y0, x0, y0])) * s, 0, size))
                 continue
             s = size / max(H, W)
             w, h = round(W * s), round(H * s)
@@ -356,6 +357,7 @@ class Ingestor:
             Ks.append(np.diag([w / W, h / H, 1.0]) @ k.K)  # the image sits at the top left of the padded canvas
             Ts.append(k.T_cam_world)
             heads.append(k.head_box * np.array([w / W, h / H, w / W, h / H]))
+            valid.append(np.array([0, 0, w, h], np.float64))
         F, J, E = len(kept), len(self.bone_names), len(self.expression_names)
         fits = [k.fit for k in kept]
         has_fit = all(f is not None for f in fits)
@@ -363,6 +365,7 @@ class Ingestor:
             "K": np.stack(Ks)[:, None].astype(np.float32),
             "T_cam_world": np.stack(Ts)[:, None].astype(np.float32),
             "head_box": np.stack(heads)[:, None].astype(np.float32),
+            "valid_box": np.stack(valid)[:, None].astype(np.float32),  # the source frame's pixels (not padding)
             "est_shape": self.default_shape.astype(np.float32),
             "est_pose": np.stack([f.body.pose for f in fits]) if has_fit else np.zeros((F, J, 3)),
             "est_translation": np.stack([f.body.translation for f in fits]) if has_fit else np.zeros((F, 3)),

@@ -7,7 +7,7 @@ into the held-out numbers. Clips shot from several calibrated cameras (`num_came
 cross-view: references from camera 0, targets from the other cameras.
 
 Metric: the avatar rendered on black against the person cut out onto black (by the frame's person mask), inside
-the union of the two silhouettes, so person pixels the avatar fails to cover count as errors, and avatar pixels
+the union of the two silhouettes (within the pixels that show the source frame, not the letterbox padding), so person pixels the avatar fails to cover count as errors, and avatar pixels
 off the person too: PSNR, SSIM (over the union's bounding box) and silhouette IoU (alpha > 0.5 vs mask).
 Controls, scored the same way on the same frames and printed beside every score:
 - `flat`: the person's silhouette filled with one colour, the mean person colour of the reference frames;
@@ -80,9 +80,14 @@ class PersonScore:
     spill: float  # share of the avatar's pixels off the person
 
 
-def person_score(pred: np.ndarray, alpha: np.ndarray, target: np.ndarray, mask: np.ndarray) -> PersonScore:
-    """pred [H, W, 3] on black in [0, 1], alpha [H, W], target [H, W, 3] in [0, 1], mask [H, W] in [0, 1]."""
+def person_score(
+    pred: np.ndarray, alpha: np.ndarray, target: np.ndarray, mask: np.ndarray, valid: np.ndarray | None = None
+) -> PersonScore:
+    """pred [H, W, 3] on black in [0, 1], alpha [H, W], target [H, W, 3] in [0, 1], mask [H, W] in [0, 1];
+    `valid` [H, W] bool: pixels that show the source frame (padding beyond its borders is not scored)."""
     a, m = alpha > 0.5, mask > 0.5
+    if valid is not None:
+        a, m = a & valid, m & valid
     union = a | m
     person = target * m[..., None]
     if not union.any():
@@ -205,13 +210,14 @@ def evaluate_real(
         for f in targets:
             target = s.rgb[f, 0].astype(np.float32) / 255.0
             mask = s.mask[f, 0].astype(np.float32) / 255.0
+            valid = _valid(s, f)
             pred, alpha = render_on_black(model, states[i], s, f, device)
-            scores["avatar"].append(person_score(pred, alpha, target, mask))
+            scores["avatar"].append(person_score(pred, alpha, target, mask, valid))
             flat_img = np.where(mask[..., None] > 0.5, flat[None, None], 0.0).astype(np.float32)
-            scores["flat"].append(person_score(flat_img, mask, target, mask))
+            scores["flat"].append(person_score(flat_img, mask, target, mask, valid))
             if other != i:
                 wp, wa = render_on_black(model, states[other], s, f, device)
-                scores["wrong_identity"].append(person_score(wp, wa, target, mask))
+                scores["wrong_identity"].append(person_score(wp, wa, target, mask, valid))
             else:
                 wp = np.zeros_like(pred)
             if len(tiles) < 64:
@@ -241,6 +247,17 @@ def evaluate_real(
                 if any(k in r for r in chosen)
             } | {"sources": len(chosen), "frames": int(sum(r["targets"] for r in chosen))}
     return {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "summary": summary, "sources": rows}, tiles
+
+
+def _valid(s: Sample, f: int) -> np.ndarray | None:
+    """[H, W] bool: the pixels of frame f that show the source (ingestion's `valid_box`), None when not recorded."""
+    if "valid_box" not in s.arrays:
+        return None
+    H, W = s.rgb.shape[2:4]
+    x0, y0, x1, y1 = np.round(s.arrays["valid_box"][f, 0]).astype(int)
+    v = np.zeros((H, W), bool)
+    v[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
+    return v
 
 
 def _mean(v: list[float]) -> float | None:
