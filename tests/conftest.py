@@ -1,6 +1,7 @@
 """Fixtures shared by several test files."""
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_configure(config) -> None:
-    if config.getoption("--update-screenshots"):
-        from reference_shots import UPDATE_ENV
+    from reference_shots import SCRATCH_ENV, UPDATE_ENV
 
+    if config.getoption("--update-screenshots"):
         os.environ[UPDATE_ENV] = "1"  # also for the child processes the GUI tests start
+    elif not os.environ.get(SCRATCH_ENV):  # one temporary folder for the whole session and its child processes
+        os.environ[SCRATCH_ENV] = tempfile.mkdtemp(prefix="lca-screenshots-")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 UPDATE_ENV = "LCA_UPDATE_SCREENSHOTS"
+SCRATCH_ENV = "LCA_TEST_SCREENSHOTS"  # the session's folder (tests/conftest.py), shared with child processes
 REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 _scratch: Path | None = None
 
@@ -20,6 +21,8 @@ def screenshot_dir() -> Path:
     global _scratch
     if os.environ.get(UPDATE_ENV) == "1":
         return REFERENCE
+    if os.environ.get(SCRATCH_ENV):
+        return Path(os.environ[SCRATCH_ENV])
     if _scratch is None:
         _scratch = Path(tempfile.mkdtemp(prefix="lca-screenshots-"))
     return _scratch

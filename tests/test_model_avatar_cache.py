@@ -31,7 +31,7 @@ def test_a_decoded_avatar_is_read_back_from_the_cache_with_the_same_drive_output
     again = avatar_cache.cached_avatar([inputs], make, tag="t")
     assert len(decodes) == 1  # the second call read the cache
     pose, expr = torch.randn(7, 3) * 0.3, torch.rand(4)
-    a, b = first.drive(pose, expr), again.drive(pose, expr)
+    a, b = first.decode(pose, expr), again.decode(pose, expr)
     for f in ("means", "quats", "log_scales", "opacity_logits", "sh", "parts"):
         torch.testing.assert_close(getattr(b, f), getattr(a, f))
 
