@@ -19,8 +19,6 @@ import io
 import json
 import os
 import re
-import resource
-import signal
 import subprocess
 import sys
 import time
@@ -314,15 +312,34 @@ CASES: tuple[CliCase, ...] = (
 
 
 # -- running -------------------------------------------------------------------------------------------------------
-def _limits(file_size_limit: int | None) -> Callable[[], None]:
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-        resource.setrlimit(resource.RLIMIT_CPU, (CPU_LIMIT_S, CPU_LIMIT_S))
-        if file_size_limit is not None:
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
-            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
-
-    return apply
+# Linux carries a process's peak RSS across exec, and a fork of this (possibly large, e.g. pytest after many tests)
+# process starts with this process's pages: its ru_maxrss would be ours. So each case starts from a small fresh
+# launcher, which sets the limits, forks and execs the command and reports the command's own wait4 usage as JSON.
+_LAUNCHER = r"""
+import json, os, resource, signal, sys, time
+spec = json.loads(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    resource.setrlimit(resource.RLIMIT_AS, (spec["as"], spec["as"]))
+    resource.setrlimit(resource.RLIMIT_CPU, (spec["cpu"], spec["cpu"]))
+    if spec["fsize"] is not None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (spec["fsize"], spec["fsize"]))
+    os.execv(spec["argv"][0], spec["argv"])
+t0, timed_out = time.perf_counter(), False
+while True:
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    if done:
+        break
+    if time.perf_counter() - t0 > spec["wall"]:
+        os.kill(pid, signal.SIGKILL)
+        timed_out = True
+        _, status, usage = os.wait4(pid, 0)
+        break
+    time.sleep(0.05)
+print(json.dumps({"exit": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss,
+                  "cpu_s": usage.ru_utime + usage.ru_stime, "timed_out": timed_out}))
+"""
 
 
 def run_case(case: CliCase, work: Path) -> dict:
@@ -335,34 +352,26 @@ def run_case(case: CliCase, work: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     env.pop("DISPLAY", None)
     err_path = d.parent / f"{d.name}.stderr"
+    spec = {"argv": [sys.executable, str(ROOT / "main.py"), *args], "as": MEMORY_LIMIT, "cpu": CPU_LIMIT_S,
+            "fsize": case.file_size_limit, "wall": WALL_LIMIT_S}  # fmt: skip
     t0 = time.perf_counter()
     with open(err_path, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py"), *args], cwd=d, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_limits(case.file_size_limit),
+        launched = subprocess.run(
+            [sys.executable, "-I", "-c", _LAUNCHER, json.dumps(spec)], cwd=d, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=err, timeout=WALL_LIMIT_S + 60,
         )  # fmt: skip
-        status, usage, timed_out = None, None, False
-        while status is None:
-            pid, status_, usage_ = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                status, usage = status_, usage_
-            elif time.perf_counter() - t0 > WALL_LIMIT_S:
-                proc.kill()
-                timed_out = True
-                _, status, usage = os.wait4(proc.pid, 0)
-            else:
-                time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    report = json.loads(launched.stdout.decode().strip().splitlines()[-1])
+    timed_out = report["timed_out"]
     seconds = time.perf_counter() - t0
     stderr = err_path.read_text(errors="replace")
     errors = [ln for ln in stderr.splitlines() if ln.startswith(("ERROR", "CRITICAL"))]
-    rc = proc.returncode
+    rc = report["exit"]
     result = {
         "case": case.name,
         "command": "main.py " + " ".join(a.replace(str(d), "DIR") for a in case.args),
         "exit": rc,
-        "rss_mib": round(usage.ru_maxrss / 1024),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+        "rss_mib": round(report["maxrss_kib"] / 1024),
+        "cpu_s": round(report["cpu_s"], 2),
         "wall_s": round(seconds, 2),
         "message": (errors or stderr.strip().splitlines() or [""])[-1][:300].replace(str(d), "DIR"),
         "problems": [],
