@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 
 CONSOLE_LINES = 200
 SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full resolution
+# CPU-only machines: GUI frames per second while the preview worker decodes or draws. The window's own drawing
+# (Dear PyGui on the software rasteriser) costs about a core at an uncapped ~30 FPS, which the worker needs; the
+# cap keeps the GUI above 10 FPS and hands the rest of the cores to the preview.
+GUI_FPS_WHILE_RENDERING = 15.0
 LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
 
 
@@ -116,6 +120,8 @@ class Studio:
         self._num = 0
         self.interactive_scale = interactive_scale
         self.interactive_detail = interactive_detail  # Gaussians per anchor while dragging (None: all)
+        # GUI frame cap while the worker is busy (None: uncapped); only where decoding and drawing share the CPU
+        self.gui_fps_while_rendering: float | None = None if torch.cuda.is_available() else GUI_FPS_WHILE_RENDERING
         self._tasks: list[tuple[Task, object, str]] = []  # (task, on_done(result), failure message)
         self._task_shown: Task | None = None
         self.current_panel = self.panels[0].title
@@ -473,9 +479,24 @@ class Studio:
         self._console_len = s.messages_total
         dpg.set_y_scroll(self.console, dpg.get_y_scroll_max(self.console) + 1000)
 
+    def pace(self) -> float:
+        """Wait out the rest of the GUI frame while the preview worker is busy (see `GUI_FPS_WHILE_RENDERING`).
+
+        Called after `step` by the frame loop; returns the seconds slept (0 when uncapped or the worker is idle).
+        """
+        fps = self.gui_fps_while_rendering
+        if not fps or self.worker.idle:
+            return 0.0
+        wait = self._last + 1.0 / fps - time.perf_counter()  # `_last`: when this frame's step began
+        if wait <= 0:
+            return 0.0
+        time.sleep(wait)
+        return wait
+
     def run(self, max_frames: int | None = None) -> None:
         while dpg.is_dearpygui_running():
             self.step()
+            self.pace()
             if max_frames is not None and self.frames >= max_frames:
                 break
 

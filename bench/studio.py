@@ -2,6 +2,10 @@
 
 With a window (its real slider callback; needs a display: `xvfb-run -a -s "-screen 0 1600x900x24"` headless):
 python bench/studio.py --avatar trained --out bench/results/studio_cpu.json
+On a CPU-only machine (`--gui-fps 15 0`: the GUI frame cap while the worker renders, 0 = uncapped; `--repeat 5`:
+that many drags per setting, medians reported; pin it to 2 cores with `taskset -c 0,1`):
+taskset -c 0,1 xvfb-run -a -s "-screen 0 1600x900x24" python bench/studio.py --avatar trained --detail 4 \
+    --interactive-scale 0.5 --gui-fps 15 0 --repeat 5 --out docs/studio_cpu_drag.json
 Without one (`--headless`): drive, upload (packing + transfer), sort, draw (or gsplat's raster), read-back and
 display timed separately with the device synchronised around each, and "drive + gsplat + 8-bit image" on the
 same avatar and camera as the ideal (CUDA machines):
@@ -22,6 +26,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.threads import configure_threads  # noqa: E402
+
+configure_threads()  # as the studio's entry point does, before torch is imported (passive waits)
 
 import torch  # noqa: E402
 
@@ -81,14 +89,17 @@ def drag_expression(studio, frames: int) -> dict:
         raise SystemExit("this avatar has no expression controls to drag")
     name = "jawOpen" if "jawOpen" in names else names[0]
     slider = panel.sliders[name]
-    times, decode, render, drawn = [], [], [], []
+    times, gui_cpu, decode, render, drawn = [], [], [], [], []
     shown = getattr(studio, "shown", None)
-    start = time.perf_counter()
+    pace = getattr(studio, "pace", lambda: 0.0)  # the frame loop's cap while the worker renders
+    start, cpu0 = time.perf_counter(), time.process_time()
     for i in range(frames):
         value = 0.5 + 0.5 * math.sin(i * 0.3)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         panel._on_slider(slider, value, name)  # the slider's own callback
         studio.step()
+        gui_cpu.append(1e3 * (time.thread_time() - c0))
+        pace()
         times.append(1e3 * (time.perf_counter() - t0))
         result = getattr(studio, "shown", None)
         if result is not None and result is not shown and result.image is not None:
@@ -96,10 +107,13 @@ def drag_expression(studio, frames: int) -> dict:
             decode.append(result.decode_ms)
             render.append(result.render_ms)
             drawn.append(result.num)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu0
     return {
         "coefficient": name,
         "gui_frames": frames,
+        "gui_fps_cap_while_rendering": getattr(studio, "gui_fps_while_rendering", None),
+        "gui_thread_cpu_ms_median": statistics.median(gui_cpu),
+        "process_cpu_cores": cpu / elapsed,  # CPU seconds of every thread (GUI, worker, llvmpipe) per second
         "interactive_detail": studio.interactive_detail,
         "pictures_shown": len(decode),
         "pictures_per_s": len(decode) / elapsed,
@@ -251,6 +265,11 @@ def main() -> int:
         "--detail", type=int, nargs="+", default=[4, 0],
         help="Gaussians per anchor decoded while dragging (0: all of them); one run per value",
     )  # fmt: skip
+    ap.add_argument(
+        "--gui-fps", type=float, nargs="+", default=[-1.0],
+        help="window: GUI frame cap while the worker renders (0: uncapped, -1: the studio's default); one run each",
+    )  # fmt: skip
+    ap.add_argument("--repeat", type=int, default=1, help="window: drags per setting (medians over them reported)")
     ap.add_argument("--raster", nargs="+", default=["auto"], help="headless: auto | gl | gsplat (one run each)")
     ap.add_argument("--transfer", nargs="+", default=["auto"], help="headless, gl path: auto | pinned | interop")
     ap.add_argument("--out", default=None)
@@ -302,18 +321,32 @@ def main() -> int:
     if hasattr(studio, "settle"):
         studio.settle()
     results = []
-    for detail in args.detail:
-        for scale in args.interactive_scale:
+    default_cap = getattr(studio, "gui_fps_while_rendering", None)
+    settings = [(d, s, c) for d in args.detail for s in args.interactive_scale for c in args.gui_fps]
+    runs: dict[tuple, list[dict]] = {k: [] for k in settings}
+    for _ in range(args.repeat):  # settings interleaved, so a change in the machine's load hits each alike
+        for detail, scale, cap in settings:
             studio.interactive_scale, studio.interactive_detail = scale, detail or None
+            studio.gui_fps_while_rendering = default_cap if cap < 0 else (cap or None)
+            studio.settle()
             drag_expression(studio, 5)  # warm up
             r = drag_expression(studio, args.frames)
             r["interactive_scale"] = scale
+            r["load_average_1min"] = os.getloadavg()[0]
             log.info(
-                "detail %s, scale %.2f: %.1f pictures/s, GUI %.1f FPS (decode %s ms, render %s ms, %s Gaussians)",
-                detail or "all", scale, r["pictures_per_s"], r["gui_fps_median"], r["decode_ms_median"],
-                r["render_ms_median"], r["gaussians_drawn_median"],
+                "detail %s, scale %.2f, GUI cap %s: %.1f pictures/s, GUI %.1f FPS (decode %s ms, render %s ms, "
+                "%s Gaussians; GUI thread %.1f CPU ms/frame, %.2f cores busy; load %.1f)",
+                detail or "all", scale, r["gui_fps_cap_while_rendering"], r["pictures_per_s"], r["gui_fps_median"],
+                r["decode_ms_median"], r["render_ms_median"], r["gaussians_drawn_median"],
+                r["gui_thread_cpu_ms_median"], r["process_cpu_cores"], r["load_average_1min"],
             )  # fmt: skip
-            results.append(r)
+            runs[(detail, scale, cap)].append(r)
+    for rs in runs.values():
+        keys = ("pictures_per_s", "gui_fps_median", "decode_ms_median", "render_ms_median", "load_average_1min")
+        results.append({
+            **rs[0], **{k: statistics.median(r[k] for r in rs if r[k] is not None) for k in keys},
+            "repeats": len(rs), "runs": [{k: r[k] for k in keys} for r in rs],
+        })  # fmt: skip
     out = {
         "bench": "studio_expression_drag",
         "avatar": avatar.name,
