@@ -189,3 +189,22 @@ def test_durations_read_as_people_write_them() -> None:
     assert format_duration(4.4) == "4 s"
     assert format_duration(125) == "2 min 05 s"
     assert format_duration(3780) == "1 h 03 min"
+
+
+def test_the_gui_loop_paces_itself_only_while_the_worker_renders() -> None:
+    """CPU-only machines: while a picture is on its way the GUI frame is stretched to 1 / cap seconds (the
+    software-drawn window leaves the cores to the preview); an idle worker or no cap never waits."""
+    from types import SimpleNamespace
+
+    from app.studio import Studio
+
+    busy, idle = SimpleNamespace(idle=False), SimpleNamespace(idle=True)
+    start = time.perf_counter()
+    studio = SimpleNamespace(gui_fps_while_rendering=20.0, worker=busy, _last=start)
+    slept = Studio.pace(studio)  # type: ignore[arg-type]
+    assert 0.0 < slept <= 0.05 and time.perf_counter() - start >= 0.045
+    studio._last = time.perf_counter() - 0.2  # the frame already took longer than the cap allows
+    assert Studio.pace(studio) == 0.0  # type: ignore[arg-type]
+    for worker, cap in ((idle, 20.0), (busy, None)):
+        studio = SimpleNamespace(gui_fps_while_rendering=cap, worker=worker, _last=time.perf_counter())
+        assert Studio.pace(studio) == 0.0  # type: ignore[arg-type]
