@@ -126,6 +126,23 @@ def drag_expression(studio, frames: int) -> dict:
     }
 
 
+def idle_gui(studio, frames: int = 60) -> dict:
+    """GUI frames with nothing changing (the worker idle): their rate and what each costs the whole process in CPU
+    time (the GUI thread plus the threads of the window's own GL driver: the software rasteriser on a CPU)."""
+    studio.settle()
+    t0, c0, g0 = time.perf_counter(), time.process_time(), time.thread_time()
+    for _ in range(frames):
+        studio.step()
+    wall, cpu, gui = time.perf_counter() - t0, time.process_time() - c0, time.thread_time() - g0
+    return {
+        "frames": frames,
+        "fps": frames / wall,
+        "process_cpu_ms_per_frame": 1e3 * cpu / frames,
+        "gui_thread_cpu_ms_per_frame": 1e3 * gui / frames,
+        "load_average_1min": os.getloadavg()[0],
+    }
+
+
 class _Display:
     """The studio's last step without a window: hand the image to a Dear PyGui raw texture (no copy is made;
     the texture upload itself happens when a window draws, which a headless run cannot time)."""
@@ -321,6 +338,9 @@ def main() -> int:
     if hasattr(studio, "settle"):
         studio.settle()
     results = []
+    idle = idle_gui(studio)
+    log.info("idle GUI: %.1f FPS, %.1f CPU ms per frame (GUI thread %.1f)", idle["fps"],
+             idle["process_cpu_ms_per_frame"], idle["gui_thread_cpu_ms_per_frame"])  # fmt: skip
     default_cap = getattr(studio, "gui_fps_while_rendering", None)
     settings = [(d, s, c) for d in args.detail for s in args.interactive_scale for c in args.gui_fps]
     runs: dict[tuple, list[dict]] = {k: [] for k in settings}
@@ -354,8 +374,10 @@ def main() -> int:
         "preview": [w, h],
         "gl_renderer": studio.viewport.device_name,
         "torch_threads": torch.get_num_threads(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),
         "load_average_1min": os.getloadavg()[0],
         "environment": describe_environment(),
+        "idle_gui": idle,
         "results": results,
     }
     studio.close()
