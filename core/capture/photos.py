@@ -281,7 +281,7 @@ class CaptureAssistant:
             progress(1.0, "avatar created")
         name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"
         try:
-            refs = photo_references(usable)
+            refs = photo_references(usable, poor=True)  # poor fits only on the bones they placed
         except ValueError as e:  # no photo with a trusted body fit: the avatar is made, but not personalisable
             log.warning("%s", e)
             refs = None
