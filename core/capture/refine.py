@@ -130,13 +130,13 @@ def trust_note(refs: PhotoReferences, anchor_weights: torch.Tensor) -> str:  # a
     """Which fitted photos refine only part of the avatar (their fit misplaced some bones), or ''."""
     if refs.trust is None:
         return ""
-    anchor = refs.trust.float() @ anchor_weights.float().cpu().T  # [N, A]
+    anchor = refs.trust.float() @ anchor_weights.float().cpu().T  # [N, A]; no gradient below 0.3
     parts = []
     for name, bones, a in zip(refs.names, refs.trust, anchor, strict=True):
-        off = int((bones < 0.5).sum())
+        off = int((bones <= 0.3).sum())
         if off:
             parts.append(
-                f"{name}: its body fit misplaced {off} of {len(bones)} bones; {100 * float((a < 0.5).float().mean()):.0f}% "
+                f"{name}: its body fit misplaced {off} of {len(bones)} bones; {100 * float((a <= 0.3).float().mean()):.0f}% "
                 "of the avatar is not refined from it"
             )
     return "; ".join(parts)

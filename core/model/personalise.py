@@ -62,8 +62,8 @@ def personalise(
     Returns a new Avatar (the input is left unchanged) and the loss per step. Only the avatar's own tensors are
     optimised: the forward passes run on a frozen copy of the model, so the model (which a GUI thread may be
     driving meanwhile, and which other avatars share) gets no gradients and no change. With `bone_trust`, a photo's
-    gradient reaches each anchor in proportion to the trust of the bones it is skinned to: a region the body fit
-    misplaced in a photo learns nothing from that photo.
+    gradient reaches each anchor as the trust of the bones it is skinned to allows (none below 0.3, all above 0.7,
+    as in creation): a region the body fit misplaced in a photo learns nothing from that photo.
     """
     if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] != len(estimates) or len(estimates) == 0:
         raise ValueError(f"images: expected [N, 3, H, W] with one estimate per image, got {tuple(images.shape)}")
@@ -77,7 +77,8 @@ def personalise(
         if tuple(bone_trust.shape) != (len(estimates), J):
             raise ValueError(f"bone_trust: expected [N={len(estimates)}, J={J}], got {tuple(bone_trust.shape)}")
         w = model.anchor_weights.to(dev, torch.float32)  # [A, J] skinning weights of the anchors
-        anchor_trust = (bone_trust.to(dev, torch.float32) @ w.T).clamp(0.0, 1.0)  # [N, A]
+        t = bone_trust.to(dev, torch.float32) @ w.T  # [N, A] the trust of each anchor's bones
+        anchor_trust = ((t - 0.3) / 0.4).clamp(0.0, 1.0)  # none below 0.3, as creation's pixel-aligned colours
     frozen = frozen_view(model)
     can = avatar.state.canonical
     params = {k: getattr(can, k).detach().clone().requires_grad_(True) for k in OPTIMISED}
