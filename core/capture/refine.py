@@ -135,9 +135,9 @@ def trust_note(refs: PhotoReferences, anchor_weights: torch.Tensor) -> str:  # a
     for name, bones, a in zip(refs.names, refs.trust, anchor, strict=True):
         off = int((bones <= 0.3).sum())
         if off:
+            share = 100 * float((a <= 0.3).float().mean())
             parts.append(
-                f"{name}: its body fit misplaced {off} of {len(bones)} bones; {100 * float((a <= 0.3).float().mean()):.0f}% "
-                "of the avatar is not refined from it"
+                f"{name}: its body fit misplaced {off} of {len(bones)} bones; {share:.0f}% of the avatar is not refined from it"
             )
     return "; ".join(parts)
 
@@ -171,7 +171,8 @@ def refine_created(
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
-    finite = all(torch.isfinite(t).all() for t in refined.state.canonical.__dict__.values() if torch.is_tensor(t))
+    can = refined.state.canonical
+    finite = all(bool(torch.isfinite(getattr(can, f.name)).all()) for f in dataclasses.fields(can))
     after_f = score_photos(refined, fitted) if finite else [(math.nan, math.nan)] * len(fit_idx)
     after_h = (score_photos(refined, held) if finite else [(math.nan, math.nan)] * len(held_idx)) if held_idx else []
     rows = lambda r, b, a: tuple(  # noqa: E731
