@@ -25,7 +25,7 @@ TOTAL=$((PRE + POST))
 mkdir -p "$OUT" data
 rm -f data/bench192.done
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
-COMMON=(--no-progress --fresh --set optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
+COMMON=(--no-progress --fresh --set out_dir=runs optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
         eval_every=50 eval_split=val eval_batches=4)
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
