@@ -36,7 +36,6 @@ ALLOWED: dict[str, set[str]] = {
 }
 
 
-
 def package_of(module: str) -> str | None:
     """'core.model.avatar' -> 'core.model'; 'app.session' -> 'app'; third-party modules -> None."""
     parts = module.split(".")
