@@ -29,7 +29,7 @@ def example_avatar(path: Path) -> StudioAvatar:
     """The trained model's avatar of one bundled example (8 photos of a held-out identity); decoded once, then
     read from the user's cache (core.model.avatar_cache) on later starts."""
     from core.model.avatar_cache import cached_avatar
-    from core.model.examples import load_example
+    from core.model.examples import decode_example, load_example
 
     if not (DEFAULT_MODEL_FILE.is_file() and model_available()):
         raise AvatarLoadError("no trained model is installed (assets/default_model.safetensors)")
@@ -44,7 +44,7 @@ def example_avatar(path: Path) -> StudioAvatar:
         if trained is None:
             raise AvatarLoadError("the trained model assets/default_model.safetensors could not be loaded")
         labels.append(trained[1])
-        return ex.create(trained[0])
+        return decode_example(trained[0], path)[0]
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     avatar = cached_avatar([DEFAULT_MODEL_FILE, path], decode, tag=f"example {ex.name}", device=device)
