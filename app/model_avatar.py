@@ -34,7 +34,7 @@ def example_avatar(path: Path, progress: Progress | None = None) -> StudioAvatar
     step (model and anchors, decode, or the cache read)."""
     say = progress or (lambda fraction, text: None)
     from core.model.avatar_cache import cached_avatar
-    from core.model.examples import load_example
+    from core.model.examples import decode_example, load_example
 
     if not (DEFAULT_MODEL_FILE.is_file() and model_available()):
         raise AvatarLoadError("no trained model is installed (assets/default_model.safetensors)")
@@ -51,7 +51,7 @@ def example_avatar(path: Path, progress: Progress | None = None) -> StudioAvatar
             raise AvatarLoadError("the trained model assets/default_model.safetensors could not be loaded")
         labels.append(trained[1])
         say(0.3, f"decoding {ex.name} from {len(ex.body)} photos (first start only; kept in the cache)")
-        return ex.create(trained[0])
+        return decode_example(trained[0], path)[0]
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     avatar = cached_avatar(
