@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.drive_control import DriveController, parse_input_spec
+from core.tracking.drive_control import DriveController, parse_input_spec
 from core.tracking.types import DrivingFrame
 
 
