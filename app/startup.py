@@ -3,14 +3,12 @@
 Opening the default avatar takes seconds (the trained model, its anchors and, on the first start, a decode of
 the example from its photos), so the studio opens on `LoadingAvatar`, a placeholder that nothing is drawn for,
 and the preview worker loads the real one (`choose_avatar`) while the window already answers and its status
-line says what is loading. `process_age()` times both moments from the process's own start.
+line says what is loading. `app.splash.process_age()` times both moments from the process's own start.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,17 +22,6 @@ from core.raster.types import Gaussians
 log = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]  # (fraction done, what is loading)
-_IMPORTED = time.perf_counter()
-
-
-def process_age() -> float:
-    """Seconds since this process started (from /proc on Linux; elsewhere since this module was imported)."""
-    try:
-        start_ticks = float(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        uptime = float(Path("/proc/uptime").read_text().split()[0])
-        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError, AttributeError):
-        return time.perf_counter() - _IMPORTED
 
 
 class LoadingAvatar:

@@ -20,7 +20,7 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 import torch
 
-from app import exports
+from app import exports, splash
 from app.avatar_source import StudioAvatar, load_avatar
 from app.camera_path import CameraPath
 from app.gallery import gallery
@@ -37,7 +37,8 @@ from app.panels.training import TrainingPanel
 from app.preview_worker import FrameRequest, FrameResult, PreviewWorker
 from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
 from app.settings import Settings
-from app.startup import LoadingAvatar, StartAvatar, apply_settings, choose_avatar, is_loading, process_age
+from app.splash import process_age
+from app.startup import LoadingAvatar, StartAvatar, apply_settings, choose_avatar, is_loading
 from app.tasks import Task
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
 from core.paths import user_data_dir
@@ -76,17 +77,20 @@ class Studio:
         interactive_detail: int | None = PREVIEW_DETAIL,
         runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
         screen: ScreenArea | None = None,
+        window_open: bool = False,  # the window is already shown (app.splash.open_window): build into it
     ) -> None:
         self.session = session
         self.settings = settings or Settings()
         share_cpu_with_gl()
         self.layout = fit_window(screen or screen_area(), preview)
         self.width, self.height = self.layout.preview
-        dpg.create_context()
-        dpg.configure_app(manual_callback_management=True)
-        lay = self.layout
-        dpg.create_viewport(title=title, width=lay.width, height=lay.height, x_pos=lay.x, y_pos=lay.y)
-        dpg.setup_dearpygui()
+        self.window_open = window_open
+        if not window_open:
+            dpg.create_context()
+            dpg.configure_app(manual_callback_management=True)
+            lay = self.layout
+            dpg.create_viewport(title=title, width=lay.width, height=lay.height, x_pos=lay.x, y_pos=lay.y)
+            dpg.setup_dearpygui()
         # Decoding and drawing happen on the preview worker's thread; its GL context is made there too.
         self.worker = PreviewWorker(
             lambda: Viewport(self.width, self.height, backend="glx", lend_images=True), self._decode, self._render
@@ -128,7 +132,7 @@ class Studio:
         self.frames = 0
         self._loading: Task | None = None  # the start-up avatar load while it runs
         self._loading_then = None  # what runs once it opened (or failed)
-        self.window_shown_s: float | None = None  # seconds from the process's start to the first drawn window
+        self.window_shown_s: float | None = splash.shown_at if window_open else None  # process start -> window
         self.avatar_shown_s: float | None = None  # ... to the first picture of a loaded avatar
 
     # Layout ----------------------------------------------------------------------------------
@@ -188,7 +192,10 @@ class Studio:
             dpg.add_mouse_wheel_handler(callback=self._on_wheel)
             dpg.add_key_press_handler(dpg.mvKey_Z, callback=self._on_key, user_data="undo")
             dpg.add_key_press_handler(dpg.mvKey_Y, callback=self._on_key, user_data="redo")
-        dpg.show_viewport()
+        if self.window_open:
+            splash.close_splash()
+        else:
+            dpg.show_viewport()
 
     # Intent ----------------------------------------------------------------------------------
     def _on_camera_preset(self, sender, app_data, name: str) -> None:
@@ -593,12 +600,17 @@ def start_studio(
     frames: int | None = None,
     screenshot: str | None = None,
     drive: str | None = None,
+    window_open: bool = False,
+    screen: ScreenArea | None = None,
 ) -> int:
-    """Open the window at once, then load the avatar on the preview worker (the status line says what loads)."""
+    """Open the window at once, then load the avatar on the preview worker (the status line says what loads).
+
+    `window_open`: `app.splash.open_window` already shows the window (on `screen`); the studio builds into it.
+    """
     settings = Settings() if fresh else Settings.load()
     session = Session(LoadingAvatar())
     apply_settings(session, settings)
-    studio = Studio(session, preview=preview, settings=settings)
+    studio = Studio(session, preview=preview, settings=settings, window_open=window_open, screen=screen)
     try:
         studio.step()  # the window, with its loading line, before any avatar work starts
         then = None

@@ -47,7 +47,8 @@ def test_choose_avatar_falls_back_to_the_default_with_the_reason(tmp_path, monke
 def test_the_loading_placeholder_is_never_drawn_nor_remembered(tmp_path) -> None:
     from app.session import Session
     from app.settings import Settings
-    from app.startup import LoadingAvatar, is_loading, process_age
+    from app.splash import process_age
+    from app.startup import LoadingAvatar, is_loading
 
     session = Session(LoadingAvatar())
     assert is_loading(session.avatar) and session.avatar.controls.expression_names == ()
@@ -62,7 +63,9 @@ def test_the_loading_placeholder_is_never_drawn_nor_remembered(tmp_path) -> None
 def test_window_first_then_the_avatar(tmp_path_factory) -> None:
     import dearpygui.dearpygui as dpg
 
+    from app import splash
     from app.session import Session
+    from app.splash import open_window
     from app.startup import LoadingAvatar, StartAvatar
     from app.studio import LOADING_GREY, Studio
     from core.data.avatar import synthetic_avatar
@@ -75,10 +78,15 @@ def test_window_first_then_the_avatar(tmp_path_factory) -> None:
         assert release.wait(60.0)
         return StartAvatar(synthetic_avatar(1))
 
-    studio = Studio(Session(LoadingAvatar()), preview=(480, 360), interactive_scale=1.0)
+    screen = open_window((480, 360))  # as `main.py studio`: the window before torch and the panels
+    assert splash.shown_at is not None and dpg.does_item_exist(splash.SPLASH)
+    studio = Studio(
+        Session(LoadingAvatar()), preview=(480, 360), interactive_scale=1.0, window_open=True, screen=screen
+    )
     try:
+        assert not dpg.does_item_exist(splash.SPLASH)  # the studio's widgets took its place
         studio.step()
-        assert studio.window_shown_s is not None and studio.avatar_shown_s is None
+        assert studio.window_shown_s == splash.shown_at and studio.avatar_shown_s is None
         studio.load_start_avatar(slow_load)
         end = time.perf_counter() + 30.0
         while "decoding" not in dpg.get_value(studio.loading_line) and time.perf_counter() < end:
