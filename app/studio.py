@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 CONSOLE_LINES = 200
 SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full resolution
-LOADING_FRAME_S = 1 / 15  # the GUI loop's shortest frame while the avatar loads (the rest of the CPU loads it)
+LOADING_FRAME_S = 1 / 10  # the GUI loop's shortest frame while the avatar loads (the rest of the CPU loads it)
 LOADING_GREY = 0.16  # the empty preview's grey while the avatar loads
 LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
 
