@@ -119,4 +119,4 @@ def personalise(
         }
     )
     state = dataclasses.replace(avatar.state, canonical=final)
-    return Avatar(model, state, strength=avatar.part_strength.clone(), hidden=avatar.hidden), losses
+    return Avatar(model, state, strength=avatar.part_strength.clone()), losses
