@@ -52,6 +52,12 @@ LOADING_GREY = 0.16  # the empty preview's grey while the avatar loads
 LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
 
 
+def fit_text(text: str, width_px: int, char_px: int = 7) -> str:
+    """`text` cut to what a bar `width_px` wide shows in the default font (a longer overlay is clipped at its start)."""
+    most = max(4, (width_px - 8) // char_px)
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
 class _ConsoleHandler(logging.Handler):
     """Shows warnings and errors logged anywhere in the process in the studio's console."""
 
@@ -308,8 +314,8 @@ class Studio:
         task = running[0] if running else self._task_shown
         if task is not None:
             dpg.set_value(self.task_bar, task.fraction if task.error is None else 0.0)
-            dpg.configure_item(self.task_bar, overlay=task.overlay())
-            self.avatar_panel.set_progress(task.fraction if task.error is None else 0.0, task.overlay())
+            dpg.configure_item(self.task_bar, overlay=fit_text(task.overlay(), self.width - 70))
+            self.avatar_panel.set_progress(task.fraction if task.error is None else 0.0, fit_text(task.overlay(), 260))
         dpg.configure_item(self.cancel_button, enabled=bool(running))
 
     # Actions (called by panels) --------------------------------------------------------------

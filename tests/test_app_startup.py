@@ -44,6 +44,14 @@ def test_choose_avatar_falls_back_to_the_default_with_the_reason(tmp_path, monke
     assert startup.choose_avatar(None, None, None).avatar is default
 
 
+def test_progress_overlays_are_cut_to_their_bar() -> None:
+    from app.studio import fit_text
+
+    assert fit_text("opening x: 40%", 400) == "opening x: 40%"
+    cut = fit_text("loading the avatar: 30%, 2 s left (decoding studio-test #0 from 8 photos)", 260)
+    assert cut.startswith("loading the avatar: 30%") and cut.endswith("...") and len(cut) <= (260 - 8) // 7
+
+
 def test_the_loading_placeholder_is_never_drawn_nor_remembered(tmp_path) -> None:
     from app.session import Session
     from app.settings import Settings
