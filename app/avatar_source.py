@@ -56,11 +56,14 @@ def load_avatar(path: str | Path) -> StudioAvatar:
     return load_model_avatar(path)
 
 
-def default_avatar() -> StudioAvatar:
-    """The trained default avatar when it is installed, else the best example available."""
+def default_avatar(progress=None) -> StudioAvatar:
+    """The trained default avatar when it is installed, else the best example available.
+
+    `progress(fraction, text)`, when given, hears what is loading (the studio's start-up status line).
+    """
     from app.model_avatar import default_model_avatar
 
-    avatar = default_model_avatar()
+    avatar = default_model_avatar(progress)
     if avatar is not None:
         return avatar
     from core.data.avatar import synthetic_available, synthetic_avatar

@@ -18,16 +18,19 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("--screenshot", default=None, help="save a PNG of the window before quitting")
 
     def run(args: argparse.Namespace) -> int:
-        from app.studio import start_studio
-
         try:
             w, h = (int(v) for v in args.size.lower().split("x"))
         except ValueError:
             p.error(f"--size must look like 640x480, got {args.size!r}")
-        log.info("starting the studio: loading the body model and the %s avatar", args.avatar or "last or default")
+        from app.splash import open_window
+
+        screen = open_window((w, h))  # the window first: torch and the studio are imported after it is drawn
+        from app.studio import start_studio
+
+        log.info("starting the studio: loading the %s avatar", args.avatar or "last or default")
         return start_studio(
             avatar=args.avatar, example=args.example, preview=(w, h), fresh=args.fresh, frames=args.frames,
-            screenshot=args.screenshot,
+            screenshot=args.screenshot, window_open=True, screen=screen,
         )  # fmt: skip
 
     return run

@@ -104,11 +104,12 @@ def drive_headless(args: argparse.Namespace, size: tuple[int, int]) -> int:
     from tqdm import tqdm
 
     from app.avatar_source import AvatarLoadError
-    from app.drive_control import ChannelPipeline, parse_input_spec
     from app.driving import apply_channels
     from app.viewport import Viewport, orbit_camera
     from core.tracking.calibration import Calibration
+    from core.tracking.drive_control import parse_input_spec
     from core.tracking.filters import ChannelFilter
+    from core.tracking.pipeline import ChannelPipeline
     from core.tracking.sources import SourceError, open_source
     from core.tracking.types import GROUPS
 
@@ -178,9 +179,9 @@ def _drive_headless_channels(args: argparse.Namespace, size: tuple[int, int]) ->
     from tqdm import tqdm
 
     from app.avatar_source import AvatarLoadError
-    from app.drive_control import DriveController, parse_input_spec
     from app.driving import apply_channels
     from app.viewport import Viewport, orbit_camera
+    from core.tracking.drive_control import DriveController, parse_input_spec
     from core.tracking.types import DrivingFrame
 
     kind, target = parse_input_spec(args.source)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -16,6 +17,8 @@ from core.train.export import shipped_model as trained_model
 
 log = logging.getLogger(__name__)
 
+Progress = Callable[[float, str], None]  # (fraction done, what is happening)
+
 # A saved default avatar wins; otherwise the shipped trained model decodes the bundled example inputs.
 DEFAULT_AVATAR_FILES = (ROOT / "assets" / "default_avatar.safetensors",)
 EXAMPLES_DIR = ROOT / "assets" / "examples"
@@ -25,11 +28,13 @@ def example_files() -> list[Path]:
     return sorted(EXAMPLES_DIR.glob("*.safetensors")) if EXAMPLES_DIR.is_dir() else []
 
 
-def example_avatar(path: Path) -> StudioAvatar:
+def example_avatar(path: Path, progress: Progress | None = None) -> StudioAvatar:
     """The trained model's avatar of one bundled example (8 photos of a held-out identity); decoded once, then
-    read from the user's cache (core.model.avatar_cache) on later starts."""
+    read from the user's cache (core.model.avatar_cache) on later starts. `progress(fraction, text)` hears each
+    step (model and anchors, decode, or the cache read)."""
+    say = progress or (lambda fraction, text: None)
     from core.model.avatar_cache import cached_avatar
-    from core.model.examples import load_example
+    from core.model.examples import decode_example, load_example
 
     if not (DEFAULT_MODEL_FILE.is_file() and model_available()):
         raise AvatarLoadError("no trained model is installed (assets/default_model.safetensors)")
@@ -40,14 +45,19 @@ def example_avatar(path: Path) -> StudioAvatar:
     labels: list[str] = []
 
     def decode():
+        say(0.05, "loading the trained model and placing its anchors on the body")
         trained = trained_model()
         if trained is None:
             raise AvatarLoadError("the trained model assets/default_model.safetensors could not be loaded")
         labels.append(trained[1])
-        return ex.create(trained[0])
+        say(0.3, f"decoding {ex.name} from {len(ex.body)} photos (first start only; kept in the cache)")
+        return decode_example(trained[0], path)[0]
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    avatar = cached_avatar([DEFAULT_MODEL_FILE, path], decode, tag=f"example {ex.name}", device=device)
+    avatar = cached_avatar(
+        [DEFAULT_MODEL_FILE, path], decode, tag=f"example {ex.name}", device=device,
+        progress=lambda text: say(0.2, text),
+    )  # fmt: skip
     label = labels[0] if labels else trained_model_label()
     return ModelAvatar(
         avatar, name=ex.name, description=f"{ex.name}: decoded by the {label} from {len(ex.body)} photos"
@@ -136,16 +146,19 @@ def load_model_avatar(path: Path) -> StudioAvatar:
     return ModelAvatar(avatar, name=path.stem, description=f"{getattr(cfg, 'name', 'model')} avatar from {path.name}")
 
 
-def default_model_avatar() -> StudioAvatar | None:
+def default_model_avatar(progress: Progress | None = None) -> StudioAvatar | None:
+    """The saved default avatar, else the first bundled example the trained model decodes, else None."""
     for path in DEFAULT_AVATAR_FILES:
         if path.is_file() and model_available():
+            if progress is not None:
+                progress(0.1, f"reading {path.name}")
             try:
                 return load_model_avatar(path)
             except AvatarLoadError as e:
                 log.warning("default avatar %s could not be opened: %s", path, e)
     for path in example_files():
         try:
-            return example_avatar(path)
+            return example_avatar(path, progress)
         except AvatarLoadError as e:
             log.warning("example %s could not be decoded: %s", path, e)
     return None

@@ -57,7 +57,13 @@ class PersonaliseJob:
         src = self.source
         try:
             refined, losses = personalise(
-                src.avatar, refs.images, list(refs.estimates), steps=self.steps, progress=on_step, log_every=0
+                src.avatar,
+                refs.images,
+                list(refs.estimates),
+                steps=self.steps,
+                progress=on_step,
+                log_every=0,
+                bone_trust=refs.trust,
             )
         except (ValueError, RuntimeError) as e:
             self.error = f"{type(e).__name__}: {e}"

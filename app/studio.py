@@ -4,20 +4,23 @@ One `Studio` owns every Dear PyGui item it creates. Callbacks only change the se
 them, asks the preview worker (`app.preview_worker`, its own thread) for a picture of what changed, shows the
 newest finished picture as a texture, follows long tasks on a progress bar and draws the GUI. Decoding and
 rendering never run on this thread, so a slow decode never delays a click.
+
+The window opens before any avatar is loaded (`start_studio`): the session starts on `app.startup.LoadingAvatar`,
+the worker loads the real avatar as a task (`load_start_avatar`) and a line over the preview and the status bar
+say what is loading until its first picture is shown.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 import numpy as np
 import torch
 
-from app import exports
+from app import exports, splash
 from app.avatar_source import StudioAvatar, load_avatar
 from app.camera_path import CameraPath
 from app.gallery import gallery
@@ -34,6 +37,8 @@ from app.panels.training import TrainingPanel
 from app.preview_worker import FrameRequest, FrameResult, PreviewWorker
 from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
 from app.settings import Settings
+from app.splash import process_age
+from app.startup import LoadingAvatar, StartAvatar, apply_settings, choose_avatar, is_loading
 from app.tasks import Task
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
 from core.paths import user_data_dir
@@ -46,7 +51,15 @@ SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full 
 # (Dear PyGui on the software rasteriser) costs about a core at an uncapped ~30 FPS, which the worker needs; the
 # cap keeps the GUI above 10 FPS and hands the rest of the cores to the preview.
 GUI_FPS_WHILE_RENDERING = 15.0
+LOADING_FRAME_S = 1 / 10  # the GUI loop's shortest frame while the avatar loads (the rest of the CPU loads it)
+LOADING_GREY = 0.16  # the empty preview's grey while the avatar loads
 LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
+
+
+def fit_text(text: str, width_px: int, char_px: int = 7) -> str:
+    """`text` cut to what a bar `width_px` wide shows in the default font (a longer overlay is clipped at its start)."""
+    most = max(4, (width_px - 8) // char_px)
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 class _ConsoleHandler(logging.Handler):
@@ -74,17 +87,20 @@ class Studio:
         interactive_detail: int | None = PREVIEW_DETAIL,
         runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
         screen: ScreenArea | None = None,
+        window_open: bool = False,  # the window is already shown (app.splash.open_window): build into it
     ) -> None:
         self.session = session
         self.settings = settings or Settings()
         share_cpu_with_gl()
         self.layout = fit_window(screen or screen_area(), preview)
         self.width, self.height = self.layout.preview
-        dpg.create_context()
-        dpg.configure_app(manual_callback_management=True)
-        lay = self.layout
-        dpg.create_viewport(title=title, width=lay.width, height=lay.height, x_pos=lay.x, y_pos=lay.y)
-        dpg.setup_dearpygui()
+        self.window_open = window_open
+        if not window_open:
+            dpg.create_context()
+            dpg.configure_app(manual_callback_management=True)
+            lay = self.layout
+            dpg.create_viewport(title=title, width=lay.width, height=lay.height, x_pos=lay.x, y_pos=lay.y)
+            dpg.setup_dearpygui()
         # Decoding and drawing happen on the preview worker's thread; its GL context is made there too.
         self.worker = PreviewWorker(
             lambda: Viewport(self.width, self.height, backend="glx", lend_images=True), self._decode, self._render
@@ -104,7 +120,7 @@ class Studio:
         self.avatar_panel = self.panels[0]
         self._log_handler = _ConsoleHandler(session)
         logging.getLogger().addHandler(self._log_handler)
-        self.preview_image = np.ones((self.height, self.width, 3), dtype=np.float32)  # what the GUI shows
+        self.preview_image = np.full((self.height, self.width, 3), LOADING_GREY, dtype=np.float32)  # what is shown
         self._build()
         self._seen_external = session.external_revision
         self._seen_avatar: StudioAvatar = session.avatar
@@ -126,6 +142,10 @@ class Studio:
         self._task_shown: Task | None = None
         self.current_panel = self.panels[0].title
         self.frames = 0
+        self._loading: Task | None = None  # the start-up avatar load while it runs
+        self._loading_then = None  # what runs once it opened (or failed)
+        self.window_shown_s: float | None = splash.shown_at if window_open else None  # process start -> window
+        self.avatar_shown_s: float | None = None  # ... to the first picture of a loaded avatar
 
     # Layout ----------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -152,6 +172,9 @@ class Studio:
             with dpg.group(horizontal=True):
                 with dpg.group():
                     self.image = dpg.add_image(self.texture)
+                    self.loading_line = dpg.add_text(
+                        "", color=(235, 235, 240), wrap=self.width - 40, show=False, pos=(20, 60)
+                    )  # over the preview while the avatar loads; placed on the image once it has a position
                     with dpg.group(horizontal=True):
                         for name in ("front", "side", "back", "face"):
                             dpg.add_button(label=name, callback=self._on_camera_preset, user_data=name)
@@ -181,7 +204,10 @@ class Studio:
             dpg.add_mouse_wheel_handler(callback=self._on_wheel)
             dpg.add_key_press_handler(dpg.mvKey_Z, callback=self._on_key, user_data="undo")
             dpg.add_key_press_handler(dpg.mvKey_Y, callback=self._on_key, user_data="redo")
-        dpg.show_viewport()
+        if self.window_open:
+            splash.close_splash()
+        else:
+            dpg.show_viewport()
 
     # Intent ----------------------------------------------------------------------------------
     def _on_camera_preset(self, sender, app_data, name: str) -> None:
@@ -209,6 +235,50 @@ class Studio:
             dpg.configure_item(panel.tab, show=panel.title == title)
             dpg.set_value(self.nav[panel.title], panel.title == title)
         self.current_panel = title
+
+    # Start-up ----------------------------------------------------------------------------------
+    def load_start_avatar(self, load, then=None) -> Task:
+        """Load the avatar the studio opens on, on the worker: `load(progress) -> StartAvatar` (see
+        `app.startup.choose_avatar`); `then()` runs on the GUI thread once it is the session's avatar. Until
+        then the preview shows what is loading. A failed or cancelled load opens the procedural figure."""
+
+        def opened(start: StartAvatar) -> None:
+            self.session.set_avatar(start.avatar, start.path)
+            if start.problem:
+                self.session.say(start.problem, logging.WARNING)
+            if then is not None:
+                then()
+
+        self._loading = self.run_task(
+            "loading the avatar", lambda task, vp: load(task.report), opened, failure="could not load the avatar"
+        )
+        self._loading_then = then
+        return self._loading
+
+    def _follow_loading(self) -> None:
+        """Keep the loading line current; after a failed load open the procedural figure so the studio works."""
+        task = self._loading
+        if task is not None and task.done and not any(t is task for t, _, _ in self._tasks):
+            self._loading = None
+            if is_loading(self.session.avatar):
+                from app.avatar_source import example_figure
+
+                self.session.set_avatar(example_figure())
+                if self._loading_then is not None:
+                    self._loading_then()
+        show = is_loading(self.session.avatar) or self.avatar_shown_s is None
+        if show:
+            if not is_loading(self.session.avatar):
+                what = f"drawing the first picture of {self.session.avatar.name}"
+            elif task is None or task.started is None:
+                what = "waiting for the preview worker"
+            else:
+                what = task.text
+            dpg.set_value(self.loading_line, f"Loading the avatar ({process_age():.0f} s since start)...\n{what}")
+            x, y = dpg.get_item_pos(self.image)
+            if x or y:
+                dpg.configure_item(self.loading_line, pos=(x + 16, y + 16))
+        dpg.configure_item(self.loading_line, show=show)
 
     # Long actions: tasks on the preview worker, followed on the progress bar -------------------
     def run_task(self, name: str, work, on_done=None, *, failure: str | None = None) -> Task:
@@ -250,8 +320,8 @@ class Studio:
         task = running[0] if running else self._task_shown
         if task is not None:
             dpg.set_value(self.task_bar, task.fraction if task.error is None else 0.0)
-            dpg.configure_item(self.task_bar, overlay=task.overlay())
-            self.avatar_panel.set_progress(task.fraction if task.error is None else 0.0, task.overlay())
+            dpg.configure_item(self.task_bar, overlay=fit_text(task.overlay(), self.width - 70))
+            self.avatar_panel.set_progress(task.fraction if task.error is None else 0.0, fit_text(task.overlay(), 260))
         dpg.configure_item(self.cancel_button, enabled=bool(running))
 
     # Actions (called by panels) --------------------------------------------------------------
@@ -370,10 +440,14 @@ class Studio:
                 panel.refresh()
         self.request_preview()
         self.show_preview()
+        self._follow_loading()
         self._update_status()
         self._update_console()
         dpg.render_dearpygui_frame()
         self.frames += 1
+        if self.window_shown_s is None:
+            self.window_shown_s = process_age()
+            log.info("studio window shown %.1f s after start", self.window_shown_s)
 
     def request_preview(self) -> FrameRequest | None:
         """Ask the worker for a picture when the avatar, the edit or the view changed; the request, if new.
@@ -384,6 +458,8 @@ class Studio:
         yet is replaced, so the newest state always wins.
         """
         s = self.session
+        if is_loading(s.avatar):
+            return None  # nothing to draw until the avatar is loaded
         now = time.perf_counter()
         state = (s.avatar_serial, s.edit, s.view)
         if state != self._state_key:
@@ -412,6 +488,9 @@ class Studio:
         dpg.set_value(self.texture, self.preview_image.ravel())  # the texture keeps a view of it
         self.worker.recycle(shown)
         self._num = result.num
+        if self.avatar_shown_s is None and not is_loading(result.request.avatar):
+            self.avatar_shown_s = process_age()
+            log.info("studio showed %s %.1f s after start", result.request.avatar.name, self.avatar_shown_s)
         for panel in self.panels:
             panel.on_preview(self.preview_image, result.finished)
         return True
@@ -449,7 +528,9 @@ class Studio:
     def _update_status(self) -> None:
         s, r = self.session, self.shown
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        if r is None:
+        if is_loading(s.avatar):
+            preview = f"loading the avatar: {self._loading.text if self._loading else 'waiting...'}"
+        elif r is None:
             preview = "preview: decoding the first frame..."
         else:
             quality = "" if r.request.scale == 1.0 and r.request.detail is None else ", draft while dragging"
@@ -460,7 +541,7 @@ class Studio:
             )
         dpg.set_value(
             self.status,
-            f"{preview}\nGUI {self._fps:5.1f} FPS  |  {s.avatar.name}  |  decode on {device}, "
+            f"{preview}\nGUI {self._fps:5.1f} FPS  |  {s.avatar.name or 'loading...'}  |  decode on {device}, "
             f"GL: {self.viewport.device_name.split(' / ')[0].split(' (')[0]}",
         )
 
@@ -495,10 +576,13 @@ class Studio:
 
     def run(self, max_frames: int | None = None) -> None:
         while dpg.is_dearpygui_running():
+            started = time.perf_counter()
             self.step()
             self.pace()
             if max_frames is not None and self.frames >= max_frames:
                 break
+            if is_loading(self.session.avatar):  # leave the cores to the load (2-core machines): a few frames/s do
+                time.sleep(max(0.0, LOADING_FRAME_S - (time.perf_counter() - started)))
 
     def screenshot(self, path: str | Path) -> Path:
         """Save the whole window (GUI and preview) as a PNG."""
@@ -520,21 +604,17 @@ class Studio:
 
 
 def open_session(avatar: str | None, example: str | None, settings: Settings) -> Session:
-    """A session on the requested avatar, else the last session's, else the default; bad files keep the default."""
-    session = None
-    wanted = example and f"gallery:{example}" or avatar or settings.last_avatar
-    if wanted and wanted.startswith("gallery:"):
-        name = wanted.split(":", 1)[1]
-        entries = gallery()
-        if name in entries:
-            session = Session(entries[name]())
-    if session is None:
-        session = Session()
-        if wanted and not wanted.startswith("gallery:"):
-            session.open_avatar(wanted)
-    session.set_view(settings.orbit_view())
-    session.apply(replace(session.edit, lighting=settings.lighting_edit()), external=True)
-    session.history.clear()
+    """A session on the requested avatar, else the last session's, else the default; bad files keep the default.
+
+    Loads the avatar on the calling thread (scripts, tests); the studio itself opens its window first and loads
+    the avatar on the preview worker (`start_studio`).
+    """
+    start = choose_avatar(avatar, example, settings.last_avatar)
+    session = Session(start.avatar)
+    session.avatar_path = start.path
+    if start.problem:
+        session.say(start.problem, logging.ERROR)
+    apply_settings(session, settings)
     return session
 
 
@@ -547,14 +627,25 @@ def start_studio(
     frames: int | None = None,
     screenshot: str | None = None,
     drive: str | None = None,
+    window_open: bool = False,
+    screen: ScreenArea | None = None,
 ) -> int:
+    """Open the window at once, then load the avatar on the preview worker (the status line says what loads).
+
+    `window_open`: `app.splash.open_window` already shows the window (on `screen`); the studio builds into it.
+    """
     settings = Settings() if fresh else Settings.load()
-    session = open_session(avatar, example, settings)
-    studio = Studio(session, preview=preview, settings=settings)
+    session = Session(LoadingAvatar())
+    apply_settings(session, settings)
+    studio = Studio(session, preview=preview, settings=settings, window_open=window_open, screen=screen)
     try:
-        if drive is not None:  # `main.py drive`: the Drive panel starts on that source (errors show in it)
+        studio.step()  # the window, with its loading line, before any avatar work starts
+        then = None
+        if drive is not None:  # `main.py drive`: the Drive panel starts on that source once the avatar is there
             studio.show_panel("Drive")
-            next(p for p in studio.panels if p.title == "Drive").start(drive)
+            panel = next(p for p in studio.panels if p.title == "Drive")
+            then = lambda: panel.start(drive)  # noqa: E731
+        studio.load_start_avatar(lambda report: choose_avatar(avatar, example, settings.last_avatar, report), then)
         studio.run(max_frames=frames)
         if screenshot:
             studio.settle()

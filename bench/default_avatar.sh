@@ -5,6 +5,9 @@ set -euo pipefail
 OUT=${OUT:-out/default}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
+# The configs' relative folders (runs/, data/synth, init_from runs/...) live under the user's data folder; this
+# script keeps them in the current directory, where the commands below read them.
+export LCA_DATA_DIR="${LCA_DATA_DIR:-$PWD}"
 python3 main.py prepare synth --wild 200 --studio 50 --size 192 --frames 8 --cameras 8 16 --detail 0.6 \
     --val-wild 8 --val-studio 8 --workers "$(( $(nproc) - 1 ))" --out data/synth
 python3 main.py train configs/train/pretrain-base.yaml --no-progress

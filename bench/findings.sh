@@ -20,31 +20,39 @@ POST=${POST:-75}
 SEEDS=${SEEDS:-0}
 COUNT=${COUNT:-32}
 ARMS=${ARMS:-all}
+WILD=${WILD:-96}  # training identities (nested subsets of 12 and 36 are cut from them)
+STUDIO=${STUDIO:-48}
+VAL=${VAL:-8}  # validation identities of each kind (the held-out curve)
+RUNS=${RUNS:-runs}  # run folders (relative to the project root)
 GPUS=${GPUS:-$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")}
 TOTAL=$((PRE + POST))
 mkdir -p "$OUT" data
-rm -f data/bench192.done
+rm -f data/bench192-*.failed
+# data sets are kept between calls (a second call with the same sizes skips straight to training)
+BENCH=data/bench192-c$COUNT DATA=data/findings-w$WILD-s$STUDIO
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
-COMMON=(--no-progress --fresh --set optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
+COMMON=(--no-progress --fresh --set out_dir="$RUNS" optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
         eval_every=50 eval_split=val eval_batches=4)
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 # held-out benchmarks (CPU), meanwhile the training data (with a validation split for the held-out curve)
-python3 -c "
+[ -f "$BENCH.done" ] || python3 -c "
 from pathlib import Path
 from core.data.benchmarks import BENCHMARKS, write_benchmark
 from core.data.synth import SynthConfig
+W = max(1, $(nproc) // 2)
 for name in BENCHMARKS:
-    write_benchmark(Path('data/bench192'), name, $COUNT, SynthConfig(width=192, height=192, detail=1.0))
-write_benchmark(Path('data/bench192'), 'loose-test', $COUNT, SynthConfig(width=192, height=192, detail=1.0))
-" && touch data/bench192.done &
-python3 main.py prepare synth --wild 96 --studio 48 --val-wild 8 --val-studio 8 --size 192 --frames 8 \
-    --cameras 8 16 --detail 0.6 --per-shard 4 --workers "$(( $(nproc) - 2 ))" --out data/findings > "$OUT/prepare.log" 2>&1
+    write_benchmark(Path('$BENCH'), name, $COUNT, SynthConfig(width=192, height=192, detail=1.0), workers=W)
+write_benchmark(Path('$BENCH'), 'loose-test', $COUNT, SynthConfig(width=192, height=192, detail=1.0), workers=W)
+" && touch "$BENCH.done" || touch "$BENCH.failed" &
+[ -f "$DATA.done" ] || { rm -rf "$DATA" && python3 main.py prepare synth --wild "$WILD" --studio "$STUDIO" --val-wild "$VAL" --val-studio "$VAL" --size 192 --frames 8 \
+    --cameras 8 16 --detail 0.6 --per-shard 4 --workers "$(( $(nproc) / 2 ))" --out "$DATA" > "$OUT/prepare.log" 2>&1 && touch "$DATA.done"; } \
+    || { tail -30 "$OUT/prepare.log"; exit 1; }
 for n in 12 36; do  # nested wild subsets: the first n identities (4 per shard), the same validation split
     rm -rf "data/wild-$n" && mkdir -p "data/wild-$n/train"
-    ln -s "$PWD/data/findings/val" "data/wild-$n/val"
-    for f in $(ls data/findings/train/wild-train-*.tar | head -$((n / 4))); do ln -s "$PWD/$f" "data/wild-$n/train/"; done
+    ln -s "$PWD/$DATA/val" "data/wild-$n/val"
+    for f in $(ls $DATA/train/wild-train-*.tar | head -$((n / 4))); do ln -s "$PWD/$f" "data/wild-$n/train/"; done
 done
 stamp "data ready"
 
@@ -52,19 +60,21 @@ train() {  # gpu arm seed config [more --set items]
     local gpu=$1 arm=$2 seed=$3 config=$4; shift 4
     local dir="$OUT/$arm/seed$seed"
     mkdir -p "$dir"
+    [ -f "$dir/metrics.jsonl" ] && [ -f "$RUNS/$arm-s$seed/last.safetensors" ] && return 0  # done by an earlier call
     CUDA_VISIBLE_DEVICES=$gpu python3 main.py train "$config" "${COMMON[@]}" name="$arm-s$seed" seed="$seed" \
-        data.root=data/findings "$@" > "$dir/train.log" 2>&1 || { tail -20 "$dir/train.log"; return 1; }
-    cp "runs/$arm-s$seed/metrics.jsonl" "$dir/metrics.jsonl"
+        data.root=$DATA "$@" > "$dir/train.log" 2>&1 || { tail -20 "$dir/train.log"; return 1; }
+    cp "$RUNS/$arm-s$seed/metrics.jsonl" "$dir/metrics.jsonl"
     stamp "trained $arm seed $seed"
 }
 evaluate() {  # gpu arm seed [sets...]
-    while [ ! -f data/bench192.done ]; do sleep 2; done
+    while [ ! -f "$BENCH.done" ]; do [ -f "$BENCH.failed" ] && { echo "benchmarks failed" >&2; return 1; }; sleep 2; done
     local gpu=$1 arm=$2 seed=$3; shift 3
     local dir="$OUT/$arm/seed$seed" sets=("$@")
     [ ${#sets[@]} -eq 0 ] && sets=(wild-test studio-test)
     mkdir -p "$dir"
-    CUDA_VISIBLE_DEVICES=$gpu python3 main.py eval "runs/$arm-s$seed/last.safetensors" --count "$COUNT" \
-        --resolution 192 --bench-root data/bench192 --out "$dir" --sets "${sets[@]}" \
+    [ -f "$dir/eval.json" ] && return 0  # done by an earlier call
+    CUDA_VISIBLE_DEVICES=$gpu python3 main.py eval "$RUNS/$arm-s$seed/last.safetensors" --count "$COUNT" \
+        --resolution 192 --bench-root "$BENCH" --out "$dir" --sets "${sets[@]}" \
         > "$dir/eval.log" 2>&1 || tail -20 "$dir/eval.log"
     stamp "evaluated $arm seed $seed"
 }
@@ -72,7 +82,7 @@ prepost() {  # gpu seed prefix [model]
     local model=${4:-base}
     train "$1" "$3-pre" "$2" configs/train/pretrain-base.yaml steps=$PRE model="$model"
     train "$1" "$3-post" "$2" configs/train/posttrain-base.yaml steps=$POST model="$model" \
-        init_from="runs/$3-pre-s$2/last.safetensors"
+        init_from="$RUNS/$3-pre-s$2/last.safetensors"
     evaluate "$1" "$3-post" "$2"
     if [ "$3" = f ]; then evaluate "$1" "$3-pre" "$2"; fi  # pre-train only on 96 wild identities: finding (2)
 }
@@ -99,16 +109,16 @@ single() {  # gpu seed arm config [--set items]
 personalise() {  # gpu seed: finding (4) on the pre -> post model of this seed (waits for it)
     while [ ! -f "$OUT/f-post/seed$2/eval.json" ]; do sleep 10; done
     mkdir -p "$OUT/personalise"
-    CUDA_VISIBLE_DEVICES=$1 python3 bench/personalise.py "runs/f-post-s$2/last.safetensors" --count "$COUNT" \
-        --bench-root data/bench192 --steps 300 --baseline-steps 2000 --out "$OUT/personalise/seed$2.json" \
+    CUDA_VISIBLE_DEVICES=$1 python3 bench/personalise.py "$RUNS/f-post-s$2/last.safetensors" --count "$COUNT" \
+        --bench-root "$BENCH" --steps 300 --baseline-steps 2000 --out "$OUT/personalise/seed$2.json" \
         > "$OUT/personalise/seed$2.log" 2>&1 || tail -20 "$OUT/personalise/seed$2.log"
     stamp "finding (4) seed $2"
 }
 loose() {  # gpu seed: finding (5), from the pre -> post model of this seed (waits for it)
     while [ ! -f "$OUT/f-post/seed$2/eval.json" ]; do sleep 10; done
-    train "$1" f-loose "$2" configs/train/posttrain-loose.yaml steps=$POST init_from="runs/f-post-s$2/last.safetensors"
+    train "$1" f-loose "$2" configs/train/posttrain-loose.yaml steps=$POST init_from="$RUNS/f-post-s$2/last.safetensors"
     evaluate "$1" f-loose "$2" loose-test studio-test
-    train "$1" f-post-more "$2" configs/train/posttrain-base.yaml steps=$POST init_from="runs/f-post-s$2/last.safetensors"
+    train "$1" f-post-more "$2" configs/train/posttrain-base.yaml steps=$POST init_from="$RUNS/f-post-s$2/last.safetensors"
     evaluate "$1" f-post-more "$2" loose-test studio-test
 }
 # the pre -> post arm is stored as f-post, its pre-training as f-pre (linked as f-posttrain / f-pretrain at the end)

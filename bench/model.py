@@ -58,8 +58,11 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=8)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="bfloat16", help="autocast dtype of create")
-    ap.add_argument("--out", default="runs/bench_model.json")
+    ap.add_argument("--out", default=None, help="default: the user data folder's runs/bench_model.json")
     args = ap.parse_args()
+    from core.paths import user_data_dir
+
+    args.out = args.out or str(user_data_dir("runs") / "bench_model.json")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cuda.matmul.allow_tf32 = True

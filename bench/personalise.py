@@ -102,7 +102,9 @@ def summarise(rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoint")
-    ap.add_argument("--bench-root", default="data/benchmarks")
+    ap.add_argument(
+        "--bench-root", default=None, help="held-out sets (default: the user data folder's data/benchmarks)"
+    )
     ap.add_argument("--count", type=int, default=32, help="identities per benchmark")
     ap.add_argument("--resolution", type=int, default=192)
     ap.add_argument("--steps", type=int, default=300, help="refinement steps of the feed-forward avatar")
@@ -111,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop-size", type=int, default=192)
     ap.add_argument("--face-size", type=int, default=96)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--out", type=Path, default=Path("runs/personalise.json"))
+    ap.add_argument("--out", type=Path, default=None, help="default: the user data folder's runs/personalise.json")
     args = ap.parse_args(argv)
+    from core.paths import user_data_dir
+
+    args.bench_root = args.bench_root or str(user_data_dir("data", "benchmarks"))
+    args.out = args.out or user_data_dir("runs") / "personalise.json"
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     auto = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(auto if args.device == "auto" else args.device)

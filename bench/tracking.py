@@ -71,10 +71,10 @@ def rss_mb() -> float:
 
 def tracking_rate(clip: str, frames: int, *, body: bool, hands: bool) -> dict:
     """Frames per second of read -> track -> retarget -> filter on one thread (what the tracking worker does)."""
-    from app.drive_control import ChannelPipeline
     from core.tracking.calibration import Calibration
     from core.tracking.filters import ChannelFilter
     from core.tracking.landmarks import Tracker
+    from core.tracking.pipeline import ChannelPipeline
     from core.tracking.retarget import Retargeter
     from core.tracking.sources import open_source
 
@@ -103,7 +103,6 @@ def tracking_rate(clip: str, frames: int, *, body: bool, hands: bool) -> dict:
 
 def latency(clip: str, frames: int, avatar: str, *, face_only: bool = False) -> dict:
     """Frame arrival -> preview pixels, one frame at a time, through decode and an offscreen render."""
-    from app.drive_control import ChannelPipeline
     from app.driving import apply_channels
     from app.session import PREVIEW_DETAIL, Session, share_cpu_with_gl
     from app.state import CAMERA_PRESETS
@@ -111,6 +110,7 @@ def latency(clip: str, frames: int, avatar: str, *, face_only: bool = False) -> 
     from core.tracking.calibration import Calibration
     from core.tracking.filters import ChannelFilter
     from core.tracking.landmarks import Tracker
+    from core.tracking.pipeline import ChannelPipeline
     from core.tracking.retarget import Retargeter
     from core.tracking.sources import open_source
 
@@ -149,10 +149,10 @@ def latency(clip: str, frames: int, avatar: str, *, face_only: bool = False) -> 
 
 def memory(clip: str, frames: int, *, face_only: bool = False) -> dict:
     """RSS over `frames` frames of face + body + hands tracking and retargeting."""
-    from app.drive_control import ChannelPipeline
     from core.tracking.calibration import Calibration
     from core.tracking.filters import ChannelFilter
     from core.tracking.landmarks import Tracker
+    from core.tracking.pipeline import ChannelPipeline
     from core.tracking.recording import ChannelRecorder
     from core.tracking.retarget import Retargeter
     from core.tracking.sources import open_source

@@ -42,8 +42,8 @@ def test_editing_a_camera_key_moves_it_and_keeps_the_keys_sorted():
 
 
 def test_box_estimate_projects_the_body_onto_the_person_box():
+    from core.capture.photo_fit import box_estimate
     from core.model.crops import project
-    from core.model.photo_fit import box_estimate
     from core.model.rig import toy_rig
 
     rig = toy_rig()

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.drive_control import DriveController, parse_input_spec
+from core.tracking.drive_control import DriveController, parse_input_spec
 from core.tracking.types import DrivingFrame
 
 
@@ -91,9 +91,9 @@ def test_emit_preview_writes_the_video_at_the_output_rate(tmp_path) -> None:
 def test_pipeline_records_the_raw_channels_for_neutral_calibration() -> None:
     import numpy as np
 
-    from app.drive_control import ChannelPipeline
     from core.tracking.calibration import Calibration
     from core.tracking.filters import ChannelFilter
+    from core.tracking.pipeline import ChannelPipeline
     from core.tracking.types import Landmarks, VideoFrame
 
     pipeline = ChannelPipeline(lambda lm: {"expr.jawOpen": 0.3}, ChannelFilter(), Calibration())

@@ -234,8 +234,8 @@ class _VanishingCapture:
 
 
 def test_webcam_unplugged_mid_stream_stops_driving_with_a_message_and_the_controller_goes_on(monkeypatch, tmp_path):
-    from app.drive_control import DriveController, TrackingInput
     from core.tracking import sources
+    from core.tracking.drive_control import DriveController, TrackingInput
     from core.tracking.recording import Recording, save_recording
     from core.tracking.types import DrivingFrame, Landmarks
 

@@ -17,7 +17,7 @@ from pythonosc.osc_bundle_builder import OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.udp_client import SimpleUDPClient
 
-from app.drive_control import DriveController
+from core.tracking.drive_control import DriveController
 from core.tracking.network import MAX_CHANNELS, BlendshapeReceiver, validate_channel
 
 

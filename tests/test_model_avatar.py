@@ -3,6 +3,7 @@ import dataclasses
 import pytest
 import torch
 
+from core.body.frame import DriveFrame
 from core.config import from_dict, to_dict
 from core.model.appearance import Lighting
 from core.model.avatar import Avatar
@@ -10,6 +11,8 @@ from core.model.config import ModelConfig, load_model_config
 from core.model.drive import drive_gaussians
 from core.model.model import LCAModel
 from core.model.rig import toy_rig
+from core.raster.parts import PartEdit, swap_parts
+from core.raster.types import PART_NAMES, sh0_to_rgb
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +105,7 @@ def test_single_branch_decoder_runs_and_differs(rig):
 
 def test_save_load_round_trip_keeps_drive_output(model, tmp_path):
     av = Avatar.create(model, body_crops=crops(3, model.cfg)[0], face_crops=crops(3, model.cfg)[1])
-    av.hide("hair")
+    av.loosen("upper_garment", 0.5)  # an avatar's own edit: its deformer strength per part
     pose, expr = torch.randn(7, 3) * 0.3, torch.rand(4)
     before = av.decode(pose, expr)
     av.save(tmp_path / "a.avatar")
@@ -145,7 +148,16 @@ def _force_part(av, part_id, region):
     av._set_canonical(part_logits=logits)
 
 
-def test_hide_recolour_swap_and_loosen_parts(model):
+def _frame(model, pose=None, **edits):
+    """A frame at `pose` (rest when None), unlit ("albedo"), with `edits` as {part: PartEdit fields}."""
+    parts = tuple(dataclasses.replace(PartEdit(), **edits.get(name, {})) for name in PART_NAMES)
+    return DriveFrame(
+        pose=torch.zeros(model.num_joints, 3) if pose is None else pose, expression=torch.zeros(model.num_expressions),
+        gaze=torch.zeros(2), translation=torch.zeros(3), parts=parts, view="albedo",
+    )  # fmt: skip
+
+
+def test_a_frames_part_edits_hide_recolour_and_swap_parts_and_the_avatar_loosens_them(model):
     a = Avatar.create(model, body_crops=crops(2, model.cfg, 1)[0], face_crops=crops(2, model.cfg, 1)[1])
     b = Avatar.create(model, body_crops=crops(2, model.cfg, 2)[0], face_crops=crops(2, model.cfg, 2)[1])
     head = model.anchor_pos[:, 1] > 1.5
@@ -155,16 +167,18 @@ def test_hide_recolour_swap_and_loosen_parts(model):
     _force_part(b, 2, head & (model.anchor_pos[:, 2] < 0))  # b: hair at the back only
     G = model.cfg.num_gaussians
     n_hair = int((a.parts == 2).sum())
-    a.hide("hair")
-    assert a.decode().num == G - n_hair
-    a.hide("hair", False)
-    a.recolour("hair", (1.0, 0.0, 0.0))
-    alb = a.state.canonical.albedo[a.parts == 2]
-    assert (alb[:, 1:] == 0).all() and (alb[:, 0] > 0).all()
-    a.swap("hair", b)
-    assert torch.equal(a.parts == 2, b.parts == 2)
-    lost = (a.state.canonical.opacity_logits < -20).sum()
-    assert lost > 0  # a's front hair has no counterpart in b and disappears
+    plain = a.drive(_frame(model))
+    hidden = a.drive(_frame(model, hair={"visible": False}))
+    assert hidden.num == G - n_hair and not (hidden.parts == 2).any()
+    dim = a.drive(_frame(model, hair={"brightness": 0.5}))
+    hair = plain.parts == 2
+    torch.testing.assert_close(sh0_to_rgb(dim.sh[hair, 0]), 0.5 * sh0_to_rgb(plain.sh[hair, 0]), atol=1e-5, rtol=1e-5)
+    assert torch.equal(dim.sh[~hair], plain.sh[~hair])
+    theirs = b.drive(_frame(model))
+    swapped = swap_parts(plain, {2: theirs})  # what the studio does with a part taken from another avatar
+    assert int((swapped.parts == 2).sum()) == int((theirs.parts == 2).sum())
+    assert torch.equal(swapped.means[swapped.parts == 2], theirs.means[theirs.parts == 2])
+    assert torch.equal(swapped.means[swapped.parts != 2], plain.means[~hair])
     pose = torch.randn(7, 3) * 0.5
     b.loosen("upper_garment", 0.0)
     tight = b.decode(pose).means
@@ -173,8 +187,10 @@ def test_hide_recolour_swap_and_loosen_parts(model):
     moved = (tight - loose).norm(dim=-1).reshape(-1, 4)
     garment = (b.parts == 3).reshape(-1, 4)
     assert moved[~garment].max() < 1e-6 and moved[garment].max() > 0
+    by_frame = b.drive(_frame(model, pose, upper_garment={"looseness": 0.0})).means  # a frame's looseness
+    torch.testing.assert_close(by_frame, tight)
     with pytest.raises(ValueError, match="unknown part"):
-        a.hide("cape")
+        a.loosen("cape", 1.0)
 
 
 def test_neutral_lighting_gives_albedo_and_a_key_light_brightens(model):

@@ -5,12 +5,14 @@ import math
 import pytest
 import torch
 
+from core.body.frame import DriveFrame
 from core.model.appearance import Lighting
 from core.model.avatar import Avatar
 from core.model.config import load_model_config
 from core.model.drive import detail_level, displace_affine, drive_gaussians
 from core.model.model import LCAModel
 from core.model.rig import toy_rig
+from core.raster.parts import NO_PART_EDITS, PartEdit
 from core.raster.rasterize import rasterize
 from core.raster.types import Camera
 
@@ -41,12 +43,9 @@ def test_detail_gives_k_gaussians_per_anchor_and_leaves_hidden_parts_out(avatar)
     pose, expr, gaze = frame()
     assert avatar.decode(pose, expr, gaze, detail=2).num == A * 2
     assert avatar.decode(pose, expr, gaze, detail=1).num == A
-    avatar.hide("skin")
-    try:
-        kept = avatar.decode(pose, expr, gaze, detail=2)
-        assert 0 < kept.num < A * 2 and not (kept.parts == 0).any()
-    finally:
-        avatar.hide("skin", False)
+    parts = (PartEdit(visible=False), *NO_PART_EDITS[1:])  # skin hidden by the frame
+    kept = avatar.drive(DriveFrame(pose, expr, gaze, torch.zeros(3), parts=parts), detail=2)
+    assert 0 < kept.num < A * 2 and not (kept.parts == 0).any()
     with pytest.raises(ValueError, match="1 <= k"):
         avatar.decode(pose, expr, gaze, detail=K + 1)
 

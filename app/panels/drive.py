@@ -1,6 +1,6 @@
 """Drive panel: a webcam, video, image folder, network stream or recording drives the avatar live.
 
-The panel owns widgets only; `app.drive_control.DriveController` does the work. Each frame `tick` takes the
+The panel owns widgets only; `core.tracking.drive_control.DriveController` does the work. Each frame `tick` takes the
 newest driving channels and applies them as a live edit (no undo step); `on_preview` measures the latency and
 hands the new preview image to the mp4 writer and the virtual camera.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 import dearpygui.dearpygui as dpg
 import numpy as np
 
-from app.drive_control import DriveController, DriveUpdate, parse_input_spec
 from app.driving import apply_channels
 from app.panels.base import Panel
 from app.session import Session
+from core.tracking.drive_control import DriveController, DriveUpdate, parse_input_spec
 from core.tracking.preview import preview_image
 from core.tracking.types import GROUPS
 

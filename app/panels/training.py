@@ -16,6 +16,7 @@ import numpy as np
 from app.panels.base import Panel
 from app.panels.training_eval import EvalSection
 from app.session import Session
+from core.paths import user_data_dir
 from core.train.runs import Run, SynthData, estimate_step_s, launch, list_runs, train_configs
 
 log = logging.getLogger(__name__)
@@ -54,9 +55,11 @@ def _letterbox(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 class TrainingPanel(Panel):
     title = "Training"
 
-    def __init__(self, session: Session, *, runs_root: str | Path = "runs", env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, session: Session, *, runs_root: str | Path | None = None, env: dict[str, str] | None = None
+    ) -> None:
         super().__init__(session)
-        self.runs_root = Path(runs_root)
+        self.runs_root = Path(runs_root) if runs_root is not None else user_data_dir("runs")  # never the cwd
         self.env = env  # extra environment for launched runs (e.g. thread counts)
         self.selected: Run | None = None
         self._intents: list[tuple[str, object]] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,21 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         default=None,
         help="avatar file to write (default: the user's data folder, named after the first photo)",
     )
+    p.add_argument(
+        "--refine",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after creating, refine the avatar N steps on the photos (inside the person masks, through the fitted "
+        "poses); scores before/after are printed and written beside the avatar (.refine.json)",
+    )
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=None,
+        metavar="K",
+        help="with --refine: the last K photos are not refined on, only scored (default: 1 with >= 3 photos)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from tqdm import tqdm
@@ -26,6 +42,10 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from core.io import check_output_path
 
         check_output_path(args.out, "avatar file")  # before the photos are read and the avatar built
+        if args.refine < 0 or (args.holdout is not None and args.holdout < 0):
+            bad = ("--refine", args.refine) if args.refine < 0 else ("--holdout", args.holdout)
+            log.error("%s must be >= 0, got %d", *bad)
+            return 2
         log.info("loading the person detector")
         assistant = CaptureAssistant()
         with logging_redirect_tqdm():  # log lines print above the bars instead of through them
@@ -41,6 +61,11 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
                 for p in c.problems:
                     if c.fit is None or c.fit.summary() not in p:
                         log.warning("%s: %s", Path(path).name, p)
+            refs = None
+            if args.refine and any(c.usable for c in assistant.checks):  # else creation says none is
+                refs = _refinement_photos(assistant.checks, args.holdout)
+                if refs is None:
+                    return 2
             fmt = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]"
             with tqdm(total=1.0, desc="creating", bar_format=fmt, dynamic_ncols=True) as bar:
 
@@ -53,8 +78,15 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
                 except PhotoError as e:
                     log.error("%s", e)
                     return 2
-        out = created.avatar.save(args.out or default_avatar_path(args.photos))
-        log.info("wrote %s (%s)", out, created.description)
+            avatar, report = created.avatar, None
+            if refs is not None:
+                avatar, report = _refine(avatar, refs, args.refine, args.holdout)
+        out = avatar.save(args.out or default_avatar_path(args.photos))
+        log.info("wrote %s (%s%s)", out, created.description, "; refined" if report and report.kept else "")
+        if report is not None:
+            side = out.with_name(out.stem + ".refine.json")
+            side.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+            log.info("wrote %s", side)
         return 0
 
     return run
@@ -65,3 +97,42 @@ def default_avatar_path(photos: list[str]) -> Path:
     from core.paths import user_data_dir
 
     return user_data_dir("avatars") / f"{Path(photos[0]).stem}.safetensors"
+
+
+def _refinement_photos(checks, holdout: int | None):  # -> PhotoReferences | None (after logging why)
+    """The photos `--refine` fits and scores, checked before the avatar is built; None after one error line."""
+    from core.capture.references import photo_references, refinable
+    from core.capture.refine import split_holdout
+
+    for c in checks:
+        if c.usable and not refinable(c, poor=True):
+            log.warning("%s: not used to refine: its body fit is poor and places no body part", Path(c.path).name)
+        elif c.usable and c.fit is not None and c.fit.poor:
+            log.warning(
+                "%s: its body fit is poor: only the body parts it placed are refined from it", Path(c.path).name
+            )
+    try:
+        refs = photo_references(checks, poor=True)
+        split_holdout(len(refs), holdout)
+    except ValueError as e:
+        log.error("cannot refine: %s", e)
+        return None
+    return refs
+
+
+def _refine(avatar, refs, steps: int, holdout: int | None):  # -> (Avatar, RefineReport)
+    """`refine_created` with a step bar showing the time left; the report's lines logged."""
+    from tqdm import tqdm
+
+    from core.capture.refine import refine_created
+
+    with tqdm(total=steps, desc="refining", unit="step", dynamic_ncols=True) as bar:
+
+        def progress(step: int, loss: float) -> None:
+            bar.set_postfix_str(f"loss {loss:.4f}", refresh=False)
+            bar.update(1)
+
+        avatar, report = refine_created(avatar, refs, steps, holdout=holdout, progress=progress)
+    for line in report.lines():
+        (log.info if report.kept else log.warning)("%s", line)
+    return avatar, report

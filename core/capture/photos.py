@@ -52,7 +52,7 @@ class PhotoCheck:
     estimate: object | None = None  # core.model.crops.BodyEstimate: the body on this photo (estimated once)
     shows: dict[str, bool] = field(default_factory=dict)  # body regions the photo shows (face, legs, ...)
     found_by: str = ""  # how the person was found (pose, pose (crop), face detector)
-    fit: object | None = None  # core.model.photo_fit.PhotoFit: the body fitted to this photo and its errors
+    fit: object | None = None  # core.capture.photo_fit.PhotoFit: the body fitted to this photo and its errors
 
     @property
     def lacks(self) -> list[str]:
@@ -104,7 +104,7 @@ def photo_estimate(c: PhotoCheck, rig):  # -> BodyEstimate
     """The photo's body estimate: the landmark fit when there is one (even a poor one places the head and limbs
     nearer their place than a standing template in the box, which put a kicking man's face on the chest), else the
     standing template in its box. Regions a poor fit misplaced are refused by `photo_trust`."""
-    from core.model.photo_fit import box_estimate
+    from core.capture.photo_fit import box_estimate
 
     if c.fit is not None and c.fit.method == "landmarks":
         return c.fit.estimate
@@ -113,7 +113,7 @@ def photo_estimate(c: PhotoCheck, rig):  # -> BodyEstimate
 
 def photo_trust(checks: list[PhotoCheck], num_bones: int) -> torch.Tensor | None:
     """Per-bone trust [N, J] of the photos' landmark fits (1 for photos without one); None when no photo has one.
-    Anchors take no colour from a photo where the fit put their bones elsewhere (core.model.photo_fit.bone_trust)."""
+    Anchors take no colour from a photo where the fit put their bones elsewhere (core.capture.photo_fit.bone_trust)."""
     rows = [getattr(c.fit, "bone_trust", None) if c.fit is not None and c.fit.method == "landmarks" else None
             for c in checks]  # fmt: skip
     if all(t is None for t in rows):
@@ -161,7 +161,7 @@ def check_photo(
         c.view = found.view if found.view != "unknown" else "front"
         c.found_by, c.shows, c.mask = found.found_by, dict(found.shows), found.mask
         if found.pose is not None or found.mask is not None:
-            from core.model.photo_fit import fit_photo
+            from core.capture.photo_fit import fit_photo
 
             c.fit = fit_photo(_fit_rig(), c.size, c.person_box, c.view, found.pose, found.pose_world, found.mask)
             if c.fit.poor:
@@ -281,7 +281,7 @@ class CaptureAssistant:
             progress(1.0, "avatar created")
         name = f"from {len(usable)} photo{'s' if len(usable) > 1 else ''}"
         try:
-            refs = photo_references(usable)
+            refs = photo_references(usable, poor=True)  # poor fits only on the bones they placed
         except ValueError as e:  # no photo with a trusted body fit: the avatar is made, but not personalisable
             log.warning("%s", e)
             refs = None

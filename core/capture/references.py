@@ -1,10 +1,11 @@
 """The photos an avatar was made from, sized for per-subject refinement (`core.model.personalise`): each photo as
-the capture assistant read it, letterboxed to one size with the person cut out, and its body estimate moved into
-those pixels (no photo is read or estimated again)."""
+the capture assistant read it, letterboxed to one size with the person cut out, its person mask and its body
+estimate moved into those pixels, and the per-bone trust of its body fit (no photo is read or estimated again)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -19,16 +20,42 @@ PHOTO_SIDE = 160  # long side in pixels the photos are refined at (renders on th
 class PhotoReferences:
     """The photos an avatar was made from, with a body estimate each (what personalisation fits)."""
 
-    images: torch.Tensor  # [N, 3, H, W] in [0, 1], one size
+    images: torch.Tensor  # [N, 3, H, W] in [0, 1], one size, the person on black
     estimates: tuple[BodyEstimate, ...]  # N, cameras sized W x H
+    masks: torch.Tensor | None = None  # [N, H, W] in [0, 1] person masks (None: the photos had none)
+    valid: torch.Tensor | None = None  # [N, H, W] bool: pixels that show the photo (not the letterbox padding)
+    trust: torch.Tensor | None = None  # [N, J] per-bone trust of each photo's body fit (None: all trusted)
+    names: tuple[str, ...] = ()  # N photo file names
+
+    def __len__(self) -> int:
+        return len(self.estimates)
+
+    def select(self, idx: list[int]) -> PhotoReferences:
+        """The references of photos `idx` only (e.g. those refined on, or those held out)."""
+        pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        return PhotoReferences(
+            self.images[idx], tuple(self.estimates[i] for i in idx), pick(self.masks), pick(self.valid),
+            pick(self.trust), tuple(self.names[i] for i in idx) if self.names else (),
+        )  # fmt: skip
 
 
-def photo_references(checks, *, side: int = PHOTO_SIDE) -> PhotoReferences:
+def refinable(c, *, poor: bool) -> bool:
+    """A usable photo personalisation may take colours from: its fit is trusted, or (`poor`) it is a landmark fit
+    with per-bone trust, so that only the bones it placed take colour from it."""
+    if not c.usable:
+        return False
+    if c.fit is None or not c.fit.poor:
+        return True
+    return poor and c.fit.method == "landmarks" and getattr(c.fit, "bone_trust", None) is not None
+
+
+def photo_references(checks, *, side: int = PHOTO_SIDE, poor: bool = False) -> PhotoReferences:
     """From the capture assistant's usable checks whose body fit is trusted: each photo letterboxed to one size (long
     side `side`), the person cut out by its mask onto black (nothing of the background is fitted), and its body
-    estimate in the letterboxed pixels. Photos whose fit is poor are refused: their colours would land on the wrong
-    body part."""
-    usable = [c for c in checks if c.usable and (c.fit is None or not c.fit.poor)]
+    estimate in the letterboxed pixels. Photos whose fit is poor are refused (their colours would land on the wrong
+    body part), unless `poor` and the fit has per-bone trust: then the photo joins, and that trust keeps its
+    misplaced regions out of the refinement. Every landmark fit's per-bone trust is carried (`trust`)."""
+    usable = [c for c in checks if refinable(c, poor=poor)]
     if not usable:
         raise ValueError(
             "no photo to personalise against: "
@@ -36,19 +63,33 @@ def photo_references(checks, *, side: int = PHOTO_SIDE) -> PhotoReferences:
             + "add a photo where the whole person is found and the fitted body lies on them"
         )
     H = W = side
-    images, estimates = [], []
+    images, masks, valid, estimates, trust = [], [], [], [], []
     for c in usable:
         rgb = c.image
         s = side / max(rgb.shape[:2])
         h, w = max(1, round(rgb.shape[0] * s)), max(1, round(rgb.shape[1] * s))
-        canvas = np.zeros((H, W, 3), np.uint8)
         oy, ox = (H - h) // 2, (W - w) // 2
-        if c.mask is not None:
-            rgb = rgb * (c.mask[..., None] > 127)
+        mask = np.full(rgb.shape[:2], 255, np.uint8) if c.mask is None else c.mask
+        rgb = rgb * (mask[..., None] > 127)
+        canvas = np.zeros((H, W, 3), np.uint8)
         canvas[oy : oy + h, ox : ox + w] = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+        m = np.zeros((H, W), np.float32)
+        m[oy : oy + h, ox : ox + w] = cv2.resize(mask.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
+        v = np.zeros((H, W), bool)
+        v[oy : oy + h, ox : ox + w] = True
         images.append(torch.from_numpy(canvas).permute(2, 0, 1).float() / 255.0)
+        masks.append(torch.from_numpy(m))
+        valid.append(torch.from_numpy(v))
         est = c.estimate
         M = torch.tensor([[s, 0.0, ox], [0.0, s, oy], [0.0, 0.0, 1.0]])  # photo pixels -> letterboxed pixels
         cam = type(est.camera)(M @ est.camera.K.float(), est.camera.T_cam_world, W, H)
         estimates.append(type(est)(est.params, cam))
-    return PhotoReferences(torch.stack(images), tuple(estimates))
+        trust.append(getattr(c.fit, "bone_trust", None) if c.fit is not None and c.fit.method == "landmarks" else None)
+    rows = None
+    if any(t is not None for t in trust):
+        J = next(len(t) for t in trust if t is not None)
+        rows = torch.from_numpy(np.stack([np.ones(J, np.float32) if t is None else t for t in trust])).float()
+    return PhotoReferences(
+        torch.stack(images), tuple(estimates), torch.stack(masks), torch.stack(valid), rows,
+        tuple(Path(c.path).name for c in usable),
+    )  # fmt: skip

@@ -156,18 +156,47 @@ def make_benchmark_sample(
 
 
 def write_benchmark(
-    out: Path, name: str, count: int, cfg: SynthConfig, *, world_seed: int = 0, progress: bool = False
+    out: Path,
+    name: str,
+    count: int,
+    cfg: SynthConfig,
+    *,
+    world_seed: int = 0,
+    progress: bool = False,
+    workers: int = 1,
 ) -> list[Path]:
     """One shard per identity under `out/name/`; existing shards are kept (they are bit-identical anyway).
-    `progress`: a progress bar (with time left) over the identities still to generate."""
+    `progress`: a progress bar (with time left) over the identities still to generate; `workers` > 1 spreads
+    the identities over that many processes (one torch thread each)."""
     paths = [Path(out) / name / f"{name}-{i:05d}.tar" for i in range(count)]
-    todo = [i for i, p in enumerate(paths) if not p.is_file()]
+    todo = [(str(paths[i]), name, world_seed, i, cfg) for i, p in enumerate(paths) if not p.is_file()]
     if todo:
-        from tqdm import tqdm
+        from tqdm import tqdm  # noqa: PLC0415
 
-        for i in tqdm(todo, desc=f"generating {name}", unit="identity", disable=not progress, dynamic_ncols=True):
-            write_shard(paths[i], [make_benchmark_sample(name, world_seed, i, cfg)])
+        bar = tqdm(
+            total=len(todo), desc=f"generating {name}", unit="identity", disable=not progress, dynamic_ncols=True
+        )
+        if workers <= 1 or len(todo) <= 1:
+            for job in todo:
+                _write_one(job)
+                bar.update(1)
+        else:
+            import multiprocessing as mp  # noqa: PLC0415
+
+            with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:  # spawn: safe with torch threads
+                for _ in pool.imap_unordered(_write_one, todo):
+                    bar.update(1)
+        bar.close()
     return paths
+
+
+def _write_one(job: tuple[str, str, int, int, SynthConfig]) -> None:
+    """One benchmark identity into its shard (run in a worker process or in-line)."""
+    from core.data.generate import torch_threads_per_worker  # noqa: PLC0415
+
+    torch_threads_per_worker()
+    path, name, world_seed, i, cfg = job
+    write_shard(Path(path), [make_benchmark_sample(name, world_seed, i, cfg)])
 
 
 def load_benchmark(path: Path) -> list[Sample]:

@@ -1,4 +1,7 @@
-"""`Avatar`: one identity's cached canonical Gaussians plus the per-frame modules; create, drive, edit, save, load."""
+"""`Avatar`: one identity's cached canonical Gaussians plus the per-frame modules; create, drive, save, load.
+
+Part edits (hide, recolour, swap) are a frame's (`DriveFrame.parts`), applied by `core.raster.parts` after the
+drive as for every avatar kind; the avatar itself only scales its garment deformer per part (`loosen`)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ from core.model.config import stored_model_config
 from core.model.crops import BodyEstimate, crop_inputs, crop_masks, crop_views
 from core.model.drive import DetailLevel, detail_level, drive_gaussians, identity_chain
 from core.model.drive_graph import GraphedDrive, graphs_enabled
-from core.model.heads import CanonicalGaussians
 from core.model.model import IdentityState, LCAModel, check_crops
 from core.model.pixel_align import ReferenceViews
 from core.model.rig import BodyRig
@@ -27,7 +29,6 @@ from core.raster.types import PART_NAMES, Gaussians, rgb_to_sh0
 
 AVATAR_KIND = "lca_avatar"
 AVATAR_VERSION = 2  # 2: core.body kinematics (rest bone frames and support vertices in the state)
-EDITABLE = ("hair", "upper_garment", "lower_garment", "shoes", "accessories")
 
 
 def part_index(part: str) -> int:
@@ -45,13 +46,11 @@ class Avatar:
         state: IdentityState,
         *,
         strength: Tensor | None = None,  # [P] deformer strength per part
-        hidden: frozenset[int] = frozenset(),
     ) -> None:
         self.model = model.eval()
         self.state = state
         dev = state.anchors.device
         self.part_strength = strength.to(dev) if strength is not None else torch.ones(len(PART_NAMES), device=dev)
-        self.hidden = frozenset(hidden)
         self._frame_looseness: dict[int, float] = {}  # the looseness of each part that the last frame asked for
         self._refresh()
 
@@ -113,7 +112,8 @@ class Avatar:
 
     # -- per frame ------------------------------------------------------------------------------------------
     def drive(self, frame: DriveFrame, detail: int | None = None) -> Gaussians:
-        """Posed Gaussians of one frame: its lighting and view mode, then its part edits (hide, recolour, looseness).
+        """Posed Gaussians of one frame: its lighting and view mode, its looseness per part, then its part edits
+        (hide, recolour: `core.raster.parts.apply_part_edits`).
 
         `detail=k` keeps k of each anchor's Gaussians (clamped to what the avatar has; see `decode`).
         """
@@ -152,7 +152,7 @@ class Avatar:
         detail: int | None = None,  # k: decode only k of the K Gaussians per anchor (fast previews); None: all
         shading_only: bool = False,  # light a uniform grey instead of the albedo (the "shading" view)
     ) -> Gaussians:
-        """Posed, lit Gaussians [G, ...] in the world frame; hidden parts are left out.
+        """Posed, lit Gaussians [G, ...] in the world frame (every part; `drive` applies a frame's part edits).
 
         `detail=k` (1 <= k <= K) decodes a fixed subset of A * k widened Gaussians (see `detail_level`); the
         subset is built once per k and edit. `detail=None` or k = K gives the full avatar.
@@ -168,14 +168,12 @@ class Avatar:
         if expression.shape != (E,):
             raise ValueError(f"expression: expected [{E}] coefficients, got {tuple(expression.shape)}")
         level = self._detail(detail)
-        keep = self._keep if level is None else self._detail_keep[level.gaussians_per_anchor]
 
         def run(pose: Tensor, expression: Tensor, gaze: Tensor, lighting: Lighting, translation: Tensor | None):
-            out = drive_gaussians(
+            return drive_gaussians(
                 m, self.state, pose, expression, gaze, lighting, translation, self._strength, chain=self._chain,
                 detail=level, regularisers=False, shading_only=shading_only,
-            )  # fmt: skip
-            return out.gaussians if keep is None else out.gaussians.index(keep)
+            ).gaussians  # fmt: skip
 
         if not graphs_enabled(dev):
             return run(pose, expression, gaze, lighting, translation)
@@ -199,14 +197,7 @@ class Avatar:
         if k is None or k == self.gaussians_per_anchor:
             return None
         if k not in self._details:
-            level = detail_level(self.model, self.state, k)
-            self._details[k] = level
-            parts = self._parts[:, level.slots].flatten()
-            if self.hidden:
-                hid = torch.tensor(sorted(self.hidden), device=parts.device)
-                self._detail_keep[k] = torch.nonzero(~torch.isin(parts, hid))[:, 0]
-            else:
-                self._detail_keep[k] = None
+            self._details[k] = detail_level(self.model, self.state, k)
         return self._details[k]
 
     @torch.no_grad()
@@ -225,11 +216,6 @@ class Avatar:
         )
 
     # -- edits ----------------------------------------------------------------------------------------------
-    def hide(self, part: str, hidden: bool = True) -> None:
-        i = part_index(part)
-        self.hidden = self.hidden | {i} if hidden else self.hidden - {i}
-        self._refresh()
-
     def loosen(self, part: str, strength: float) -> None:
         """Scale the node deformer's correction for `part` (0 = plain skinning, 1 = as trained, >1 looser)."""
         if self.model.deformer is None:
@@ -238,42 +224,6 @@ class Avatar:
             raise ValueError(f"strength must lie in [0, 4], got {strength}")
         self.part_strength[part_index(part)] = strength
         self._refresh()
-
-    @torch.no_grad()
-    def recolour(self, part: str, rgb: tuple[float, float, float] | Tensor) -> None:
-        """New base colour for `part`, keeping its shading detail (luminance ratios)."""
-        mask = self.parts == part_index(part)
-        if not mask.any():
-            raise ValueError(f"this avatar has no Gaussians labelled {part!r}")
-        c = self.state.canonical
-        target = torch.as_tensor(rgb, dtype=c.albedo.dtype, device=c.albedo.device)
-        if target.shape != (3,) or (target < 0).any() or (target > 1).any():
-            raise ValueError(f"rgb: expected 3 values in [0, 1], got {rgb}")
-        lum = c.albedo @ c.albedo.new_tensor([0.299, 0.587, 0.114])  # [A, K]
-        ratio = lum / lum[mask].mean().clamp_min(1e-4)
-        new_albedo = torch.where(mask[..., None], (target * ratio[..., None]).clamp(0, 1), c.albedo)
-        self._set_canonical(albedo=new_albedo)
-
-    @torch.no_grad()
-    def swap(self, part: str, other: Avatar) -> None:
-        """Take `part` (e.g. hair) from `other`, an avatar of the same model; our own `part` Gaussians go."""
-        if other.model.cfg != self.model.cfg or not torch.equal(
-            other.model.anchor_pos.cpu(), self.model.anchor_pos.cpu()
-        ):
-            raise ValueError("swap needs two avatars of the same model (same config and anchors)")
-        i = part_index(part)
-        theirs = other.parts.to(self.parts.device) == i
-        ours = (self.parts == i) & ~theirs
-        c, o = self.state.canonical, other.state.canonical
-        new = {}
-        for f in dataclasses.fields(CanonicalGaussians):
-            a, b = getattr(c, f.name), getattr(o, f.name).to(getattr(c, f.name).device)
-            m = theirs.view(*theirs.shape, *([1] * (a.dim() - 2)))
-            new[f.name] = torch.where(m, b, a)
-        # Our own `part` Gaussians without a counterpart vanish and take the other's label there.
-        new["opacity_logits"] = torch.where(ours, torch.full_like(c.opacity_logits, -30.0), new["opacity_logits"])
-        new["part_logits"] = torch.where(ours[..., None], o.part_logits.to(c.part_logits.device), new["part_logits"])
-        self._set_canonical(**new)
 
     # -- file io --------------------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> Path:
@@ -297,7 +247,6 @@ class Avatar:
             "config": to_dict(m.cfg),
             "rig": m.rig.metadata(),
             "anchor_spacing": a.spacing,
-            "hidden": sorted(PART_NAMES[i] for i in self.hidden),
         }
         return save_tensors(path, tensors, meta, kind=AVATAR_KIND)
 
@@ -330,8 +279,7 @@ class Avatar:
             raise FileFormatError(f"{path}: module weights do not match the config ({missing})")
         model = model.to(device)
         state = IdentityState.from_tensors({k: v.to(device) for k, v in group("state.").items()})
-        hidden = frozenset(part_index(p) for p in meta.get("hidden", []))
-        return cls(model, state, strength=tensors["part_strength"], hidden=hidden)
+        return cls(model, state, strength=tensors["part_strength"])
 
     # -- internals ------------------------------------------------------------------------------------------
     @property
@@ -347,11 +295,6 @@ class Avatar:
         s, dev, dt = self.state, self.state.anchors.device, self.state.anchors.dtype
         self._parts = s.canonical.part_logits.argmax(-1)  # [A, K]
         self._strength = self.part_strength.to(dev, dt)[self._parts]  # [A, K]
-        if self.hidden:
-            hid = torch.tensor(sorted(self.hidden), device=dev)
-            self._keep = torch.nonzero(~torch.isin(self._parts.flatten(), hid))[:, 0]
-        else:
-            self._keep = None
         J, E = self.model.num_joints, self.model.num_expressions
         self._chain = identity_chain(self.model, s)
         self._zero_pose = torch.zeros(J, 3, device=dev, dtype=dt)
@@ -362,12 +305,10 @@ class Avatar:
         # per (detail level, shading only); recorded on the first CUDA drive
         self._graphs: dict[tuple[int | None, bool], GraphedDrive] = {}
         self._details: dict[int, DetailLevel] = {}  # built on first use after each edit
-        self._detail_keep: dict[int, Tensor | None] = {}
 
     def to(self, device: torch.device | str) -> Avatar:
         return Avatar(
             self.model.to(device),
             self.state.map(lambda v: v.to(device)),
             strength=self.part_strength,
-            hidden=self.hidden,
         )

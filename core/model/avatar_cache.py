@@ -47,9 +47,17 @@ def avatar_key(inputs: Sequence[str | Path], tag: str = "") -> str:
 
 
 def cached_avatar(
-    inputs: Sequence[str | Path], make: Callable[[], Avatar], *, tag: str = "", device: torch.device | str = "cpu"
+    inputs: Sequence[str | Path],
+    make: Callable[[], Avatar],
+    *,
+    tag: str = "",
+    device: torch.device | str = "cpu",
+    progress: Callable[[str], None] | None = None,
 ) -> Avatar:
-    """`make()`'s avatar, read from the cache when the same inputs were decoded by the same code before."""
+    """`make()`'s avatar, read from the cache when the same inputs were decoded by the same code before.
+
+    `progress(text)` hears which of the two happens ("reading ... from the cache"; `make` reports its own steps).
+    """
     from core.paths import user_cache_dir
 
     try:
@@ -58,6 +66,8 @@ def cached_avatar(
         log.debug("no avatar cache (%s)", e)
         return make()
     if path.is_file():
+        if progress is not None:
+            progress(f"reading the decoded {tag or 'avatar'} from the cache")
         try:
             return Avatar.load(path, device=device)
         except (FileFormatError, OSError, ValueError, KeyError, RuntimeError) as e:

@@ -66,34 +66,43 @@ def sparsity_l1(motion: NodeMotion, max_translation: float) -> Tensor:
     return motion.rotvec.abs().mean() + motion.translation.abs().mean() / max(max_translation, 1e-6)
 
 
+def register_node_graph(module: nn.Module, cfg: DeformerConfig, anchors: Anchors) -> Tensor:
+    """Two levels of deformation nodes on `module`: coarse nodes spread over the body, fine nodes over the
+    garment-bearing body (everything but the face), each anchor bound to its nearest nodes of each level, and a
+    k-nearest-neighbour graph within each level. Registers node_anchor [Nn], level [Nn], coarse/fine idx and
+    weights [A, k], edges [E, 2] and sets num_coarse; returns the nodes' anchor indices [Nn]."""
+    pos = anchors.positions.double()
+    coarse = farthest_point_sampling(pos, cfg.coarse_nodes, start=0)
+    body = torch.nonzero(anchors.parts != PART_NAMES.index("face"))[:, 0]
+    body = body if body.numel() >= cfg.fine_nodes else torch.arange(pos.shape[0])
+    fine = body[farthest_point_sampling(pos[body], min(cfg.fine_nodes, body.numel()), start=0)]
+    nodes = torch.cat([coarse, fine])
+    module.num_coarse = coarse.numel()
+    module.register_buffer("node_anchor", nodes, persistent=False)  # [Nn] anchor index of each node
+    module.register_buffer("level", torch.cat([torch.zeros_like(coarse), torch.ones_like(fine)]), persistent=False)
+    c_idx, c_w = knn_binding(pos, pos[coarse], cfg.neighbours)
+    f_idx, f_w = knn_binding(pos, pos[fine], cfg.neighbours)
+    module.register_buffer("coarse_idx", c_idx, persistent=False)  # [A, k]
+    module.register_buffer("coarse_w", c_w.float(), persistent=False)
+    module.register_buffer("fine_idx", f_idx + module.num_coarse, persistent=False)
+    module.register_buffer("fine_w", f_w.float(), persistent=False)
+    edges = []
+    for lvl_nodes, offset in ((coarse, 0), (fine, module.num_coarse)):
+        g = min(cfg.graph_neighbours + 1, lvl_nodes.numel())
+        nn_idx = torch.cdist(pos[lvl_nodes], pos[lvl_nodes]).topk(g, largest=False).indices[:, 1:]  # [n, g-1]
+        src = torch.arange(lvl_nodes.numel())[:, None].expand_as(nn_idx)
+        edges.append(torch.stack([src.flatten(), nn_idx.flatten()], -1) + offset)
+    module.register_buffer("edges", torch.cat(edges), persistent=False)  # [E, 2] node graph of each level
+    return nodes
+
+
 class NodeDeformer(nn.Module):
     """Coarse nodes spread over the body, fine nodes over the garment-bearing body (everything but the face)."""
 
     def __init__(self, cfg: DeformerConfig, anchors: Anchors, dim: int, num_joints: int, num_expressions: int) -> None:
         super().__init__()
         self.cfg = cfg
-        pos = anchors.positions.double()
-        coarse = farthest_point_sampling(pos, cfg.coarse_nodes, start=0)
-        body = torch.nonzero(anchors.parts != PART_NAMES.index("face"))[:, 0]
-        body = body if body.numel() >= cfg.fine_nodes else torch.arange(pos.shape[0])
-        fine = body[farthest_point_sampling(pos[body], min(cfg.fine_nodes, body.numel()), start=0)]
-        nodes = torch.cat([coarse, fine])
-        self.num_coarse = coarse.numel()
-        self.register_buffer("node_anchor", nodes, persistent=False)  # [Nn] anchor index of each node
-        self.register_buffer("level", torch.cat([torch.zeros_like(coarse), torch.ones_like(fine)]), persistent=False)
-        c_idx, c_w = knn_binding(pos, pos[coarse], cfg.neighbours)
-        f_idx, f_w = knn_binding(pos, pos[fine], cfg.neighbours)
-        self.register_buffer("coarse_idx", c_idx, persistent=False)
-        self.register_buffer("coarse_w", c_w.float(), persistent=False)
-        self.register_buffer("fine_idx", f_idx + self.num_coarse, persistent=False)
-        self.register_buffer("fine_w", f_w.float(), persistent=False)
-        edges = []
-        for lvl_nodes, offset in ((coarse, 0), (fine, self.num_coarse)):
-            g = min(cfg.graph_neighbours + 1, lvl_nodes.numel())
-            nn_idx = torch.cdist(pos[lvl_nodes], pos[lvl_nodes]).topk(g, largest=False).indices[:, 1:]  # [n, g-1]
-            src = torch.arange(lvl_nodes.numel())[:, None].expand_as(nn_idx)
-            edges.append(torch.stack([src.flatten(), nn_idx.flatten()], -1) + offset)
-        self.register_buffer("edges", torch.cat(edges), persistent=False)
+        nodes = register_node_graph(self, cfg, anchors)
         self.register_buffer("node_weights", anchors.weights[nodes].float().clone(), persistent=False)
         self.pose = PoseEncoder(num_joints, num_expressions, cfg.hidden)
         self.level_embed = nn.Parameter(torch.zeros(2, cfg.hidden))

@@ -170,30 +170,32 @@ def _pose_dependent(
         head = model.pose_head
         hidden = F.gelu(head.mid(F.gelu(state.pose_proj + cond)))
         raw = F.linear(hidden, detail.out_weight, detail.out_bias).unflatten(-1, (K, -1))  # [A, k, C]
+    return decode_pose_output(model, raw, state)
+
+
+def decode_pose_output(
+    model: LCAModel, raw: Tensor, state: IdentityState, *, per_target: bool = False
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The pose head's raw output [..., A, K, C] -> offsets, quats, log-scales, albedo, transfer: the canonical values
+    plus the deltas (dual decoder) or the single branch's own decode. `per_target`: raw is [B, T, A, K, C] for a
+    state batched over B identities, so the canonical values gain a target axis."""
     can = state.canonical
+
+    def per(t: Tensor) -> Tensor:
+        return t[:, None] if per_target else t
+
     if model.cfg.heads.decoder == "dual":
-        d = decode_deltas(raw, state.pose_zero, max_offset=model.cfg.heads.max_pose_offset)
-        offsets = can.offsets + d.offsets
-        quats = quat_mul(d.quats, can.quats)
-        log_scales = can.log_scales + d.log_scales
-        albedo = (can.albedo + d.colour).clamp(0.0, 1.0)
-        transfer = can.transfer
-    else:
-        frame = decode_canonical(
-            raw,
-            model.anchor_normals,
-            model.anchor_parts,
-            max_offset=model.cfg.heads.max_offset,
-            base_log_scale=model.base_log_scale,
-        )
-        offsets, quats, log_scales, albedo, transfer = (
-            frame.offsets,
-            frame.quats,
-            frame.log_scales,
-            frame.albedo,
-            frame.transfer,
-        )
-    return offsets, quats, log_scales, albedo, transfer
+        d = decode_deltas(raw, per(state.pose_zero), max_offset=model.cfg.heads.max_pose_offset)
+        offsets = per(can.offsets) + d.offsets
+        quats = quat_mul(d.quats, per(can.quats))
+        log_scales = per(can.log_scales) + d.log_scales
+        albedo = (per(can.albedo) + d.colour).clamp(0.0, 1.0)
+        return offsets, quats, log_scales, albedo, per(can.transfer)
+    f = decode_canonical(
+        raw, model.anchor_normals, model.anchor_parts, max_offset=model.cfg.heads.max_offset,
+        base_log_scale=model.base_log_scale,
+    )  # fmt: skip
+    return f.offsets, f.quats, f.log_scales, f.albedo, f.transfer
 
 
 def drive_gaussians(

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes, skin_points
-from core.model.heads import decode_canonical, decode_deltas, pose_code
+from core.model.drive import decode_pose_output
+from core.model.heads import pose_code
 from core.model.model import IdentityState, LCAModel
 from core.model.skin_correction import corrected_weights, nearest_rotation
 from core.model.skinning import matrix_to_quat, quat_mul
@@ -132,28 +133,7 @@ def drive_targets(
         cond = model.pose_encoder(code, expression, gaze, model.anchor_weights)  # [B, T, A, h]
         raw = model.pose_head(state.pose_proj[:, None], cond)
     raw = raw.float().unflatten(-1, (K, -1))  # [B, T, A, K, C]
-    if model.cfg.heads.decoder == "dual":
-        d = decode_deltas(raw, state.pose_zero[:, None], max_offset=model.cfg.heads.max_pose_offset)
-        offsets = can.offsets[:, None] + d.offsets  # [B, T, A, K, 3]
-        quats = quat_mul(d.quats, can.quats[:, None])
-        log_scales = can.log_scales[:, None] + d.log_scales
-        albedo = (can.albedo[:, None] + d.colour).clamp(0.0, 1.0)
-        transfer = can.transfer[:, None]
-    else:
-        frame = decode_canonical(
-            raw,
-            model.anchor_normals,
-            model.anchor_parts,
-            max_offset=model.cfg.heads.max_offset,
-            base_log_scale=model.base_log_scale,
-        )
-        offsets, quats, log_scales, albedo, transfer = (
-            frame.offsets,
-            frame.quats,
-            frame.log_scales,
-            frame.albedo,
-            frame.transfer,
-        )
+    offsets, quats, log_scales, albedo, transfer = decode_pose_output(model, raw, state, per_target=True)
 
     # kinematics and skinning of the anchors' triangle corners, all targets as one batch M = B*T
     U = state.support.shape[-2]

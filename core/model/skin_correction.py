@@ -15,10 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from core.model.config import DeformerConfig
-from core.model.deformer import knn_binding
+from core.model.deformer import register_node_graph
 from core.model.skinning import matrix_to_quat
-from core.model.tokens import Anchors, farthest_point_sampling
-from core.raster.types import PART_NAMES
+from core.model.tokens import Anchors
 
 
 def corrected_weights(
@@ -57,28 +56,7 @@ class SkinningCorrection(nn.Module):
     def __init__(self, cfg: DeformerConfig, anchors: Anchors, dim: int, num_joints: int) -> None:
         super().__init__()
         self.cfg = cfg
-        pos = anchors.positions.double()
-        coarse = farthest_point_sampling(pos, cfg.coarse_nodes, start=0)
-        body = torch.nonzero(anchors.parts != PART_NAMES.index("face"))[:, 0]
-        body = body if body.numel() >= cfg.fine_nodes else torch.arange(pos.shape[0])
-        fine = body[farthest_point_sampling(pos[body], min(cfg.fine_nodes, body.numel()), start=0)]
-        nodes = torch.cat([coarse, fine])
-        self.num_coarse = coarse.numel()
-        self.register_buffer("node_anchor", nodes, persistent=False)  # [Nn]
-        self.register_buffer("level", torch.cat([torch.zeros_like(coarse), torch.ones_like(fine)]), persistent=False)
-        c_idx, c_w = knn_binding(pos, pos[coarse], cfg.neighbours)
-        f_idx, f_w = knn_binding(pos, pos[fine], cfg.neighbours)
-        self.register_buffer("coarse_idx", c_idx, persistent=False)  # [A, k]
-        self.register_buffer("coarse_w", c_w.float(), persistent=False)
-        self.register_buffer("fine_idx", f_idx + self.num_coarse, persistent=False)
-        self.register_buffer("fine_w", f_w.float(), persistent=False)
-        edges = []
-        for lvl, offset in ((coarse, 0), (fine, self.num_coarse)):
-            g = min(cfg.graph_neighbours + 1, lvl.numel())
-            nn_idx = torch.cdist(pos[lvl], pos[lvl]).topk(g, largest=False).indices[:, 1:]
-            src = torch.arange(lvl.numel())[:, None].expand_as(nn_idx)
-            edges.append(torch.stack([src.flatten(), nn_idx.flatten()], -1) + offset)
-        self.register_buffer("edges", torch.cat(edges), persistent=False)  # [E, 2] node graph of each level
+        register_node_graph(self, cfg, anchors)
         self.level_embed = nn.Parameter(torch.zeros(2, dim))
         self.mlp = nn.Sequential(nn.Linear(dim, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, num_joints))
         nn.init.zeros_(self.mlp[-1].weight)

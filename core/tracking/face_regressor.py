@@ -1,14 +1,8 @@
 """An experiment: reading face expressions with a ridge regression from face measurements to ARKit
 coefficients (fitted by `python -m core.eval.face_regressor_fit` on renders of synthetic training identities
-with known coefficients). This module is what a tracker reads with: the features and the fitted regressor.
-
-Each training identity (the world's "train" split; "wild-test" stays unseen for the accuracy evaluation) is
-filmed close up, first neutral (its calibration), then with random sparse mixes of the expression channels at
-random strengths, head rotations and gazes. The features are the geometric retargeter's measurements minus the
-identity's neutral ones, plus the head rotation (so the fit can undo what a turned head does to the
-measurements); the targets are the true coefficients of `EXPRESSION_CHANNELS`. `FaceRetargeter(reading=
-"learned", regressor=PATH)` uses it in place of the hand-set rules. It is not what the studio uses: fitted on
-synthetic faces it reads real ones poorly (docs/RESULTS.md, "Live driving accuracy: the face").
+with known coefficients; its docstring describes the data). This module is what a tracker reads with: the
+features and the fitted regressor. It is not what the studio uses: fitted on synthetic faces it reads real ones
+poorly (docs/RESULTS.md, "Live driving accuracy: the face").
 """
 
 from __future__ import annotations

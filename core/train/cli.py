@@ -61,7 +61,10 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
 def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("checkpoint", help="a training checkpoint or an exported model (.safetensors)")
-    p.add_argument("--bench-root", default="data/benchmarks", help="held-out sets (generated here when missing)")
+    p.add_argument(
+        "--bench-root", default=None,
+        help="held-out sets, generated there when missing (default: the user's data folder's data/benchmarks)",
+    )  # fmt: skip
     p.add_argument(
         "--count", type=int, default=32,
         help="identities per benchmark (32: enough for a confidence interval of about +-0.3 dB on a mean)",
@@ -93,6 +96,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         import torch
 
         from core.io import atomic_write, check_output_path
+        from core.paths import user_data_dir
         from core.train.checkpoint import read_checkpoint_meta
         from core.train.evaluate import evaluate
         from core.train.export import model_from_checkpoint, stored_crop_sizes
@@ -114,7 +118,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         try:
             res = evaluate(
                 model,
-                args.bench_root,
+                args.bench_root or user_data_dir("data", "benchmarks"),
                 count=args.count,
                 resolution=args.resolution,
                 crop_size=crop_size,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -126,7 +126,7 @@ class TrainConfig:
     compile: bool = False
     per_target: bool = False  # the slow reference step: one posed target after another (for comparisons)
     fsdp: bool = False  # shard parameters, gradients and optimiser state over the processes (for `large`)
-    out_dir: str = "runs"
+    out_dir: str = "runs"  # relative: under the user's data folder unless given on the command line (see below)
     log_every: int = 10
     ckpt_every: int = 100
     sample_every: int = 100
@@ -171,5 +171,45 @@ class TrainConfig:
         return Path(self.out_dir) / self.name
 
 
+# Folders a run writes to or reads its data from. A relative one that comes from the defaults or the config file
+# lives under the user's data folder (core.paths: "runs" -> <data>/runs, "data/smoke" -> <data>/data/smoke), never
+# in the current directory; one given as an override (`--set out_dir=...`, the training panel) stays as typed.
+USER_FOLDERS = ("out_dir", "data.root", "data.real_root")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _given(overrides: dict | None, prefix: str = "") -> set[str]:
+    """The dotted keys an override dict sets ({"data": {"root": x}} -> {"data.root"})."""
+    out: set[str] = set()
+    for key, value in (overrides or {}).items():
+        name = f"{prefix}{key}"
+        out |= _given(value, f"{name}.") if isinstance(value, dict) else {name}
+    return out
+
+
+def under_user_data(cfg: TrainConfig, given: set[str] = frozenset()) -> TrainConfig:
+    """`cfg` with its relative folders (and `init_from`) placed as the config file means them (see USER_FOLDERS).
+
+    `init_from` given relatively in a config file names an earlier run's checkpoint under the user's data folder
+    (`runs/pretrain-base/last.safetensors`) or a file that ships with the repository (`assets/...`); the first
+    that exists wins, else the data folder's path (so a missing one is reported where it is expected).
+    """
+    from core.paths import user_data_dir
+
+    def placed(key: str, value: str) -> str:
+        if not value or key in given or Path(value).is_absolute():
+            return value
+        return str(user_data_dir() / value)
+
+    data = cfg.data
+    data = replace(data, root=placed("data.root", data.root), real_root=placed("data.real_root", data.real_root))
+    init_from = cfg.init_from
+    if init_from and "init_from" not in given and not Path(init_from).is_absolute():
+        mine, shipped = user_data_dir() / init_from, REPO_ROOT / init_from
+        init_from = str(shipped if shipped.is_file() and not mine.is_file() else mine)
+    return replace(cfg, out_dir=placed("out_dir", cfg.out_dir), data=data, init_from=init_from)
+
+
 def load_train_config(path: str | Path, overrides: dict | None = None) -> TrainConfig:
-    return load_config(TrainConfig, path, overrides)
+    """The config file with `overrides` (nested, as from `--set`) on top; its folders placed by `under_user_data`."""
+    return under_user_data(load_config(TrainConfig, path, overrides), _given(overrides))

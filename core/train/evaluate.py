@@ -30,7 +30,6 @@ from core.data.loader import crop, crop_matrix, mask_box, square_box
 from core.data.shards import Sample
 from core.data.synth import SynthConfig
 from core.io import atomic_write_bytes
-from core.model.appearance import Lighting
 from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import IdentityState, LCAModel
@@ -120,33 +119,27 @@ def evaluate_state(
     device: torch.device,
     lpips: LPIPSMetric | None = None,
 ) -> dict[str, list]:
-    """Per-target metrics (novel views and poses) of one identity state against a benchmark sample's targets.
-    A real sample (see `real_sample`) is driven by its estimates under neutral light and pasted into its frames."""
+    """Per-target metrics (novel views and poses) of one identity state against a benchmark sample's targets
+    (real footage is scored by `core.train.evaluate_real`)."""
     a = sample.arrays
     H, W = sample.rgb.shape[2:4]
-    real = sample.meta.get("kind") == "video"  # ingested footage: no truth beyond its own frames
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict = {"key": sample.key, "role": [], "pred": [], "target": []} | {
         k: [] for k in metric_keys(lpips is not None)
     }
     targets = np.nonzero(a["role"] != ROLE_REF)[0]
-    if real and not len(targets):  # a photo: scored on itself
-        targets = np.nonzero(a["role"] == ROLE_REF)[0]
     for f in targets:
         g = lambda k, f=f: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
-        pose = "est" if real else "gt"
-        light = Lighting.neutral(device) if real else lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
+        light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
         posed = drive_gaussians(
-            model, state, g(f"{pose}_pose"), g(f"{pose}_expression"), g(f"{pose}_gaze"), light,
-            g(f"{pose}_translation"),
-        ).gaussians  # fmt: skip
+            model, state, g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation")
+        ).gaussians
         cam = Camera(g("K")[0], g("T_cam_world")[0], W, H)
         r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
         target = torch.as_tensor(sample.rgb[f, 0], device=device).float()[None] / 255.0
-        behind = target[0] if real else bg  # a real frame keeps its own background
-        pred = (r.color[0] + (1 - r.alpha[0]) * behind).clamp(0, 1)[None]  # [1, H, W, 3]
+        pred = (r.color[0] + (1 - r.alpha[0]) * bg).clamp(0, 1)[None]  # [1, H, W, 3]
         mask = torch.as_tensor(sample.mask[f, 0], device=device).float()[None, ..., None] / 255.0
-        out["role"].append(ROLE_RECONSTRUCTION if real and a["role"][f] == ROLE_REF else int(a["role"][f]))
+        out["role"].append(int(a["role"][f]))
         for k, v in image_metrics(pred, target, (mask > 0.5).float(), lpips).items():
             out[k].append(float(v[0]))
         out["pred"].append(pred[0].cpu().numpy())
@@ -240,7 +233,6 @@ def template_state(model: LCAModel, template: LCAModel, sample: Sample, *, devic
     ).select(0)
 
 
-ROLE_RECONSTRUCTION = 3  # real footage: a photo scored on itself
 METRICS = ("psnr", "ssim", "l1")  # higher, higher, lower is better
 
 
@@ -282,15 +274,6 @@ def _means(rows: list[dict], keys: list[str], role: int | None) -> dict:
     return res | {"count": len(vals[keys[0]])}
 
 
-def real_sample(sample: Sample, max_refs: int = 8) -> Sample:
-    """A clip written by `prepare video` as an evaluation sample: every other frame (up to `max_refs`) is a
-    reference, the others are novel poses; a single photo is only a reference (`evaluate_state` scores it on
-    itself)."""
-    role = np.full(sample.num_frames, ROLE_NOVEL_POSE)
-    role[np.arange(0, sample.num_frames, 2)[:max_refs]] = ROLE_REF
-    return replace(sample, arrays={**sample.arrays, "role": role})
-
-
 def _summary(rows: list[dict]) -> dict:
     """Means per role (novel_view, novel_pose, reconstruction) and over all targets ("all"), each as
     {"person": {psnr, ssim, l1[, lpips]}, "frame": {...}, "count"}; plus every identity's own means over its
@@ -299,7 +282,7 @@ def _summary(rows: list[dict]) -> dict:
     if not rows:
         return res
     keys = [k for k in rows[0] if k.startswith(("person_", "frame_"))]
-    named = ((ROLE_NOVEL_VIEW, "novel_view"), (ROLE_NOVEL_POSE, "novel_pose"), (ROLE_RECONSTRUCTION, "reconstruction"))
+    named = ((ROLE_NOVEL_VIEW, "novel_view"), (ROLE_NOVEL_POSE, "novel_pose"))
     for role, name in (*named, (None, "all")):
         if any(role is None or ro == role for r in rows for ro in r["role"]):
             res[name] = _means(rows, keys, role)
@@ -308,17 +291,13 @@ def _summary(rows: list[dict]) -> dict:
 
 
 def comparison_sheet(rows_by_bench: dict[str, list[dict]], path: Path, per_bench: int = 6) -> None:
-    """Rows of (target over render) tiles, one row per benchmark: the first identities' targets (real footage:
-    the targets of each clip and photo in turn)."""
+    """Rows of (target over render) tiles, one row per benchmark: the first identity's targets (real footage has
+    its own sheet, `core.train.evaluate_real.real_sheet`)."""
     strips = []
     for name, rows in rows_by_bench.items():
         if not rows:
             continue
-        if name == "real":  # a few frames of every clip rather than all of the first
-            share = max(1, per_bench // len(rows))
-            pairs = [pair for r in rows for pair in list(zip(r["target"], r["pred"], strict=True))[:share]]
-        else:
-            pairs = list(zip(rows[0]["target"], rows[0]["pred"], strict=True))
+        pairs = list(zip(rows[0]["target"], rows[0]["pred"], strict=True))
         tiles = [np.concatenate([t, p], 0) for t, p in pairs[:per_bench]]
         strip = np.concatenate(tiles, 1)
         label = np.zeros((18, strip.shape[1], 3), np.uint8)

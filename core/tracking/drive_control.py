@@ -2,19 +2,20 @@
 channels -> outputs (channel recording, OSC/VMC, mp4 of the preview, virtual camera).
 
 The Drive panel and `python main.py drive` both use `DriveController`; the panel only holds widgets and calls it.
-Tracking and retargeting run on the `TrackingWorker`'s thread; `poll()` on the frame loop takes the newest result.
+Tracking, retargeting, filtering and calibration run on the `TrackingWorker`'s thread (`core.tracking.pipeline`);
+`poll()` on the frame loop takes the newest result.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from core.tracking.pipeline import ChannelPipeline
 from core.tracking.types import GROUPS, DrivingFrame, Landmarks, VideoFrame
 
 log = logging.getLogger(__name__)
@@ -41,43 +42,6 @@ class DriveInput(Protocol):
     def latest(self) -> tuple[VideoFrame | None, Landmarks | None, DrivingFrame | None]: ...
 
     def stop(self) -> None: ...
-
-
-class ChannelPipeline:
-    """Landmarks -> channels -> One-Euro filter -> calibration, as the tracking worker's `process` step.
-
-    `lock` guards the filter and calibration: the GUI changes them while the worker thread uses them.
-    """
-
-    def __init__(self, retarget: Callable[[Landmarks], Mapping[str, float]] | None, filt, calibration) -> None:
-        self.retarget = retarget
-        self.filter = filt
-        self.calibration = calibration
-        self.lock = threading.Lock()
-        self.last_raw: dict[str, float] = {}  # filtered, before calibration (what "calibrate neutral" takes)
-
-    def __call__(self, lm: Landmarks, frame: VideoFrame) -> DrivingFrame:
-        t0 = time.perf_counter()
-        channels = dict(self.retarget(lm)) if self.retarget is not None else {}
-        out = self.adjust(channels, frame.source_time)
-        ms = 1e3 * (time.perf_counter() - t0)
-        tracking = float(sum(lm.timings_ms.values()))
-        return DrivingFrame(out, frame.index, frame.t_capture, {"tracking": tracking, "retarget": ms})
-
-    def adjust(self, channels: Mapping[str, float], t: float) -> dict[str, float]:
-        """Filter and calibrate channels that some input produced at time `t` (seconds)."""
-        with self.lock:
-            smooth = self.filter(channels, t)
-            self.last_raw = dict(smooth)
-            return self.calibration(smooth)
-
-    def capture_neutral(self) -> bool:
-        """Take the current face as neutral; False when nothing has been tracked yet."""
-        with self.lock:
-            if not self.last_raw:
-                return False
-            self.calibration.capture_neutral(self.last_raw)
-            return True
 
 
 class TrackingInput:

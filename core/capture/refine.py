@@ -1,0 +1,202 @@
+"""Refinement after creation (`create --refine N`): the avatar fitted to the photos it was made from, inside their
+person masks and through their fitted poses (core.model.personalise), scored person-only on those photos and on
+photos held out of the refinement, before and after; the refined avatar is kept only when it is finite and neither
+score drops."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.capture.references import PhotoReferences
+
+log = logging.getLogger(__name__)
+
+DROP_DB = 0.05  # a refined avatar that scores this much worse (dB) on the fitted or held-out photos is not kept
+
+
+@dataclass(frozen=True)
+class PhotoScore:
+    """Person-only scores of one photo (core.train.evaluate_real.person_score on the letterboxed references)."""
+
+    name: str
+    psnr_before: float  # dB, avatar-on-black vs person-on-black inside the union of the two silhouettes
+    psnr_after: float
+    iou_before: float  # silhouette IoU of the render and the person mask
+    iou_after: float
+
+
+@dataclass(frozen=True)
+class RefineReport:
+    """What a refinement did, on the photos it fitted and on those it did not see."""
+
+    steps: int
+    seconds: float  # the optimisation alone
+    seconds_per_step: float
+    device: str
+    fitted: tuple[PhotoScore, ...]
+    held_out: tuple[PhotoScore, ...]  # photos used by the feed-forward create but not by the refinement
+    trust_note: str  # which photos refine only some body parts
+    kept: bool  # the refined avatar was written (else the feed-forward one, see `why`)
+    why: str
+
+    @staticmethod
+    def _mean(rows: tuple[PhotoScore, ...], key: str) -> float | None:
+        v = [getattr(r, key) for r in rows if math.isfinite(getattr(r, key))]
+        return float(np.mean(v)) if v else None
+
+    def means(self) -> dict[str, float | None]:
+        """Mean person PSNR (dB) before/after on the fitted and the held-out photos."""
+        return {
+            f"{group}_{k}": self._mean(rows, f"psnr_{k}")
+            for group, rows in (("fitted", self.fitted), ("held_out", self.held_out))
+            for k in ("before", "after")
+        }
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"mean_person_psnr": self.means()}
+
+    def lines(self) -> list[str]:
+        """What `create` prints: one line per group and the decision."""
+        m = self.means()
+        out = [
+            f"refined {self.steps} steps in {self.seconds:.1f} s ({self.seconds_per_step:.2f} s/step, {self.device})"
+        ]
+        for group, rows in (("fitted", self.fitted), ("held_out", self.held_out)):
+            if rows:
+                names = ", ".join(r.name for r in rows)
+                b, a = m[f"{group}_before"], m[f"{group}_after"]
+                out.append(
+                    f"person PSNR on {len(rows)} {group.replace('_', '-')} photo(s) ({names}): {_db(b)} -> {_db(a)} dB"
+                )
+        if not self.held_out:
+            out.append("no held-out photo (give >= 2 photos and --holdout K): only the fitted photos are scored")
+        if self.trust_note:
+            out.append(self.trust_note)
+        out.append(("kept the refined avatar" if self.kept else "kept the unrefined avatar") + f": {self.why}")
+        return out
+
+
+def _db(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
+def split_holdout(n: int, holdout: int | None) -> tuple[list[int], list[int]]:
+    """(fitted, held-out) photo indices: the last `holdout` photos are held out (default: one when n >= 3, else
+    none); at least one photo is always fitted."""
+    k = (1 if n >= 3 else 0) if holdout is None else holdout
+    if k < 0:
+        raise ValueError(f"--holdout must be >= 0, got {k}")
+    if k >= n:
+        raise ValueError(f"--holdout {k} leaves no photo to refine on ({n} photo(s) with a usable body fit)")
+    return list(range(n - k)), list(range(n - k, n))
+
+
+@torch.no_grad()
+def score_photos(avatar, refs: PhotoReferences) -> list[tuple[float, float]]:
+    """(person PSNR dB, silhouette IoU) of the avatar on each reference photo, rendered through its fitted body."""
+    from core.model.appearance import Lighting
+    from core.model.drive import drive_gaussians
+    from core.model.personalise import CPU_RASTER
+    from core.raster.rasterize import rasterize
+    from core.train.evaluate_real import person_score
+
+    dev = avatar.state.anchors.device
+    light = Lighting.neutral(dev)
+    out = []
+    for i, est in enumerate(refs.estimates):
+        g = drive_gaussians(
+            avatar.model, avatar.state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light,
+            est.translation.to(dev),
+        ).gaussians  # fmt: skip
+        settings = CPU_RASTER if dev.type == "cpu" else None
+        r = rasterize(g, est.camera.to(dev), background=(0.0, 0.0, 0.0), torch_settings=settings)
+        pred, alpha = r.color[0].clamp(0, 1).cpu().numpy(), r.alpha[0, ..., 0].cpu().numpy()
+        target = refs.images[i].permute(1, 2, 0).numpy()
+        mask = np.ones(target.shape[:2], np.float32) if refs.masks is None else refs.masks[i].numpy()
+        valid = None if refs.valid is None else refs.valid[i].numpy()
+        s = person_score(pred, alpha, target, mask, valid)
+        out.append((s.psnr, s.iou))
+    return out
+
+
+def trust_note(refs: PhotoReferences, anchor_weights: torch.Tensor) -> str:  # anchor_weights [A, J]
+    """Which fitted photos refine only part of the avatar (their fit misplaced some bones), or ''."""
+    if refs.trust is None:
+        return ""
+    anchor = refs.trust.float() @ anchor_weights.float().cpu().T  # [N, A]; no gradient below 0.3
+    parts = []
+    for name, bones, a in zip(refs.names, refs.trust, anchor, strict=True):
+        off = int((bones <= 0.3).sum())
+        if off:
+            share = 100 * float((a <= 0.3).float().mean())
+            parts.append(
+                f"{name}: its body fit misplaced {off} of {len(bones)} bones; {share:.0f}% of the avatar is not refined from it"
+            )
+    return "; ".join(parts)
+
+
+def refine_created(
+    avatar,  # core.model.avatar.Avatar, the feed-forward result
+    refs: PhotoReferences,  # every photo with a usable fit (core.capture.references.photo_references(poor=True))
+    steps: int,
+    *,
+    holdout: int | None = None,
+    lr: float = 2e-3,
+    progress: Callable[[int, float], None] | None = None,  # after each step: (step, loss)
+):  # -> (Avatar, RefineReport)
+    """Refine `avatar` for `steps` steps on the fitted photos, score fitted and held-out photos before and after,
+    and return the avatar to keep with the report. Raises ValueError for bad arguments."""
+    import time
+
+    from core.model.personalise import personalise
+
+    if steps < 1:
+        raise ValueError(f"--refine must be >= 1 step, got {steps}")
+    fit_idx, held_idx = split_holdout(len(refs), holdout)
+    fitted, held = refs.select(fit_idx), refs.select(held_idx)
+    before_f, before_h = score_photos(avatar, fitted), score_photos(avatar, held) if held_idx else []
+    dev = avatar.state.anchors.device
+    t0 = time.perf_counter()
+    refined, losses = personalise(
+        avatar, fitted.images, list(fitted.estimates), steps=steps, lr=lr, log_every=0, progress=progress,
+        bone_trust=fitted.trust,
+    )  # fmt: skip
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    seconds = time.perf_counter() - t0
+    can = refined.state.canonical
+    finite = all(bool(torch.isfinite(getattr(can, f.name)).all()) for f in dataclasses.fields(can))
+    after_f = score_photos(refined, fitted) if finite else [(math.nan, math.nan)] * len(fit_idx)
+    after_h = (score_photos(refined, held) if finite else [(math.nan, math.nan)] * len(held_idx)) if held_idx else []
+    rows = lambda r, b, a: tuple(  # noqa: E731
+        PhotoScore(n, pb, pa, ib, ia) for n, (pb, ib), (pa, ia) in zip(r.names, b, a, strict=True)
+    )
+    report_f, report_h = rows(fitted, before_f, after_f), rows(held, before_h, after_h)
+    kept, why = _decide(finite, report_f, report_h)
+    report = RefineReport(
+        steps=steps, seconds=seconds, seconds_per_step=seconds / steps, device=str(dev), fitted=report_f,
+        held_out=report_h, trust_note=trust_note(fitted, avatar.model.anchor_weights), kept=kept, why=why,
+    )  # fmt: skip
+    log.debug("refinement loss %.4f -> %.4f", losses[0], losses[-1])
+    return (refined if kept else avatar), report
+
+
+def _decide(finite: bool, fitted: tuple[PhotoScore, ...], held: tuple[PhotoScore, ...]) -> tuple[bool, str]:
+    """Keep the refined avatar only when it is finite and scores no worse on the fitted and held-out photos."""
+    if not finite:
+        return False, "the refinement diverged (non-finite values)"
+    for group, rows in (("fitted", fitted), ("held-out", held)):
+        if not rows:
+            continue
+        b = RefineReport._mean(rows, "psnr_before")
+        a = RefineReport._mean(rows, "psnr_after")
+        if b is not None and (a is None or a < b - DROP_DB):
+            return False, f"it scored worse on the {group} photos ({_db(b)} -> {_db(a)} dB)"
+    return True, "it scores no worse on the fitted" + (" and held-out" if held else "") + " photos"
