@@ -33,7 +33,7 @@ ARMS: tuple[tuple[str, str], ...] = (
     ("f-single-post", "single-branch decoder, pre -> post"),
     ("f-wild-12", "pre-train only, 12 wild identities"),
     ("f-wild-36", "pre-train only, 36 wild identities"),
-    ("f-pretrain", "pre-train only, 96 wild identities"),
+    ("f-pretrain", "pre-train only, all wild identities"),
     ("f-loose", "pre -> post, then post-training with the skinning-weight correction"),
     ("f-post-more", "pre -> post, then the same post-training without it"),
 )

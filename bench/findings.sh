@@ -22,17 +22,22 @@ COUNT=${COUNT:-32}
 ARMS=${ARMS:-all}
 WILD=${WILD:-96}  # training identities (nested subsets of 12 and 36 are cut from them)
 STUDIO=${STUDIO:-48}
-VAL=${VAL:-8}  # validation identities of each kind (the held-out curve)
+VAL=${VAL:-8}  # validation identities of each kind (the held-out curve; at least the batch)
+
 RUNS=${RUNS:-runs}  # run folders (relative to the project root)
 GPUS=${GPUS:-$(python3 -c "import torch; print(max(1, torch.cuda.device_count()))")}
+LANES=${LANES:-$GPUS}  # jobs running at once, spread over the GPUs (a large GPU takes several small runs)
+DATA_WORKERS=${DATA_WORKERS:-$(( $(nproc) / LANES > 2 ? $(nproc) / LANES - 1 : 1 ))}  # loader processes per run
 TOTAL=$((PRE + POST))
 mkdir -p "$OUT" data
 rm -f data/bench192-*.failed
 # data sets are kept between calls (a second call with the same sizes skips straight to training)
-BENCH=data/bench192-c$COUNT DATA=data/findings-w$WILD-s$STUDIO
+BENCH=data/bench192-c$COUNT DATA=data/findings-w$WILD-s$STUDIO-v$VAL
 export OMP_NUM_THREADS=2 PYTHONUNBUFFERED=1
 COMMON=(--no-progress --fresh --set out_dir="$RUNS" optim.ema_decay=0.98 optim.warmup=30 log_every=5 sample_every=100000
-        eval_every=50 eval_split=val eval_batches=4)
+        eval_every=50 eval_split=val eval_batches=4 data.workers="$DATA_WORKERS")
+# shellcheck disable=SC2206
+COMMON+=(${EXTRA:-})  # more --set items for every run (a dry run on a CPU: EXTRA="data.render_size=48 ...")
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
@@ -44,9 +49,10 @@ from core.data.synth import SynthConfig
 W = max(1, $(nproc) // 2)
 for name in BENCHMARKS:
     write_benchmark(Path('$BENCH'), name, $COUNT, SynthConfig(width=192, height=192, detail=1.0), workers=W)
-write_benchmark(Path('$BENCH'), 'loose-test', $COUNT, SynthConfig(width=192, height=192, detail=1.0), workers=W)
+if '$ARMS' == 'all':  # finding (5) only
+    write_benchmark(Path('$BENCH'), 'loose-test', $COUNT, SynthConfig(width=192, height=192, detail=1.0), workers=W)
 " && touch "$BENCH.done" || touch "$BENCH.failed" &
-[ -f "$DATA.done" ] || { rm -rf "$DATA" && python3 main.py prepare synth --wild "$WILD" --studio "$STUDIO" --val-wild "$VAL" --val-studio "$VAL" --size 192 --frames 8 \
+[ -f "$DATA.done" ] || { python3 main.py prepare synth --wild "$WILD" --studio "$STUDIO" --val-wild "$VAL" --val-studio "$VAL" --size 192 --frames 8 \
     --cameras 8 16 --detail 0.6 --per-shard 4 --workers "$(( $(nproc) / 2 ))" --out "$DATA" > "$OUT/prepare.log" 2>&1 && touch "$DATA.done"; } \
     || { tail -30 "$OUT/prepare.log"; exit 1; }
 for n in 12 36; do  # nested wild subsets: the first n identities (4 per shard), the same validation split
@@ -79,7 +85,7 @@ evaluate() {  # gpu arm seed [sets...]
     stamp "evaluated $arm seed $seed"
 }
 prepost() {  # gpu seed prefix [model]
-    local model=${4:-base}
+    local model=${4:-${MODEL:-base}}
     train "$1" "$3-pre" "$2" configs/train/pretrain-base.yaml steps=$PRE model="$model"
     train "$1" "$3-post" "$2" configs/train/posttrain-base.yaml steps=$POST model="$model" \
         init_from="$RUNS/$3-pre-s$2/last.safetensors"
@@ -122,16 +128,16 @@ loose() {  # gpu seed: finding (5), from the pre -> post model of this seed (wai
     evaluate "$1" f-post-more "$2" loose-test studio-test
 }
 # the pre -> post arm is stored as f-post, its pre-training as f-pre (linked as f-posttrain / f-pretrain at the end)
-lane() {  # gpu: run every GPUS-th job
-    local gpu=$1 i
-    for ((i = gpu; i < ${#jobs[@]}; i += GPUS)); do
+lane() {  # lane: run every LANES-th job on GPU (lane mod GPUS)
+    local gpu=$(($1 % GPUS)) i
+    for ((i = $1; i < ${#jobs[@]}; i += LANES)); do
         # shellcheck disable=SC2086
         set -- ${jobs[$i]}
         local fn=$1; shift
         "$fn" "$gpu" "$@" || true
     done
 }
-for ((g = 0; g < GPUS; g++)); do lane "$g" & done
+for ((l = 0; l < LANES; l++)); do lane "$l" & done
 wait
 [ -d "$OUT/f-post" ] && rm -rf "$OUT/f-posttrain" && ln -s f-post "$OUT/f-posttrain"
 [ -d "$OUT/f-pre" ] && rm -rf "$OUT/f-pretrain" && ln -s f-pre "$OUT/f-pretrain"
