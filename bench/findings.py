@@ -234,7 +234,7 @@ def personalise_report(folder: Path, region: str, metric: str) -> dict | None:
     return {"lines": lines, "data": data}
 
 
-def plot(data: dict, png: Path) -> None:
+def plot(data: dict, png: Path, wild: int = 96) -> None:
     """Dots with 95% error bars (no bars: a bar's zero baseline would be a false axis for PSNR)."""
     import matplotlib
 
@@ -261,7 +261,7 @@ def plot(data: dict, png: Path) -> None:
     a.set_ylabel(label)
     a.set_title("Training recipes")
     a.legend()
-    sizes = [(n, s) for n, s in ((12, "f-wild-12"), (36, "f-wild-36"), (96, "f-pretrain")) if s in data["arms"]]
+    sizes = [(n, s) for n, s in ((12, "f-wild-12"), (36, "f-wild-36"), (wild, "f-pretrain")) if s in data["arms"]]
     pts = [(n, data["arms"][s]["wild-test"]) for n, s in sizes if "wild-test" in data["arms"][s]]
     if pts:
         ns = [n for n, _ in pts]
@@ -288,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--region", choices=("person", "frame"), default="person")
     ap.add_argument("--metric", choices=("psnr", "ssim", "l1"), default="psnr")
     ap.add_argument("--png", type=Path, default=None)
+    ap.add_argument("--wild", type=int, default=96, help="wild identities of the full pre-training (findings.sh WILD)")
     ap.add_argument("--md", type=Path, default=None, help="also write the tables here")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = ap.parse_args(argv)
@@ -301,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(data, indent=2) + "\n")
     if args.png:
-        plot(data, args.png)
+        plot(data, args.png, args.wild)
         print(f"wrote {args.png}")
     return 0
 

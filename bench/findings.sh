@@ -142,4 +142,4 @@ wait
 [ -d "$OUT/f-post" ] && rm -rf "$OUT/f-posttrain" && ln -s f-post "$OUT/f-posttrain"
 [ -d "$OUT/f-pre" ] && rm -rf "$OUT/f-pretrain" && ln -s f-pre "$OUT/f-pretrain"
 stamp "done"
-python3 bench/findings.py "$OUT" --png "$OUT/findings.png" --md "$OUT/findings.md" --json "$OUT/findings.json" || true
+python3 bench/findings.py "$OUT" --wild "$WILD" --png "$OUT/findings.png" --md "$OUT/findings.md" --json "$OUT/findings.json" || true
