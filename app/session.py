@@ -25,6 +25,12 @@ from core.raster.types import PART_NAMES, Gaussians
 log = logging.getLogger(__name__)
 
 PREVIEW_DETAIL = 4  # Gaussians per anchor decoded while a control is dragged (of 16 in the shipped models)
+CPU_PREVIEW_DETAIL = 2  # ... on a CPU-only machine: 2 cores reach >= 10 pictures/s while dragging (docs/PERFORMANCE.md)
+
+
+def preview_detail() -> int:
+    """Gaussians per anchor while a control is dragged on this machine (the full avatar once it settles)."""
+    return PREVIEW_DETAIL if torch.cuda.is_available() else CPU_PREVIEW_DETAIL
 
 
 def decode_threads(cpu_count: int) -> int:

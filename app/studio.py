@@ -35,7 +35,7 @@ from app.panels.parts import PartsPanel
 from app.panels.pose import PosePanel
 from app.panels.training import TrainingPanel
 from app.preview_worker import FrameRequest, FrameResult, PreviewWorker
-from app.session import PREVIEW_DETAIL, Message, Session, share_cpu_with_gl
+from app.session import Message, Session, preview_detail, share_cpu_with_gl
 from app.settings import Settings
 from app.splash import process_age
 from app.startup import LoadingAvatar, StartAvatar, apply_settings, choose_avatar, is_loading
@@ -84,7 +84,7 @@ class Studio:
         settings: Settings | None = None,
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
-        interactive_detail: int | None = PREVIEW_DETAIL,
+        interactive_detail: int | None = -1,
         runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
         screen: ScreenArea | None = None,
         window_open: bool = False,  # the window is already shown (app.splash.open_window): build into it
@@ -135,7 +135,8 @@ class Studio:
         self.shown: FrameResult | None = None  # the newest picture on screen (or the newest failed decode)
         self._num = 0
         self.interactive_scale = interactive_scale
-        self.interactive_detail = interactive_detail  # Gaussians per anchor while dragging (None: all)
+        # Gaussians per anchor while dragging (None: all; -1: this machine's choice, session.preview_detail)
+        self.interactive_detail = preview_detail() if interactive_detail == -1 else interactive_detail
         # GUI frame cap while the worker is busy (None: uncapped); only where decoding and drawing share the CPU
         self.gui_fps_while_rendering: float | None = None if torch.cuda.is_available() else GUI_FPS_WHILE_RENDERING
         self._tasks: list[tuple[Task, object, str]] = []  # (task, on_done(result), failure message)

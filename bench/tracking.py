@@ -104,7 +104,7 @@ def tracking_rate(clip: str, frames: int, *, body: bool, hands: bool) -> dict:
 def latency(clip: str, frames: int, avatar: str, *, face_only: bool = False) -> dict:
     """Frame arrival -> preview pixels, one frame at a time, through decode and an offscreen render."""
     from app.driving import apply_channels
-    from app.session import PREVIEW_DETAIL, Session, share_cpu_with_gl
+    from app.session import Session, preview_detail, share_cpu_with_gl
     from app.state import CAMERA_PRESETS
     from app.viewport import Viewport, orbit_camera
     from core.tracking.calibration import Calibration
@@ -130,7 +130,7 @@ def latency(clip: str, frames: int, avatar: str, *, face_only: bool = False) -> 
             driving = pipeline(lm, f)
             session.apply_live(apply_channels(session.edit, driving.channels))
             t2 = time.perf_counter()
-            g = session.gaussians(detail=PREVIEW_DETAIL)  # the studio's live (busy) level of detail
+            g = session.gaussians(detail=preview_detail())  # the studio's live (busy) level of detail
             t3 = time.perf_counter()
             viewport.render(g, camera, scale=0.5)
             t4 = time.perf_counter()
