@@ -36,6 +36,7 @@ class Task:
         self.cancelled = False
         self.started: float | None = None
         self.ended: float | None = None
+        self._reported: tuple[float, float] | None = None  # (when, the estimate then) of the last progress
         self._clock = clock
 
     def start(self) -> None:
@@ -51,6 +52,9 @@ class Task:
         self.fraction = min(1.0, max(0.0, float(fraction)))
         if text is not None:
             self.text = text
+        if self.fraction > 0.0:
+            now = self._clock()
+            self._reported = (now, (now - self.started) * (1.0 - self.fraction) / self.fraction)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -69,10 +73,19 @@ class Task:
         return (self.ended if self.ended is not None else self._clock()) - self.started
 
     def eta_s(self) -> float | None:
-        """Seconds left at the average rate so far; None until there is progress to measure."""
-        if self.started is None or self.fraction <= 0.0 or self.done:
+        """Seconds left at the average rate up to the last progress, counted down since; None until there is
+        progress to measure, and None again once a step outlasts that estimate (one long step, e.g. a decode,
+        after quick ones: the rate so far says nothing about it)."""
+        if self._reported is None or self.fraction <= 0.0 or self.done:
             return None
-        return self.elapsed_s * (1.0 - self.fraction) / self.fraction
+        when, estimate = self._reported
+        left = estimate - (self._clock() - when)
+        return left if left > 0.0 else None
+
+    def step_s(self) -> float:
+        """Seconds since the last progress report (or the start)."""
+        since = self._reported[0] if self._reported is not None else self.started
+        return 0.0 if since is None else self._clock() - since
 
     def overlay(self) -> str:
         """The progress bar's text: 'turntable: 40%, 12 s left' / 'done in 8 s' / 'failed: ...'."""
@@ -85,6 +98,11 @@ class Task:
         if self.started is None:
             return f"{self.name}: waiting..."
         eta = self.eta_s()
-        left = f", {format_duration(eta)} left" if eta is not None else ", estimating time left..."
+        if eta is not None:
+            left = f", {format_duration(eta)} left"
+        elif self._reported is not None:  # the estimate ran out: say how long this step has taken instead
+            left = f", this step {format_duration(self.step_s())} so far"
+        else:
+            left = ", estimating time left..."
         detail = f" ({self.text})" if self.text and self.text != "started" else ""
         return f"{self.name}: {int(100 * self.fraction)}%{left}{detail}"

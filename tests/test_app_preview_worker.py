@@ -176,9 +176,15 @@ def test_task_time_left_follows_the_rate_so_far() -> None:
     task.report(0.25, "encoding 8 photos")
     assert task.eta_s() == pytest.approx(30.0)
     assert task.overlay() == "creating avatar: 25%, 30 s left (encoding 8 photos)"
-    now[0] = 120.0
+    now[0] = 120.0  # counted down between reports
+    assert task.overlay() == "creating avatar: 25%, 20 s left (encoding 8 photos)"
+    now[0] = 150.0  # one step outlasts the estimate: no made-up time left, the step's own time instead
+    assert task.eta_s() is None
+    assert task.overlay() == "creating avatar: 25%, this step 40 s so far (encoding 8 photos)"
+    task.report(0.75)  # a new report estimates afresh: 50 s for 75%, so 16.7 s left
+    assert task.eta_s() == pytest.approx(50.0 / 3)
     task.finish(result=1)
-    assert task.overlay() == "creating avatar: done in 20 s"
+    assert task.overlay() == "creating avatar: done in 50 s"
     task = Task("x")
     task.cancel()
     with pytest.raises(TaskCancelled):
