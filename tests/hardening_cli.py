@@ -408,7 +408,7 @@ def record(result: dict) -> None:
 def cli_table(results: list[dict]) -> str:
     lines = [
         f"Each case: a fresh `python main.py` under RLIMIT_AS {MEMORY_LIMIT >> 30} GiB and RLIMIT_CPU {CPU_LIMIT_S} s; "
-        "peak RSS from `wait4` (the interpreter with torch and the command's imports is most of it).",
+        "peak RSS from `wait4`, started from a small launcher so that no parent's pages count (the interpreter with torch and the command's imports is most of it).",
         "",
         "| case | exit | peak RSS | CPU | message (first 120 characters) | problems |",
         "|---|---:|---:|---:|---|---|",
