@@ -60,10 +60,13 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
             if args.out or args.record_channels or args.osc or args.vmc:
                 log.info("--out, --record-channels, --osc and --vmc apply to --headless runs; in the studio use "
                          "the Drive panel's record and send controls")  # fmt: skip
+            from app.splash import open_window
+
+            screen = open_window((w, h))  # the window first, as `main.py studio` does; the studio builds into it
             from app.studio import start_studio
 
             return start_studio(avatar=args.avatar, example=args.example, preview=(w, h), frames=args.frames,
-                                drive=args.source)  # fmt: skip
+                                drive=args.source, window_open=True, screen=screen)  # fmt: skip
         if args.out is None and args.record_channels is None and args.osc is None and not args.vmc:
             log.warning("headless run without --out, --record-channels or --osc: the result goes nowhere")
         return drive_headless(args, (w, h))
