@@ -21,12 +21,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.capture.references import PhotoReferences  # noqa: E402
-from core.capture.refine import refine_created  # noqa: E402
-from core.model.appearance import Lighting  # noqa: E402
+from core.capture.refine import references_of, refine_created  # noqa: E402
 from core.model.avatar import Avatar  # noqa: E402
 from core.model.crops import BodyEstimate  # noqa: E402
-from core.model.drive import drive_gaussians  # noqa: E402
-from core.raster.rasterize import rasterize  # noqa: E402
 from core.raster.types import Camera  # noqa: E402
 from core.train.export import shipped_model  # noqa: E402
 
@@ -41,17 +38,7 @@ def eight_photos(model, avatar: Avatar, size: int) -> PhotoReferences:
     cams = [Camera.look_at((2.6 * math.sin(a), 1.0, 2.6 * math.cos(a)), (0, 0.9, 0), width=size, height=size)
             for a in angles]  # fmt: skip
     ests = BodyEstimate.split(model.rig.neutral_params(8), cams)
-    images, masks = [], []
-    with torch.no_grad():
-        for q in ests:
-            g = drive_gaussians(model, person.state, q.pose.to(dev), q.expression.to(dev), q.gaze.to(dev),
-                                Lighting.neutral(dev), q.translation.to(dev)).gaussians  # fmt: skip
-            r = rasterize(g, q.camera.to(dev), background=(0.0, 0.0, 0.0))
-            images.append(r.color[0].permute(2, 0, 1).clamp(0, 1).cpu())
-            masks.append((r.alpha[0, ..., 0] > 0.5).float().cpu())
-    valid = torch.ones(8, size, size, dtype=torch.bool)
-    return PhotoReferences(torch.stack(images), tuple(ests), torch.stack(masks), valid,
-                           names=tuple(f"view{i}" for i in range(8)))  # fmt: skip
+    return references_of(person, ests, names=tuple(f"view{i}" for i in range(8)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,13 +10,12 @@ import torch
 
 from core.capture.cli import add_create_cli
 from core.capture.references import PhotoReferences
-from core.capture.refine import refine_created, split_holdout
+from core.capture.refine import references_of, refine_created, split_holdout
 from core.model.avatar import Avatar
 from core.model.config import load_model_config
 from core.model.crops import BodyEstimate, crop_inputs
 from core.model.model import LCAModel
 from core.model.rig import toy_rig
-from core.raster.rasterize import rasterize
 from core.raster.types import Camera
 
 SIZE = 32
@@ -38,23 +37,7 @@ def _synthetic_person(n: int = 4) -> tuple[Avatar, PhotoReferences]:
     avatar = Avatar.create(model, body_crops=body, face_crops=face)
     person = Avatar(model, avatar.state, strength=avatar.part_strength)
     person._set_canonical(albedo=(avatar.state.canonical.albedo * 0.3 + torch.tensor([0.7, 0.2, 0.1])).clamp(0, 1))
-    images, masks = [], []
-    with torch.no_grad():
-        from core.capture.refine import score_photos  # noqa: F401  (the scorer renders the same way)
-        from core.model.appearance import Lighting
-        from core.model.drive import drive_gaussians
-
-        for e in ests:
-            g = drive_gaussians(
-                model, person.state, e.pose, e.expression, e.gaze, Lighting.neutral("cpu"), e.translation
-            )
-            r = rasterize(g.gaussians, e.camera, background=(0.0, 0.0, 0.0))
-            images.append(r.color[0].permute(2, 0, 1).clamp(0, 1))
-            masks.append((r.alpha[0, ..., 0] > 0.5).float())
-    refs = PhotoReferences(
-        torch.stack(images), tuple(ests), torch.stack(masks), torch.ones(n, SIZE, SIZE, dtype=torch.bool),
-        names=tuple(f"photo{i}.png" for i in range(n)),
-    )  # fmt: skip
+    refs = references_of(person, ests, names=tuple(f"photo{i}.png" for i in range(n)))
     return avatar, refs
 
 

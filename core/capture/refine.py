@@ -99,30 +99,45 @@ def split_holdout(n: int, holdout: int | None) -> tuple[list[int], list[int]]:
 
 
 @torch.no_grad()
-def score_photos(avatar, refs: PhotoReferences) -> list[tuple[float, float]]:
-    """(person PSNR dB, silhouette IoU) of the avatar on each reference photo, rendered through its fitted body."""
+def render_through(avatar, est) -> tuple[torch.Tensor, torch.Tensor]:
+    """The avatar drawn through one fitted body estimate under neutral light on black: colour [H, W, 3] in [0, 1]
+    and alpha [H, W], on the avatar's device (the pose personalisation fits it in, core.model.personalise)."""
     from core.model.appearance import Lighting
     from core.model.drive import drive_gaussians
     from core.model.personalise import CPU_RASTER
     from core.raster.rasterize import rasterize
-    from core.train.evaluate_real import person_score
 
     dev = avatar.state.anchors.device
-    light = Lighting.neutral(dev)
+    g = drive_gaussians(
+        avatar.model, avatar.state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), Lighting.neutral(dev),
+        est.translation.to(dev),
+    ).gaussians  # fmt: skip
+    settings = CPU_RASTER if dev.type == "cpu" else None
+    r = rasterize(g, est.camera.to(dev), background=(0.0, 0.0, 0.0), torch_settings=settings)
+    return r.color[0].clamp(0, 1), r.alpha[0, ..., 0]
+
+
+def references_of(avatar, estimates: list, names: tuple[str, ...] = ()) -> PhotoReferences:
+    """'Photos' of an avatar through `estimates`, its silhouettes as person masks (tests and benches: a known
+    person to refine towards)."""
+    shots = [render_through(avatar, e) for e in estimates]
+    images = torch.stack([c.permute(2, 0, 1).cpu() for c, _ in shots])  # [N, 3, H, W]
+    masks = torch.stack([(a > 0.5).float().cpu() for _, a in shots])  # [N, H, W]
+    return PhotoReferences(images, tuple(estimates), masks, torch.ones_like(masks, dtype=torch.bool), names=names)
+
+
+def score_photos(avatar, refs: PhotoReferences) -> list[tuple[float, float]]:
+    """(person PSNR dB, silhouette IoU) of the avatar on each reference photo, rendered through its fitted body."""
+    from core.train.evaluate_real import person_score
+
     out = []
     for i, est in enumerate(refs.estimates):
-        g = drive_gaussians(
-            avatar.model, avatar.state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light,
-            est.translation.to(dev),
-        ).gaussians  # fmt: skip
-        settings = CPU_RASTER if dev.type == "cpu" else None
-        r = rasterize(g, est.camera.to(dev), background=(0.0, 0.0, 0.0), torch_settings=settings)
-        pred, alpha = r.color[0].clamp(0, 1).cpu().numpy(), r.alpha[0, ..., 0].cpu().numpy()
+        colour, alpha = render_through(avatar, est)
+        pred, alpha = colour.cpu().numpy(), alpha.cpu().numpy()
         target = refs.images[i].permute(1, 2, 0).numpy()
         mask = np.ones(target.shape[:2], np.float32) if refs.masks is None else refs.masks[i].numpy()
         valid = None if refs.valid is None else refs.valid[i].numpy()
-        s = person_score(pred, alpha, target, mask, valid)
-        out.append((s.psnr, s.iou))
+        out.append(tuple(getattr(person_score(pred, alpha, target, mask, valid), k) for k in ("psnr", "iou")))
     return out
 
 
@@ -161,7 +176,7 @@ def refine_created(
         raise ValueError(f"--refine must be >= 1 step, got {steps}")
     fit_idx, held_idx = split_holdout(len(refs), holdout)
     fitted, held = refs.select(fit_idx), refs.select(held_idx)
-    before_f, before_h = score_photos(avatar, fitted), score_photos(avatar, held) if held_idx else []
+    before_f, before_h = score_photos(avatar, fitted), score_photos(avatar, held)
     dev = avatar.state.anchors.device
     t0 = time.perf_counter()
     refined, losses = personalise(
@@ -173,8 +188,11 @@ def refine_created(
     seconds = time.perf_counter() - t0
     can = refined.state.canonical
     finite = all(bool(torch.isfinite(getattr(can, f.name)).all()) for f in dataclasses.fields(can))
-    after_f = score_photos(refined, fitted) if finite else [(math.nan, math.nan)] * len(fit_idx)
-    after_h = (score_photos(refined, held) if finite else [(math.nan, math.nan)] * len(held_idx)) if held_idx else []
+    after_f, after_h = (
+        (score_photos(refined, fitted), score_photos(refined, held))
+        if finite
+        else ([(math.nan, math.nan)] * len(fit_idx), [(math.nan, math.nan)] * len(held_idx))
+    )
     rows = lambda r, b, a: tuple(  # noqa: E731
         PhotoScore(n, pb, pa, ib, ia) for n, (pb, ib), (pa, ia) in zip(r.names, b, a, strict=True)
     )
