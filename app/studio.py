@@ -562,14 +562,19 @@ class Studio:
         dpg.set_y_scroll(self.console, dpg.get_y_scroll_max(self.console) + 1000)
 
     def pace(self) -> float:
-        """Wait out the rest of the GUI frame while the preview worker is busy (see `GUI_FPS_WHILE_RENDERING`).
+        """Wait out the rest of the GUI frame while other work needs the cores: the start-up avatar load (at most
+        1 / LOADING_FRAME_S frames/s) and, on CPU-only machines, a busy preview worker (`GUI_FPS_WHILE_RENDERING`).
 
         Called after `step` by the frame loop; returns the seconds slept (0 when uncapped or the worker is idle).
         """
         fps = self.gui_fps_while_rendering
-        if not fps or self.worker.idle:
+        if is_loading(self.session.avatar):  # leave the cores to the load (2-core machines): a few frames/s do
+            frame_s = LOADING_FRAME_S
+        elif fps and not self.worker.idle:
+            frame_s = 1.0 / fps
+        else:
             return 0.0
-        wait = self._last + 1.0 / fps - time.perf_counter()  # `_last`: when this frame's step began
+        wait = self._last + frame_s - time.perf_counter()  # `_last`: when this frame's step began
         if wait <= 0:
             return 0.0
         time.sleep(wait)
@@ -577,13 +582,10 @@ class Studio:
 
     def run(self, max_frames: int | None = None) -> None:
         while dpg.is_dearpygui_running():
-            started = time.perf_counter()
             self.step()
             self.pace()
             if max_frames is not None and self.frames >= max_frames:
                 break
-            if is_loading(self.session.avatar):  # leave the cores to the load (2-core machines): a few frames/s do
-                time.sleep(max(0.0, LOADING_FRAME_S - (time.perf_counter() - started)))
 
     def screenshot(self, path: str | Path) -> Path:
         """Save the whole window (GUI and preview) as a PNG."""

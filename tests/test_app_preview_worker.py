@@ -205,12 +205,13 @@ def test_the_gui_loop_paces_itself_only_while_the_worker_renders() -> None:
     from app.studio import Studio
 
     busy, idle = SimpleNamespace(idle=False), SimpleNamespace(idle=True)
+    loaded = SimpleNamespace(avatar=None)  # a session whose avatar is not loading
     start = time.perf_counter()
-    studio = SimpleNamespace(gui_fps_while_rendering=20.0, worker=busy, _last=start)
+    studio = SimpleNamespace(gui_fps_while_rendering=20.0, worker=busy, _last=start, session=loaded)
     slept = Studio.pace(studio)  # type: ignore[arg-type]
     assert 0.0 < slept <= 0.05 and time.perf_counter() - start >= 0.045
     studio._last = time.perf_counter() - 0.2  # the frame already took longer than the cap allows
     assert Studio.pace(studio) == 0.0  # type: ignore[arg-type]
     for worker, cap in ((idle, 20.0), (busy, None)):
-        studio = SimpleNamespace(gui_fps_while_rendering=cap, worker=worker, _last=time.perf_counter())
+        studio = SimpleNamespace(gui_fps_while_rendering=cap, worker=worker, _last=time.perf_counter(), session=loaded)
         assert Studio.pace(studio) == 0.0  # type: ignore[arg-type]
