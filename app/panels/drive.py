@@ -43,6 +43,7 @@ class DrivePanel(Panel):
         self.latency_ms: dict[str, float] = {}
         self.frames_applied = 0
         self._pending: DriveUpdate | None = None  # applied, waiting for its preview to measure the latency
+        self._pending_edit = None  # the edit that update made (a picture of it ends the latency)
         self._curves: deque[tuple[float, dict[str, float]]] = deque(maxlen=600)
         self._t0 = time.perf_counter()
         self._listed = 0
@@ -277,7 +278,7 @@ class DrivePanel(Panel):
         if update is None:
             return
         self.session.apply_live(apply_channels(self.session.edit, update.driving.channels))
-        self._pending = update
+        self._pending, self._pending_edit = update, self.session.edit  # its latency ends at a picture of this edit
         self._last_update = update
         self.frames_applied += 1
         if update.frame is not None:
@@ -292,6 +293,9 @@ class DrivePanel(Panel):
     def on_preview(self, image: np.ndarray, t: float) -> None:
         """A new preview image was drawn (`t`: perf_counter); measure latency, feed the video and camera outputs."""
         self.controller.emit_preview(image, t)
+        shown = self.studio.shown if self.studio is not None else None
+        if shown is not None and shown.request.edit is not self._pending_edit:
+            return  # a picture asked for before the update was applied (or of a later edit): not its latency
         update, self._pending = self._pending, None
         if update is None:
             return
