@@ -9,8 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.constants import device_constant
 
+
+@device_constant
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> Tensor:
+    """The SSIM window [channels, 1, size, size], made once per device (a constant, never written to)."""
     x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
     g = g / g.sum()
@@ -92,10 +96,12 @@ class PerceptualLoss(torch.nn.Module):
         self.features = features
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:  # [B, H, W, 3] each
-        fp = self.features(pred.permute(0, 3, 1, 2))
-        with torch.no_grad():
-            ft = self.features(target.permute(0, 3, 1, 2))
-        return sum(F.l1_loss(a, b) for a, b in zip(fp, ft, strict=True)) / max(len(fp), 1)
+        # one pass of the feature network over both (half the launches of two); the target's half carries no
+        # gradient, so the loss and its gradient are those of separate passes
+        B = pred.shape[0]
+        both = self.features(torch.cat([pred, target.detach()]).permute(0, 3, 1, 2))
+        terms = [F.l1_loss(f[:B], f[B:].detach()) for f in both]  # the mean over the feature maps
+        return terms[0] if len(terms) == 1 else torch.stack(terms).mean()
 
 
 def acap_loss(offsets: Tensor, margin: float = 0.0) -> Tensor:
