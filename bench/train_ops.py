@@ -35,7 +35,6 @@ from core.data.loader import to_float_images  # noqa: E402
 from core.train.cli import parse_overrides  # noqa: E402
 from core.train.config import load_train_config  # noqa: E402
 from core.train.loop import _batches, build_optimizer, build_step, ensure_data  # noqa: E402
-from core.train.optim import llrd_param_groups  # noqa: E402
 from core.train.parallel import ParamEMA, grad_norm_clip  # noqa: E402
 
 # Operations that only make a new view or read metadata: no kernel launch on a GPU.
@@ -148,9 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     model, step = build_step(cfg, dev)
     opt = build_optimizer(cfg, model)
     if not any(g.get("fused") for g in opt.param_groups):  # as on CUDA (one fused kernel per group)
-        groups = llrd_param_groups(
-            model, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, gamma=cfg.optim.llrd_gamma
-        )
+        keep = ("params", "lr", "weight_decay", "lr_scale", "name")
+        groups = [{k: g[k] for k in keep} for g in opt.param_groups]
         opt = torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=opt.defaults["betas"], fused=True)
     ema = ParamEMA(model, cfg.optim.ema_decay)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -44,13 +44,13 @@ def _skew_tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tens
 def rotation_about_axes(yaw: Tensor, pitch: Tensor) -> Tensor:
     """Rotation R_y(yaw) @ R_x(-pitch) in the y-up world: yaw>0 turns +z toward +x, pitch>0 turns +z up.
 
-    yaw, pitch: [...] radians -> [..., 3, 3].
+    yaw, pitch: [...] radians -> [..., 3, 3]. Written out (one sine, one cosine, a few products: it runs every
+    frame, and Rodrigues' formula twice and a product took three times the launches).
     """
-    zero = torch.zeros_like(yaw)
-    ry = torch.stack([zero, yaw, zero], -1)
-    rx = torch.stack([-pitch, zero, zero], -1)
-    R = axis_angle_to_matrix(torch.stack([ry, rx]))  # both in one call
-    return R[0] @ R[1]
+    angles = torch.stack([yaw, pitch], -1)  # [..., 2]
+    (sy, sp), (cy, cp) = angles.sin().unbind(-1), angles.cos().unbind(-1)
+    rows = [cy, -sy * sp, sy * cp, torch.zeros_like(yaw), cp, sp, -sy, -cy * sp, cy * cp]
+    return torch.stack(rows, -1).unflatten(-1, (3, 3))
 
 
 def apply_gaze(
