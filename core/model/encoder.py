@@ -37,7 +37,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """x [B, T, D]; mask [T, T] bool (True: may attend) or None -> [B, T, D]."""
+        """x [B, T, D]; mask [T, T] additive attention bias (or bool, True: may attend) or None -> [B, T, D]."""
         B, T, D = x.shape
         # unbind, not qkv[:, :, 0] ...: its gradient is one stack instead of three zero-filled copies summed
         q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).unbind(2)  # (B, T, h, hd) each
@@ -136,18 +136,25 @@ class ViTEncoder(nn.Module):
         sizes = tuple(p.shape[1] for p in parts)
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, len(parts), -1)  # one class token per set
         x = torch.cat([*parts, cls], dim=1)  # (B, sum T_i + n, D)
-        mask = _joint_mask(sizes, x.device)
+        dev = x.device.type  # the mask in the dtype the attention's inputs will have (bf16 under autocast)
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        mask = _joint_mask(sizes, x.device, dtype)
         for blk in self.blocks:
             x = blk(x, mask)
         return self.norm(x)[:, : sum(sizes)]
 
 
 @device_constant
-def _joint_mask(sizes: tuple[int, ...], device: torch.device) -> Tensor:
-    """[L, L] bool, L = sum(sizes) + len(sizes): token i may attend to token j when both belong to one set
-    (set s: its `sizes[s]` patch tokens, in order, and its class token, the s-th of the trailing ones)."""
+def _joint_mask(sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """[L, L] attention bias, L = sum(sizes) + len(sizes): 0 where token i may attend to token j (both of one set;
+    set s: its `sizes[s]` patch tokens, in order, and its class token, the s-th of the trailing ones), -inf
+    elsewhere. Additive, in the attention's dtype and with rows 16-aligned in memory, as the memory-efficient
+    kernel takes it: a boolean mask would be converted and padded again at every call."""
     group = torch.cat([torch.full((t,), s) for s, t in enumerate(sizes)] + [torch.arange(len(sizes))])  # [L]
-    return (group[:, None] == group[None, :]).to(device)
+    L = group.shape[0]
+    bias = torch.zeros(L, L + (-L) % 16, dtype=dtype)
+    bias[:, :L].masked_fill_(group[:, None] != group[None, :], float("-inf"))
+    return bias.to(device)[:, :L]
 
 
 def resample_positions(table: Tensor, src: tuple[int, int], dst: tuple[int, int]) -> Tensor:
