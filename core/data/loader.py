@@ -159,6 +159,7 @@ def make_example(
     tgt_c = np.array([c for _, c in tgts])
     gt = "gt" if "gt_pose" in a and not pipeline else "est"
     lit = "env_sh" in a and not pipeline
+    key = lit and "key_dir" in a and "key_rgb" in a
     out: dict[str, torch.Tensor | str] = {
         "key": sample.key,
         "ref_full": t(full, torch.uint8).permute(0, 3, 1, 2),  # [N, 3, S, S] uint8
@@ -179,6 +180,9 @@ def make_example(
         "tgt_expression": t(a[f"{gt}_expression"][tgt_f]),  # [T, E]
         "tgt_gaze": t(a[f"{gt}_gaze"][tgt_f]),  # [T, 2]
         "tgt_env_sh": t(a["env_sh"][tgt_f]) if lit else torch.zeros(len(tgts), 9, 3),  # [T, 9, 3]
+        # the key light the frame was rendered under (zeros: none), lit as `core.train.evaluate` lights a target
+        "tgt_key_dir": t(a["key_dir"][tgt_f]) if key else torch.zeros(len(tgts), 3),  # [T, 3]
+        "tgt_key_rgb": t(a["key_rgb"][tgt_f]) if key else torch.zeros(len(tgts), 3),  # [T, 3]
         "tgt_lit": torch.full((len(tgts),), float(lit)),  # [T] 1: lighting known (env_sh); 0: read off the frame
     }
     if sample.parts_at(*tgts[0]) is not None and not pipeline:

@@ -134,6 +134,8 @@ class TrainConfig:
     # data split eval_split, e.g. "val" from `prepare synth --val-wild N --val-studio N`; empty: the training
     # split, which measures fit, not generalisation) and person-only PSNR / SSIM / L1 (plus the whole-render
     # values and the loss) go to metrics.jsonl and TensorBoard as "eval" rows (what the training panel plots).
+    # Its targets are posed, lit and masked as `main.py eval` does (generator body, lighting incl. the key light,
+    # exact mask; wild clips too, whatever data.wild_supervision says), so the two measure the same renders.
     eval_every: int = 0
     eval_split: str = ""
     eval_batches: int = 1

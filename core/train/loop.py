@@ -191,9 +191,16 @@ def _batches(
 
 def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
     """The fixed batches the periodic evaluation renders (the first `eval_batches` of `eval_split`, unshuffled
-    by the loader's epoch-0 order, so every evaluation of a run sees the same identities and frames)."""
+    by the loader's epoch-0 order, so every evaluation of a run sees the same identities and frames).
+
+    Every target is scored as `core.train.evaluate` scores a benchmark target: posed by the generator's body,
+    shaded under the generator's lighting (environment and key light, no lighting code) and measured inside its
+    exact person mask. Wild clips are read with `wild_supervision: exact` here whatever training uses: under
+    "pipeline" a wild target is lit by the code the model reads off that very target frame, a view of the answer
+    that no benchmark target gives, and its mask and body are the degraded ones."""
     split = cfg.eval_split or cfg.data.split
-    held = replace(cfg, data=replace(cfg.data, split=split, workers=0, real_root=""))  # footage trains only
+    data = replace(cfg.data, split=split, workers=0, real_root="", wild_supervision="exact")  # footage trains only
+    held = replace(cfg, data=data)
     try:
         batches = _batches(held, root, 0, 0)
         return [next(batches)[2] for _ in range(cfg.eval_batches)]
