@@ -7,6 +7,7 @@ apart each), `basketball1/2.png` (one player, two frames), `messi5.jpg` and scik
 each). Writes JSON, and with --overlays the capture assistant's fit overlay of every photo before and after.
 
     python bench/shape_fit.py --out shape_fit.json --overlays /tmp/overlays
+    python bench/shape_fit.py --only vtest_A vtest_E --intruder messi      # one photo of another person added
 """
 
 from __future__ import annotations
@@ -138,16 +139,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="JSON to write")
     ap.add_argument("--overlays", type=Path, default=None, help="folder for before/after fit overlays (PNG)")
     ap.add_argument("--only", nargs="*", default=None, help="people to run (default: all)")
+    ap.add_argument(
+        "--intruder",
+        default=None,
+        metavar="PERSON",
+        help="add PERSON's first photo to every other person's (a bad photo: another body)",
+    )
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="ShapeFitConfig fields to change")
     args = ap.parse_args(argv)
     cfg = ShapeFitConfig(**{k: type(getattr(ShapeFitConfig, k))(v) for k, v in (a.split("=", 1) for a in args.set)})
-    assistant = CaptureAssistant()
+    from core.data.person import PersonFinder
+
     rows, persons = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, paths in people(Path(tmp), assistant.detector).items():
+        found = people(Path(tmp), PersonFinder())
+        for name, paths in found.items():
             if args.only and name not in args.only:
                 continue
-            assistant.checks = []
+            if args.intruder and args.intruder != name:
+                paths = [*paths, found[args.intruder][0]]
+            assistant = CaptureAssistant()  # fresh, as `create` is: the segmenter carries state between images
             for p in paths:
                 try:
                     assistant.add(p)

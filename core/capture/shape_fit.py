@@ -28,7 +28,7 @@ POSED_BONES = ("root", "pelvis", "upperleg", "lowerleg", "foot", "spine", "clavi
 class ShapeFitConfig:
     """Knobs of the joint fit (weights are per photo; residuals are in units of the person's size)."""
 
-    rounds: int = 3  # rounds of each stage (the outline correspondences are found anew for every step)
+    rounds: int = 3  # rounds of each stage (the outline correspondences are found anew for each L-BFGS run)
     pose_steps: int = 10  # L-BFGS iterations fitting poses and cameras (the first stage: template shape) ...
     steps: int = 15  # ... and fitting the shape (the second stage, in turn with the poses and cameras)
     bound: float = 0.3  # each phenotype value stays within template +- bound
