@@ -148,7 +148,9 @@ def _parts(image: np.ndarray, face: np.ndarray, size: tuple[int, int], tile: int
     return out
 
 
-def label_sheets(out_dir: Path, names: list[str] | None = None, *, rows: int = 6, cols: int = 4, tile: int = 192) -> list:
+def label_sheets(
+    out_dir: Path, names: list[str] | None = None, *, rows: int = 6, cols: int = 4, tile: int = 192
+) -> list:
     """Pages of numbered face crops (no tracker reading on them) for labelling by eye; the face mesh only places
     the crop (the last box is kept where it finds no face). Returns the PNG paths."""
     import cv2
