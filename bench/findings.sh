@@ -68,8 +68,8 @@ if '$ARMS' == 'all':  # finding (5) only
     --cameras 8 16 --detail 0.6 --per-shard 4 --workers "$(( $(nproc) / 2 ))" --out "$DATA" > "$OUT/prepare.log" 2>&1 && touch "$DATA.done"; } \
     || { tail -30 "$OUT/prepare.log"; exit 1; }
 for n in 12 36; do  # nested wild subsets: the first n identities (4 per shard), the same validation split
-    rm -rf "data/wild-$n" && mkdir -p "data/wild-$n/train"
-    ln -s "$PWD/$DATA/val" "data/wild-$n/val"
+    rm -rf "data/wild-$n" && mkdir -p "data/wild-$n/train" "data/wild-$n/val"
+    ln -s "$PWD/$DATA"/val/*.tar "data/wild-$n/val/"  # file links: the shard search does not enter linked folders
     for f in $(ls $DATA/train/wild-train-*.tar | head -$((n / 4))); do ln -s "$PWD/$f" "data/wild-$n/train/"; done
 done
 stamp "data ready"
