@@ -45,6 +45,7 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--which", choices=("wild-test", "studio-test", "both"), default="both")
+    b.add_argument("--workers", type=int, default=1, help="processes generating identities at once")
     v = sub.add_parser("video", help="ingest real videos or photos into wild-clip shards")
     v.add_argument("source", type=Path, help="a video/image file or a folder of them")
     v.add_argument("--out", type=Path, required=True)
@@ -91,7 +92,10 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
 
             cfg = SynthConfig(width=args.size, height=args.size, detail=args.detail, closeup_size=args.face_size)
             for name in BENCHMARKS if args.which == "both" else (args.which,):
-                for path in write_benchmark(args.out, name, args.count, cfg, world_seed=args.seed, progress=True):
+                paths = write_benchmark(
+                    args.out, name, args.count, cfg, world_seed=args.seed, progress=True, workers=args.workers
+                )
+                for path in paths:
                     log.info("benchmark shard %s", path)
             return 0
         from core.data.shards import write_shard  # noqa: PLC0415

@@ -36,7 +36,7 @@ from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import IdentityState, LCAModel
 from core.model.pixel_align import ReferenceViews
-from core.raster import Camera
+from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
 from core.train.losses import l1_error, psnr, ssim
 from core.train.lpips import LPIPSMetric
@@ -135,12 +135,8 @@ def evaluate_state(
         out |= {"face_psnr": [], "closeup_pred": [], "closeup_target": []}
     targets = np.nonzero(a["role"] != ROLE_REF)[0]
     for f in targets:
-        g = lambda k, f=f: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
-        light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
-        posed = drive_gaussians(
-            model, state, g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation")
-        ).gaussians
-        cam = Camera(g("K")[0], g("T_cam_world")[0], W, H)
+        posed = posed_frame(model, state, sample, int(f), device)
+        cam = Camera(*(torch.as_tensor(a[k][f, 0], device=device).float() for k in ("K", "T_cam_world")), W, H)
         r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
         target = torch.as_tensor(sample.rgb[f, 0], device=device).float()[None] / 255.0
         pred = (r.color[0] + (1 - r.alpha[0]) * bg).clamp(0, 1)[None]  # [1, H, W, 3]
@@ -157,7 +153,17 @@ def evaluate_state(
     return out
 
 
-def closeup_metrics(posed, sample: Sample, f: int, device: torch.device) -> dict:
+@torch.no_grad()
+def posed_frame(model: LCAModel, state: IdentityState, sample: Sample, f: int, device: torch.device) -> Gaussians:
+    """The identity driven to frame f of a benchmark sample (its true body and lighting)."""
+    g = lambda k: torch.as_tensor(sample.arrays[k][f], device=device).float()  # noqa: E731
+    light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
+    args = (g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation"))
+    return drive_gaussians(model, state, *args).gaussians
+
+
+@torch.no_grad()
+def closeup_metrics(posed: Gaussians, sample: Sample, f: int, device: torch.device) -> dict:
     """Frame f's head close-up: the posed Gaussians through its close-up camera over the backdrop as that camera
     sees it, scored person-only against the benchmark's close-up ("face_psnr"), and both images [N, N, 3]."""
     a, N = sample.arrays, sample.closeup_size
