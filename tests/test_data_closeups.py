@@ -62,7 +62,8 @@ def test_closeup_intrinsics_centre_the_padded_head_box():
     K = np.array([[50.0, 0, 16], [0, 50, 16], [0, 0, 1]])
     Kc = closeup_intrinsics(np.array([10.0, 4, 14, 10]), K, 64)  # a 4 x 6 px head box centred on (12, 7)
     side = 6 * 1.6
-    assert np.allclose(Kc[0, 0], 50 * 64 / side) and np.allclose(Kc @ [12, 7, 1], [32, 32, 1], atol=1e-4)
+    pixel_to_closeup = Kc @ np.linalg.inv(K)
+    assert np.allclose(Kc[0, 0], 50 * 64 / side) and np.allclose(pixel_to_closeup @ [12, 7, 1], [32, 32, 1], atol=1e-4)
     with pytest.raises(ValueError, match="head_box"):
         closeup_intrinsics(np.zeros((2, 4)), np.zeros((3, 3, 3)), 64)
 
