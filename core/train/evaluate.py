@@ -248,7 +248,7 @@ def template_state(model: LCAModel, template: LCAModel, sample: Sample, *, devic
     can = decode_canonical(
         torch.zeros(1, A, K, CANONICAL_CHANNELS, device=device),
         template.anchor_normals,
-        template.anchor_parts,
+        template.anchor_part_prior,
         max_offset=template.cfg.heads.max_offset,
         base_log_scale=template.base_log_scale,
     )

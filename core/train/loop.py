@@ -379,16 +379,14 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Tr
         lr = lr_at(step, base_lr=cfg.optim.lr, warmup=cfg.optim.warmup, total=cfg.steps)
         set_lr(opt, lr)
         out = wrapped(batch)
-        bad = not torch.isfinite(out.loss).item()  # waits for the forward pass
-        t_fwd = time.time() - t0 - t_data
-        t_bwd = 0.0
-        if not any_rank(bad, dist.device):
-            t1 = time.time()
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            grad_norm = grad_norm_clip(trainable, cfg.optim.grad_clip or math.inf)
-            bad = not torch.isfinite(grad_norm).item()  # waits for the backward pass and gradient reduction
-            t_bwd = time.time() - t1
+        t_fwd = time.time() - t0 - t_data  # the host's share: nothing waits for the forward pass
+        t1 = time.time()
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()  # also after a non-finite loss (its gradients are dropped below), so the step waits once
+        grad_norm = grad_norm_clip(trainable, cfg.optim.grad_clip or math.inf)
+        # one wait for the device per step: the loss and the gradients checked together
+        bad = not torch.isfinite(out.loss.detach().float() + grad_norm.float()).item()
+        t_bwd = time.time() - t1  # the backward pass and the rest of the forward pass the device still ran
         if any_rank(bad, dist.device):
             skipped += 1
             opt.zero_grad(set_to_none=True)

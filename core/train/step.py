@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.constants import constant
 from core.model.appearance import Lighting
 from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians, identity_chain
@@ -50,15 +51,19 @@ def env_from_sh(env_sh: Tensor) -> Tensor:
     Irradiance / pi of a cosine lobe keeps band 0 at gain 1 and band 1 at gain 2/3 (Ramamoorthi & Hanrahan);
     band 2 is dropped (the model's transfer is degree 1).
     """
-    return torch.stack(
-        [
-            SH_C0 * env_sh[..., 0, :],
-            -(2 / 3) * SH_C1 * env_sh[..., 3, :],  # basis -C1 * x
-            -(2 / 3) * SH_C1 * env_sh[..., 1, :],  # basis -C1 * y
-            (2 / 3) * SH_C1 * env_sh[..., 2, :],  # basis +C1 * z
-        ],
-        dim=-2,
-    )
+    M = constant(_SH_TO_ENV, env_sh.dtype, env_sh.device).view(4, 9)
+    return M @ env_sh  # one product (rows picked and scaled), not four scalings and a stack
+
+
+def _sh_to_env() -> tuple[float, ...]:
+    """`env_from_sh` as a [4, 9] matrix, row-major: rows ambient, x (basis -C1 * x), y (-C1 * y), z (+C1 * z)."""
+    M = [[0.0] * 9 for _ in range(4)]
+    M[0][0], M[1][3], M[2][1], M[3][2] = SH_C0, -(2 / 3) * SH_C1, -(2 / 3) * SH_C1, (2 / 3) * SH_C1
+    return tuple(v for row in M for v in row)
+
+
+_SH_TO_ENV = _sh_to_env()
+_NEUTRAL_ENV = (1.0, 1.0, 1.0) + (0.0,) * 9  # [4, 3] ambient 1, no linear rows (`Lighting.neutral`)
 
 
 def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Tensor | None = None) -> Lighting:
@@ -81,15 +86,14 @@ def target_frames(batch: dict, device: torch.device, light_estimator: nn.Module 
     code = None
     if "tgt_lit" in batch:
         lit = (batch["tgt_lit"].to(device) > 0.5)[..., None]  # [B, T, 1]
-        neutral = torch.zeros_like(env)
-        neutral[..., 0, :] = 1.0
+        neutral = constant(_NEUTRAL_ENV, env.dtype, env.device).view(4, 3)
         env = torch.where(lit[..., None], env, neutral)
         if key_rgb is not None:
-            key_rgb = torch.where(lit, key_rgb, torch.zeros_like(key_rgb))
+            key_rgb = torch.where(lit, key_rgb, 0.0)
         if light_estimator is not None:  # read off every frame (cheap), used only where the light is unknown
             frame = batch["tgt_rgb"].to(device) * batch["tgt_mask"].to(device)  # [B, T, 3, H, W] person over black
             est = light_estimator(frame)  # [B, T, Dl]
-            code = torch.where(lit, torch.zeros_like(est), est)
+            code = torch.where(lit, 0.0, est)
     return TargetFrames(
         pose=batch["tgt_pose"].to(device),
         expression=batch["tgt_expression"].to(device),
@@ -209,8 +213,8 @@ class TrainStep(nn.Module):
         views = None
         if model.pixel_appearance is not None:
             views = batch_views(batch, tuple(mcfg.encoder.body_crop)).to(device)
-        with self._autocast(device):
-            states = self._fast["model"](body, face, shape, views)
+        with self._autocast(device):  # the crops come from 8-bit images: finite, so no check that waits for them
+            states = self._fast["model"](body, face, shape, views, check_finite=False)
         return states.map(lambda v: v.float() if v.is_floating_point() else v)
 
     def _render(
@@ -428,8 +432,10 @@ class TrainStep(nn.Module):
         terms.update({k: v for k, v in regs.items() if getattr(cfg, k) > 0})
         if face is not None and closeups is not None:
             terms["loss_face"] = self._fast["face"](face, closeups.target, closeups.valid)
-        loss = sum(getattr(cfg, TERM_WEIGHTS.get(k, k)) * v for k, v in terms.items())
         with_face = face is not None and closeups is not None
+        # the weighted sum as one product (two launches, not two per term)
+        weights = tuple(float(getattr(cfg, TERM_WEIGHTS.get(k, k))) for k in terms)
+        loss = torch.stack(list(terms.values())) @ constant(weights, torch.float32, terms["l1"].device)
         return StepOutput(
             loss=loss,
             terms={k: v.detach() for k, v in terms.items()},
