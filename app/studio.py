@@ -63,7 +63,6 @@ class Studio(StudioTasks):
         settings: Settings | None = None,
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
-        interactive_detail: int | None = -1,
         runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
         screen: ScreenArea | None = None,
         window_open: bool = False,  # the window is already shown (app.splash.open_window): build into it
@@ -114,8 +113,8 @@ class Studio(StudioTasks):
         self.shown: FrameResult | None = None  # the newest picture on screen (or the newest failed decode)
         self._num = 0
         self.interactive_scale = interactive_scale
-        # Gaussians per anchor while dragging (None: all; -1: this machine's choice, session.preview_detail)
-        self.interactive_detail = preview_detail() if interactive_detail == -1 else interactive_detail
+        # Gaussians per anchor while dragging (None: all); this machine's choice (session.preview_detail)
+        self.interactive_detail: int | None = preview_detail()
         # GUI frame cap while the worker is busy (None: uncapped); only where decoding and drawing share the CPU
         self.gui_fps_while_rendering: float | None = None if torch.cuda.is_available() else GUI_FPS_WHILE_RENDERING
         self._tasks: list[tuple[Task, object, str]] = []  # (task, on_done(result), failure message)
