@@ -4,8 +4,13 @@
 # both models), a face sheet (the two models' head close-ups beside the truth) and the paired per-identity
 # difference (bench/face_model.py). The new model is exported to $OUT/default_model.safetensors.
 #   bash bench/face_model.sh                                  # one GPU machine (16 cores)
-#   STEPS=2 WILD=2 STUDIO=1 VAL=1 SIZE=32 FRAMES=3 CAMERAS="2 2" DETAIL=0.05 FACE=32 COUNT=1 BENCH_SIZE=32 \
-#     SHEET_IDS=2 TRAIN_SET="batch_size=1 ..." bash bench/face_model.sh      # a CPU dry run (see docs in the PR)
+# A CPU dry run (about 19 min on 2 cores, nearly all of it the base model's steps and evaluations on the torch
+# rasteriser; its folders in /tmp):
+#   D=/tmp/face-dry OUT=$D/out DATA=$D/data BENCH=$D/bench RUNS=$D/runs LCA_DATA_DIR=$D/home STEPS=2 WILD=2 \
+#   STUDIO=1 VAL=1 SIZE=32 FRAMES=3 CAMERAS="2 2" DETAIL=0.05 FACE=32 COUNT=1 BENCH_SIZE=32 BENCH_DETAIL=0.08 \
+#   SHEET_IDS=2 WORKERS=1 TRAIN_SET="batch_size=1 data.num_refs=2 data.num_targets=1 data.render_size=32 \
+#   data.closeup_render_size=32 data.workers=0 log_every=1 sample_every=1 ckpt_every=2 eval_every=1 eval_batches=1" \
+#   bash bench/face_model.sh
 # Results: $OUT/{prepare.log,train.log,metrics.jsonl,samples/,eval_old/,eval_new/,face_sheet.png,
 # face_compare.json,default_model.safetensors}.
 set -euo pipefail
