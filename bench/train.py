@@ -7,12 +7,15 @@ on a GPU the share of the step the GPU is busy and the kernel launches per step 
 Uses the config's data (generated first if the config asks for synthetic data) and model; times each phase
 with a device synchronisation around it, after warm-up steps (which also compile, with `compile` on). Then
 profiles `--profile` more steps: kernels (and copies) on the GPU per step, their summed time against the
-median step time (GPU busy share; one stream, so kernels do not overlap), and the costliest kernels.
+median step time (GPU busy share; one stream, so kernels do not overlap), and the costliest kernels; and one
+more step under `torch.cuda.set_sync_debug_mode` for the places where the host waits for the GPU.
+`bench/train_ops.py` counts the same step's operations on a CPU (a machine without a GPU).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import platform
 import statistics
@@ -59,6 +62,23 @@ def profile_steps(one_step, steps: int, step_ms: float) -> dict:
         "gpu_busy_share": gpu_us / 1e3 / steps / step_ms,
         "top_kernels_ms_per_step": {n[:120]: round(sum(v) / 1e3 / steps, 3) for n, v in top},
     }
+
+
+def host_waits(one_step) -> dict:
+    """The operations of one step that make the host wait for the GPU (`torch.cuda.set_sync_debug_mode`), with
+    where they come from: gsplat's own (it sizes its buffers on the host), the body's SVD, anything else is new."""
+    import warnings
+
+    torch.cuda.synchronize()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            one_step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    places = [f"{Path(w.filename).name}:{w.lineno}" for w in seen if "synchroniz" in str(w.message)]
+    return {"count": len(places), "where": dict(collections.Counter(places))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,6 +133,17 @@ def main(argv: list[str] | None = None) -> int:
             times[k].append(v * 1e3)
     med = {k: statistics.median(v) for k, v in times.items()}
     prof = profile_steps(one_step, args.profile, med["step"]) if dev.type == "cuda" and args.profile > 0 else {}
+    if dev.type == "cuda":
+
+        def plain_step() -> None:  # the step without the phase timing's synchronisations
+            _, _, batch = next(batches)
+            out = step(to_float_images(batch, dev))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            opt.step()
+
+        prof["host_waits_per_step"] = host_waits(plain_step)
     result = {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__,

@@ -146,3 +146,14 @@ def test_bad_shapes_raise_messages_that_show_the_shape():
         batch_rigid_transform(rot, rest_poses, PARENTS, torch.zeros(2, 3, dtype=torch.float64))
     with pytest.raises(ValueError, match="weights"):
         skin_points(torch.zeros(2, 4, 3), torch.zeros(5, 5), torch.eye(4).expand(2, 5, 4, 4))
+
+
+def test_rotation_about_axes_is_the_product_of_the_two_axis_rotations():
+    """The written-out gaze rotation equals R_y(yaw) @ R_x(-pitch) by Rodrigues' formula, zero angles included."""
+    g = torch.Generator().manual_seed(0)
+    yaw, pitch = torch.randn(2, 64, generator=g, dtype=torch.float64)
+    yaw[:3], pitch[:2] = 0.0, 0.0
+    zero = torch.zeros_like(yaw)
+    R_y = axis_angle_to_matrix(torch.stack([zero, yaw, zero], -1))
+    R_x = axis_angle_to_matrix(torch.stack([-pitch, zero, zero], -1))
+    torch.testing.assert_close(rotation_about_axes(yaw, pitch), R_y @ R_x, rtol=0, atol=1e-14)

@@ -150,3 +150,17 @@ def test_fast_phenotype_weights_match_the_interpolation_reference():
     fast = phenotype_target_weights_fast(params, column_table(spec, torch.float64), a.pheno_mask)
     torch.testing.assert_close(fast, slow, atol=1e-12, rtol=0)
     assert float(slow.sum(1).min()) > 0.1  # non-trivial weights
+
+
+def test_rest_bones_of_a_batch_take_the_stored_default_only_where_the_shape_is_default():
+    """The default phenotype's bones are picked on the device per identity (no wait for it): a batch mixing the
+    default and another shape gives the stored bones for the first and the fitted ones for the second."""
+    from core.model.rig import rig_from_body_asset
+
+    rig = rig_from_body_asset()
+    other = torch.full_like(rig.default_shape, 0.8)
+    _, bones = rig.rest(torch.stack([rig.default_shape, other]), 2)
+    assert torch.equal(bones[0], rig.phenotype.rest_poses)
+    _, alone = rig.rest(other[None], 1)
+    torch.testing.assert_close(bones[1], alone[0])
+    assert (bones[1] - bones[0]).abs().max() > 1e-3  # another shape moves the bones

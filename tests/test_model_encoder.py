@@ -89,3 +89,20 @@ def test_mismatched_checkpoint_raises_a_clear_error(tmp_path):
 def test_frozen_encoder_has_no_trainable_parameters():
     enc = ViTEncoder(_cfg(freeze=True))
     assert not any(p.requires_grad for p in enc.parameters())
+
+
+def test_joint_pass_of_body_and_face_crops_equals_separate_passes():
+    """`forward_joint` (one pass, block-diagonal attention) gives each set's tokens and gradients as `forward` does."""
+    torch.manual_seed(0)
+    enc = ViTEncoder(_cfg())
+    body = torch.rand(3, 3, 16, 12, requires_grad=True)
+    face = torch.rand(3, 3, 8, 8, requires_grad=True)
+    joint = enc.forward_joint(body, face)
+    ref = torch.cat([enc(body), enc(face)], dim=1)
+    torch.testing.assert_close(joint, ref, atol=2e-6, rtol=1e-5)
+    w = torch.randn_like(ref)
+    inputs = [body, face, *enc.parameters()]
+    fast = torch.autograd.grad((joint * w).sum(), inputs)
+    slow = torch.autograd.grad((ref * w).sum(), inputs)
+    for g, r in zip(fast, slow, strict=True):
+        assert (g - r).abs().max() <= 1e-5 * r.abs().max().clamp_min(1e-8)

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from core.data.loader import LoaderConfig, ShardDataset, collate, to_float_images
 from core.model.config import load_model_config
@@ -176,3 +177,64 @@ def test_batched_gpu_step_equals_the_per_target_reference(shards, compile):
     for n, g in ref.items():
         cos = torch.nn.functional.cosine_similarity(fast[n].flatten(), g.flatten(), dim=0)
         assert cos > 0.999 or g.abs().max() < 1e-9, (n, float(cos))
+
+
+class _HostWaits(TorchDispatchMode):
+    """Records the operations that would make the host wait for a GPU: values read back, shapes that depend on
+    the data, and tensors made from host data (a blocking copy); a Python number is a scalar argument, no copy."""
+
+    WAITS = {"_local_scalar_dense", "item", "nonzero", "masked_select", "unique", "_unique2", "equal", "is_nonzero"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+        self.paused = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        name = func.overloadpacket.__name__
+        if not self.paused and (name in self.WAITS or (name.startswith("lift_fresh") and out.dim() > 0)):
+            self.seen.append(name)
+        return out
+
+
+def test_the_training_step_never_waits_for_the_device(shards, monkeypatch):
+    """Forward and backward of the batched step dispatch nothing that waits for a GPU (the rasteriser aside: the
+    torch reference here, gsplat on a GPU; and the body's rest bones: `torch.linalg.svd` checks its result on the
+    host), and the loss is the weighted sum of its terms."""
+    import core.train.step as step_module
+
+    model = _model(deformer=None)
+    batch = _batch(shards)
+    cfg = LossConfig(perceptual=0.0, canonical=0.5)
+    step = TrainStep(model, cfg, render_size=24, perceptual=None)
+    step(batch)  # first call: caches its device constants
+    waits = _HostWaits()
+    rasterize = step_module.rasterize
+
+    def rasterize_unwatched(*args, **kwargs):
+        waits.paused = True
+        try:
+            return rasterize(*args, **kwargs)
+        finally:
+            waits.paused = False
+
+    monkeypatch.setattr(step_module, "rasterize", rasterize_unwatched)
+    with waits:
+        out = step(batch)
+        out.loss.backward()
+    assert waits.seen == []
+    weighted = sum(getattr(cfg, k) * v for k, v in out.terms.items())
+    torch.testing.assert_close(out.loss.detach(), weighted, rtol=1e-6, atol=0)
+
+
+def test_environment_from_sh_keeps_the_ambient_and_linear_rows():
+    """`env_from_sh` (one product with a constant matrix) is the band-0 and band-1 rows at their irradiance gains."""
+    from core.raster.sh import SH_C1
+    from core.raster.types import SH_C0
+    from core.train.step import env_from_sh
+
+    sh = torch.randn(2, 3, 9, 3)
+    c1 = (2 / 3) * SH_C1
+    ref = torch.stack([SH_C0 * sh[..., 0, :], -c1 * sh[..., 3, :], -c1 * sh[..., 1, :], c1 * sh[..., 2, :]], -2)
+    torch.testing.assert_close(env_from_sh(sh), ref, rtol=0, atol=0)

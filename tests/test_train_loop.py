@@ -293,3 +293,35 @@ def test_smoke_config_generates_small_samples():
     # a handful of small renders per sample: the smoke run's data takes seconds, not minutes, on 2 cores
     assert synth.wild_frames <= 4 and synth.studio_cameras == (4, 4) and synth.studio_poses == 1
     assert synth.studio_lights == 0 and synth.detail <= 0.1 and cfg.synth_wild + cfg.synth_studio == 4
+
+
+def test_a_step_with_a_non_finite_loss_is_skipped_and_training_goes_on(tmp_path, shards, monkeypatch):
+    """The loss and the gradients are checked together after the backward pass (one wait per step): after a NaN
+    loss the optimiser does not step, a skip is logged, and the next step trains."""
+    from core.train import step as step_module
+
+    forward = step_module.TrainStep.forward
+    calls = []
+
+    def nan_on_the_second_step(self, batch):
+        out = forward(self, batch)
+        calls.append(1)
+        return out if len(calls) != 2 else type(out)(**{**out.__dict__, "loss": out.loss * float("nan")})
+
+    from core.train import loop
+
+    build = loop.build_optimizer
+    updates = []
+
+    def counted_optimizer(cfg, model):
+        opt = build(cfg, model)
+        opt.register_step_post_hook(lambda *_: updates.append(1))
+        return opt
+
+    monkeypatch.setattr(step_module.TrainStep, "forward", nan_on_the_second_step)
+    monkeypatch.setattr(loop, "build_optimizer", counted_optimizer)
+    cfg = _cfg(tmp_path, shards, name="nan", steps=3, ckpt_every=3)
+    final = train(cfg, progress=False)
+    rows = read_metrics(cfg.run_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows if r["kind"] == "skip"] == [1] and len(updates) == 2
+    assert math.isfinite(final["loss"]) and [r["step"] for r in rows if r["kind"] == "train"] == [0, 1, 2]

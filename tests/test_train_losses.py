@@ -85,3 +85,24 @@ def test_lpips_is_pluggable_through_a_local_network_file(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a network")
     with pytest.raises(ValueError, match="TorchScript"):
         LPIPSMetric(tmp_path / "junk.pt")
+
+
+def test_perceptual_loss_in_one_pass_equals_separate_passes_of_render_and_target():
+    """The feature network sees render and target in one batch; the loss and the render's gradient are those of a
+    pass over the render and a gradient-free pass over the target."""
+    from core.train.losses import PerceptualLoss
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.GELU(), torch.nn.Conv2d(4, 5, 3))
+    net.requires_grad_(False)
+    features = lambda x: [net[0](x), net(x)]  # noqa: E731  (two feature maps)
+    pred = torch.rand(3, 10, 10, 3, requires_grad=True)
+    target = torch.rand(3, 10, 10, 3)
+    loss = PerceptualLoss(features)(pred, target)
+    (grad,) = torch.autograd.grad(loss, pred)
+    fp = features(pred.permute(0, 3, 1, 2))
+    ft = features(target.permute(0, 3, 1, 2))
+    ref = sum(torch.nn.functional.l1_loss(a, b) for a, b in zip(fp, ft, strict=True)) / 2
+    (ref_grad,) = torch.autograd.grad(ref, pred)
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(grad, ref_grad)

@@ -91,3 +91,28 @@ def test_llrd_on_the_model_gives_encoder_and_transformer_blocks_distinct_depths_
     assert sum(len(g["params"]) for g in opt.param_groups) == len(named)
     flat = make_optimizer(model, lr=lr, weight_decay=0.05, gamma=1.0)  # gamma 1: no decay anywhere
     assert {g["lr"] for g in flat.param_groups} == {lr}
+
+
+def test_groups_of_equal_settings_merge_and_a_checkpoint_grouped_per_depth_resumes_into_them():
+    """make_optimizer keeps one group per (rate scale, weight decay) (each group is a pass of the optimiser every
+    step); an optimiser state saved with a group per depth loads into the merged groups, moments matched by name."""
+    from core.train.parallel import full_optimizer_state, load_full_optimizer_state
+
+    torch.manual_seed(0)
+    net = _Net()
+    assert len(make_optimizer(net, lr=1e-3, weight_decay=0.1, gamma=1.0).param_groups) == 2  # decay, no decay
+    assert len(make_optimizer(net, lr=1e-3, weight_decay=0.1, gamma=0.5).param_groups) == len(
+        llrd_param_groups(net, lr=1e-3, weight_decay=0.1, gamma=0.5)
+    )
+    per_depth = torch.optim.AdamW(llrd_param_groups(net, lr=1e-3, weight_decay=0.1), lr=1e-3)
+    x = net.embed(torch.randn(3, 2))
+    for block in net.blocks:
+        x = block(x)
+    net.head(x).sum().backward()
+    per_depth.step()
+    sd, names = full_optimizer_state(net, per_depth)
+    merged = make_optimizer(net, lr=1e-3, weight_decay=0.1, gamma=1.0)
+    load_full_optimizer_state(net, merged, sd, names)
+    for n, p in net.named_parameters():
+        torch.testing.assert_close(merged.state[p]["exp_avg"], per_depth.state[p]["exp_avg"], msg=n)
+    assert {g["weight_decay"] for g in merged.param_groups} == {0.0, 0.1}

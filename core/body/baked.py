@@ -68,12 +68,15 @@ class BakedBody(nn.Module):
         V = self.template_vertices.shape[0]
         coeffs = torch.cat([dc @ self.pheno_coeff_map, expression], dim=-1)  # [B, R + E]
         verts = self.template_vertices + (coeffs @ self.vertex_basis).reshape(B, V, 3)
-        if not shape.requires_grad and bool((shape == self.default_shape).all()):
-            # The default phenotype's bones are stored exactly: skip the per-bone SVDs.
-            return verts, self.rest_poses.expand(B, -1, -1, -1)
         heads = self.rest_poses[:, :3, 3] + torch.einsum("bs,sjc->bjc", dc, self.pheno_heads)  # [B, J, 3]
         M = self.pheno_orient_default + torch.einsum("bs,sjxy->bjxy", dc, self.pheno_orient)  # [B, J, 3, 3]
-        return verts, rigid(special_procrustes(M), heads)
+        bones = rigid(special_procrustes(M), heads)  # [B, J, 4, 4]
+        if shape.requires_grad:
+            return verts, bones
+        # The default phenotype's bones are stored exactly: taken for the identities that have it, chosen on the
+        # device (a host-side test would wait for the device every step).
+        default = (shape == self.default_shape).all(-1)[:, None, None, None]  # [B, 1, 1, 1]
+        return verts, torch.where(default, self.rest_poses, bones)
 
     def forward(self, shape: Tensor, rot_mats: Tensor, expression: Tensor, translation: Tensor) -> BodyOutput:
         rest_v, rest_poses = self.rest(shape, expression)

@@ -16,6 +16,8 @@ from functools import lru_cache
 import torch
 from torch import Tensor
 
+from core.constants import constant
+
 
 def axis_angle_to_matrix(rotvec: Tensor) -> Tensor:
     """Rodrigues' formula, smooth at zero. rotvec: [..., 3] -> [..., 3, 3]."""
@@ -44,13 +46,13 @@ def _skew_tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tens
 def rotation_about_axes(yaw: Tensor, pitch: Tensor) -> Tensor:
     """Rotation R_y(yaw) @ R_x(-pitch) in the y-up world: yaw>0 turns +z toward +x, pitch>0 turns +z up.
 
-    yaw, pitch: [...] radians -> [..., 3, 3].
+    yaw, pitch: [...] radians -> [..., 3, 3]. Written out (one sine, one cosine, a few products: it runs every
+    frame, and Rodrigues' formula twice and a product took three times the launches).
     """
-    zero = torch.zeros_like(yaw)
-    ry = torch.stack([zero, yaw, zero], -1)
-    rx = torch.stack([-pitch, zero, zero], -1)
-    R = axis_angle_to_matrix(torch.stack([ry, rx]))  # both in one call
-    return R[0] @ R[1]
+    angles = torch.stack([yaw, pitch], -1)  # [..., 2]
+    (sy, sp), (cy, cp) = angles.sin().unbind(-1), angles.cos().unbind(-1)
+    rows = [cy, -sy * sp, sy * cp, torch.zeros_like(yaw), cp, sp, -sy, -cy * sp, cy * cp]
+    return torch.stack(rows, -1).unflatten(-1, (3, 3))
 
 
 def apply_gaze(
@@ -80,8 +82,7 @@ def special_procrustes(M: Tensor) -> Tensor:
 def rigid(R: Tensor, t: Tensor) -> Tensor:
     """[..., 3, 3] rotation and [..., 3] translation -> [..., 4, 4] homogeneous transform."""
     top = torch.cat([R, t[..., None]], dim=-1)  # [..., 3, 4]
-    bottom = torch.zeros_like(top[..., :1, :])
-    bottom = torch.cat([bottom[..., :3], torch.ones_like(bottom[..., 3:])], dim=-1)
+    bottom = constant((0.0, 0.0, 0.0, 1.0), top.dtype, top.device).expand(*top.shape[:-2], 1, 4)  # a cached row
     return torch.cat([top, bottom], dim=-2)
 
 
@@ -109,13 +110,18 @@ def _parent_indices(parents: tuple[int, ...], device: torch.device) -> Tensor:
 
 
 @lru_cache(maxsize=32)
-def _jump_indices(parents: tuple[int, ...], device: torch.device) -> tuple[Tensor, int]:
-    """For pointer jumping over the chain: each bone's parent (the root and the extra identity entry J point at
-    J) and the number of doubling steps that reach the root from the deepest bone."""
+def _jump_indices(parents: tuple[int, ...], device: torch.device) -> tuple[Tensor, ...]:
+    """For pointer jumping over the chain: at each doubling step, the entry each bone multiplies by (step 0: its
+    parent; the root and the extra identity entry J point at J; step s + 1: that entry's own of step s), as many
+    steps as reach the root from the deepest bone. Made once per device, not every pose."""
     J = len(parents)
-    up = torch.tensor([J, *parents[1:], J], device=device)
+    up = torch.tensor([J, *parents[1:], J])
     levels = len(kinematic_levels(parents))  # the deepest bone's path holds this many transforms
-    return up, math.ceil(math.log2(levels)) if levels > 1 else 0
+    steps = []
+    for _ in range(math.ceil(math.log2(levels)) if levels > 1 else 0):
+        steps.append(up.to(device))
+        up = up[up]
+    return tuple(steps)
 
 
 @dataclass(frozen=True)
@@ -167,7 +173,7 @@ def pose_chain(
         raise ValueError(f"rot_local: expected [B, J, 3, 3], got {tuple(rot_local.shape)}")
     if chain.U.shape[1] != J:
         raise ValueError(f"the rest chain has {chain.U.shape[1]} bones but rot_local has J={J}")
-    up, steps = _jump_indices(tuple(int(p) for p in parents), rot_local.device)
+    jumps = _jump_indices(tuple(int(p) for p in parents), rot_local.device)
     U = chain.U
     K = rigid(chain.U_parent_T @ rot_local @ U, chain.t_parent.expand(B, J, 3))  # [B, J, 4, 4] parent -> child
     W0 = rigid(rot_local[:, 0] @ U[:, 0], root_position)  # [B, 4, 4]
@@ -176,9 +182,8 @@ def pose_chain(
     # identity that the root and finished bones point at.
     eye = torch.eye(4, dtype=K.dtype, device=K.device).expand(B, 1, 4, 4)
     W_all = torch.cat([W0[:, None], K[:, 1:], eye], 1)  # [B, J + 1, 4, 4]
-    for _ in range(steps):
+    for up in jumps:
         W_all = W_all[:, up] @ W_all
-        up = up[up]
     W_all = W_all[:, :J]
     R_T = W_all[..., :3, :3] @ chain.R_rest_T  # [B, J, 3, 3]
     T = rigid(R_T, W_all[..., :3, 3] - (R_T @ chain.heads[..., None])[..., 0])

@@ -16,6 +16,9 @@ from core.model.tokens import Anchors, farthest_point_sampling
 from core.raster.types import PART_NAMES
 
 GARMENT_PARTS = (PART_NAMES.index("upper_garment"), PART_NAMES.index("lower_garment"))
+# The same parts as a slice of the part axis (they are neighbours): a view, where a list index is a host-to-device copy
+GARMENT_SLICE = slice(min(GARMENT_PARTS), max(GARMENT_PARTS) + 1)
+assert GARMENT_SLICE.stop - GARMENT_SLICE.start == len(GARMENT_PARTS), "the garment parts must be neighbours"
 
 
 @dataclass(frozen=True)

@@ -192,7 +192,7 @@ def decode_pose_output(
         albedo = (per(can.albedo) + d.colour).clamp(0.0, 1.0)
         return offsets, quats, log_scales, albedo, per(can.transfer)
     f = decode_canonical(
-        raw, model.anchor_normals, model.anchor_parts, max_offset=model.cfg.heads.max_offset,
+        raw, model.anchor_normals, model.anchor_part_prior, max_offset=model.cfg.heads.max_offset,
         base_log_scale=model.base_log_scale,
     )  # fmt: skip
     return f.offsets, f.quats, f.log_scales, f.albedo, f.transfer

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.constants import device_constant
 from core.model.config import EncoderConfig
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,13 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """x [B, T, D]; mask [T, T] additive attention bias (or bool, True: may attend) or None -> [B, T, D]."""
         B, T, D = x.shape
-        qkv = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (3, B, h, T, hd)
-        y = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])  # (B, h, T, hd)
-        return self.proj(y.transpose(1, 2).reshape(B, T, D))
+        # unbind, not qkv[:, :, 0] ...: its gradient is one stack instead of three zero-filled copies summed
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).unbind(2)  # (B, T, h, hd) each
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+        return self.proj(y.transpose(1, 2).reshape(B, T, D))  # y (B, h, T, hd)
 
 
 class LayerScale(nn.Module):
@@ -61,8 +64,8 @@ class ViTBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.ls2 = LayerScale(dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x)))
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x), mask))
         return x + self.ls2(self.mlp(self.norm2(x)))
 
 
@@ -108,17 +111,50 @@ class ViTEncoder(nn.Module):
             return table
         return resample_positions(table, self.pos_grid, grid)
 
-    def forward(self, images: Tensor) -> Tensor:
-        """images [B, 3, H, W] in [0, 1] -> patch tokens [B, gh*gw, D]."""
-        B, _, H, W = images.shape
+    def embed(self, images: Tensor) -> Tensor:
+        """images [B, 3, H, W] in [0, 1] -> patch embeddings with their positions [B, gh*gw, D]."""
         x = self.patch_embed.proj((images - self.pixel_mean) / self.pixel_std)  # (B, D, gh, gw)
         grid = (x.shape[-2], x.shape[-1])
-        x = x.flatten(2).transpose(1, 2) + self.positions(grid)  # (B, T, D)
+        return x.flatten(2).transpose(1, 2) + self.positions(grid)  # (B, T, D)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """images [B, 3, H, W] in [0, 1] -> patch tokens [B, gh*gw, D]."""
+        B = images.shape[0]
         cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, -1, -1)
-        x = torch.cat([cls, x], dim=1)
+        x = torch.cat([cls, self.embed(images)], dim=1)
         for blk in self.blocks:
             x = blk(x)
         return self.norm(x)[:, 1:]
+
+    def forward_joint(self, *images: Tensor) -> Tensor:
+        """Sets of images of one count B and different sizes ([B, 3, H_i, W_i] in [0, 1]) -> their patch tokens
+        side by side [B, T_1 + T_2 + ..., D], each set's as `forward` gives them, in one pass: the sets' tokens in
+        one sequence (then their class tokens) with attention kept within each set by a block-diagonal mask, so
+        a block's launches serve all the sets at once."""
+        B = images[0].shape[0]
+        parts = [self.embed(im) for im in images]  # (B, T_i, D)
+        sizes = tuple(p.shape[1] for p in parts)
+        cls = (self.cls_token + self.pos_embed[:, :1]).expand(B, len(parts), -1)  # one class token per set
+        x = torch.cat([*parts, cls], dim=1)  # (B, sum T_i + n, D)
+        dev = x.device.type  # the mask in the dtype the attention's inputs will have (bf16 under autocast)
+        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        mask = _joint_mask(sizes, x.device, dtype)
+        for blk in self.blocks:
+            x = blk(x, mask)
+        return self.norm(x)[:, : sum(sizes)]
+
+
+@device_constant
+def _joint_mask(sizes: tuple[int, ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """[L, L] attention bias, L = sum(sizes) + len(sizes): 0 where token i may attend to token j (both of one set;
+    set s: its `sizes[s]` patch tokens, in order, and its class token, the s-th of the trailing ones), -inf
+    elsewhere. Additive, in the attention's dtype and with rows 16-aligned in memory, as the memory-efficient
+    kernel takes it: a boolean mask would be converted and padded again at every call."""
+    group = torch.cat([torch.full((t,), s) for s, t in enumerate(sizes)] + [torch.arange(len(sizes))])  # [L]
+    L = group.shape[0]
+    bias = torch.zeros(L, L + (-L) % 16, dtype=dtype)
+    bias[:, :L].masked_fill_(group[:, None] != group[None, :], float("-inf"))
+    return bias.to(device)[:, :L]
 
 
 def resample_positions(table: Tensor, src: tuple[int, int], dst: tuple[int, int]) -> Tensor:

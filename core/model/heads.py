@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.constants import constant
 from core.model.skinning import axis_angle_to_quat, matrix_to_rot6d
 from core.raster.types import PART_NAMES
 
@@ -43,25 +44,27 @@ class PoseDeltas:
     log_scales: Tensor  # [..., A, K, 3]
 
 
+def part_prior(anchor_parts: Tensor) -> Tensor:
+    """[A] int64 prior part label of each anchor -> the logits [A, 1, P] the canonical part logits start from."""
+    return F.one_hot(anchor_parts, len(PART_NAMES)).float()[:, None, :] * 4.0
+
+
 def decode_canonical(
     raw: Tensor,  # [..., A, K, CANONICAL_CHANNELS]
     normals: Tensor,  # [A, 3] anchor normals (transfer prior)
-    anchor_parts: Tensor,  # [A] int64 prior part label
+    prior: Tensor,  # [A, 1, P] part logits of each anchor's prior label (`part_prior`; precomputed, a constant)
     *,
     max_offset: float,
     base_log_scale: float,
 ) -> CanonicalGaussians:
     albedo, off, opa, quat, scale, parts, transfer = raw.split([3, 3, 1, 4, 3, len(PART_NAMES), 3], dim=-1)
-    identity = torch.zeros(4, dtype=raw.dtype, device=raw.device)
-    identity[0] = 1.0
-    prior = F.one_hot(anchor_parts, len(PART_NAMES)).to(raw.dtype)[:, None, :] * 4.0  # [A, 1, P]
     return CanonicalGaussians(
         offsets=max_offset * torch.tanh(off),
         albedo=torch.sigmoid(albedo),
         opacity_logits=opa[..., 0] + 2.0,
-        quats=F.normalize(quat + identity, dim=-1),
+        quats=F.normalize(quat + constant((1.0, 0.0, 0.0, 0.0), raw.dtype, raw.device), dim=-1),  # about the identity
         log_scales=base_log_scale + scale,
-        part_logits=parts + prior,
+        part_logits=parts + prior.to(raw.dtype),
         transfer=normals[:, None, :] + transfer,
     )
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from core.model.anchor_cache import cached_anchors
 from core.model.appearance import LightingCode, LightingEstimator
 from core.model.config import ModelConfig
-from core.model.deformer import GARMENT_PARTS, NodeDeformer
+from core.model.deformer import GARMENT_SLICE, NodeDeformer
 from core.model.encoder import ViTEncoder
 from core.model.heads import (
     CANONICAL_CHANNELS,
@@ -22,6 +22,7 @@ from core.model.heads import (
     ConditionedMLP,
     PoseEncoder,
     decode_canonical,
+    part_prior,
 )
 from core.model.pixel_align import (
     PixelAppearance,
@@ -94,6 +95,7 @@ class LCAModel(nn.Module):
         self.register_buffer("anchor_normals", a.normals.float(), persistent=False)
         self.register_buffer("anchor_weights", a.weights.float(), persistent=False)
         self.register_buffer("anchor_parts", a.parts, persistent=False)
+        self.register_buffer("anchor_part_prior", part_prior(a.parts), persistent=False)  # [A, 1, P]
         self.register_buffer("anchor_expr", a.expression_basis.float().flatten(1), persistent=False)  # [E, A*3]
         # Skeleton and the anchors' triangle corners ("support" vertices): posing runs core.body's kinematics on
         # them, so anchors land on the posed body surface exactly where BodyModel puts it.
@@ -199,11 +201,12 @@ class LCAModel(nn.Module):
         """body [B, N, 3, Hb, Wb], face [B, N, 3, Hf, Wf] in [0, 1] -> (image tokens [B, N*(Tb+Tf), D],
         body patch features [B, N, De, gh, gw] of the encoder)."""
         B, N = body.shape[:2]
-        eb = self.encoder(body.flatten(0, 1))  # (B*N, Tb, De)
-        tb = self.image_mlp(eb) + self.crop_embed[0]  # (B*N, Tb, D)
-        tf = self.image_mlp(self.encoder(face.flatten(0, 1))) + self.crop_embed[1]  # (B*N, Tf, D)
-        tokens = torch.cat([tb, tf], dim=1)  # (B*N, Tb+Tf, D)
+        joint = self.encoder.forward_joint(body.flatten(0, 1), face.flatten(0, 1))  # (B*N, Tb+Tf, De), one pass
         grid = self.encoder.patch_grid(body.shape[-2], body.shape[-1])
+        Tb = grid[0] * grid[1]
+        eb = joint[:, :Tb]  # (B*N, Tb, De) the body crops' tokens
+        crop = torch.cat([self.crop_embed[:1].expand(Tb, -1), self.crop_embed[1:].expand(joint.shape[1] - Tb, -1)])
+        tokens = self.image_mlp(joint) + crop  # (B*N, Tb+Tf, D)
         patches = eb.transpose(1, 2).unflatten(2, grid).unflatten(0, (B, N))  # (B, N, De, gh, gw)
         return tokens.view(B, N * tokens.shape[1], tokens.shape[2]), patches
 
@@ -217,12 +220,15 @@ class LCAModel(nn.Module):
         face: Tensor,  # [B, N, 3, Hf, Wf]
         shape: Tensor | None = None,  # [B, S]
         views: ReferenceViews | None = None,  # [B, N] body estimate and body-crop camera of each reference
+        *,
+        check_finite: bool = True,
     ) -> IdentityState:
         """Identities from crops -> IdentityState. `views` feeds the pixel-aligned path (`tokens.pixel_aligned`);
-        models without that path ignore it, and with it but no views the path sees nothing (warned once)."""
+        models without that path ignore it, and with it but no views the path sees nothing (warned once).
+        `check_finite=False` skips the crops' NaN check, which waits for the device (training reads 8-bit images)."""
         if self.drive_only:
             raise RuntimeError("this model was built drive_only (from an avatar file); it cannot create avatars")
-        check_crops(body, face, self.cfg)
+        check_crops(body, face, self.cfg, finite=check_finite)
         B, N = body.shape[:2]
         pixel = self.pixel_appearance
         with torch.autocast(device_type=body.device.type, enabled=False):  # body geometry stays float32
@@ -275,11 +281,11 @@ class LCAModel(nn.Module):
         can = decode_canonical(
             raw,
             self.anchor_normals,
-            self.anchor_parts,
+            self.anchor_part_prior,
             max_offset=self.cfg.heads.max_offset,
             base_log_scale=self.base_log_scale,
         )
-        garment = F.softmax(can.part_logits, -1)[..., list(GARMENT_PARTS)].sum(-1)  # (B, A, K)
+        garment = F.softmax(can.part_logits, -1)[..., GARMENT_SLICE].sum(-1)  # (B, A, K)
         node_proj = node_zero = None
         if self.deformer is not None:
             node_proj = self.deformer.project(feats)  # (B, Nn, h)
@@ -301,8 +307,8 @@ class LCAModel(nn.Module):
         )
 
 
-def check_crops(body: Tensor, face: Tensor, cfg: ModelConfig) -> None:
-    """Raise a clear ValueError for missing, mis-sized or non-finite crops."""
+def check_crops(body: Tensor, face: Tensor, cfg: ModelConfig, *, finite: bool = True) -> None:
+    """Raise a clear ValueError for missing, mis-sized or (with `finite`, a wait for the device) non-finite crops."""
     for name, t, (h, w) in (("body crops", body, cfg.encoder.body_crop), ("face crops", face, cfg.encoder.face_crop)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name}: expected a tensor [B, N, 3, {h}, {w}], got {type(t).__name__}")
@@ -315,7 +321,7 @@ def check_crops(body: Tensor, face: Tensor, cfg: ModelConfig) -> None:
             raise ValueError(f"{name}: no images given; pass 1 to {cfg.max_images} reference images")
         if t.shape[1] > cfg.max_images:
             raise ValueError(f"{name}: {t.shape[1]} images given, at most {cfg.max_images} are supported")
-        if not torch.isfinite(t).all():
+        if finite and not torch.isfinite(t).all():
             raise ValueError(f"{name}: contain NaN or infinite values; check the image loading and cropping")
     if body.shape[:2] != face.shape[:2]:
         raise ValueError(f"body crops {tuple(body.shape[:2])} and face crops {tuple(face.shape[:2])} differ in [B, N]")

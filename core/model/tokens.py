@@ -175,15 +175,18 @@ class GeometryTokens(nn.Module):
     def __init__(self, anchors: Anchors, width: int, frequencies: int) -> None:
         super().__init__()
         self.frequencies = frequencies
-        self.register_buffer("template", anchors.positions.float().clone(), persistent=False)
+        tpl = anchors.positions.float().clone()
+        self.register_buffer("template", tpl, persistent=False)
         self.register_buffer("normals", anchors.normals.float().clone(), persistent=False)
+        # the template's positional code, the same for every identity: encoded once here, not every step
+        pe = fourier_encode(tpl - torch.tensor([0.0, 0.9, 0.0]), frequencies)
+        self.register_buffer("template_code", pe, persistent=False)  # [A, 3 + 6F]
         in_dim = 3 + 6 * frequencies + 3 + 3
         self.mlp = nn.Sequential(nn.Linear(in_dim, width), nn.GELU(), nn.Linear(width, width))
 
     def forward(self, shaped: Tensor) -> Tensor:
         """shaped [B, A, 3] anchor rest positions for each identity -> tokens [B, A, D]."""
         B = shaped.shape[0]
-        tpl = self.template.to(shaped.dtype).expand(B, -1, -1)
-        pe = fourier_encode(tpl - tpl.new_tensor([0.0, 0.9, 0.0]), self.frequencies)
+        pe = self.template_code.to(shaped.dtype).expand(B, -1, -1)
         normals = self.normals.to(shaped.dtype).expand(B, -1, -1)
-        return self.mlp(torch.cat([pe, 10.0 * (shaped - tpl), normals], dim=-1))
+        return self.mlp(torch.cat([pe, 10.0 * (shaped - self.template.to(shaped.dtype)), normals], dim=-1))

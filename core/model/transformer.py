@@ -24,8 +24,9 @@ class CrossAttention(nn.Module):
         S = ctx.shape[1]
         h, hd = self.heads, D // self.heads
         q = self.q(x).view(B, T, h, hd).transpose(1, 2)  # (B, h, T, hd)
-        kv = self.kv(ctx).view(B, S, 2, h, hd).permute(2, 0, 3, 1, 4)  # (2, B, h, S, hd)
-        y = F.scaled_dot_product_attention(q, kv[0], kv[1])  # (B, h, T, hd)
+        # unbind, not kv[0], kv[1]: its gradient is one stack instead of two zero-filled copies summed
+        k, v = self.kv(ctx).view(B, S, 2, h, hd).permute(2, 0, 3, 1, 4).unbind(0)  # (B, h, S, hd) each
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, h, T, hd)
         return self.proj(y.transpose(1, 2).reshape(B, T, D))
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from core.constants import constant
 from core.raster.gsplat_backend import gsplat_available, rasterize_gsplat
 from core.raster.torch_ref import TorchRasterSettings, rasterize_torch
 from core.raster.types import Camera, Gaussians
@@ -27,8 +28,19 @@ class RasterOutput:
     features: Tensor | None = None  # [(B,) C, H, W, D] the `features` channels, composited over 0
 
 
+def _as_tensor(background: Sequence[float] | Tensor, like: Tensor) -> Tensor:
+    """`background` on `like`'s device and dtype; a plain colour (3 numbers) is copied there once (`constant`)."""
+    if (
+        not isinstance(background, Tensor)
+        and len(background) == 3
+        and all(isinstance(v, float | int) for v in background)
+    ):
+        return constant(tuple(float(v) for v in background), like.dtype, like.device)
+    return torch.as_tensor(background, dtype=like.dtype, device=like.device)
+
+
 def _background(background: Sequence[float] | Tensor, num_cams: int, like: Tensor) -> Tensor:  # [C, 3]
-    bg = torch.as_tensor(background, dtype=like.dtype, device=like.device)
+    bg = _as_tensor(background, like)
     if bg.shape == (3,):
         return bg.expand(num_cams, 3)
     if bg.shape == (num_cams, 3):
@@ -96,7 +108,7 @@ def rasterize(
     width, height = int(camera.width), int(camera.height)
     C = K.shape[-3]
     if batched:
-        bg = torch.as_tensor(background, dtype=gaussians.means.dtype, device=device)
+        bg = _as_tensor(background, gaussians.means)
         if bg.shape not in ((3,), (B, C, 3)):
             raise ValueError(f"background: expected 3 values or a [B={B}, C={C}, 3] tensor, got {tuple(bg.shape)}")
         bg = bg.expand(B, C, 3)

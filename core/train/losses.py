@@ -9,8 +9,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from core.constants import device_constant
 
+
+@device_constant
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> Tensor:
+    """The SSIM window [channels, 1, size, size], made once per device (a constant, never written to)."""
     x = torch.arange(size, device=device, dtype=dtype) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))
     g = g / g.sum()
@@ -40,14 +44,14 @@ def ssim(
     y = target.permute(0, 3, 1, 2)
     c = x.shape[1]
     size = min(window, x.shape[-1], x.shape[-2])
-    w = _gaussian_window(size, sigma, c, x.device, x.dtype)
-    mu_x = F.conv2d(x, w, groups=c)
-    mu_y = F.conv2d(y, w, groups=c)
-    sxx = F.conv2d(x * x, w, groups=c) - mu_x**2
-    syy = F.conv2d(y * y, w, groups=c) - mu_y**2
-    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
+    w = _gaussian_window(size, sigma, 5 * c, x.device, x.dtype)
+    # the five local means in one depthwise convolution (one launch, not five)
+    stats = F.conv2d(torch.cat([x, y, x * x, y * y, x * y], dim=1), w, groups=5 * c)  # (B, 5C, h, w)
+    mu_x, mu_y, exx, eyy, exy = stats.split(c, dim=1)
+    mxx, myy, mxy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    sxx, syy, sxy = exx - mxx, eyy - myy, exy - mxy
     c1, c2 = 0.01**2, 0.03**2
-    s = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (sxx + syy + c2))  # (B, C, h, w)
+    s = ((2 * mxy + c1) * (2 * sxy + c2)) / ((mxx + myy + c1) * (sxx + syy + c2))  # (B, C, h, w)
     if mask is not None:
         if mask.shape[:3] != pred.shape[:3]:
             raise ValueError(f"ssim: mask {tuple(mask.shape)} does not match images {tuple(pred.shape)}")
@@ -92,10 +96,12 @@ class PerceptualLoss(torch.nn.Module):
         self.features = features
 
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:  # [B, H, W, 3] each
-        fp = self.features(pred.permute(0, 3, 1, 2))
-        with torch.no_grad():
-            ft = self.features(target.permute(0, 3, 1, 2))
-        return sum(F.l1_loss(a, b) for a, b in zip(fp, ft, strict=True)) / max(len(fp), 1)
+        # one pass of the feature network over both (half the launches of two); the target's half carries no
+        # gradient, so the loss and its gradient are those of separate passes
+        B = pred.shape[0]
+        both = self.features(torch.cat([pred, target.detach()]).permute(0, 3, 1, 2))
+        terms = [F.l1_loss(f[:B], f[B:].detach()) for f in both]  # the mean over the feature maps
+        return terms[0] if len(terms) == 1 else torch.stack(terms).mean()
 
 
 def acap_loss(offsets: Tensor, margin: float = 0.0) -> Tensor:

@@ -171,7 +171,12 @@ def load_full_optimizer_state(
     fqn = {id(p): n for n, p in step_mod.named_parameters()}
     current = [p for g in opt.param_groups for p in g["params"]]
     here = [fqn[id(p)] for p in current]
+    regrouped = [len(g["params"]) for g in sd["param_groups"]] != [len(g["params"]) for g in opt.param_groups]
     if names is None:  # older checkpoints: numbered in the order this optimiser lists its parameters
+        if regrouped:
+            raise FileFormatError(
+                "the checkpoint's optimiser has other parameter groups than this run (another config?)"
+            )
         names = here
     if sorted(names) != sorted(here):
         missing, extra = sorted(set(here) - set(names)), sorted(set(names) - set(here))
@@ -185,6 +190,8 @@ def load_full_optimizer_state(
             state[i] = {
                 k: like_param(v, p) if torch.is_tensor(v) and v.dim() > 0 else v for k, v in saved[name].items()
             }
-    if [len(g["params"]) for g in sd["param_groups"]] != [len(g["params"]) for g in opt.param_groups]:
-        raise FileFormatError("the checkpoint's optimiser has other parameter groups than this run (another config?)")
-    opt.load_state_dict({"state": state, "param_groups": _numbered(sd)})
+    if regrouped:  # an older run kept a group per depth: its moments, matched by name, join this run's groups
+        log.info("the checkpoint's optimiser groups its parameters otherwise; its moments load into this run's groups")
+    opt.load_state_dict(
+        {"state": state, "param_groups": _numbered({"param_groups": opt.param_groups} if regrouped else sd)}
+    )

@@ -2,8 +2,8 @@
 
 `TrainStep` wraps the model so that DDP / FSDP see the whole differentiable computation in one `forward`. Its
 fast path poses, shades and renders all targets of all identities as one batch (`drive_targets`, one batched
-rasteriser call), optionally through `torch.compile`; `forward_per_target` is the slow reference it is tested
-against, one posed target after another.
+rasteriser call; the targets' head close-ups, when the batch has them, in one more), optionally through
+`torch.compile`; `forward_per_target` is the slow reference it is tested against, one posed target after another.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.constants import constant
 from core.model.appearance import Lighting
 from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians, identity_chain
@@ -26,6 +27,7 @@ from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
 from core.raster.sh import SH_C1
 from core.raster.types import SH_C0
+from core.train.closeups import CloseupTargets, closeup_targets, face_loss
 from core.train.config import LossConfig
 from core.train.losses import (
     PerceptualLoss,
@@ -39,6 +41,8 @@ from core.train.losses import (
 
 log = logging.getLogger(__name__)
 
+TERM_WEIGHTS = {"loss_face": "face"}  # loss terms whose weight (a LossConfig field) has another name
+
 
 def env_from_sh(env_sh: Tensor) -> Tensor:
     """The synthetic world's degree-2 radiance SH [..., 9, 3] (3DGS basis order) as the model's degree-1
@@ -47,15 +51,19 @@ def env_from_sh(env_sh: Tensor) -> Tensor:
     Irradiance / pi of a cosine lobe keeps band 0 at gain 1 and band 1 at gain 2/3 (Ramamoorthi & Hanrahan);
     band 2 is dropped (the model's transfer is degree 1).
     """
-    return torch.stack(
-        [
-            SH_C0 * env_sh[..., 0, :],
-            -(2 / 3) * SH_C1 * env_sh[..., 3, :],  # basis -C1 * x
-            -(2 / 3) * SH_C1 * env_sh[..., 1, :],  # basis -C1 * y
-            (2 / 3) * SH_C1 * env_sh[..., 2, :],  # basis +C1 * z
-        ],
-        dim=-2,
-    )
+    M = constant(_SH_TO_ENV, env_sh.dtype, env_sh.device).view(4, 9)
+    return M @ env_sh  # one product (rows picked and scaled), not four scalings and a stack
+
+
+def _sh_to_env() -> tuple[float, ...]:
+    """`env_from_sh` as a [4, 9] matrix, row-major: rows ambient, x (basis -C1 * x), y (-C1 * y), z (+C1 * z)."""
+    M = [[0.0] * 9 for _ in range(4)]
+    M[0][0], M[1][3], M[2][1], M[3][2] = SH_C0, -(2 / 3) * SH_C1, -(2 / 3) * SH_C1, (2 / 3) * SH_C1
+    return tuple(v for row in M for v in row)
+
+
+_SH_TO_ENV = _sh_to_env()
+_NEUTRAL_ENV = (1.0, 1.0, 1.0) + (0.0,) * 9  # [4, 3] ambient 1, no linear rows (`Lighting.neutral`)
 
 
 def lighting_from_sh(env_sh: Tensor, key_dir: Tensor | None = None, key_rgb: Tensor | None = None) -> Lighting:
@@ -78,15 +86,14 @@ def target_frames(batch: dict, device: torch.device, light_estimator: nn.Module 
     code = None
     if "tgt_lit" in batch:
         lit = (batch["tgt_lit"].to(device) > 0.5)[..., None]  # [B, T, 1]
-        neutral = torch.zeros_like(env)
-        neutral[..., 0, :] = 1.0
+        neutral = constant(_NEUTRAL_ENV, env.dtype, env.device).view(4, 3)
         env = torch.where(lit[..., None], env, neutral)
         if key_rgb is not None:
-            key_rgb = torch.where(lit, key_rgb, torch.zeros_like(key_rgb))
+            key_rgb = torch.where(lit, key_rgb, 0.0)
         if light_estimator is not None:  # read off every frame (cheap), used only where the light is unknown
             frame = batch["tgt_rgb"].to(device) * batch["tgt_mask"].to(device)  # [B, T, 3, H, W] person over black
             est = light_estimator(frame)  # [B, T, Dl]
-            code = torch.where(lit, torch.zeros_like(est), est)
+            code = torch.where(lit, 0.0, est)
     return TargetFrames(
         pose=batch["tgt_pose"].to(device),
         expression=batch["tgt_expression"].to(device),
@@ -146,6 +153,10 @@ class StepOutput:
     pred: Tensor  # [B*T, H, W, 3] renders of the targets (detached, for sample images)
     target: Tensor  # [B*T, H, W, 3]
     mask: Tensor | None = None  # [B*T, H, W, 1] the targets' person masks (person-only metrics)
+    face_pred: Tensor | None = None  # [B*T, S, S, 3] renders of the targets' head close-ups (when the batch has them)
+    face_target: Tensor | None = None  # [B*T, S, S, 3] person over black
+    face_mask: Tensor | None = None  # [B*T, S, S, 1]
+    face_valid: Tensor | None = None  # [B*T] 1 where a close-up is scored
 
 
 class TrainStep(nn.Module):
@@ -164,16 +175,24 @@ class TrainStep(nn.Module):
         amp: bool = False,
         per_target: bool = False,
         compile: bool = False,
+        closeup_size: int = 0,
     ):
+        """`closeup_size`: side of the head close-up renders (0: `render_size`)."""
         super().__init__()
         self.amp = amp
         self.model = model
         self.cfg = loss_cfg
         self.render_size = render_size
+        self.closeup_size = closeup_size or render_size
         self.perceptual = perceptual
         self.per_target = per_target
         # plain callables, not submodules: the state dict keeps the model's own names
-        self._fast: dict[str, Callable] = {"model": model, "drive": drive_targets, "losses": self._image_terms}
+        self._fast: dict[str, Callable] = {
+            "model": model,
+            "drive": drive_targets,
+            "losses": self._image_terms,
+            "face": self._face_term,
+        }
         if compile:
             self._fast = {k: _CompiledOrEager(fn, k) for k, fn in self._fast.items()}
 
@@ -194,8 +213,8 @@ class TrainStep(nn.Module):
         views = None
         if model.pixel_appearance is not None:
             views = batch_views(batch, tuple(mcfg.encoder.body_crop)).to(device)
-        with self._autocast(device):
-            states = self._fast["model"](body, face, shape, views)
+        with self._autocast(device):  # the crops come from 8-bit images: finite, so no check that waits for them
+            states = self._fast["model"](body, face, shape, views, check_finite=False)
         return states.map(lambda v: v.float() if v.is_floating_point() else v)
 
     def _render(
@@ -243,6 +262,7 @@ class TrainStep(nn.Module):
         canonical = self.cfg.canonical > 0  # also the canonical branch alone, skinned to the same frames (Eq. 12)
         out = self._fast["drive"](model, states, frames, amp=self.amp and dev.type == "cuda", canonical=canonical)
         cam, target, mask, labels = self._targets(batch, dev)
+        closeups = self._closeups(batch, dev)
         probs_g = None
         if labels is not None:  # [B*T, G, P] each identity's part probabilities, for each of its targets
             probs = F.softmax(states.canonical.part_logits, -1).flatten(1, 2)  # [B, G, P]
@@ -263,7 +283,10 @@ class TrainStep(nn.Module):
             **{k: v.mean() for k, v in out.regularisers.items()},
         }
         parts = None if part_probs is None else part_probs[:, 0]
-        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs, canon)
+        face = None
+        if closeups is not None:  # the same posed Gaussians through the close-up cameras: one more batched call
+            face = self._render(out.gaussians, closeups.cam, None)[0][:, 0]  # [B*T, S, S, 3]
+        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs, canon, face, closeups)
 
     def forward_per_target(self, batch: dict) -> StepOutput:
         """The reference: one posed target after another through `drive_gaussians` and an unbatched rasteriser
@@ -276,6 +299,7 @@ class TrainStep(nn.Module):
         preds, alphas, targets, masks, part_probs, part_labels, canon = [], [], [], [], [], [], []
         regs: dict[str, list[Tensor]] = {"acap": [], "asap": [], "arap": [], "sparsity": []}
         use_parts = cfg.parts > 0 and "tgt_parts" in batch
+        closeups, faces = self._closeups(batch, dev), []
         for b in range(B):
             st = states.select(b)
             probs_g = F.softmax(st.canonical.part_logits, -1).flatten(0, 1) if use_parts else None  # [A*K, P]
@@ -302,6 +326,8 @@ class TrainStep(nn.Module):
                 cam = Camera(batch["tgt_K"][b, t].to(dev), batch["tgt_T_cam_world"][b, t].to(dev), W, H).scaled(scale)
                 color, alpha, probs = self._render(out.gaussians, cam, probs_g)
                 preds.append(color[0])
+                if closeups is not None:
+                    faces.append(self._render(out.gaussians, closeups.camera_at(b * T + t), None)[0][0])
                 if cfg.canonical > 0:  # the canonical branch alone, skinned to the same frame (Eq. 12)
                     args = (batch["tgt_pose"][b, t], batch["tgt_expression"][b, t], batch["tgt_gaze"][b, t])
                     args = (*(a.to(dev) for a in args), light, batch["tgt_translation"][b, t].to(dev))
@@ -327,7 +353,25 @@ class TrainStep(nn.Module):
             torch.stack(part_labels) if use_parts else None,
             {k: torch.stack(v).mean() for k, v in regs.items() if v},
             torch.stack(canon) if canon else None,
+            torch.stack(faces) if faces else None,
+            closeups,
         )
+
+    def _closeups(self, batch: dict, device: torch.device) -> CloseupTargets | None:
+        """The batch's close-up targets when it has them and they count: for the face loss in training, always
+        when evaluating (the face PSNR)."""
+        if self.training and self.cfg.face <= 0:
+            return None
+        return closeup_targets(batch, device, self.closeup_size)
+
+    def _face_term(self, pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+        """`face_loss` of the close-up renders, the perceptual network in bf16 under `amp` as for the body."""
+
+        def perceptual(p: Tensor, t: Tensor) -> Tensor:
+            with self._autocast(p.device):
+                return self.perceptual(p, t)
+
+        return face_loss(pred, target, valid, self.cfg, perceptual if self.perceptual is not None else None)
 
     def _lighting(self, batch: dict, b: int, t: int, dev: torch.device) -> Lighting:
         """Target t of identity b: its generator lighting where known; otherwise (wild clips under pipeline
@@ -380,15 +424,26 @@ class TrainStep(nn.Module):
         part_labels: Tensor | None,
         regs: dict[str, Tensor],  # regulariser values (means over identities or targets)
         canonical: Tensor | None = None,  # [M, H, W, 3] canonical renders
+        face: Tensor | None = None,  # [M, S, S, 3] close-up renders
+        closeups: CloseupTargets | None = None,
     ) -> StepOutput:
         cfg = self.cfg
         terms = self._fast["losses"](pred, target, alpha, mask, part_probs, part_labels, canonical)
         terms.update({k: v for k, v in regs.items() if getattr(cfg, k) > 0})
-        loss = sum(getattr(cfg, k) * v for k, v in terms.items())
+        if face is not None and closeups is not None:
+            terms["loss_face"] = self._fast["face"](face, closeups.target, closeups.valid)
+        with_face = face is not None and closeups is not None
+        # the weighted sum as one product (two launches, not two per term)
+        weights = tuple(float(getattr(cfg, TERM_WEIGHTS.get(k, k))) for k in terms)
+        loss = torch.stack(list(terms.values())) @ constant(weights, torch.float32, terms["l1"].device)
         return StepOutput(
             loss=loss,
             terms={k: v.detach() for k, v in terms.items()},
             pred=pred.detach(),
             target=target.detach(),
             mask=mask.detach(),
+            face_pred=face.detach() if with_face else None,
+            face_target=closeups.target if with_face else None,
+            face_mask=closeups.mask if with_face else None,
+            face_valid=closeups.valid if with_face else None,
         )
