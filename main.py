@@ -29,7 +29,7 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "studio": ("open the Dear PyGui studio on the bundled default avatar", "app.cli:add_cli"),
     "create": ("create an avatar from 1-16 photos", "core.capture.cli:add_create_cli"),
     "view": ("view an avatar or a .ply in a standalone OpenGL window", "render.cli:add_view_cli"),
-    "render": ("render an avatar to PNG / mp4 headlessly", "render.cli:add_render_cli"),
+    "render": ("render an avatar or a .ply to PNG / mp4 headlessly", "app.export_cli:add_render_cli"),
     "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", "app.export_cli:add_export_cli"),
     "prepare": ("generate or ingest training data (synthetic world, real videos)", "core.data.cli:add_cli"),
     "train": ("train a model from a YAML config (pretrain, posttrain, mixed, studio-only)", "core.train.cli:add_cli"),

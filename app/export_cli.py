@@ -31,3 +31,34 @@ def add_export_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         return 0
 
     return run
+
+
+def avatar_or_splats(source: str | Path):  # -> core.raster.types.Gaussians
+    """The Gaussians of a 3DGS .ply or 'demo' (render.loading.load_splats), or of an avatar file as `main.py create`
+    writes it, decoded as the studio shows it (what `export` writes to .ply). Raises FileNotFoundError, or ValueError
+    saying which files work."""
+    from render.loading import DEMO, load_splats
+
+    if str(source) == DEMO or Path(source).suffix.lower() == ".ply":
+        return load_splats(source)
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    from app.avatar_source import AvatarLoadError, load_avatar
+    from app.session import Session
+
+    try:
+        avatar = load_avatar(path)
+    except AvatarLoadError as e:
+        raise ValueError(
+            f"cannot open {path.name}: give a 3DGS .ply, an avatar file as `python main.py create` writes it "
+            f"(.safetensors), or 'demo' ({e})"
+        ) from e
+    return Session(avatar).gaussians().detach().to("cpu")
+
+
+def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """`python main.py render`: render.cli's command, opening avatar files too (`avatar_or_splats`)."""
+    from render.cli import add_render_cli as add
+
+    return add(p, load=avatar_or_splats, file_help="an avatar file as `create` writes it, a 3DGS .ply, or 'demo'")

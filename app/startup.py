@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 
 from app.avatar_source import AvatarLoadError, StudioAvatar, default_avatar, example_figure, load_avatar
+from app.session import Session
+from app.settings import Settings
 from core.body.frame import Controls, DriveFrame
 from core.raster.types import Gaussians
 
@@ -101,3 +103,18 @@ def apply_settings(session, settings) -> None:
     session.set_view(settings.orbit_view())
     session.apply(replace(session.edit, lighting=settings.lighting_edit()), external=True)
     session.history.clear()
+
+
+def open_session(avatar: str | None, example: str | None, settings: Settings) -> Session:
+    """A session on the requested avatar, else the last session's, else the default; bad files keep the default.
+
+    Loads the avatar on the calling thread (scripts, tests); the studio itself opens its window first and loads
+    the avatar on the preview worker (`start_studio`).
+    """
+    start = choose_avatar(avatar, example, settings.last_avatar)
+    session = Session(start.avatar)
+    session.avatar_path = start.path
+    if start.problem:
+        session.say(start.problem, logging.ERROR)
+    apply_settings(session, settings)
+    return session

@@ -20,10 +20,9 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 import torch
 
-from app import exports, splash
-from app.avatar_source import StudioAvatar, load_avatar
-from app.camera_path import CameraPath
-from app.gallery import gallery
+from app import splash
+from app.avatar_source import StudioAvatar
+from app.console import ConsoleHandler, show_new_messages
 from app.layout import NAV_WIDTH, ScreenArea, fit_window, screen_area
 from app.panels.avatar import AvatarPanel
 from app.panels.camera_keys import CameraKeysPanel
@@ -35,17 +34,17 @@ from app.panels.parts import PartsPanel
 from app.panels.pose import PosePanel
 from app.panels.training import TrainingPanel
 from app.preview_worker import FrameRequest, FrameResult, PreviewWorker
-from app.session import Message, Session, preview_detail, share_cpu_with_gl
+from app.session import Session, preview_detail, share_cpu_with_gl
 from app.settings import Settings
 from app.splash import process_age
 from app.startup import LoadingAvatar, StartAvatar, apply_settings, choose_avatar, is_loading
+from app.studio_tasks import StudioTasks
 from app.tasks import Task
 from app.viewport import Viewport, orbit, orbit_camera, pan, zoom
 from core.paths import user_data_dir
 
 log = logging.getLogger(__name__)
 
-CONSOLE_LINES = 200
 SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full resolution
 # CPU-only machines: GUI frames per second while the preview worker decodes or draws. The window's own drawing
 # (Dear PyGui on the software rasteriser) costs about a core at an uncapped ~30 FPS, which the worker needs; the
@@ -53,29 +52,9 @@ SETTLE_S = 0.25  # seconds without change before the preview is redrawn at full 
 GUI_FPS_WHILE_RENDERING = 15.0
 LOADING_FRAME_S = 1 / 10  # the GUI loop's shortest frame while the avatar loads (the rest of the CPU loads it)
 LOADING_GREY = 0.16  # the empty preview's grey while the avatar loads
-LEVEL_COLOURS = {logging.ERROR: (255, 110, 110), logging.WARNING: (255, 200, 90)}
 
 
-def fit_text(text: str, width_px: int, char_px: int = 7) -> str:
-    """`text` cut to what a bar `width_px` wide shows in the default font (a longer overlay is clipped at its start)."""
-    most = max(4, (width_px - 8) // char_px)
-    return text if len(text) <= most else text[: most - 3] + "..."
-
-
-class _ConsoleHandler(logging.Handler):
-    """Shows warnings and errors logged anywhere in the process in the studio's console."""
-
-    def __init__(self, session: Session) -> None:
-        super().__init__(level=logging.WARNING)
-        self.session = session
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("app.session"):
-            return  # the session's own messages are in the console already
-        self.session.post(Message(record.levelno, f"{record.name}: {record.getMessage()}", record.created))
-
-
-class Studio:
+class Studio(StudioTasks):
     def __init__(
         self,
         session: Session,
@@ -84,7 +63,6 @@ class Studio:
         settings: Settings | None = None,
         title: str = "LCA Studio",
         interactive_scale: float = 0.5,
-        interactive_detail: int | None = -1,
         runs_root: str | Path | None = None,  # None: the user's data folder (core.paths), not the working directory
         screen: ScreenArea | None = None,
         window_open: bool = False,  # the window is already shown (app.splash.open_window): build into it
@@ -118,7 +96,7 @@ class Studio:
             DrivePanel(session, self),
         ]
         self.avatar_panel = self.panels[0]
-        self._log_handler = _ConsoleHandler(session)
+        self._log_handler = ConsoleHandler(session)
         logging.getLogger().addHandler(self._log_handler)
         self.preview_image = np.full((self.height, self.width, 3), LOADING_GREY, dtype=np.float32)  # what is shown
         self._build()
@@ -135,8 +113,8 @@ class Studio:
         self.shown: FrameResult | None = None  # the newest picture on screen (or the newest failed decode)
         self._num = 0
         self.interactive_scale = interactive_scale
-        # Gaussians per anchor while dragging (None: all; -1: this machine's choice, session.preview_detail)
-        self.interactive_detail = preview_detail() if interactive_detail == -1 else interactive_detail
+        # Gaussians per anchor while dragging (None: all); this machine's choice (session.preview_detail)
+        self.interactive_detail: int | None = preview_detail()
         # GUI frame cap while the worker is busy (None: uncapped); only where decoding and drawing share the CPU
         self.gui_fps_while_rendering: float | None = None if torch.cuda.is_available() else GUI_FPS_WHILE_RENDERING
         self._tasks: list[tuple[Task, object, str]] = []  # (task, on_done(result), failure message)
@@ -282,118 +260,6 @@ class Studio:
         dpg.configure_item(self.loading_line, show=show)
 
     # Long actions: tasks on the preview worker, followed on the progress bar -------------------
-    def run_task(self, name: str, work, on_done=None, *, failure: str | None = None) -> Task:
-        """Run `work(task, viewport)` on the preview worker's thread (it may call `task.report(f, text)`).
-
-        `on_done(result)` runs on the GUI thread once it finished; a failure goes to the console as
-        "`failure`: reason" (default: "name failed"). The progress bar under the preview shows its time left.
-        """
-        task = Task(name)
-        self._tasks.append((task, on_done, failure or f"{name} failed"))
-        self._task_shown = task
-        return self.worker.submit_task(task, work)
-
-    def cancel_tasks(self) -> None:
-        for task, _, _ in self._tasks:
-            task.cancel()
-
-    def wait(self, task: Task | None, timeout: float = 120.0) -> bool:
-        """Run frames until `task` finished and its result was applied; True when it succeeded."""
-        if task is None:
-            return False
-        end = time.perf_counter() + timeout
-        while any(t is task for t, _, _ in self._tasks) and time.perf_counter() < end:
-            self.step()
-            time.sleep(0.005)
-        return task.done and task.error is None
-
-    def _poll_tasks(self) -> None:
-        for entry in [e for e in self._tasks if e[0].done]:
-            self._tasks.remove(entry)
-            task, on_done, failure = entry
-            if task.error == "cancelled":
-                self.session.say(f"{task.name}: cancelled", logging.WARNING)
-            elif task.error is not None:
-                self.session.say(f"{failure}: {task.error}", logging.ERROR)
-            elif on_done is not None:
-                on_done(task.result)
-        running = [t for t, _, _ in self._tasks]
-        task = running[0] if running else self._task_shown
-        if task is not None:
-            dpg.set_value(self.task_bar, task.fraction if task.error is None else 0.0)
-            dpg.configure_item(self.task_bar, overlay=fit_text(task.overlay(), self.width - 70))
-            self.avatar_panel.set_progress(task.fraction if task.error is None else 0.0, fit_text(task.overlay(), 260))
-        dpg.configure_item(self.cancel_button, enabled=bool(running))
-
-    # Actions (called by panels) --------------------------------------------------------------
-    def open_gallery(self, name: str) -> Task | None:
-        entries = gallery()
-        if name not in entries:
-            self.session.say(f"pick an avatar in the gallery first (got {name!r})", logging.WARNING)
-            return None
-        return self.run_task(
-            f"opening {name}", lambda task, vp: entries[name](), self.session.set_avatar,
-            failure=f"could not open {name}",
-        )  # fmt: skip
-
-    def open_file(self, path: str) -> Task:
-        def opened(avatar: StudioAvatar) -> None:
-            self.session.set_avatar(avatar, Path(path))
-            self.settings.last_avatar = str(path)
-
-        return self.run_task(
-            f"opening {Path(path).name}", lambda task, vp: load_avatar(path), opened, failure="could not open avatar"
-        )
-
-    def save_avatar(self, path: str, then=None) -> Task | None:
-        save = getattr(self.session.avatar, "save", None)
-        if save is None:
-            self.session.say(
-                f"{self.session.avatar.name} is an example without an avatar file; use 'Export .ply' to keep it",
-                logging.WARNING,
-            )
-            return None
-        return self._write("saving avatar", lambda task, vp: save(path), f"saved avatar to {path}", then)
-
-    def export_ply(self, path: str) -> Task:
-        return self._write(
-            "exporting .ply", lambda task, vp: exports.export_ply(self.session, path), f"exported {path}"
-        )
-
-    def snapshot(self, path: str) -> Task:
-        work = lambda task, vp: exports.snapshot_png(self.session, vp, path)  # noqa: E731
-        return self._write("snapshot", work, f"saved snapshot {path}")
-
-    def turntable(self, path: str, num_frames: int = 60) -> Task:
-        views = exports.turntable_views(self.session.view, num_frames)
-        return self._video(path, views, "turntable")
-
-    def render_camera_path(self, path: CameraPath, file: str) -> Task | None:
-        if len(path.keys) < 2:
-            self.session.say("add at least two camera keys before rendering the path", logging.WARNING)
-            return None
-        return self._video(file, path.frames(30), "camera path")
-
-    def _video(self, path: str, views, what: str) -> Task:
-        def work(task: Task, viewport: Viewport):
-            def progress(f: float) -> None:
-                task.report(f, f"frame {round(f * len(views))}/{len(views)}")
-
-            frames = exports.render_views(self.session, viewport, views, progress=progress)
-            return exports.write_video(path, frames)
-
-        return self._write(f"rendering {what}", work, f"wrote {what} video {path}")
-
-    def _write(self, name: str, work, done: str, then=None) -> Task:
-        """A file-writing task; failures go to the console instead of stopping the studio."""
-
-        def finished(result) -> None:
-            self.session.say(done)
-            if then is not None:
-                then(result)
-
-        return self.run_task(name, work, finished, failure="could not write")
-
     # Frame loop ------------------------------------------------------------------------------
     def _poll_mouse(self) -> None:
         s = self.session
@@ -443,7 +309,7 @@ class Studio:
         self.show_preview()
         self._follow_loading()
         self._update_status()
-        self._update_console()
+        self._console_len = show_new_messages(self.console, self.session, self._console_len, self.width)
         dpg.render_dearpygui_frame()
         self.frames += 1
         if self.window_shown_s is None:
@@ -546,21 +412,6 @@ class Studio:
             f"GL: {self.viewport.device_name.split(' / ')[0].split(' (')[0]}",
         )
 
-    def _update_console(self) -> None:
-        s = self.session
-        new = min(s.messages_total - self._console_len, len(s.messages))
-        if new <= 0:
-            return
-        for m in list(s.messages)[len(s.messages) - new :]:
-            stamp = time.strftime("%H:%M:%S", time.localtime(m.time))
-            colour = LEVEL_COLOURS.get(m.level, (200, 200, 200))
-            dpg.add_text(f"{stamp}  {m.text}", parent=self.console, color=colour, wrap=self.width - 20)
-        old = dpg.get_item_children(self.console, 1)
-        for item in old[: max(0, len(old) - CONSOLE_LINES)]:
-            dpg.delete_item(item)
-        self._console_len = s.messages_total
-        dpg.set_y_scroll(self.console, dpg.get_y_scroll_max(self.console) + 1000)
-
     def pace(self) -> float:
         """Wait out the rest of the GUI frame while other work needs the cores: the start-up avatar load (at most
         1 / LOADING_FRAME_S frames/s) and, on CPU-only machines, a busy preview worker (`GUI_FPS_WHILE_RENDERING`).
@@ -604,21 +455,6 @@ class Studio:
         logging.getLogger().removeHandler(self._log_handler)
         self.settings.save_from(self.session)
         dpg.destroy_context()
-
-
-def open_session(avatar: str | None, example: str | None, settings: Settings) -> Session:
-    """A session on the requested avatar, else the last session's, else the default; bad files keep the default.
-
-    Loads the avatar on the calling thread (scripts, tests); the studio itself opens its window first and loads
-    the avatar on the preview worker (`start_studio`).
-    """
-    start = choose_avatar(avatar, example, settings.last_avatar)
-    session = Session(start.avatar)
-    session.avatar_path = start.path
-    if start.problem:
-        session.say(start.problem, logging.ERROR)
-    apply_settings(session, settings)
-    return session
 
 
 def start_studio(

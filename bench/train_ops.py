@@ -9,7 +9,8 @@ not depend on those sizes. Each dispatched operation is counted once (a `TorchDi
 reaches the kernels), split into forward (model, drive, losses), backward, optimiser (gradient clipping, AdamW,
 EMA) and the rasteriser (counted apart: on CUDA gsplat replaces the torch reference rendered here); views and
 other metadata-only operations (no kernel on a GPU) are counted apart. The optimiser runs as it does on CUDA
-(fused AdamW, foreach clipping) where the CPU build has those paths.
+(fused AdamW, foreach clipping) where the CPU build has those paths; `--amp` adds the bf16 autocast a GPU step
+runs under (its casts are launches too).
 """
 
 from __future__ import annotations
@@ -103,14 +104,18 @@ class OpCounter(TorchDispatchMode):
         return out
 
 
-def tiny_model_yaml(name: str, anchors: int, folder: Path) -> Path:
-    """The model preset `name` with `anchors` anchors and small crops (patch-sized), written to `folder`."""
+def tiny_model_yaml(name: str, anchors: int, folder: Path, width: int | None = None) -> Path:
+    """The model preset `name` with `anchors` anchors and small crops (patch-sized), written to `folder`; with
+    `width`, its encoder, transformer and heads that narrow (the same operations, almost no arithmetic)."""
     from core.model.config import CONFIG_DIR
 
     data = yaml.safe_load((CONFIG_DIR / f"{name}.yaml").read_text())
     p = data.get("encoder", {}).get("patch_size", 8)
     data.setdefault("encoder", {}).update(body_crop=[3 * p, 2 * p], face_crop=[2 * p, 2 * p])
     data.setdefault("tokens", {})["num_anchors"] = anchors
+    if width:
+        for part in ("encoder", "transformer", "heads"):
+            data.setdefault(part, {})["hidden" if part == "heads" else "width"] = width
     path = folder / f"{name}-tiny-crops.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
@@ -119,13 +124,26 @@ def tiny_model_yaml(name: str, anchors: int, folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
-    ap.add_argument("--anchors", type=int, default=256)
+    ap.add_argument("--anchors", type=int, default=64)
+    ap.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="narrow the encoder, transformer and heads to this width (default: the preset's): the host times "
+        "then measure the dispatch of the operations rather than the CPU's arithmetic",
+    )
     ap.add_argument("--steps", type=int, default=10, help="timed steps (after --warmup)")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--count", type=int, default=2, help="steps counted under the dispatch mode")
     ap.add_argument("--data", default=str(Path(tempfile.gettempdir()) / "lca-train-ops-data"))
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE")
     ap.add_argument("--out", default=None)
+    ap.add_argument(
+        "--amp",
+        action="store_true",
+        help="bf16 autocast where the config puts it on a GPU (the step's autocast regions run on the CPU's "
+        "autocast): counts the casts to and from bf16 that a GPU step launches",
+    )
     ap.add_argument(
         "--raster",
         choices=("stub", "torch"),
@@ -138,13 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="lca-train-ops-"))
     base = load_train_config(args.config)
     sets = {**TINY_DATA, "data.root": args.data, "device": "cpu", "out_dir": str(tmp)}
-    sets["model"] = str(tiny_model_yaml(base.model, args.anchors, tmp))
+    sets["model"] = str(tiny_model_yaml(base.model, args.anchors, tmp, args.width))
     items = [f"{k}={v}" for k, v in sets.items()] + list(args.set)
     cfg = load_train_config(args.config, parse_overrides(items))
     dev = torch.device("cpu")
     root = ensure_data(cfg, _OneProcess())
     torch.manual_seed(cfg.seed)
     model, step = build_step(cfg, dev)
+    if args.amp and cfg.amp:  # the GPU's autocast regions, on the CPU's autocast
+        step._autocast = lambda device: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        drive = step._fast["drive"]
+        step._fast["drive"] = lambda *a, amp=False, **k: drive(*a, amp=True, **k)
     opt = build_optimizer(cfg, model)
     if not any(g.get("fused") for g in opt.param_groups):  # as on CUDA (one fused kernel per group)
         keep = ("params", "lr", "weight_decay", "lr_scale", "name")
@@ -211,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": args.config,
         "model": base.model,
         "anchors": args.anchors,
+        "width": args.width,
+        "amp": bool(args.amp and cfg.amp),
         "batch": [cfg.batch_size, cfg.data.num_refs, cfg.data.num_targets],
         "ops_per_step": kernels,
         "ops_per_step_without_rasteriser": sum(v for k, v in kernels.items() if k != "rasteriser"),

@@ -45,8 +45,15 @@ def add_view_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
     return run
 
 
-def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    p.add_argument("file", help="a 3DGS .ply, or 'demo' for a built-in avatar-like scene")
+def add_render_cli(
+    p: argparse.ArgumentParser,
+    *,
+    load: Callable[[str], object] | None = None,  # file -> Gaussians; default: render.loading.load_splats
+    file_help: str = "a 3DGS .ply, or 'demo' for a built-in avatar-like scene",
+) -> Callable[[argparse.Namespace], int]:
+    """`render FILE`: one view to .png or an orbit to .mp4. `load` opens FILE (raising ValueError or
+    FileNotFoundError with a message for people); the studio's command line passes one that also opens avatars."""
+    p.add_argument("file", help=file_help)
     p.add_argument(
         "--out",
         type=Path,
@@ -80,7 +87,7 @@ def add_render_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
             p.error("--width and --height must lie in 16..8192 and --frames in 1..100000")
         check_output_path(args.out, "image or video")
         try:
-            gaussians = load_splats(args.file)
+            gaussians = (load or load_splats)(args.file)
         except (ValueError, FileNotFoundError) as e:
             log.error("%s", e)
             return 2

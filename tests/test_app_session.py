@@ -193,7 +193,7 @@ def test_wrong_version_or_corrupt_avatar_files_keep_the_current_avatar(tiny_avat
 
 
 def test_start_restores_the_last_avatar_camera_and_lighting(tmp_path) -> None:
-    from app.studio import open_session
+    from app.startup import open_session
 
     settings = Settings(last_avatar="gallery:example figure")
     settings.view = {**settings.view, "yaw_deg": 33.0}

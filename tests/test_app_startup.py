@@ -45,7 +45,7 @@ def test_choose_avatar_falls_back_to_the_default_with_the_reason(tmp_path, monke
 
 
 def test_progress_overlays_are_cut_to_their_bar() -> None:
-    from app.studio import fit_text
+    from app.studio_tasks import fit_text
 
     assert fit_text("opening x: 40%", 400) == "opening x: 40%"
     cut = fit_text("loading the avatar: 30%, 2 s left (decoding studio-test #0 from 8 photos)", 260)

@@ -71,3 +71,42 @@ def test_create_imports_no_studio_code(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
     assert "LOADED [] 2" in out.stdout, out.stdout + out.stderr
+
+
+def test_render_draws_an_avatar_file_as_create_writes_it_like_its_exported_ply(tmp_path, caplog):
+    """`main.py render AVATAR`: the same picture as rendering the .ply `export` writes of it; other files refused."""
+    import numpy as np
+    from PIL import Image
+
+    from app.export_cli import add_render_cli
+    from core.model.avatar import Avatar
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+    from core.model.rig import rig_from_body_asset
+
+    torch.manual_seed(0)
+    cfg = load_model_config("tiny")
+    model = LCAModel(cfg, rig_from_body_asset()).eval()
+    body, face = torch.rand(1, 3, *cfg.encoder.body_crop), torch.rand(1, 3, *cfg.encoder.face_crop)
+    avatar = Avatar.create(model, body_crops=body, face_crops=face).save(tmp_path / "me.safetensors")
+    assert _runner(add_export_cli, [str(avatar), "--out", str(tmp_path / "me.ply")]) == 0
+    size = ["--width", "64", "--height", "64"]
+    assert _runner(add_render_cli, [str(avatar), "--out", str(tmp_path / "a.png"), *size]) == 0
+    assert _runner(add_render_cli, [str(tmp_path / "me.ply"), "--out", str(tmp_path / "p.png"), *size]) == 0
+    a, p = (np.asarray(Image.open(tmp_path / f)) for f in ("a.png", "p.png"))
+    assert a.shape[:2] == (64, 64) and (a != 255).any(), "the avatar is drawn on the white background"
+    np.testing.assert_array_equal(a, p)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    checkpoint = tmp_path / "model.safetensors"  # a safetensors file that is not an avatar
+    from core.io import save_tensors
+
+    save_tensors(checkpoint, {"w": torch.zeros(2)}, {}, kind="lca-checkpoint")
+    for bad, said in (
+        (photo, "cannot open photo.png: give a 3DGS .ply, an avatar file as `python main.py create` writes it"),
+        (checkpoint, "expected a lca_avatar file"),
+        (tmp_path / "missing.safetensors", "no such file"),
+    ):
+        caplog.clear()
+        assert _runner(add_render_cli, [str(bad), "--out", str(tmp_path / "b.png"), *size]) == 2
+        assert said in caplog.text and not (tmp_path / "b.png").exists()

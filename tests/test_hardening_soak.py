@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hardening_fuzz import summary_dir
 
-from app.studio import CONSOLE_LINES
+from app.console import CONSOLE_LINES
 
 ROOT = Path(__file__).resolve().parents[1]
 MINUTES = float(os.environ.get("LCA_SOAK_MINUTES", "1"))

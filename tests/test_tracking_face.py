@@ -82,9 +82,56 @@ def test_expression_coefficients_are_zero_at_neutral_and_cover_the_channels():
     assert max(coeffs.values()) == 0.0
     opened = dict(REAL_NEUTRAL, lip_gap=0.3)
     assert expression_coefficients(opened, REAL_NEUTRAL)["jawOpen"] > 0.4
-    smiling = dict(REAL_NEUTRAL, corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.1)
+    # a smile lifts the corner towards the nose and above the line between the lips
+    smiling = dict(
+        REAL_NEUTRAL,
+        corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.1,
+        corner_lift_L=REAL_NEUTRAL["corner_lift_L"] + 0.1,
+    )
     c = expression_coefficients(smiling, REAL_NEUTRAL)
     assert c["mouthSmileLeft"] > 0.6 and c["mouthSmileRight"] == 0.0
+
+
+def _read(**measured: float) -> dict[str, float]:
+    return expression_coefficients(dict(REAL_NEUTRAL, **measured), REAL_NEUTRAL)
+
+
+def test_lowered_or_narrow_eyes_are_not_read_as_shut():
+    # eye apertures (ratio of eye width) of the labelled real clips: shut 0.05, lids lowered over a downward gaze
+    # 0.09, narrow open eyes 0.21
+    assert _read(eye_open_L=0.04, eye_open_R=0.04)["eyeBlinkLeft"] == 1.0
+    lowered = _read(eye_open_L=0.09, eye_open_R=0.09)
+    assert 0.5 < lowered["eyeBlinkLeft"] < 0.9
+    assert _read(eye_open_L=0.21, eye_open_R=0.21)["eyeBlinkRight"] < 0.4
+
+
+def test_a_whole_mouth_rising_without_the_corners_rising_above_the_lips_is_not_a_full_smile():
+    # crying with a raised chin: the mouth moves up towards the nose, the corners stay on the lip line
+    crying = _read(corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.08)
+    assert crying["mouthSmileLeft"] < 0.4
+    smiling = _read(
+        corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.08, corner_lift_L=REAL_NEUTRAL["corner_lift_L"] + 0.08
+    )
+    assert smiling["mouthSmileLeft"] > 0.6
+
+
+def test_the_lip_gap_of_a_smile_over_closed_teeth_is_not_the_jaw():
+    gap = 0.2
+    toothy_smile = {
+        f"corner_{m}_{s}": REAL_NEUTRAL[f"corner_{m}_{s}"] + 0.12 + (0.2 * gap if m == "lift" else 0.0)
+        for m in ("height", "lift")
+        for s in "LR"
+    }
+    c = _read(lip_gap=gap, **toothy_smile)
+    assert c["mouthSmileLeft"] > 0.9 and c["jawOpen"] < 0.05
+    assert _read(lip_gap=gap)["jawOpen"] > 0.3  # the same gap without a smile: talking
+
+
+def test_relaxed_brows_of_real_faces_are_not_read_as_lowered():
+    # mid-brow heights of the labelled real faces at rest: 0.33-0.41 interocular distances
+    for h in (0.34, 0.37, 0.41):
+        assert _read(brow_mid_L=h, brow_mid_R=h)["browDownLeft"] < 0.5, h
+    assert _read(brow_mid_L=0.28, brow_mid_R=0.28)["browDownLeft"] > 0.95  # anger: 0.29
 
 
 def test_gaze_follows_the_iris_with_the_studio_signs():

@@ -108,12 +108,15 @@ class CreatePanel(Panel):
                 task.finish(error=str(e))
                 self.session.say(f"could not create an avatar: {e}", logging.ERROR)
                 return task
-            self.session.set_avatar(task.result)
+            self._created(task.result)
             return task
-        self.create_task = self._run_task(
-            "creating avatar", work, self.session.set_avatar, failure="could not create an avatar"
-        )
+        self.create_task = self._run_task("creating avatar", work, self._created, failure="could not create an avatar")
         return self.create_task
+
+    def _created(self, avatar) -> None:
+        """Show the new avatar, and the photos' rows with the body fits creation refitted (one shared shape)."""
+        self.session.set_avatar(avatar)
+        self.refresh()
 
     # Personalisation ------------------------------------------------------------------------
     def personalise(self, steps: int | None = None) -> bool:

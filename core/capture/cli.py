@@ -78,6 +78,7 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
                 except PhotoError as e:
                     log.error("%s", e)
                     return 2
+            _log_shared_shape(assistant)
             avatar, report = created.avatar, None
             if refs is not None:
                 avatar, report = _refine(avatar, refs, args.refine, args.holdout)
@@ -90,6 +91,21 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         return 0
 
     return run
+
+
+def _log_shared_shape(assistant) -> None:
+    """The body shape fitted to all photos, and each photo's fit before and after it."""
+    if assistant.shape is None:
+        log.info("body shape: the template's (no photo has a landmark fit)")
+        return
+    from core.capture.photos import _fit_rig
+
+    names = _fit_rig().phenotype.phenotype_names if _fit_rig().phenotype is not None else []
+    values = ", ".join(f"{n} {v:.2f}" for n, v in zip(names, assistant.shape.tolist(), strict=False))
+    refit = [c for c in assistant.checks if c.fit is not None and c.fit.before is not None]
+    log.info("body shape shared by %d photo%s (template 0.50 each): %s", len(refit), "s" * (len(refit) > 1), values)
+    for c in refit:
+        (log.warning if c.fit.poor else log.info)("%s: %s", Path(c.path).name, c.fit.summary())
 
 
 def default_avatar_path(photos: list[str]) -> Path:

@@ -100,15 +100,16 @@ def photo_inputs(checks: list[PhotoCheck]) -> tuple[list[torch.Tensor], list, li
     return images, estimates, masks
 
 
-def photo_estimate(c: PhotoCheck, rig):  # -> BodyEstimate
+def photo_estimate(c: PhotoCheck, rig, shape: torch.Tensor | None = None):  # -> BodyEstimate
     """The photo's body estimate: the landmark fit when there is one (even a poor one places the head and limbs
     nearer their place than a standing template in the box, which put a kicking man's face on the chest), else the
-    standing template in its box. Regions a poor fit misplaced are refused by `photo_trust`."""
+    standing template (or `shape` [S], the person's shared shape) in its box. Regions a poor fit misplaced are
+    refused by `photo_trust`."""
     from core.capture.photo_fit import box_estimate
 
     if c.fit is not None and c.fit.method == "landmarks":
         return c.fit.estimate
-    return box_estimate(rig, c.person_box, c.size, c.view)
+    return box_estimate(rig, c.person_box, c.size, c.view, shape)
 
 
 def photo_trust(checks: list[PhotoCheck], num_bones: int) -> torch.Tensor | None:
@@ -163,9 +164,7 @@ def check_photo(
         if found.pose is not None or found.mask is not None:
             from core.capture.photo_fit import fit_photo
 
-            c.fit = fit_photo(_fit_rig(), c.size, c.person_box, c.view, found.pose, found.pose_world, found.mask)
-            if c.fit.poor:
-                c.problems.append(c.fit.summary() + "; this photo will not be used to personalise")
+            _set_fit(c, fit_photo(_fit_rig(), c.size, c.person_box, c.view, found.pose, found.pose_world, found.mask))
         c.estimate = photo_estimate(c, _fit_rig())
         c.body_crop, c.face_crop = _preview_crops(rgb, c.estimate, body_crop, face_crop)
         for part, what in (("legs", "the legs are not in the photo"), ("face", "the face is not seen")):
@@ -184,6 +183,14 @@ def check_photo(
     if clipped > 0.25:
         c.problems.append(f"{100 * clipped:.0f}% of the pixels are clipped to black or white")
     return c
+
+
+def _set_fit(c: PhotoCheck, fit) -> None:
+    """The photo's body fit, and the problem line a poor one adds (first), in place of an earlier fit's."""
+    c.problems = [p for p in c.problems if not p.startswith("fit: ")]
+    c.fit = fit
+    if fit.poor:
+        c.problems.insert(0, fit.summary() + "; this photo will not be used to personalise")
 
 
 def _preview_crops(rgb: np.ndarray, estimate, body_crop: tuple[int, int], face_crop: tuple[int, int]):
@@ -225,11 +232,13 @@ def coverage(checks: list[PhotoCheck]) -> tuple[dict[str, int], list[str]]:
 class CaptureAssistant:
     """Collects photos, checks each one, and makes an avatar from the usable ones."""
 
-    def __init__(self) -> None:
+    def __init__(self, detector=None) -> None:  # detector: core.data.person.PersonFinder (the default) or alike
         from core.data.person import PersonFinder
 
-        self.detector = PersonFinder()
+        self.detector = detector or PersonFinder()
         self.checks: list[PhotoCheck] = []
+        self.shape: torch.Tensor | None = None  # [S] the body shape shared by the photos (`fit_shape`); None: none
+        self.shape_config = None  # core.capture.shape_fit.ShapeFitConfig of the fit `create` runs (None: defaults)
 
     def add(self, path: str | Path, *, body_crop=(256, 192), face_crop=(128, 128)) -> PhotoCheck:
         if len(self.checks) >= MAX_PHOTOS:
@@ -245,10 +254,41 @@ class CaptureAssistant:
         c = self.checks[index]
         c.view = view
         if c.usable:
-            c.estimate = photo_estimate(c, _fit_rig())
+            c.estimate = photo_estimate(c, _fit_rig(), self.shape)
 
     def remove(self, index: int) -> None:
         del self.checks[index]
+
+    def fit_shape(self, cfg=None):  # cfg: core.capture.shape_fit.ShapeFitConfig -> ShapeFit | None
+        """One body shape for all usable photos (core.capture.shape_fit), fitted with each landmark-fitted photo's
+        pose and camera from that photo's own fit; every photo's fit and estimate then carry it (box-only photos
+        stand in it). Run again after photos change: it always starts from the photos' own fits. None (and the
+        photos keep their own fits) when no photo has a landmark fit or the fit fails."""
+        from core.capture.photo_fit import refit_photo
+        from core.capture.shape_fit import PhotoTarget, fit_shared_shape
+
+        rig = _fit_rig()
+        usable = [c for c in self.checks if c.usable]
+        fitted = [
+            c for c in usable if c.fit is not None and c.fit.method == "landmarks" and c.fit.landmarks is not None
+        ]
+        for c in fitted:  # back to the photo's own fit (a refit of an earlier set of photos is stale)
+            _set_fit(c, c.fit.before or c.fit)
+        self.shape = None
+        if not fitted:
+            return None
+        targets = [PhotoTarget(c.fit.estimate, c.fit.landmarks, c.mask, c.fit.person_px) for c in fitted]
+        try:
+            result = fit_shared_shape(rig, targets, cfg or self.shape_config)
+        except FloatingPointError as e:
+            log.warning("%s: the photos keep the template's body shape", e)
+            return None
+        self.shape = result.shape
+        for c, est in zip(fitted, result.estimates, strict=True):
+            _set_fit(c, refit_photo(rig, c.fit, est, c.mask))
+        for c in usable:
+            c.estimate = photo_estimate(c, rig, self.shape)
+        return result
 
     def create(self, progress: Callable[[float, str], None] | None = None) -> CreatedAvatar:
         """An avatar from the usable photos: `Avatar.create` on the photos and their estimates (the model's
@@ -261,6 +301,9 @@ class CaptureAssistant:
         from core.capture.references import photo_references
         from core.model.avatar import Avatar
 
+        if progress:
+            progress(0.05, f"fitting one body shape to {len(usable)} photo{'s' if len(usable) > 1 else ''}")
+        self.fit_shape()
         model, label = creation_model()
         if progress:
             progress(0.3, f"encoding {len(usable)} photos")

@@ -3,6 +3,8 @@ at novel views and novel poses. Fixed by (world seed, split, index), so they reg
 
 A benchmark sample is a clip with C = 1 whose frames play roles (`arrays["role"]`): 0 reference,
 1 novel view (reference pose, orbit camera), 2 novel pose (unseen pose and expression, orbit camera).
+Generated with `SynthConfig.closeup_size` N, the scored views also have their head close-ups (`core.data.closeups`;
+the references carry blank ones, never rendered, so that every frame has one).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import torch
 from core.data.backgrounds import studio_background
 from core.data.body_bridge import world_body
 from core.data.cameras import orbit_views, to_camera
+from core.data.closeups import closeup_intrinsics, render_closeups, to_uint8
 from core.data.identity import build_identity
 from core.data.identity_spec import draw_identity_spec
 from core.data.lighting import studio_lighting
@@ -80,7 +83,7 @@ def make_benchmark_sample(
         raise ValueError(f"unknown benchmark {name!r}; use one of {ALL_BENCHMARKS}")
     if name == LOOSE_BENCHMARK:
         index = loose_identity(world_seed, index)
-    ref = _references(name, world_seed, index, cfg, num_refs)
+    ref = _references(name, world_seed, index, replace(cfg, closeup_size=0), num_refs)
     body = world_body()
     spec = draw_identity_spec(identity_seed(world_seed, name, index))
     identity = build_identity(spec, body, detail=cfg.detail)
@@ -113,23 +116,32 @@ def make_benchmark_sample(
     T = T @ yaw
     bg = studio_background(cfg.height, cfg.width)
     light = studio_lighting()
+    head_idx = np.nonzero(np.isin(body.regions.numpy(), [0, 1, 2]))[0]
+    from core.data.synth import _head_boxes  # noqa: PLC0415  (shared helper)
+
+    verts = posed.body.vertices.float().numpy()
+    boxes = np.stack([_head_boxes(np.repeat(verts[p : p + 1], num_views, 0), head_idx, K, T) for p in range(P)])
+    N = cfg.closeup_size
+    Kc = closeup_intrinsics(boxes, np.repeat(K[None], P, 0), N) if N else None  # [P, V, 3, 3]
     rgb, mask, parts, roles, Ks, Ts, pose_rows, expr_rows = [], [], [], [], [], [], [], []
+    close_rgb, close_mask = [], []
     for p in range(P):
-        col, alpha, lab = render_views(lit_gaussians(identity, posed, p, light), to_camera(K, T, cfg.width, cfg.height))
+        lit = lit_gaussians(identity, posed, p, light)
+        col, alpha, lab = render_views(lit, to_camera(K, T, cfg.width, cfg.height))
         rgb.append(np.round((col + (1 - alpha[..., None]) * bg) * 255).clip(0, 255).astype(np.uint8))
         mask.append(np.round(alpha * 255).astype(np.uint8))
         parts.append(lab)
+        if N:
+            col, alpha = render_closeups(lit, K, Kc[p], T, N, bg)
+            close_rgb.append(to_uint8(col))
+            close_mask.append(to_uint8(alpha))
         roles += [ROLE_NOVEL_VIEW if p == 0 else ROLE_NOVEL_POSE] * num_views
         Ks.append(K)
         Ts.append(T)
         pose_rows += [poses[p]] * num_views
         expr_rows += [exprs[p]] * num_views
     n_t = P * num_views
-    head_idx = np.nonzero(np.isin(body.regions.numpy(), [0, 1, 2]))[0]
-    from core.data.synth import _head_boxes  # noqa: PLC0415  (shared helper)
-
-    verts = posed.body.vertices.float().numpy()
-    boxes = np.concatenate([_head_boxes(np.repeat(verts[p : p + 1], num_views, 0), head_idx, K, T) for p in range(P)])
+    boxes = boxes.reshape(n_t, 4)
     arrays = dict(a)
     arrays["K"] = np.concatenate([a["K"], np.concatenate(Ks)[:, None].astype(np.float32)])
     arrays["T_cam_world"] = np.concatenate([a["T_cam_world"], np.concatenate(Ts)[:, None].astype(np.float32)])
@@ -145,7 +157,7 @@ def make_benchmark_sample(
         arrays[k] = np.concatenate([a[k], np.repeat(v[None], n_t, 0).astype(np.float32)])
     arrays["role"] = np.array([ROLE_REF] * num_refs + roles, np.int8)
     meta = dict(ref.meta, kind="benchmark", benchmark=name, num_refs=num_refs)
-    return Sample(
+    out = Sample(
         key=f"bench-{name}-{index:06d}",
         meta=meta,
         arrays=arrays,
@@ -153,6 +165,12 @@ def make_benchmark_sample(
         mask=np.concatenate([ref.mask, np.concatenate(mask)[:, None]]),
         parts=np.concatenate([ref.parts, np.concatenate(parts)[:, None]]) if ref.parts is not None else None,
     )
+    if N:  # blank close-ups for the references (never scored), then the scored views'
+        blank = np.zeros((num_refs, 1, N, N), np.uint8)
+        arrays["closeup_K"] = np.concatenate([closeup_intrinsics(a["head_box"], a["K"], N), Kc.reshape(n_t, 1, 3, 3)])
+        out.closeup_rgb = np.concatenate([np.repeat(blank[..., None], 3, -1), np.concatenate(close_rgb)[:, None]])
+        out.closeup_mask = np.concatenate([blank, np.concatenate(close_mask)[:, None]])
+    return out
 
 
 def write_benchmark(

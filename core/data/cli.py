@@ -28,6 +28,11 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
         "--cameras", type=int, nargs=2, default=(8, 32), metavar=("MIN", "MAX"), help="studio cameras per capture"
     )
     s.add_argument("--detail", type=float, default=1.0, help="Gaussian count factor per identity (1.0: about 30k)")
+    s.add_argument(
+        "--face-size", type=int, default=256, metavar="N",
+        help="side of each frame's head close-up (the frame's camera zoomed onto the head; training's face loss); "
+        "0: none",
+    )  # fmt: skip
     s.add_argument("--per-shard", type=int, default=4, help="samples per shard")
     s.add_argument("--workers", type=int, default=None, help="processes (default min(4, cpu count))")
     b = sub.add_parser("benchmark", help="regenerate the held-out wild-test / studio-test benchmark sets")
@@ -35,8 +40,12 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     b.add_argument("--count", type=int, default=4, help="identities per benchmark")
     b.add_argument("--size", type=int, default=256)
     b.add_argument("--detail", type=float, default=1.0)
+    b.add_argument(
+        "--face-size", type=int, default=256, metavar="N", help="side of the views' head close-ups (0: none)"
+    )
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--which", choices=("wild-test", "studio-test", "both"), default="both")
+    b.add_argument("--workers", type=int, default=1, help="processes generating identities at once")
     v = sub.add_parser("video", help="ingest real videos or photos into wild-clip shards")
     v.add_argument("source", type=Path, help="a video/image file or a folder of them")
     v.add_argument("--out", type=Path, required=True)
@@ -51,6 +60,9 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     )
 
     def run(args: argparse.Namespace) -> int:
+        if args.prepare_what in ("synth", "benchmark") and not 0 <= args.face_size <= 4096:
+            log.error("--face-size must be 0 (no close-ups) to 4096, got %d", args.face_size)
+            return 2
         if args.prepare_what == "synth":
             from core.data.generate import plan_generation, run_generation  # noqa: PLC0415
             from core.data.synth import SynthConfig  # noqa: PLC0415
@@ -61,6 +73,7 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
                 wild_frames=args.frames,
                 studio_cameras=tuple(args.cameras),
                 detail=args.detail,
+                closeup_size=args.face_size,
             )
             counts = {"train": {"wild": args.wild, "studio": args.studio}}
             if args.val_wild or args.val_studio:
@@ -77,9 +90,12 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
             from core.data.benchmarks import BENCHMARKS, write_benchmark  # noqa: PLC0415
             from core.data.synth import SynthConfig  # noqa: PLC0415
 
-            cfg = SynthConfig(width=args.size, height=args.size, detail=args.detail)
+            cfg = SynthConfig(width=args.size, height=args.size, detail=args.detail, closeup_size=args.face_size)
             for name in BENCHMARKS if args.which == "both" else (args.which,):
-                for path in write_benchmark(args.out, name, args.count, cfg, world_seed=args.seed, progress=True):
+                paths = write_benchmark(
+                    args.out, name, args.count, cfg, world_seed=args.seed, progress=True, workers=args.workers
+                )
+                for path in paths:
                     log.info("benchmark shard %s", path)
             return 0
         from core.data.shards import write_shard  # noqa: PLC0415

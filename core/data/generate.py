@@ -159,6 +159,9 @@ def write_card(plan: GenerationPlan) -> dict:
         "| --- | --- | --- |",
     ]
     lines += [f"| {s} | {k} | {n} |" for s, d in plan.counts.items() for k, n in d.items()]
+    if plan.config.closeup_size:
+        n = plan.config.closeup_size
+        lines += ["", f"Every frame also has a {n}x{n} px head close-up (its own camera zoomed onto the head)."]
     lines += [
         "",
         "Wild samples are monocular clips with noisy body estimates (`est_*`) and ground truth (`gt_*`);",

@@ -41,6 +41,11 @@ class LoaderConfig:
     # (gt_* bodies, exact masks, part labels and lighting), as studio captures are supervised.
     wild_supervision: str = "pipeline"
     wild_mask_iou: float = MEASURED_MASK_IOU
+    # Side of the targets' head close-ups in each example (0: none): `tgt_closeup_*`, resized from the shard's own
+    # size. They supervise only where the target's body is exact (studio captures, wild clips under "exact"):
+    # a real video has no close-up, and a tracker's body error grows eightfold at close-up scale. Targets without
+    # one (those, older shards, real footage) carry zeros and `tgt_closeup_valid` 0, so batches keep one set of keys.
+    closeup_size: int = 0
 
 
 def degrade_mask(mask: np.ndarray, rng: np.random.Generator, iou: float) -> np.ndarray:
@@ -185,12 +190,45 @@ def make_example(
         "tgt_key_rgb": t(a["key_rgb"][tgt_f]) if key else torch.zeros(len(tgts), 3),  # [T, 3]
         "tgt_lit": torch.full((len(tgts),), float(lit)),  # [T] 1: lighting known (env_sh); 0: read off the frame
     }
+    if cfg.closeup_size > 0:
+        out.update(closeup_targets(sample, tgts, cfg.closeup_size, usable=not pipeline))
     if sample.parts_at(*tgts[0]) is not None and not pipeline:
         out["tgt_parts"] = t([sample.parts_at(f, c) for f, c in tgts], torch.int64)  # [T, H, W], 255 = background
     else:  # no labels (255 everywhere), so that a batch mixing kinds keeps one set of keys
         H, W = out["tgt_rgb"].shape[-2:]
         out["tgt_parts"] = torch.full((len(tgts), H, W), 255, dtype=torch.int64)
     return out
+
+
+def closeup_targets(
+    sample: Sample | LazySample, tgts: list[tuple[int, int]], size: int, *, usable: bool = True
+) -> dict[str, torch.Tensor]:
+    """The head close-ups of the target views `tgts` (frame, camera) at `size` px: colour [T, 3, S, S] and mask
+    [T, 1, S, S] uint8, intrinsics [T, 3, 3] and validity [T] (0: none, zeros instead; see
+    `LoaderConfig.closeup_size`)."""
+    T = len(tgts)
+    rgb = np.zeros((T, size, size, 3), np.uint8)
+    mask = np.zeros((T, size, size), np.uint8)
+    a = sample.arrays
+    H, W = (sample.height, sample.width) if isinstance(sample, LazySample) else sample.rgb.shape[2:4]
+    K = np.stack([a["K"][f, c] for f, c in tgts]).astype(np.float32)  # stand-ins: a valid camera, never scored
+    K[:, :2] *= size / max(H, W)
+    valid = np.zeros(T, np.float32)
+    n = sample.closeup_size
+    if usable and n > 0 and "closeup_K" in a:
+        for i, (f, c) in enumerate(tgts):
+            im, m, Kc = sample.closeup_rgb_at(f, c), sample.closeup_mask_at(f, c), a["closeup_K"][f, c]
+            if n != size:  # the intrinsics scale with the image (pixel centres at +0.5)
+                interp = cv2.INTER_AREA if size < n else cv2.INTER_LINEAR
+                im, m = (cv2.resize(x, (size, size), interpolation=interp) for x in (im, m))
+                Kc = np.diag([size / n, size / n, 1.0]) @ Kc
+            rgb[i], mask[i], K[i], valid[i] = im, m, Kc, 1.0
+    return {
+        "tgt_closeup_rgb": torch.as_tensor(rgb).permute(0, 3, 1, 2),  # [T, 3, S, S] uint8
+        "tgt_closeup_mask": torch.as_tensor(mask)[:, None],  # [T, 1, S, S] uint8
+        "tgt_closeup_K": torch.as_tensor(K, dtype=torch.float32),  # [T, 3, 3]
+        "tgt_closeup_valid": torch.as_tensor(valid),  # [T]
+    }
 
 
 class ShardDataset(IterableDataset):
@@ -231,6 +269,15 @@ class ShardDataset(IterableDataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def data_closeup_size(self) -> int:
+        """Side of the head close-ups the data carries (0: none), from the first sample of each kind's first
+        shard: enough to set `LoaderConfig.closeup_size` (samples without close-ups still load)."""
+        first: dict[str, Path] = {}
+        for path in self.shards:
+            first.setdefault(path.name.split("-")[0], path)
+        sizes = [refs[0].load().closeup_size for refs in map(index_shard, first.values()) if refs]
+        return max(sizes, default=0)
 
     def _my_shards(self) -> list[Path]:
         rank, world = 0, 1
@@ -334,7 +381,7 @@ def collate(examples: list[dict]) -> dict:
     return out
 
 
-IMAGE_KEYS: tuple[str, ...] = ("ref_full", "ref_face", "tgt_rgb", "tgt_mask")
+IMAGE_KEYS: tuple[str, ...] = ("ref_full", "ref_face", "tgt_rgb", "tgt_mask", "tgt_closeup_rgb", "tgt_closeup_mask")
 
 
 def to_float_images(batch: dict, device: torch.device | str | None = None) -> dict:

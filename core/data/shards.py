@@ -6,6 +6,8 @@ Layout of a sample with key `wild-train-000012` inside a shard:
     wild-train-000012.0003-00.rgb.png   frame 3, camera 0: colour (RGB, 8 bit)
     wild-train-000012.0003-00.mask.png  foreground alpha (8 bit)
     wild-train-000012.0003-00.parts.png part id per pixel (index into PART_NAMES, 255 = background)
+    wild-train-000012.0003-00.closeup.rgb.png   head close-up of that frame (optional; .json `closeup_size` N > 0,
+    wild-train-000012.0003-00.closeup.mask.png  N x N; its intrinsics are the .npz's `closeup_K` [F, C, 3, 3])
 A shard is written under a temporary name and renamed when complete, so a file named `*.tar` is always
 whole; a killed run leaves at most `.NAME.tar.<pid>.<random>.tmp` files, ignored by readers and removed by the
 next save of that shard.
@@ -42,7 +44,8 @@ class ShardError(FileFormatError):
 
 
 def _check_meta(key: str, meta: object) -> tuple[int, int, int, int]:
-    """(F, C, H, W) from a sample's JSON header, checked to be sane before anything is allocated."""
+    """(F, C, H, W) from a sample's JSON header, checked to be sane (close-ups included) before anything is
+    allocated."""
     if not isinstance(meta, dict):
         raise ShardError(f"sample {key!r}: .json is not a mapping")
     try:
@@ -52,7 +55,19 @@ def _check_meta(key: str, meta: object) -> tuple[int, int, int, int]:
     F, C, H, W = dims
     if min(dims) < 1 or F * C * H * W > MAX_SAMPLE_PIXELS:
         raise ShardError(f"sample {key!r}: implausible sizes frames={F} cameras={C} height={H} width={W}")
+    closeup_size(key, meta, F * C)
     return F, C, H, W
+
+
+def closeup_size(key: str, meta: dict, views: int = 1) -> int:
+    """The side N of a sample's head close-ups from its JSON header (0: it has none), checked to be sane."""
+    try:
+        n = int(meta.get("closeup_size") or 0)
+    except (TypeError, ValueError) as e:
+        raise ShardError(f"sample {key!r}: .json has an unusable closeup_size ({e})") from e
+    if n < 0 or n > 4096 or views * n * n > MAX_SAMPLE_PIXELS:
+        raise ShardError(f"sample {key!r}: implausible closeup_size {n} for {views} views")
+    return n
 
 
 def _read_meta_arrays(key: str, files: dict[str, bytes]) -> tuple[dict, dict[str, np.ndarray]]:
@@ -91,6 +106,8 @@ class Sample:
     mask: np.ndarray  # [F, C, H, W] uint8 (255 = person)
     parts: np.ndarray | None = None  # [F, C, H, W] uint8 part ids, 255 = background
     extra: dict = field(default_factory=dict)
+    closeup_rgb: np.ndarray | None = None  # [F, C, N, N, 3] uint8 head close-ups (intrinsics: arrays["closeup_K"])
+    closeup_mask: np.ndarray | None = None  # [F, C, N, N] uint8 (255 = person)
 
     @property
     def num_frames(self) -> int:
@@ -109,6 +126,17 @@ class Sample:
     def parts_at(self, f: int, c: int) -> np.ndarray | None:  # [H, W]
         return None if self.parts is None else self.parts[f, c]
 
+    @property
+    def closeup_size(self) -> int:
+        """Side N of the head close-ups (0: none)."""
+        return 0 if self.closeup_rgb is None else self.closeup_rgb.shape[2]
+
+    def closeup_rgb_at(self, f: int, c: int) -> np.ndarray:  # [N, N, 3]
+        return self.closeup_rgb[f, c]
+
+    def closeup_mask_at(self, f: int, c: int) -> np.ndarray:  # [N, N]
+        return self.closeup_mask[f, c]
+
 
 class LazySample:
     """A sample whose images are decoded only when asked for (loaders use a few views of many)."""
@@ -118,11 +146,12 @@ class LazySample:
         self.meta, self.arrays = _read_meta_arrays(key, files)
         self.num_frames, self.num_cameras, self.height, self.width = _check_meta(key, self.meta)
         self.has_parts = bool(self.meta.get("has_parts"))
+        self.closeup_size = closeup_size(key, self.meta)
 
-    def _image(self, name: str, colour: bool) -> np.ndarray:
+    def _image(self, name: str, colour: bool, size: tuple[int, int] | None = None) -> np.ndarray:
         if name not in self.files:
             raise ShardError(f"sample {self.key!r} lacks its image {name}")
-        return _unpng(self.files[name], colour, (self.height, self.width))
+        return _unpng(self.files[name], colour, size or (self.height, self.width))
 
     def rgb_at(self, f: int, c: int) -> np.ndarray:
         return self._image(f"{f:04d}-{c:02d}.rgb.png", True)
@@ -132,6 +161,12 @@ class LazySample:
 
     def parts_at(self, f: int, c: int) -> np.ndarray | None:
         return self._image(f"{f:04d}-{c:02d}.parts.png", False) if self.has_parts else None
+
+    def closeup_rgb_at(self, f: int, c: int) -> np.ndarray:  # [N, N, 3]
+        return self._image(f"{f:04d}-{c:02d}.closeup.rgb.png", True, (self.closeup_size,) * 2)
+
+    def closeup_mask_at(self, f: int, c: int) -> np.ndarray:  # [N, N]
+        return self._image(f"{f:04d}-{c:02d}.closeup.mask.png", False, (self.closeup_size,) * 2)
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -165,6 +200,17 @@ def encode_sample(sample: Sample) -> dict[str, bytes]:
         sample.meta, num_frames=F, num_cameras=C, height=int(sample.rgb.shape[2]), width=int(sample.rgb.shape[3])
     )
     meta["has_parts"] = sample.parts is not None
+    meta.pop("closeup_size", None)  # set again below when the sample carries close-ups
+    closeups = sample.closeup_rgb is not None
+    if closeups:
+        N = sample.closeup_rgb.shape[2]
+        mask_shape = None if sample.closeup_mask is None else sample.closeup_mask.shape
+        if sample.closeup_rgb.shape != (F, C, N, N, 3) or mask_shape != (F, C, N, N):
+            raise ValueError(f"close-ups [F={F}, C={C}, N, N, 3] and masks [F, C, N, N] expected, got "
+                             f"{sample.closeup_rgb.shape} and {mask_shape}")  # fmt: skip
+        if sample.arrays.get("closeup_K", np.zeros(0)).shape != (F, C, 3, 3):
+            raise ValueError(f"close-ups need their intrinsics arrays['closeup_K'] [F={F}, C={C}, 3, 3]")
+        meta["closeup_size"] = N
     files = {"json": json.dumps(meta, sort_keys=True).encode()}
     buf = io.BytesIO()
     np.savez_compressed(buf, **sample.arrays)
@@ -176,6 +222,9 @@ def encode_sample(sample: Sample) -> dict[str, bytes]:
             files[f"{tag}.mask.png"] = _png(sample.mask[f, c])
             if sample.parts is not None:
                 files[f"{tag}.parts.png"] = _png(sample.parts[f, c])
+            if closeups:
+                files[f"{tag}.closeup.rgb.png"] = _png(sample.closeup_rgb[f, c])
+                files[f"{tag}.closeup.mask.png"] = _png(sample.closeup_mask[f, c])
     return files
 
 
@@ -186,16 +235,28 @@ def decode_sample(key: str, files: dict[str, bytes]) -> Sample:
     rgb = np.empty((F, C, H, W, 3), np.uint8)
     mask = np.empty((F, C, H, W), np.uint8)
     parts = np.empty((F, C, H, W), np.uint8) if meta.get("has_parts") else None
+    N = closeup_size(key, meta, F * C)
+    close_rgb = np.empty((F, C, N, N, 3), np.uint8) if N else None
+    close_mask = np.empty((F, C, N, N), np.uint8) if N else None
+    images = (
+        ("rgb", rgb, True, (H, W)),
+        ("mask", mask, False, (H, W)),
+        ("parts", parts, False, (H, W)),
+        ("closeup.rgb", close_rgb, True, (N, N)),
+        ("closeup.mask", close_mask, False, (N, N)),
+    )
     for f in range(F):
         for c in range(C):
             tag = f"{f:04d}-{c:02d}"
-            for name, out, colour in (("rgb", rgb, True), ("mask", mask, False), ("parts", parts, False)):
+            for name, out, colour, size in images:
                 if out is None:
                     continue
                 if f"{tag}.{name}.png" not in files:
                     raise ShardError(f"sample {key!r} lacks its image {tag}.{name}.png")
-                out[f, c] = _unpng(files[f"{tag}.{name}.png"], colour, (H, W))
-    return Sample(key=key, meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
+                out[f, c] = _unpng(files[f"{tag}.{name}.png"], colour, size)
+    sample = Sample(key=key, meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
+    sample.closeup_rgb, sample.closeup_mask = close_rgb, close_mask
+    return sample
 
 
 def write_shard(path: Path, samples: list[Sample]) -> None:

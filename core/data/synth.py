@@ -11,6 +11,7 @@ from core.data import augment
 from core.data.backgrounds import studio_background, wild_background
 from core.data.body_bridge import world_body
 from core.data.cameras import project, studio_rig, to_camera, wild_camera_path
+from core.data.closeups import closeup_intrinsics, render_closeups, to_uint8
 from core.data.identity import build_identity
 from core.data.identity_spec import draw_identity_spec
 from core.data.lighting import lighting_sweep, random_lighting, studio_lighting
@@ -32,6 +33,9 @@ class SynthConfig:
     studio_lights: int = 2  # lighting-sweep frames per capture (on top of the evenly lit poses)
     detail: float = 1.0  # Gaussian count factor (1.0: about 25-35k per identity)
     fps: float = 15.0
+    # Side of each frame's head close-up (core.data.closeups: the frame's camera zoomed onto its padded head box),
+    # stored beside the frame; 0: none. The full frames are the same with or without close-ups.
+    closeup_size: int = 0
 
 
 def _head_boxes(verts: np.ndarray, head_idx: np.ndarray, K: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -42,6 +46,42 @@ def _head_boxes(verts: np.ndarray, head_idx: np.ndarray, K: np.ndarray, T: np.nd
         uv = uv[z > 0] if (z > 0).any() else np.zeros((1, 2))
         boxes.append([*uv.min(0), *uv.max(0)])
     return np.array(boxes, np.float32)
+
+
+class _Closeups:
+    """The head close-ups of a sample's frames [F, C] (none when `size` is 0), filled frame by frame. Wild
+    close-ups get the clip's sensor response drawn from their own generator, so the full frames stay the same."""
+
+    def __init__(
+        self,
+        size: int,
+        F: int,
+        C: int,
+        head_box: np.ndarray,  # [F, C, 4]
+        K: np.ndarray,  # [F, C, 3, 3] the full frames' intrinsics
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.size, self.rng = size, rng
+        if size:
+            self.K = closeup_intrinsics(head_box, K, size)  # [F, C, 3, 3]
+            self.rgb = np.zeros((F, C, size, size, 3), np.uint8)
+            self.mask = np.zeros((F, C, size, size), np.uint8)
+
+    def render(self, f: int, lit, K, T, bg, *, occluder=None, noise=None) -> None:
+        """Frame f's close-ups from its C cameras (K [C, 3, 3], T [C, 4, 4]) over the frame's backdrop `bg`."""
+        if not self.size:
+            return
+        col, alpha = render_closeups(lit, K, self.K[f], T, self.size, bg, occluder=occluder)
+        if noise is not None and self.rng is not None:
+            col = np.stack([augment.sensor_noise(c, self.rng, gain=noise[0], sigma=noise[1]) for c in col])
+        self.rgb[f], self.mask[f] = to_uint8(col), to_uint8(alpha)
+
+    def attach(self, sample: Sample) -> Sample:
+        """`sample` with the close-ups, their intrinsics (`closeup_K`) and their size in its metadata."""
+        if self.size:
+            sample.arrays["closeup_K"] = self.K
+            sample.closeup_rgb, sample.closeup_mask = self.rgb, self.mask
+        return sample
 
 
 def _body_arrays(
@@ -102,8 +142,13 @@ def make_wild_sample(world_seed: int, split: str, index: int, cfg: SynthConfig) 
     rgb = np.empty((F, 1, H, W, 3), np.uint8)
     mask = np.empty((F, 1, H, W), np.uint8)
     parts = np.empty((F, 1, H, W), np.uint8)
+    head_idx = np.nonzero(np.isin(body.regions.numpy(), [0, 1, 2]))[0]  # head, face, scalp
+    verts = posed.body.vertices.float().numpy()
+    head_box = _head_boxes(verts, head_idx, K, T)  # [F, 4]
+    closeups = _Closeups(cfg.closeup_size, F, 1, head_box[:, None], K[:, None], rng_for("wild-closeup", seed))
     for f in range(F):
-        col, alpha, lab = render_views(lit_gaussians(identity, posed, f, light), to_camera(K[f], T[f], W, H))
+        lit = lit_gaussians(identity, posed, f, light)
+        col, alpha, lab = render_views(lit, to_camera(K[f], T[f], W, H))
         img = col[0] + (1 - alpha[0, ..., None]) * bg
         a = alpha[0]
         if occ is not None:
@@ -116,14 +161,13 @@ def make_wild_sample(world_seed: int, split: str, index: int, cfg: SynthConfig) 
         rgb[f, 0] = np.round(img * 255).clip(0, 255).astype(np.uint8)
         mask[f, 0] = np.round(a * 255).clip(0, 255).astype(np.uint8)
         parts[f, 0] = lab[0]
-    head_idx = np.nonzero(np.isin(body.regions.numpy(), [0, 1, 2]))[0]  # head, face, scalp
-    verts = posed.body.vertices.float().numpy()
+        closeups.render(f, lit, K[f : f + 1], T[f : f + 1], bg, occluder=occ, noise=(gain, sigma))
     phen = np.array([spec.phenotype[n] for n in body.phenotype_names])
     noisy = augment.tracker_noise(rng, rot, trans, phen, expr)
     arrays = {
         "K": K[:, None].astype(np.float32),
         "T_cam_world": T[:, None].astype(np.float32),
-        "head_box": _head_boxes(verts, head_idx, K, T)[:, None],
+        "head_box": head_box[:, None],
         **_body_arrays("gt_", phen, rot, trans, expr, gaze),
         **_body_arrays(
             "est_",
@@ -139,7 +183,8 @@ def make_wild_sample(world_seed: int, split: str, index: int, cfg: SynthConfig) 
     }
     meta = _common_meta("wild", split, index, world_seed, spec, body, motion)
     meta.update(occluded=occ is not None, motion_blur=bool(blur), config=asdict(cfg))
-    return Sample(key=f"wild-{split}-{index:06d}", meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
+    sample = Sample(key=f"wild-{split}-{index:06d}", meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
+    return closeups.attach(sample)
 
 
 def make_studio_sample(world_seed: int, split: str, index: int, cfg: SynthConfig) -> Sample:
@@ -188,15 +233,18 @@ def make_studio_sample(world_seed: int, split: str, index: int, cfg: SynthConfig
     rgb = np.empty((F, C, H, W, 3), np.uint8)
     mask = np.empty((F, C, H, W), np.uint8)
     parts = np.empty((F, C, H, W), np.uint8)
-    for f in range(F):
-        sweep = f >= P  # same geometry as the last pose: its part labels are reused
-        col, alpha, lab = render_views(lit_gaussians(identity, posed, f, lights[f]), cams, with_parts=not sweep)
-        rgb[f] = np.round((col + (1 - alpha[..., None]) * bg) * 255).clip(0, 255).astype(np.uint8)
-        mask[f] = np.round(alpha * 255).clip(0, 255).astype(np.uint8)
-        parts[f] = parts[P - 1] if sweep else lab
     head_idx = np.nonzero(np.isin(body.regions.numpy(), [0, 1, 2]))[0]
     verts = posed.body.vertices.float().numpy()
     boxes = np.stack([_head_boxes(np.repeat(verts[f : f + 1], C, 0), head_idx, K1, T1) for f in range(F)])
+    closeups = _Closeups(cfg.closeup_size, F, C, boxes, np.repeat(K1[None], F, 0))
+    for f in range(F):
+        sweep = f >= P  # same geometry as the last pose: its part labels are reused
+        lit = lit_gaussians(identity, posed, f, lights[f])
+        col, alpha, lab = render_views(lit, cams, with_parts=not sweep)
+        rgb[f] = np.round((col + (1 - alpha[..., None]) * bg) * 255).clip(0, 255).astype(np.uint8)
+        mask[f] = np.round(alpha * 255).clip(0, 255).astype(np.uint8)
+        parts[f] = parts[P - 1] if sweep else lab
+        closeups.render(f, lit, K1, T1, bg)
     phen = np.array([spec.phenotype[n] for n in body.phenotype_names])
     arrays = {
         "K": np.repeat(K1[None], F, 0).astype(np.float32),
@@ -210,4 +258,5 @@ def make_studio_sample(world_seed: int, split: str, index: int, cfg: SynthConfig
     }
     meta = _common_meta("studio", split, index, world_seed, spec, body, "stills")
     meta.update(num_lighting_sweep=cfg.studio_lights, config=asdict(cfg))
-    return Sample(key=f"studio-{split}-{index:06d}", meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
+    sample = Sample(key=f"studio-{split}-{index:06d}", meta=meta, arrays=arrays, rgb=rgb, mask=mask, parts=parts)
+    return closeups.attach(sample)

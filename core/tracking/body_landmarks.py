@@ -43,6 +43,13 @@ POSE_BONES: dict[int, str] = {
     **{ANKLE[s]: f"foot.{s}" for s in "LR"},
     **{FOOT_INDEX[s]: f"toe2-3.{s}" for s in "LR"},
 }
+# Face landmarks (nose, eyes, ears, mouth) as fixed offsets (metres) in the head bone's world-aligned frame.
+FACE_OFFSETS: dict[int, tuple[float, float, float]] = {
+    NOSE: (0.0, 0.06, 0.11),
+    1: (0.015, 0.09, 0.09), 2: (0.032, 0.09, 0.085), 3: (0.048, 0.09, 0.08),
+    4: (-0.015, 0.09, 0.09), 5: (-0.032, 0.09, 0.085), 6: (-0.048, 0.09, 0.08),
+    7: (0.075, 0.07, 0.0), 8: (-0.075, 0.07, 0.0), 9: (0.022, 0.02, 0.1), 10: (-0.022, 0.02, 0.1),
+}  # fmt: skip
 # Hand landmarks: 0 wrist; thumb 1-4 (CMC, MCP, IP, tip); index 5-8, middle 9-12, ring 13-16, pinky 17-20
 # (MCP, PIP, DIP, tip). Body model: finger1 is the thumb, finger2..5 index..pinky; finger<f>-<k> heads.
 HAND_WRIST = 0
@@ -77,13 +84,7 @@ def pose_points(sk: Skeleton, x: np.ndarray, G: np.ndarray) -> np.ndarray:
     for i, bone in POSE_BONES.items():
         out[i] = x[sk.index(bone)]
     h, R = x[sk.index("head")], G[sk.index("head")]
-    face = {
-        NOSE: (0.0, 0.06, 0.11),
-        1: (0.015, 0.09, 0.09), 2: (0.032, 0.09, 0.085), 3: (0.048, 0.09, 0.08),
-        4: (-0.015, 0.09, 0.09), 5: (-0.032, 0.09, 0.085), 6: (-0.048, 0.09, 0.08),
-        7: (0.075, 0.07, 0.0), 8: (-0.075, 0.07, 0.0), 9: (0.022, 0.02, 0.1), 10: (-0.022, 0.02, 0.1),
-    }  # fmt: skip
-    for i, off in face.items():
+    for i, off in FACE_OFFSETS.items():
         out[i] = h + R @ np.asarray(off)
     for s in "LR":
         foot = x[sk.index(f"foot.{s}")]

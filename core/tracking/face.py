@@ -60,13 +60,11 @@ def _sided(name: str, measure: str, direction: float, span: float) -> tuple[Line
 
 # Spans: interocular distance (~63 mm) is 1; eye aperture is a ratio of eye width (neutral ~0.3).
 LINEAR_RULES: tuple[LinearRule, ...] = (
-    *_sided("eyeBlink", "eye_open", -1.0, 0.20),
     *_sided("eyeWide", "eye_open", +1.0, 0.10),
     *_sided("eyeSquint", "lower_lid", +1.0, 0.05),
-    *_sided("browDown", "brow_mid", -1.0, 0.07),
+    *_sided("browDown", "brow_mid", -1.0, 0.10),
     *_sided("browOuterUp", "brow_outer", +1.0, 0.12),
     LinearRule("browInnerUp", ("brow_inner_L", "brow_inner_R"), +1.0, 0.12),
-    *_sided("mouthSmile", "corner_height", +1.0, 0.12),
     *_sided("mouthUpperUp", "upper_lip", +1.0, 0.10),
     *_sided("noseSneer", "ala_height", +1.0, 0.05),
     *_sided("cheekSquint", "cheek_height", +1.0, 0.07),
@@ -79,6 +77,10 @@ LINEAR_RULES: tuple[LinearRule, ...] = (
     LinearRule("mouthShrugLower", ("chin_drop",), -1.0, 0.08),
 )
 JAW_OPEN_SPAN = 0.55  # lip gap (interocular units) of a wide-open mouth
+JAW_SMILE_GAP = 0.20  # lip gap that a full smile opens with the teeth together (no jaw in it)
+EYE_SHUT = 0.04  # eye aperture (ratio of eye width) of a shut eye as the face mesh reads it: a blink of 1
+SMILE_SPAN = 0.12  # corner rise (above the nose, and above the line between the lips) of a full smile
+SMILE_GAP_LIFT = 0.2  # how far the corners rise above the lip line per unit of lip gap as the lips part
 MOUTH_NARROW_SPAN = 0.35  # relative loss of mouth width in a full pucker
 STRETCH_SPAN = 0.15
 FROWN_SPAN = 0.08
@@ -92,7 +94,8 @@ EXPRESSION_CHANNELS: tuple[str, ...] = tuple(
         {r.channel for r in LINEAR_RULES}
         | {"jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthPressLeft", "mouthPressRight"}
         | {"mouthFrownLeft", "mouthFrownRight", "mouthStretchLeft", "mouthStretchRight"}
-        | {"mouthLowerDownLeft", "mouthLowerDownRight"}
+        | {"mouthLowerDownLeft", "mouthLowerDownRight", "eyeBlinkLeft", "eyeBlinkRight"}
+        | {"mouthSmileLeft", "mouthSmileRight"}
     )
 )
 
@@ -108,7 +111,18 @@ def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]
     for r in LINEAR_RULES:
         change = sum(d[k] for k in r.measurements) / len(r.measurements)
         out[r.channel] = _clamp01(r.direction * change / r.span)
-    jaw = _clamp01(d["lip_gap"] / JAW_OPEN_SPAN)
+    for side, name in (("L", "Left"), ("R", "Right")):
+        # From the person's open eye to a shut one: a lowered lid or a narrow eye stays short of 1.
+        shut = max(neutral[f"eye_open_{side}"] - EYE_SHUT, 0.05)
+        out[f"eyeBlink{name}"] = _clamp01(-d[f"eye_open_{side}"] / shut)
+        # Two readings of the corners, averaged: their rise towards the nose (fooled by the whole mouth rising,
+        # as in crying with a raised chin) and above the line between the lips (which opening lips also raise).
+        to_nose = _clamp01(d[f"corner_height_{side}"] / SMILE_SPAN)
+        to_lips = _clamp01((d[f"corner_lift_{side}"] - SMILE_GAP_LIFT * d["lip_gap"]) / SMILE_SPAN)
+        out[f"mouthSmile{name}"] = (to_nose + to_lips) / 2
+    smiling = (out["mouthSmileLeft"] + out["mouthSmileRight"]) / 2
+    # A smile parts the lips over closed teeth: that much of the gap is not the jaw.
+    jaw = _clamp01((d["lip_gap"] - JAW_SMILE_GAP * smiling) / JAW_OPEN_SPAN)
     out["jawOpen"] = jaw
     # A closed mouth on a dropped jaw: the chin went down but the lips did not part.
     out["mouthClose"] = _clamp01((d["chin_drop"] - 1.2 * d["lip_gap"]) / CLOSE_SPAN)
@@ -131,11 +145,14 @@ def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]
 # symmetrised. The synthetic template fixes the head pose only: its full lips and slit eyes read as rolled
 # lips and a squint on real faces. (The shipped template predates the synthetic faces' open eyes and shaped
 # lips; one rebuilt from the new faces read the real test clip's neutral with more mouthFrown, 0.35 vs 0.20, so
-# the old one stays.) FaceRetargeter.set_neutral replaces these with a person's own neutral.
+# the old one stays.) Eye aperture and mid-brow height are the means of the open eyes and relaxed brows of the
+# real faces labelled in bench/labels/face_labels_real.json (0.25-0.35 and 0.33-0.41 from person to person; the
+# earlier 0.33 and 0.42 sat at the top and read narrow eyes as half blinks and most brows as lowered).
+# FaceRetargeter.set_neutral replaces these with a person's own neutral.
 REAL_NEUTRAL: Mapping[str, float] = {
     **{f"{k}_{s}": v for s in "LR" for k, v in {
-        "eye_open": 0.33, "lower_lid": -0.06, "brow_inner": 0.41, "brow_mid": 0.42, "brow_outer": 0.255,
-        "corner_height": -0.305, "corner_width": 0.345, "ala_height": 0.11, "cheek_height": 0.205,
+        "eye_open": 0.29, "lower_lid": -0.06, "brow_inner": 0.41, "brow_mid": 0.38, "brow_outer": 0.255,
+        "corner_height": -0.305, "corner_lift": 0.03, "corner_width": 0.345, "ala_height": 0.11, "cheek_height": 0.205,
         "upper_lip": -0.27, "lower_lip": 0.62,
     }.items()},
     "lip_gap": 0.0, "mouth_width": 0.69, "upper_lip_thickness": 0.08, "lower_lip_thickness": 0.14,

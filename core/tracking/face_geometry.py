@@ -160,6 +160,8 @@ def face_measurements(aligned: np.ndarray) -> dict[str, float]:
         ("L", MOUTH_L, ALA_L, CHEEK_L, LIP_UPPER_L, LIP_LOWER_L),
     ):
         m[f"corner_height_{side}"] = float(y[corner] - y[SUBNASALE])  # negative: corners are below the nose
+        # above the line between the lips: blind to the whole mouth rising (a raised chin, a pitch misread)
+        m[f"corner_lift_{side}"] = float(y[corner] - (y[LIP_UPPER_INNER] + y[LIP_LOWER_INNER]) / 2)
         m[f"corner_width_{side}"] = float(abs(p[corner, 0] - mid_x))
         m[f"ala_height_{side}"] = float(y[ala] - y[NOSE_TIP])
         m[f"cheek_height_{side}"] = float(y[cheek] - y[NOSE_TIP])

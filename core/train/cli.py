@@ -71,6 +71,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
     )  # fmt: skip
     p.add_argument("--resolution", type=int, default=128)
     p.add_argument(
+        "--face-size", type=int, default=256, metavar="N",
+        help="side of the head close-ups of sets generated here (0: none); sets with close-ups also get face_psnr",
+    )  # fmt: skip
+    p.add_argument(
         "--out", default=None, help="folder for eval.json and eval_sheet.png (default: beside the checkpoint)"
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -104,9 +108,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
         out = Path(args.out) if args.out else Path(args.checkpoint).parent
         try:
-            if args.count < 1 or not 16 <= args.resolution <= 4096:
+            if args.count < 1 or not 16 <= args.resolution <= 4096 or not 0 <= args.face_size <= 4096:
                 raise ValueError(
-                    f"--count must be >= 1 and --resolution in 16..4096 (got {args.count}, {args.resolution})"
+                    f"--count must be >= 1, --resolution in 16..4096 and --face-size in 0..4096 (got {args.count}, "
+                    f"{args.resolution}, {args.face_size})"
                 )
             check_output_path(out / "eval.json", "evaluation result")
             # crop as in training: checked from the header before anything is built
@@ -129,6 +134,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
                 real=args.real,
                 lpips=args.lpips,
                 benchmarks=tuple(args.sets),
+                closeup_size=args.face_size,
             )
         except (FileNotFoundError, ValueError) as e:  # --real without ingested footage (checked before any other work)
             log.error("%s", e)

@@ -31,6 +31,9 @@ class DataConfig:
     crop_size: int = 128  # square full-body crop the loader cuts (resized to the model's crop)
     face_size: int = 64
     render_size: int = 128  # targets are resized to this side for the loss renders
+    # Side of the head close-up renders (`loss.face`, when the data carries close-ups: `prepare synth
+    # --face-size N`); 0: render_size
+    closeup_render_size: int = 0
     workers: int = 2
     # When `root` holds no shards, generate this many synthetic samples there first (0: fail instead).
     synth_wild: int = 0
@@ -41,6 +44,7 @@ class DataConfig:
     synth_cameras: int = 0  # cameras per generated studio capture (0: 8 to 32, drawn per capture)
     synth_poses: int = 3  # evenly lit poses per generated studio capture
     synth_lights: int = 2  # lighting-sweep frames per generated studio capture
+    synth_closeup: int = 0  # side of the generated frames' head close-ups (0: none)
     synth_val: int = 4  # per kind, generated into `eval_split` when the run evaluates on a split it lacks
     # Wild clips supervised only with what a real video pipeline gives ("pipeline": tracker bodies, masks at the
     # ingestion's measured IoU, no part labels, lighting read off the frame) or with the generator's truth ("exact")
@@ -55,6 +59,8 @@ class DataConfig:
         check_range("data.crop_size", self.crop_size, lo=16, hi=MAX_CROP_PX)
         check_range("data.face_size", self.face_size, lo=8, hi=MAX_CROP_PX)
         check_range("data.render_size", self.render_size, lo=16, hi=4096)
+        if self.closeup_render_size:
+            check_range("data.closeup_render_size", self.closeup_render_size, lo=16, hi=4096)
         check_range("data.workers", self.workers, lo=0, hi=256)
         check_range("data.synth_wild", self.synth_wild, lo=0)
         check_range("data.synth_studio", self.synth_studio, lo=0)
@@ -64,6 +70,7 @@ class DataConfig:
         check_range("data.synth_cameras", self.synth_cameras, lo=0, hi=1024)
         check_range("data.synth_poses", self.synth_poses, lo=1, hi=10_000)
         check_range("data.synth_lights", self.synth_lights, lo=0, hi=1024)
+        check_range("data.synth_closeup", self.synth_closeup, lo=0, hi=4096)
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,9 @@ class LossConfig:
     # L1 of the canonical render (the canonical branch alone, skinned to the target frame without the pose head's
     # deltas or the deformer) against the target: the paper's canonical term (Eq. 12); 0 switches it off
     canonical: float = 0.0
+    # The same photometric loss (l1, ssim, perceptual with the weights above) on the targets' head close-ups,
+    # rendered from the same posed Gaussians; it applies only when the data carries close-ups (0 switches it off)
+    face: float = 1.0
     acap: float = 1.0
     asap: float = 0.05
     arap: float = 0.1

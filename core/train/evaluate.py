@@ -5,6 +5,7 @@ For each identity the model sees its 8 reference images, builds the avatar once,
 camera and pose. The headline metrics are person-only, as in the paper: PSNR, SSIM and L1 inside the target's
 person mask ("person"); the same over the whole frame (avatar over the benchmark's grey backdrop, about 80% of the
 pixels) stay beside them as "frame". LPIPS joins both when a local network file is given (`core.train.lpips`).
+Benchmarks generated with head close-ups (`--face-size`) add "face": the person-only PSNR of the views' close-ups.
 Every identity's own means are saved too (`per_identity`), so findings can carry confidence intervals. Real
 footage is scored by `core.train.evaluate_real` (avatar on black against the person on black inside the union of
 silhouettes, silhouette IoU, flat-colour and wrong-identity controls, references >= 1 s from every scored frame;
@@ -26,6 +27,7 @@ from tqdm import tqdm
 
 from core.data.backgrounds import studio_background
 from core.data.benchmarks import BENCHMARKS, ROLE_NOVEL_POSE, ROLE_NOVEL_VIEW, ROLE_REF, load_benchmark, write_benchmark
+from core.data.closeups import warp_to_closeup
 from core.data.loader import crop, crop_matrix, mask_box, square_box
 from core.data.shards import Sample
 from core.data.synth import SynthConfig
@@ -34,7 +36,7 @@ from core.model.crops import fit_crop_matrix, fit_crops
 from core.model.drive import drive_gaussians
 from core.model.model import IdentityState, LCAModel
 from core.model.pixel_align import ReferenceViews
-from core.raster import Camera
+from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
 from core.train.losses import l1_error, psnr, ssim
 from core.train.lpips import LPIPSMetric
@@ -120,21 +122,21 @@ def evaluate_state(
     lpips: LPIPSMetric | None = None,
 ) -> dict[str, list]:
     """Per-target metrics (novel views and poses) of one identity state against a benchmark sample's targets
-    (real footage is scored by `core.train.evaluate_real`)."""
+    (real footage is scored by `core.train.evaluate_real`); with close-ups in the sample, also "face_psnr" and the
+    close-ups themselves ("closeup_pred", "closeup_target")."""
     a = sample.arrays
     H, W = sample.rgb.shape[2:4]
     bg = torch.as_tensor(studio_background(H, W), dtype=torch.float32, device=device)  # [H, W, 3]
     out: dict = {"key": sample.key, "role": [], "pred": [], "target": []} | {
         k: [] for k in metric_keys(lpips is not None)
     }
+    closeups = sample.closeup_size > 0 and "closeup_K" in a
+    if closeups:
+        out |= {"face_psnr": [], "closeup_pred": [], "closeup_target": []}
     targets = np.nonzero(a["role"] != ROLE_REF)[0]
     for f in targets:
-        g = lambda k, f=f: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
-        light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
-        posed = drive_gaussians(
-            model, state, g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation")
-        ).gaussians
-        cam = Camera(g("K")[0], g("T_cam_world")[0], W, H)
+        posed = posed_frame(model, state, sample, int(f), device)
+        cam = Camera(*(torch.as_tensor(a[k][f, 0], device=device).float() for k in ("K", "T_cam_world")), W, H)
         r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
         target = torch.as_tensor(sample.rgb[f, 0], device=device).float()[None] / 255.0
         pred = (r.color[0] + (1 - r.alpha[0]) * bg).clamp(0, 1)[None]  # [1, H, W, 3]
@@ -144,7 +146,39 @@ def evaluate_state(
             out[k].append(float(v[0]))
         out["pred"].append(pred[0].cpu().numpy())
         out["target"].append(target[0].cpu().numpy())
+        if closeups:
+            face = closeup_metrics(posed, sample, int(f), device)
+            for k, v in face.items():
+                out[k].append(v)
     return out
+
+
+@torch.no_grad()
+def posed_frame(model: LCAModel, state: IdentityState, sample: Sample, f: int, device: torch.device) -> Gaussians:
+    """The identity driven to frame f of a benchmark sample (its true body and lighting)."""
+    g = lambda k: torch.as_tensor(sample.arrays[k][f], device=device).float()  # noqa: E731
+    light = lighting_from_sh(g("env_sh"), g("key_dir"), g("key_rgb"))
+    args = (g("gt_pose"), g("gt_expression"), g("gt_gaze"), light, g("gt_translation"))
+    return drive_gaussians(model, state, *args).gaussians
+
+
+@torch.no_grad()
+def closeup_metrics(posed: Gaussians, sample: Sample, f: int, device: torch.device) -> dict:
+    """Frame f's head close-up: the posed Gaussians through its close-up camera over the backdrop as that camera
+    sees it, scored person-only against the benchmark's close-up ("face_psnr"), and both images [N, N, 3]."""
+    a, N = sample.arrays, sample.closeup_size
+    H, W = sample.rgb.shape[2:4]
+    bg = warp_to_closeup(studio_background(H, W), a["K"][f, 0], a["closeup_K"][f, 0], N)
+    cam = Camera(*(torch.as_tensor(a[k][f, 0], device=device).float() for k in ("closeup_K", "T_cam_world")), N, N)
+    r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
+    pred = (r.color[0] + (1 - r.alpha[0]) * torch.as_tensor(bg, device=device)).clamp(0, 1)[None]  # [1, N, N, 3]
+    target = torch.as_tensor(sample.closeup_rgb[f, 0], device=device).float()[None] / 255.0
+    mask = (torch.as_tensor(sample.closeup_mask[f, 0], device=device).float()[None, ..., None] > 127.5).float()
+    return {
+        "face_psnr": float(psnr(pred, target, mask)[0]),
+        "closeup_pred": pred[0].cpu().numpy(),
+        "closeup_target": target[0].cpu().numpy(),
+    }
 
 
 def personalise_sample(
@@ -265,23 +299,27 @@ def image_metrics(
 
 
 def _means(rows: list[dict], keys: list[str], role: int | None) -> dict:
-    """{"person": {...}, "frame": {...}, "count"} over the targets of `rows` with `role` (None: all)."""
-    vals = {k: [v for r in rows for i, v in enumerate(r[k]) if role is None or r["role"][i] == role] for k in keys}
+    """{"person": {...}, "frame": {...}, "count"} over the targets of `rows` with `role` (None: all), and "face"
+    ({"psnr"} of the close-ups) where some of those rows have close-ups."""
+    vals = {
+        k: [v for r in rows for i, v in enumerate(r.get(k, [])) if role is None or r["role"][i] == role] for k in keys
+    }
     res: dict = {"person": {}, "frame": {}}
     for k, v in vals.items():
         region, metric = k.split("_", 1)
-        res[region][metric] = float(np.mean(v)) if v else float("nan")
+        if region in ("person", "frame") or v:
+            res.setdefault(region, {})[metric] = float(np.mean(v)) if v else float("nan")
     return res | {"count": len(vals[keys[0]])}
 
 
 def _summary(rows: list[dict]) -> dict:
     """Means per role (novel_view, novel_pose, reconstruction) and over all targets ("all"), each as
-    {"person": {psnr, ssim, l1[, lpips]}, "frame": {...}, "count"}; plus every identity's own means over its
+    {"person": {psnr, ssim, l1[, lpips]}, "frame": {...}[, "face": {psnr}], "count"}; plus every identity's own means over its
     targets ("per_identity", in benchmark order), the unit that confidence intervals resample."""
     res: dict = {}
     if not rows:
         return res
-    keys = [k for k in rows[0] if k.startswith(("person_", "frame_"))]
+    keys = list(dict.fromkeys(k for r in rows for k in r if k.startswith(("person_", "frame_", "face_"))))
     named = ((ROLE_NOVEL_VIEW, "novel_view"), (ROLE_NOVEL_POSE, "novel_pose"))
     for role, name in (*named, (None, "all")):
         if any(role is None or ro == role for r in rows for ro in r["role"]):
@@ -306,6 +344,9 @@ def comparison_sheet(rows_by_bench: dict[str, list[dict]], path: Path, per_bench
             person = np.mean([v for r in rows for v in r["person_psnr"]])
             frame = np.mean([v for r in rows for v in r["frame_psnr"]])
             text += f"; PSNR person {person:.2f} dB (frame {frame:.2f})"
+        faces = [v for r in rows for v in r.get("face_psnr", [])]
+        if faces:
+            text += f", face {np.mean(faces):.2f}"
         cv2.putText(label, text, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255,) * 3, 1)
         strips.append(np.concatenate([label.astype(np.float32) / 255.0, strip], 0))
     if not strips:
@@ -351,18 +392,21 @@ def evaluate(
     real: str | Path | None = None,
     lpips: str | Path | None = None,
     benchmarks: tuple[str, ...] = BENCHMARKS,
+    closeup_size: int = 0,
 ) -> dict:
-    """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing); with
-    `real`, also on the clips and photos that `main.py prepare video` wrote into that folder; with `lpips`, also
-    LPIPS through that TorchScript network file (see `core.train.lpips`)."""
+    """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing, with head
+    close-ups of `closeup_size` px when it is > 0); with `real`, also on the clips and photos that `main.py prepare
+    video` wrote into that folder; with `lpips`, also LPIPS through that TorchScript network file (see
+    `core.train.lpips`). Sets that carry close-ups (however they were made) also get the face PSNR."""
     footage = real_footage(Path(real)) if real is not None else None  # a missing folder fails before any work
     device = torch.device(device)
     lp = LPIPSMetric(lpips, device) if lpips is not None else None
     model = model.to(device).eval()
-    cfg = SynthConfig(width=resolution, height=resolution, detail=detail)
+    cfg = SynthConfig(width=resolution, height=resolution, detail=detail, closeup_size=closeup_size)
     results: dict = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "headline": "person: inside the target's person mask; frame: the whole image over the grey backdrop",
+        "headline": "person: inside the target's person mask; frame: the whole image over the grey backdrop; "
+        "face (where the sets have close-ups): person-only PSNR of the views' head close-ups",
         "lpips": str(lpips) if lpips is not None else "not measured: needs a local network file (--lpips)",
         "benchmarks": {},
     }

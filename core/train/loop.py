@@ -85,6 +85,7 @@ def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainS
         amp=cfg.amp,
         per_target=cfg.per_target,
         compile=cfg.compile,
+        closeup_size=cfg.data.closeup_render_size,
     )
     return model, step_mod
 
@@ -150,16 +151,18 @@ def synth_config(d: DataConfig):
         studio_cameras=cameras,
         studio_poses=d.synth_poses,
         studio_lights=d.synth_lights,
+        closeup_size=d.synth_closeup,
     )
 
 
 def _batches(
-    cfg: TrainConfig, root: Path, start: int, epoch: int, dist: DistInfo | None = None
+    cfg: TrainConfig, root: Path, start: int, epoch: int, dist: DistInfo | None = None, closeups: bool | None = None
 ) -> Iterator[tuple[int, int, dict]]:
     """(epoch, examples of the epoch used up with this batch, this rank's batch) forever, starting `start`
     examples into `epoch` (exact resume, also on another number of processes). Every rank walks the same example
     stream and decodes only its own part of each global batch (see `GlobalBatches`); the loader's workers live
-    for the whole run."""
+    for the whole run. Batches carry the targets' head close-ups when the data has them and `closeups` (default:
+    when the face loss is on)."""
     d = cfg.data
     rank, world = (dist.rank, dist.world_size) if dist is not None else (0, 1)
     kind = cfg.kinds[0] if len(cfg.kinds) == 1 else None
@@ -172,6 +175,8 @@ def _batches(
     )
     extra = (d.real_root,) if d.real_root and "wild" in cfg.kinds else ()
     ds = ShardDataset(root, split=d.split, kind=kind, cfg=lcfg, seed=cfg.seed, extra_roots=extra)
+    if cfg.loss.face > 0 if closeups is None else closeups:
+        ds.cfg = replace(lcfg, closeup_size=ds.data_closeup_size())
     per_rank = cfg.per_rank_batch(world)
     loader = DataLoader(
         GlobalBatches(ds, per_rank, rank=rank, world=world, start=start, epoch=epoch, epochs=None),
@@ -202,7 +207,7 @@ def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
     data = replace(cfg.data, split=split, workers=0, real_root="", wild_supervision="exact")  # footage trains only
     held = replace(cfg, data=data)
     try:
-        batches = _batches(held, root, 0, 0)
+        batches = _batches(held, root, 0, 0, closeups=True)
         return [next(batches)[2] for _ in range(cfg.eval_batches)]
     except FileNotFoundError as e:
         raise FileNotFoundError(
@@ -215,7 +220,9 @@ def eval_batches(cfg: TrainConfig, root: Path) -> list[dict]:
 def evaluate_batches(step_mod: TrainStep, batches: list[dict], device: torch.device) -> dict[str, float]:
     """Mean person-only PSNR (dB), SSIM and L1 of the step module's target renders over `batches` ("psnr",
     "ssim", "l1": inside each target's person mask, the headline as in `core.train.evaluate`), the same over the
-    whole render ("frame_psnr", ...; person over black) and the mean loss ("loss")."""
+    whole render ("frame_psnr", ...; person over black), the mean loss ("loss") and, when the batches carry head
+    close-ups, the person-only PSNR of those ("face_psnr")."""
+    from core.train.closeups import face_psnr
     from core.train.evaluate import image_metrics
 
     was_training = step_mod.training
@@ -229,6 +236,10 @@ def evaluate_batches(step_mod: TrainStep, batches: list[dict], device: torch.dev
             for k, v in image_metrics(pred, target, mask).items():
                 values.setdefault(k.removeprefix("person_"), []).append(v)
             values.setdefault("loss", []).append(out.loss.detach().float().reshape(1))
+            if out.face_pred is not None and bool((out.face_valid > 0.5).any()):
+                values.setdefault("face_psnr", []).append(
+                    face_psnr(out.face_pred, out.face_target, out.face_mask, out.face_valid)
+                )
     finally:
         step_mod.train(was_training)
     return {k: float(torch.cat(v).mean()) for k, v in values.items()}
@@ -414,6 +425,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Tr
             bar.set_postfix(loss=f"{loss:.4f}")
         if dist.is_main and (step % cfg.sample_every == 0 or step == cfg.steps - 1):
             save_samples(run_dir / SAMPLES_DIR / f"step{step:07d}.png", out.pred, out.target)
+            if out.face_pred is not None:  # the head close-ups beside them (a folder of their own)
+                save_samples(run_dir / SAMPLES_DIR / "face" / f"step{step:07d}.png", out.face_pred, out.face_target)
         done = step + 1
         if done % cfg.ckpt_every == 0 or done == cfg.steps:
             _save(cfg, run_dir, step_mod, opt, ema, done, cur_epoch, cur_consumed, dist)

@@ -324,6 +324,7 @@ class SynthData:
     size: int = 64  # frame width and height in pixels
     detail: float = 0.3  # Gaussian count factor of each identity
     cameras: int = 8  # cameras per studio capture
+    face_size: int = 0  # side of each frame's head close-up (0: none; the CPU-sized data the studio makes here)
 
     def folder(self, data_root: str | Path | None = None) -> Path:
         """Under `data_root`, else the user's data folder (never the repository)."""
@@ -335,6 +336,7 @@ class SynthData:
             python, str(ROOT / "main.py"), "prepare", "synth", "--out", str(out), "--wild", str(self.identities),
             "--studio", str(self.identities), "--frames", str(self.frames), "--size", str(self.size),
             "--detail", str(self.detail), "--cameras", str(self.cameras), str(self.cameras), "--per-shard", "1",
+            "--face-size", str(self.face_size),
         ]  # fmt: skip
 
 

@@ -2,8 +2,8 @@
 
 `TrainStep` wraps the model so that DDP / FSDP see the whole differentiable computation in one `forward`. Its
 fast path poses, shades and renders all targets of all identities as one batch (`drive_targets`, one batched
-rasteriser call), optionally through `torch.compile`; `forward_per_target` is the slow reference it is tested
-against, one posed target after another.
+rasteriser call; the targets' head close-ups, when the batch has them, in one more), optionally through
+`torch.compile`; `forward_per_target` is the slow reference it is tested against, one posed target after another.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
 from core.raster.sh import SH_C1
 from core.raster.types import SH_C0
+from core.train.closeups import CloseupTargets, closeup_targets, face_loss
 from core.train.config import LossConfig
 from core.train.losses import (
     PerceptualLoss,
@@ -39,6 +40,8 @@ from core.train.losses import (
 )
 
 log = logging.getLogger(__name__)
+
+TERM_WEIGHTS = {"loss_face": "face"}  # loss terms whose weight (a LossConfig field) has another name
 
 
 def env_from_sh(env_sh: Tensor) -> Tensor:
@@ -150,6 +153,10 @@ class StepOutput:
     pred: Tensor  # [B*T, H, W, 3] renders of the targets (detached, for sample images)
     target: Tensor  # [B*T, H, W, 3]
     mask: Tensor | None = None  # [B*T, H, W, 1] the targets' person masks (person-only metrics)
+    face_pred: Tensor | None = None  # [B*T, S, S, 3] renders of the targets' head close-ups (when the batch has them)
+    face_target: Tensor | None = None  # [B*T, S, S, 3] person over black
+    face_mask: Tensor | None = None  # [B*T, S, S, 1]
+    face_valid: Tensor | None = None  # [B*T] 1 where a close-up is scored
 
 
 class TrainStep(nn.Module):
@@ -168,16 +175,24 @@ class TrainStep(nn.Module):
         amp: bool = False,
         per_target: bool = False,
         compile: bool = False,
+        closeup_size: int = 0,
     ):
+        """`closeup_size`: side of the head close-up renders (0: `render_size`)."""
         super().__init__()
         self.amp = amp
         self.model = model
         self.cfg = loss_cfg
         self.render_size = render_size
+        self.closeup_size = closeup_size or render_size
         self.perceptual = perceptual
         self.per_target = per_target
         # plain callables, not submodules: the state dict keeps the model's own names
-        self._fast: dict[str, Callable] = {"model": model, "drive": drive_targets, "losses": self._image_terms}
+        self._fast: dict[str, Callable] = {
+            "model": model,
+            "drive": drive_targets,
+            "losses": self._image_terms,
+            "face": self._face_term,
+        }
         if compile:
             self._fast = {k: _CompiledOrEager(fn, k) for k, fn in self._fast.items()}
 
@@ -247,6 +262,7 @@ class TrainStep(nn.Module):
         canonical = self.cfg.canonical > 0  # also the canonical branch alone, skinned to the same frames (Eq. 12)
         out = self._fast["drive"](model, states, frames, amp=self.amp and dev.type == "cuda", canonical=canonical)
         cam, target, mask, labels = self._targets(batch, dev)
+        closeups = self._closeups(batch, dev)
         probs_g = None
         if labels is not None:  # [B*T, G, P] each identity's part probabilities, for each of its targets
             probs = F.softmax(states.canonical.part_logits, -1).flatten(1, 2)  # [B, G, P]
@@ -267,7 +283,10 @@ class TrainStep(nn.Module):
             **{k: v.mean() for k, v in out.regularisers.items()},
         }
         parts = None if part_probs is None else part_probs[:, 0]
-        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs, canon)
+        face = None
+        if closeups is not None:  # the same posed Gaussians through the close-up cameras: one more batched call
+            face = self._render(out.gaussians, closeups.cam, None)[0][:, 0]  # [B*T, S, S, 3]
+        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs, canon, face, closeups)
 
     def forward_per_target(self, batch: dict) -> StepOutput:
         """The reference: one posed target after another through `drive_gaussians` and an unbatched rasteriser
@@ -280,6 +299,7 @@ class TrainStep(nn.Module):
         preds, alphas, targets, masks, part_probs, part_labels, canon = [], [], [], [], [], [], []
         regs: dict[str, list[Tensor]] = {"acap": [], "asap": [], "arap": [], "sparsity": []}
         use_parts = cfg.parts > 0 and "tgt_parts" in batch
+        closeups, faces = self._closeups(batch, dev), []
         for b in range(B):
             st = states.select(b)
             probs_g = F.softmax(st.canonical.part_logits, -1).flatten(0, 1) if use_parts else None  # [A*K, P]
@@ -306,6 +326,8 @@ class TrainStep(nn.Module):
                 cam = Camera(batch["tgt_K"][b, t].to(dev), batch["tgt_T_cam_world"][b, t].to(dev), W, H).scaled(scale)
                 color, alpha, probs = self._render(out.gaussians, cam, probs_g)
                 preds.append(color[0])
+                if closeups is not None:
+                    faces.append(self._render(out.gaussians, closeups.camera_at(b * T + t), None)[0][0])
                 if cfg.canonical > 0:  # the canonical branch alone, skinned to the same frame (Eq. 12)
                     args = (batch["tgt_pose"][b, t], batch["tgt_expression"][b, t], batch["tgt_gaze"][b, t])
                     args = (*(a.to(dev) for a in args), light, batch["tgt_translation"][b, t].to(dev))
@@ -331,7 +353,25 @@ class TrainStep(nn.Module):
             torch.stack(part_labels) if use_parts else None,
             {k: torch.stack(v).mean() for k, v in regs.items() if v},
             torch.stack(canon) if canon else None,
+            torch.stack(faces) if faces else None,
+            closeups,
         )
+
+    def _closeups(self, batch: dict, device: torch.device) -> CloseupTargets | None:
+        """The batch's close-up targets when it has them and they count: for the face loss in training, always
+        when evaluating (the face PSNR)."""
+        if self.training and self.cfg.face <= 0:
+            return None
+        return closeup_targets(batch, device, self.closeup_size)
+
+    def _face_term(self, pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+        """`face_loss` of the close-up renders, the perceptual network in bf16 under `amp` as for the body."""
+
+        def perceptual(p: Tensor, t: Tensor) -> Tensor:
+            with self._autocast(p.device):
+                return self.perceptual(p, t)
+
+        return face_loss(pred, target, valid, self.cfg, perceptual if self.perceptual is not None else None)
 
     def _lighting(self, batch: dict, b: int, t: int, dev: torch.device) -> Lighting:
         """Target t of identity b: its generator lighting where known; otherwise (wild clips under pipeline
@@ -384,17 +424,26 @@ class TrainStep(nn.Module):
         part_labels: Tensor | None,
         regs: dict[str, Tensor],  # regulariser values (means over identities or targets)
         canonical: Tensor | None = None,  # [M, H, W, 3] canonical renders
+        face: Tensor | None = None,  # [M, S, S, 3] close-up renders
+        closeups: CloseupTargets | None = None,
     ) -> StepOutput:
         cfg = self.cfg
         terms = self._fast["losses"](pred, target, alpha, mask, part_probs, part_labels, canonical)
         terms.update({k: v for k, v in regs.items() if getattr(cfg, k) > 0})
+        if face is not None and closeups is not None:
+            terms["loss_face"] = self._fast["face"](face, closeups.target, closeups.valid)
+        with_face = face is not None and closeups is not None
         # the weighted sum as one product (two launches, not two per term)
-        weights = constant(tuple(float(getattr(cfg, k)) for k in terms), torch.float32, terms["l1"].device)
-        loss = torch.stack(list(terms.values())) @ weights
+        weights = tuple(float(getattr(cfg, TERM_WEIGHTS.get(k, k))) for k in terms)
+        loss = torch.stack(list(terms.values())) @ constant(weights, torch.float32, terms["l1"].device)
         return StepOutput(
             loss=loss,
             terms={k: v.detach() for k, v in terms.items()},
             pred=pred.detach(),
             target=target.detach(),
             mask=mask.detach(),
+            face_pred=face.detach() if with_face else None,
+            face_target=closeups.target if with_face else None,
+            face_mask=closeups.mask if with_face else None,
+            face_valid=closeups.valid if with_face else None,
         )
