@@ -31,17 +31,9 @@ def test_create_refuses_photos_without_a_person_and_writes_nothing(tmp_path, cap
 
 
 def test_export_writes_a_ply_of_a_saved_avatar_and_refuses_a_corrupt_one(tmp_path, caplog):
-    from core.model.avatar import Avatar
-    from core.model.config import load_model_config
-    from core.model.model import LCAModel
-    from core.model.rig import rig_from_body_asset
     from core.raster.ply import load_ply
 
-    torch.manual_seed(0)
-    cfg = load_model_config("tiny")
-    model = LCAModel(cfg, rig_from_body_asset()).eval()
-    body, face = torch.rand(1, 3, *cfg.encoder.body_crop), torch.rand(1, 3, *cfg.encoder.face_crop)
-    path = Avatar.create(model, body_crops=body, face_crops=face).save(tmp_path / "tiny.safetensors")
+    path = _tiny_avatar(tmp_path / "tiny.safetensors")
     assert _runner(add_export_cli, [str(path)]) == 0
     g = load_ply(tmp_path / "tiny.ply")
     assert g.num > 0 and torch.isfinite(g.means).all()
@@ -79,16 +71,8 @@ def test_render_draws_an_avatar_file_as_create_writes_it_like_its_exported_ply(t
     from PIL import Image
 
     from app.export_cli import add_render_cli
-    from core.model.avatar import Avatar
-    from core.model.config import load_model_config
-    from core.model.model import LCAModel
-    from core.model.rig import rig_from_body_asset
 
-    torch.manual_seed(0)
-    cfg = load_model_config("tiny")
-    model = LCAModel(cfg, rig_from_body_asset()).eval()
-    body, face = torch.rand(1, 3, *cfg.encoder.body_crop), torch.rand(1, 3, *cfg.encoder.face_crop)
-    avatar = Avatar.create(model, body_crops=body, face_crops=face).save(tmp_path / "me.safetensors")
+    avatar = _tiny_avatar(tmp_path / "me.safetensors")
     assert _runner(add_export_cli, [str(avatar), "--out", str(tmp_path / "me.ply")]) == 0
     size = ["--width", "64", "--height", "64"]
     assert _runner(add_render_cli, [str(avatar), "--out", str(tmp_path / "a.png"), *size]) == 0
@@ -110,3 +94,17 @@ def test_render_draws_an_avatar_file_as_create_writes_it_like_its_exported_ply(t
         caplog.clear()
         assert _runner(add_render_cli, [str(bad), "--out", str(tmp_path / "b.png"), *size]) == 2
         assert said in caplog.text and not (tmp_path / "b.png").exists()
+
+
+def _tiny_avatar(path):
+    """An avatar file of the tiny model made from random crops (seed 0), saved at `path`; returns its path."""
+    from core.model.avatar import Avatar
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+    from core.model.rig import rig_from_body_asset
+
+    torch.manual_seed(0)
+    cfg = load_model_config("tiny")
+    model = LCAModel(cfg, rig_from_body_asset()).eval()
+    body, face = torch.rand(1, 3, *cfg.encoder.body_crop), torch.rand(1, 3, *cfg.encoder.face_crop)
+    return Avatar.create(model, body_crops=body, face_crops=face).save(path)

@@ -100,7 +100,8 @@ def _log_shared_shape(assistant) -> None:
         return
     from core.capture.photos import _fit_rig
 
-    names = _fit_rig().phenotype.phenotype_names if _fit_rig().phenotype is not None else []
+    phenotype = _fit_rig().phenotype
+    names = phenotype.phenotype_names if phenotype is not None else []
     values = ", ".join(f"{n} {v:.2f}" for n, v in zip(names, assistant.shape.tolist(), strict=False))
     refit = [c for c in assistant.checks if c.fit is not None and c.fit.before is not None]
     log.info("body shape shared by %d photo%s (template 0.50 each): %s", len(refit), "s" * (len(refit) > 1), values)
