@@ -10,7 +10,8 @@
 # Every arm: the `base` model, batch 4, 192 px synthetic data, a held-out curve on split 'val' every 50 steps.
 # One command, any number of GPUs of one host (one run per GPU at a time):
 #   ARMS=pilot SEEDS="0 1 2" bash bench/findings.sh          # the pilot: 2 recipes x 3 seeds, seed vs identity spread
-#   SEEDS="0 1 2" PRE=800 POST=400 bash bench/findings.sh    # the four findings, 3 seeds
+#   SEEDS="0 1 2" PRE=800 POST=400 bash bench/findings.sh    # the five findings, 3 seeds
+#   ARMS=trio SEEDS="0 1 2" bash bench/findings.sh           # findings (1) and (2) only
 #   python bench/findings.py ${OUT:-out/findings} --png docs/training/findings.png --md out/findings/findings.md
 # Results: $OUT/<arm>/seed<k>/{eval.json,metrics.jsonl,train.log}, $OUT/personalise/seed<k>.json.
 # BUDGET=S stops this call after S seconds: runs still training checkpoint and pause (SIGTERM), nothing new starts,
@@ -125,6 +126,8 @@ done
 if [ "$ARMS" = all ]; then
     for s in $SEEDS; do jobs+=("loose $s"); done
     for s in $P_SEEDS; do jobs+=("personalise $s"); done
+fi
+if [ "$ARMS" != pilot ]; then  # finding (2): the 96-identity arm is f-pre
     for s in $SEEDS; do
         jobs+=("single $s f-wild-36 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-36"
                "single $s f-wild-12 configs/train/pretrain-base.yaml steps=$PRE data.root=data/wild-12")
