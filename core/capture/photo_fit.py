@@ -76,6 +76,8 @@ class PhotoFit:
     landmarks: np.ndarray | None = None  # [33, 4] the tracker's pose landmarks the fit was made to (normalised)
     before: PhotoFit | None = None  # the photo's own fit (template shape) this one was refitted from, with the
     # shape shared by all photos (core.capture.shape_fit); None: this is the photo's own fit
+    garment: np.ndarray | None = None  # [R] clothing allowance per region (metres) the silhouette and `iou` include
+    iou_body: float = float("nan")  # silhouette IoU of the body alone, without the clothing allowance
 
     @property
     def reproj_rel(self) -> float:
@@ -102,6 +104,8 @@ class PhotoFit:
             err = (f"{100 * b.reproj_rel:.1f}% -> {100 * self.reproj_rel:.1f}% "
                    f"({b.reproj_px:.0f} -> {self.reproj_px:.0f} px)")  # fmt: skip
             iou = "n/a" if not np.isfinite(self.iou) else f"{b.iou:.2f} -> {self.iou:.2f}"
+            if self.garment is not None and np.isfinite(self.iou_body):
+                iou += f" with clothing {100 * float(np.max(self.garment)):.0f} cm at most (body alone {self.iou_body:.2f})"
         s = f"fit: {self.method}{'' if b is None else ' + shared body shape'}, landmark error {err}, silhouette IoU {iou}"
         if self.poor:
             s += " - POOR FIT: the avatar may take colours from the wrong place" + (
@@ -163,21 +167,29 @@ def bone_trust(
     return np.array([one(n) for n in bone_names], np.float32)
 
 
-def posed_vertices(rig: BodyRig, est: BodyEstimate) -> torch.Tensor:
-    """World positions [V, 3] of the rig's mesh posed by the estimate (its shape, pose, expression, gaze)."""
+def posed_vertices(rig: BodyRig, est: BodyEstimate, garment: np.ndarray | None = None) -> torch.Tensor:
+    """World positions [V, 3] of the rig's mesh posed by the estimate (its shape, pose, expression, gaze), with the
+    clothing allowance `garment` [R] (metres per region, core.capture.shape_fit.GARMENT_REGIONS) when given."""
+    from core.capture.shape_fit import garment_offsets
+
     p = est.params
     verts, rest_poses = rig.rest(p.shape.to(rig.vertices) if rig.num_shape else None)
     verts, rest_poses = verts.to(rig.vertices), rest_poses.to(rig.vertices)
+    if garment is not None:
+        verts = verts + garment_offsets(rig, garment).to(verts)
     verts = verts + torch.einsum("be,evc->bvc", p.expression.to(verts), rig.expression_basis.to(verts))
     rot = rig.bone_rotations(p.rotations.to(verts), p.gaze.to(verts))
     T, _ = rig.pose(rot, rig.chain(rest_poses), p.translation.to(verts))
     return skin_points(verts, rig.weights.to(verts), T)[0][0]
 
 
-def body_silhouette(rig: BodyRig, est: BodyEstimate, size: tuple[int, int]) -> np.ndarray:
-    """[H, W] uint8 mask (255) of the posed mesh projected through the estimate's camera."""
+def body_silhouette(
+    rig: BodyRig, est: BodyEstimate, size: tuple[int, int], garment: np.ndarray | None = None
+) -> np.ndarray:
+    """[H, W] uint8 mask (255) of the posed mesh (with the clothing allowance `garment`, when given) projected
+    through the estimate's camera."""
     H, W = size
-    V = posed_vertices(rig, est).double()
+    V = posed_vertices(rig, est, garment).double()
     T = est.camera.T_cam_world.double()
     cam = V @ T[:3, :3].T + T[:3, 3]
     z = cam[:, 2].clamp_min(1e-4)
@@ -259,10 +271,13 @@ def fit_photo(
     return PhotoFit(est, method, float(rms), float(person), iou, sil, note, trust, lm)
 
 
-def refit_photo(rig: BodyRig, fit: PhotoFit, est: BodyEstimate, mask: np.ndarray | None) -> PhotoFit:
-    """A landmark fit redone with a new estimate (the shared body shape and its corrected pose and camera), its
-    landmark error, silhouette IoU and bone trust measured as `fit_photo` measures them; `before` is the photo's
-    own fit."""
+def refit_photo(
+    rig: BodyRig, fit: PhotoFit, est: BodyEstimate, mask: np.ndarray | None, garment: np.ndarray | None = None
+) -> PhotoFit:
+    """A landmark fit redone with a new estimate (the shared body shape and its corrected pose and camera) and the
+    clothing allowance `garment` [R] fitted with it (None: none), its landmark error, silhouette IoU (of the body
+    with the allowance; `iou_body` without it) and bone trust measured as `fit_photo` measures them; `before` is the
+    photo's own fit."""
     from core.capture.shape_fit import landmarks_uv
     from core.data.video_fit import FIT_POINTS
 
@@ -279,6 +294,10 @@ def refit_photo(rig: BodyRig, fit: PhotoFit, est: BodyEstimate, mask: np.ndarray
     uv = landmarks_uv(rig, est)
     rms = float(np.sqrt(np.mean(np.sum((uv[used] - lm[used, :2] * np.array([W, H])) ** 2, -1))))
     trust = bone_trust(list(rig.phenotype.bone_names), lm, uv, size, own.person_px)
-    sil = body_silhouette(rig, est, size)
+    garment = None if garment is None else np.asarray(garment, np.float32)
+    body = body_silhouette(rig, est, size)
+    sil = body if garment is None else body_silhouette(rig, est, size, garment)
     iou = mask_iou(sil, mask) if mask is not None else float("nan")
-    return PhotoFit(est, "landmarks", rms, own.person_px, iou, sil, own.note, trust, own.landmarks, own)
+    iou_body = mask_iou(body, mask) if mask is not None else float("nan")
+    return PhotoFit(est, "landmarks", rms, own.person_px, iou, sil, own.note, trust, own.landmarks, own, garment,
+                    iou_body)  # fmt: skip

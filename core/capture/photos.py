@@ -285,7 +285,7 @@ class CaptureAssistant:
             return None
         self.shape = result.shape
         for c, est in zip(fitted, result.estimates, strict=True):
-            _set_fit(c, refit_photo(rig, c.fit, est, c.mask))
+            _set_fit(c, refit_photo(rig, c.fit, est, c.mask, result.garment))
         for c in usable:
             c.estimate = photo_estimate(c, rig, self.shape)
         return result

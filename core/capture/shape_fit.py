@@ -22,14 +22,25 @@ from core.raster.types import Camera
 # toes, eyes) keep theirs: no landmark or outline constrains them.
 POSED_BONES = ("root", "pelvis", "upperleg", "lowerleg", "foot", "spine", "clavicle", "shoulder", "upperarm",
                "lowerarm", "wrist", "neck", "head")  # fmt: skip
+GARMENT_START = -4.0  # the allowance's free variables at the start: sigmoid(-4), about 1/50 of each bound
+# Body regions of the clothing allowance: (bone name prefixes, largest allowance in metres): hair and hoods, jackets,
+# sleeves, gloves, trousers and skirts, shoes. Every bone of the body is in one region.
+GARMENT_REGIONS: dict[str, tuple[tuple[str, ...], float]] = {
+    "head": (("head", "neck", "eye"), 0.08),
+    "torso": (("root", "pelvis", "spine", "clavicle", "shoulder"), 0.08),
+    "arms": (("upperarm", "lowerarm"), 0.06),
+    "hands": (("wrist", "finger", "metacarpal"), 0.02),
+    "legs": (("upperleg", "lowerleg"), 0.06),
+    "feet": (("foot", "toe"), 0.03),
+}
 
 
 @dataclass(frozen=True)
 class ShapeFitConfig:
     """Knobs of the joint fit (weights are per photo; residuals are in units of the person's size)."""
 
-    rounds: int = 3  # rounds of each stage (the outline correspondences are found anew for each L-BFGS run)
-    pose_steps: int = 10  # L-BFGS iterations fitting poses and cameras (the first stage: template shape) ...
+    rounds: int = 5  # rounds of each stage (the outline correspondences are found anew for each L-BFGS run)
+    pose_steps: int = 15  # L-BFGS iterations fitting poses and cameras (the first stage: template shape) ...
     steps: int = 15  # ... and fitting the shape (the second stage, in turn with the poses and cameras)
     bound: float = 0.3  # each phenotype value stays within template +- bound
     shape_prior: float = 0.1  # weight of the squared phenotype distance to the template
@@ -39,6 +50,9 @@ class ShapeFitConfig:
     robust: float = 0.05  # residual (person sizes) where the robust loss turns from quadratic to logarithmic
     mask_points: int = 600  # points of the person's outline that pull the body out to it
     mask_side: int = 256  # the masks are compared with the person this many pixels tall (at most)
+    garment: float = 1.0  # each region's clothing allowance stays within [0, garment x its GARMENT_REGIONS bound]
+    # (0: no allowance)
+    garment_prior: float = 0.01  # weight of the squared allowances in units of 5 cm
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class ShapeFit:
     estimates: tuple[BodyEstimate, ...]  # N, with `shape`, corrected pose and camera
     before: dict[str, float]  # the objective's terms at the start (template shape, per-photo fits) ...
     after: dict[str, float]  # ... and at the end
+    garment: Tensor | None = None  # [R] clothing allowance per GARMENT_REGIONS region (metres); None: none fitted
 
 
 def landmark_ids() -> tuple[int, ...]:
@@ -263,6 +278,42 @@ def shaped_rest(rig: BodyRig, shape: Tensor) -> tuple[Tensor, Tensor]:
     return verts, rigid(polar_rotation(M), heads)
 
 
+def garment_basis(rig: BodyRig) -> Tensor:
+    """[V, 3, R] rest offset of each vertex per metre of each region's clothing allowance: the template's outward
+    vertex normal, shared between regions by the vertex's skinning weights (so the allowance blends across joints)."""
+    names = list(rig.phenotype.bone_names) if rig.phenotype is not None else None
+    if names is None:
+        raise ValueError("garment_basis needs the body asset's rig (bone names); got a rig without them")
+    region = torch.zeros(len(names), len(GARMENT_REGIONS))  # [J, R]
+    for j, n in enumerate(names):
+        r = next((k for k, (ps, _) in enumerate(GARMENT_REGIONS.values()) if n.startswith(ps)), None)
+        if r is None:
+            raise ValueError(f"bone {n!r} is in no clothing region")
+        region[j, r] = 1.0
+    with torch.no_grad():
+        v = rig.rest(rig.default_shape[None].to(rig.vertices))[0][0] if rig.num_shape else rig.vertices
+        f = rig.faces
+        fn = torch.linalg.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]], dim=-1)  # [F, 3] area-weighted
+        n = torch.zeros_like(v).index_add_(0, f.flatten(), fn.repeat_interleave(3, 0))
+        n = F.normalize(n, dim=-1)  # [V, 3] outward (counter-clockwise faces)
+    return n[:, :, None] * (rig.weights.to(v) @ region.to(v))[:, None]  # [V, 3, R]
+
+
+_BASES: dict[int, tuple[BodyRig, Tensor]] = {}  # id(rig) -> (rig, its garment_basis), for the silhouettes' offsets
+
+
+def garment_offsets(rig: BodyRig, garment: Tensor | np.ndarray | None) -> Tensor | None:
+    """[V, 3] rest offsets of the clothing allowance `garment` [R] (metres per region); None for None."""
+    if garment is None:
+        return None
+    held = _BASES.get(id(rig))
+    if held is None or held[0] is not rig:
+        _BASES.clear()  # one rig at a time (the capture assistant's)
+        held = _BASES[id(rig)] = (rig, garment_basis(rig))
+    basis = held[1]
+    return basis @ torch.as_tensor(garment).to(basis)
+
+
 class _Problem:
     """The joint fit's fixed data (per photo: start pose, camera, landmarks, mask) and its objective."""
 
@@ -294,19 +345,27 @@ class _Problem:
         self.masks = [None if t.mask is None else _mask_term(t.mask, t.person_px, cfg) for t in targets]
         self.vfaces = vertex_faces(rig.faces, rig.vertices.shape[0])
         self.template = rig.default_shape.to(f32)  # [S]
+        self.garment_basis = garment_basis(rig).to(f32) if cfg.garment > 0 else None  # [V, 3, R]
+        self.garment_bound = cfg.garment * torch.tensor([b for _, b in GARMENT_REGIONS.values()])  # [R] metres
 
     def shape(self, z: Tensor) -> Tensor:
         """[S] phenotype of the free variables z [S]: within `bound` of the template."""
         return self.template + self.cfg.bound * torch.tanh(z)
 
+    def garment(self, g: Tensor) -> Tensor:
+        """[R] clothing allowance (metres) of the free variables g [R]: within [0, each region's bound]."""
+        return self.garment_bound * torch.sigmoid(g)
+
     def posed(
-        self, z: Tensor, dpose: Tensor, dcam: Tensor, rest: tuple[Tensor, Tensor] | None = None
+        self, z: Tensor, dpose: Tensor, dcam: Tensor, g: Tensor, rest: tuple[Tensor, Tensor] | None = None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """-> (rest vertices [V, 3], skinning [N, J, 4, 4], landmark pixels [N, K, 2], rotations [N, J, 3, 3],
-        cameras T_cam_world [N, 4, 4]) for shape variables z, rotation and camera corrections (`rest`: the shape's
-        `shaped_rest`, when already known)."""
+        """-> (rest vertices [V, 3] with the clothing allowance, skinning [N, J, 4, 4], landmark pixels [N, K, 2],
+        rotations [N, J, 3, 3], cameras T_cam_world [N, 4, 4]) for shape variables z, rotation and camera
+        corrections, and allowance variables g (`rest`: the shape's `shaped_rest`, when already known)."""
         rig = self.rig
         verts, rest_poses = shaped_rest(rig, self.shape(z)) if rest is None else rest
+        if self.garment_basis is not None:
+            verts = verts + self.garment_basis @ self.garment(g)  # [1, V, 3]
         chain = rig.chain(rest_poses.to(self.R0))
         R = self.R0.clone()
         R[:, self.movable] = axis_angle_to_matrix(dpose) @ self.R0[:, self.movable]
@@ -322,21 +381,21 @@ class _Problem:
         posed = skin_points(verts[which], self.rig.weights[which].to(verts), T[i : i + 1])[0]
         return project(posed, self.K[i : i + 1], cams[i : i + 1])[0]
 
-    def match(self, z: Tensor, dpose: Tensor, dcam: Tensor) -> list[_Match | None]:
+    def match(self, z: Tensor, dpose: Tensor, dcam: Tensor, g: Tensor) -> list[_Match | None]:
         """The outline correspondences of every photo at the current variables."""
         with torch.no_grad():
-            verts, T, _, _, cams = self.posed(z, dpose, dcam)
+            verts, T, _, _, cams = self.posed(z, dpose, dcam, g)
             return [
                 None if m is None else _match(self.vertices_uv(verts, T, cams, i), m, self.rig.faces, self.vfaces)
                 for i, m in enumerate(self.masks)
             ]
 
     def terms(
-        self, z: Tensor, dpose: Tensor, dcam: Tensor, matches: list[_Match | None], rest=None
+        self, z: Tensor, dpose: Tensor, dcam: Tensor, g: Tensor, matches: list[_Match | None], rest=None
     ) -> dict[str, Tensor]:
         """The objective's terms (means over photos; residuals in robust units of `cfg.robust` person sizes)."""
         cfg, N = self.cfg, self.R0.shape[0]
-        verts, T, uv, _, cams = self.posed(z, dpose, dcam, rest)
+        verts, T, uv, _, cams = self.posed(z, dpose, dcam, g, rest)
         res = (uv - self.obs).norm(dim=-1) / self.person[:, None]  # [N, K]
         lm = (robust(res, cfg.robust) * self.w).sum(1) / self.w.sum(1).clamp_min(1e-6)  # [N]
         sil = torch.zeros(N)
@@ -351,6 +410,7 @@ class _Problem:
             "silhouette": cfg.silhouette * sil.mean(),
             "shape_prior": cfg.shape_prior * ((self.shape(z) - self.template) ** 2).sum(),
             "pose_prior": cfg.pose_prior * (dpose**2).sum() / N,
+            "garment_prior": cfg.garment_prior * ((self.garment(g) / 0.05) ** 2).sum(),
         }
 
 
@@ -371,14 +431,15 @@ def fit_shared_shape(rig: BodyRig, targets: list[PhotoTarget], cfg: ShapeFitConf
     z = torch.zeros(rig.num_shape, requires_grad=True)  # shape = template + bound * tanh(z)
     dpose = torch.zeros(N, len(prob.movable), 3, requires_grad=True)  # rotation corrections (axis-angle)
     dcam = torch.zeros(N, 3, requires_grad=True)  # camera translation corrections (metres)
+    g = torch.full((len(GARMENT_REGIONS),), GARMENT_START, requires_grad=True)  # allowance bound * sigmoid(g)
     with torch.no_grad():
-        before = {k: float(v) for k, v in prob.terms(z, dpose, dcam, prob.match(z, dpose, dcam)).items()}
+        before = {k: float(v) for k, v in prob.terms(z, dpose, dcam, g, prob.match(z, dpose, dcam, g)).items()}
 
     def minimise(params: list[Tensor], iters: int) -> None:
         """L-BFGS on the outline correspondences of its start (a smooth objective). Second-order steps because
         the shape's directions are badly scaled against each other (height and age mostly scale the body, which
         the camera's distance undoes), where first-order steps wander."""
-        matches = prob.match(z, dpose, dcam)
+        matches = prob.match(z, dpose, dcam, g)
         opt = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20, tolerance_grad=1e-9,
                                 tolerance_change=1e-12, line_search_fn="strong_wolfe")  # fmt: skip
         free = lambda t: t if any(t is q for q in params) else t.detach()  # noqa: E731
@@ -389,7 +450,7 @@ def fit_shared_shape(rig: BodyRig, targets: list[PhotoTarget], cfg: ShapeFitConf
 
         def closure() -> Tensor:
             opt.zero_grad()
-            loss = sum(prob.terms(free(z), free(dpose), free(dcam), matches, rest).values())
+            loss = sum(prob.terms(free(z), free(dpose), free(dcam), free(g), matches, rest).values())
             loss.backward()
             return loss
 
@@ -398,12 +459,14 @@ def fit_shared_shape(rig: BodyRig, targets: list[PhotoTarget], cfg: ShapeFitConf
     for _ in range(cfg.rounds):  # the poses settle first, on the template's shape
         minimise([dpose, dcam], cfg.pose_steps)
     for _ in range(cfg.rounds):  # then shape and poses in turn (together, the camera's and poses' variables, of far
-        minimise([z], cfg.steps)  # larger curvature, take all of L-BFGS's steps and the shape hardly moves)
+        minimise([z, g] if cfg.garment > 0 else [z], cfg.steps)  # larger curvature, take all of L-BFGS's steps
+        # and the shape hardly moves; the clothing allowance goes with the shape: both are the person's)
         minimise([dpose, dcam], cfg.pose_steps)
     with torch.no_grad():
-        after = {k: float(v) for k, v in prob.terms(z, dpose, dcam, prob.match(z, dpose, dcam)).items()}
+        after = {k: float(v) for k, v in prob.terms(z, dpose, dcam, g, prob.match(z, dpose, dcam, g)).items()}
         shape = prob.shape(z)
-        _, _, _, R, cams = prob.posed(z, dpose, dcam)
+        garment = prob.garment(g) if cfg.garment > 0 else None
+        _, _, _, R, cams = prob.posed(z, dpose, dcam, g)
     if not (all(np.isfinite(list(after.values()))) and torch.isfinite(shape).all() and torch.isfinite(cams).all()):
         raise FloatingPointError("the joint body-shape fit diverged (non-finite values)")
     out = []
@@ -412,7 +475,7 @@ def fit_shared_shape(rig: BodyRig, targets: list[PhotoTarget], cfg: ShapeFitConf
         params = e.params.with_(shape=shape[None].to(e.params.shape), rotations=rot[None])
         cam = Camera(e.camera.K, cams[i].to(e.camera.T_cam_world), e.camera.width, e.camera.height)
         out.append(BodyEstimate(params, cam))
-    return ShapeFit(shape.detach().clone(), tuple(out), before, after)
+    return ShapeFit(shape.detach().clone(), tuple(out), before, after, garment)
 
 
 def landmarks_uv(rig: BodyRig, est: BodyEstimate) -> np.ndarray:
