@@ -1,10 +1,14 @@
 """One body shape shared by all photos of a person (core.capture.shape_fit): the fit's body landmarks and shaped
 rest body are the body model's, a synthetic person of known non-template shape (rendered through the capture
 assistant's own silhouettes, landmarks placed as the tracker's skeleton places them) pulls the one shared shape
-towards the truth while every photo's silhouette IoU rises, a photo with a bad mask cannot drag it past its bound,
-and creation through the capture assistant (one photo or two) carries the shape into every estimate."""
+towards the truth while every photo's silhouette IoU rises, the silhouette term raises IoU beyond what the landmarks
+alone give, a clothed person (mask wider than the body) is covered by the clothing allowance rather than by a heavier
+phenotype, a photo with a bad mask cannot drag it past its bound, and creation through the capture assistant (one
+photo or two) carries the shape into every estimate."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import cv2
 import numpy as np
@@ -13,9 +17,11 @@ import torch
 
 from core.capture.photo_fit import body_silhouette, fit_photo, mask_iou, refit_photo
 from core.capture.shape_fit import (
+    GARMENT_REGIONS,
     PhotoTarget,
     ShapeFitConfig,
     fit_shared_shape,
+    garment_offsets,
     landmark_ids,
     landmarks_uv,
     polar_rotation,
@@ -25,7 +31,8 @@ from core.model.crops import BodyEstimate
 from core.raster.types import Camera
 
 SIZE = (160, 120)  # (H, W) of the synthetic photos
-FAST = ShapeFitConfig(rounds=2)
+FAST = ShapeFitConfig(rounds=2, pose_steps=10)
+NAKED = dataclasses.replace(FAST, garment=0.0)  # no clothing allowance: the shape alone meets the outline
 POSED = {"root": 0.3, "upperarm01.L": 0.5, "upperarm01.R": 0.5, "lowerarm01.L": 0.4, "upperleg01.L": 0.3,
          "lowerleg01.R": 0.3, "spine03": 0.15}  # fmt: skip
 
@@ -116,8 +123,9 @@ def test_joint_fit_pulls_one_shared_shape_towards_a_known_one_and_every_iou_rise
     truth = torch.tensor([0.5, 0.5, 0.5, 0.9, 0.5, 0.5])  # a heavier body than the template
     own = _own_fits(rig, truth, (0, 1))
     targets = [PhotoTarget(f.estimate, f.landmarks, m, f.person_px) for f, m in own]
-    result = fit_shared_shape(rig, targets, FAST)
+    result = fit_shared_shape(rig, targets, NAKED)
     template = rig.default_shape
+    assert result.garment is None
     assert (result.shape - truth).norm() < (template - truth).norm() - 0.03, result.shape
     assert ((result.shape - template).abs() <= FAST.bound + 1e-6).all()
     for est, (fit, mask) in zip(result.estimates, own, strict=True):
@@ -126,6 +134,53 @@ def test_joint_fit_pulls_one_shared_shape_towards_a_known_one_and_every_iou_rise
         assert refit.iou > fit.iou + 0.02 and refit.reproj_px < fit.reproj_px, refit.summary()
         assert refit.before is fit and "->" in refit.summary()
     assert sum(result.after.values()) < sum(result.before.values())
+
+
+def test_the_silhouette_term_raises_iou_beyond_the_landmarks_alone(rig):
+    truth = torch.tensor([0.5, 0.5, 0.5, 0.9, 0.5, 0.5])
+    own = []
+    for s in (2, 3):  # the tracker does not see the elbows and wrists: only the person mask can place the arms
+        _, lm, world, mask = _photo(rig, truth, s)
+        lm[[13, 14, 15, 16], 3] = 0.0
+        own.append((fit_photo(rig, SIZE, (0, 0, SIZE[1], SIZE[0]), "front", lm, world, mask), mask))
+    targets = [PhotoTarget(f.estimate, f.landmarks, m, f.person_px) for f, m in own]
+    with_sil = fit_shared_shape(rig, targets, NAKED)
+    without = fit_shared_shape(rig, targets, dataclasses.replace(NAKED, silhouette=0.0))
+    for a, b, (fit, mask) in zip(with_sil.estimates, without.estimates, own, strict=True):
+        iou_with, iou_without = refit_photo(rig, fit, a, mask).iou, refit_photo(rig, fit, b, mask).iou
+        assert iou_with > max(iou_without, fit.iou) + 0.05, (fit.iou, iou_without, iou_with)
+
+
+def test_the_clothing_allowance_pushes_the_surface_outwards(rig):
+    est, *_ = _photo(rig, rig.default_shape, 4)
+    body = body_silhouette(rig, est, SIZE) > 127
+    zero = np.zeros(len(GARMENT_REGIONS), np.float32)
+    np.testing.assert_array_equal(body_silhouette(rig, est, SIZE, zero) > 127, body)
+    clothed = body_silhouette(rig, est, SIZE, np.full(len(GARMENT_REGIONS), 0.03, np.float32)) > 127
+    assert clothed[body].mean() > 0.99 and clothed.sum() > 1.15 * body.sum()  # covers the body, and more of it
+    torso = np.zeros(len(GARMENT_REGIONS), np.float32)
+    torso[list(GARMENT_REGIONS).index("torso")] = 0.05
+    off = garment_offsets(rig, torso).norm(dim=-1)  # [V] metres
+    head = rig.weights[:, list(rig.phenotype.bone_names).index("head")] > 0.99
+    assert off.max() <= 0.05 + 1e-6 and off[head].max() < 1e-6  # only the torso's skin moves
+
+
+def test_clothes_go_into_the_allowance_not_into_a_heavier_body(rig):
+    own = _own_fits(rig, rig.default_shape, (0, 1))  # the template's body ...
+    loose = [cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) for _, m in own]  # ... clothed
+    targets = [PhotoTarget(f.estimate, f.landmarks, m, f.person_px) for (f, _), m in zip(own, loose, strict=True)]
+    naked = fit_shared_shape(rig, targets, NAKED)
+    dressed = fit_shared_shape(rig, targets, FAST)
+    g = dressed.garment
+    assert g is not None and g.shape == (len(GARMENT_REGIONS),) and float(g.max()) > 0.01, g
+    bounds = torch.tensor([b for _, b in GARMENT_REGIONS.values()])
+    assert ((g >= 0) & (g <= bounds + 1e-6)).all()
+    template = rig.default_shape
+    assert (dressed.shape - template).norm() < (naked.shape - template).norm(), (dressed.shape, naked.shape)
+    for a, b, (fit, _), mask in zip(naked.estimates, dressed.estimates, own, loose, strict=True):
+        bare, covered = refit_photo(rig, fit, a, mask), refit_photo(rig, fit, b, mask, g.numpy())
+        assert covered.iou > bare.iou + 0.02, (bare.iou, covered.iou)
+        assert covered.iou_body < covered.iou and "clothing" in covered.summary()
 
 
 def test_a_photo_with_a_bad_mask_cannot_drag_the_shape_past_its_bound(rig):

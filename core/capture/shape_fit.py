@@ -22,7 +22,7 @@ from core.raster.types import Camera
 # toes, eyes) keep theirs: no landmark or outline constrains them.
 POSED_BONES = ("root", "pelvis", "upperleg", "lowerleg", "foot", "spine", "clavicle", "shoulder", "upperarm",
                "lowerarm", "wrist", "neck", "head")  # fmt: skip
-GARMENT_START = -4.0  # the allowance's free variables at the start: sigmoid(-4), about 1/50 of each bound
+GARMENT_START = 0.05  # the allowance's free variables at the start: bound * tanh(0.05), 1/20 of each bound
 # Body regions of the clothing allowance: (bone name prefixes, largest allowance in metres): hair and hoods, jackets,
 # sleeves, gloves, trousers and skirts, shoes. Every bone of the body is in one region.
 GARMENT_REGIONS: dict[str, tuple[tuple[str, ...], float]] = {
@@ -353,8 +353,10 @@ class _Problem:
         return self.template + self.cfg.bound * torch.tanh(z)
 
     def garment(self, g: Tensor) -> Tensor:
-        """[R] clothing allowance (metres) of the free variables g [R]: within [0, each region's bound]."""
-        return self.garment_bound * torch.sigmoid(g)
+        """[R] clothing allowance (metres) of the free variables g [R]: within [0, each region's bound]. Its slope
+        at 0 is the bound's (a sigmoid, flat near 0, let the phenotype take the clothes before the allowance could:
+        on a synthetic template body with a mask 2% of its size wider, weight and muscle went to their bounds)."""
+        return self.garment_bound * torch.tanh(g.abs())
 
     def posed(
         self, z: Tensor, dpose: Tensor, dcam: Tensor, g: Tensor, rest: tuple[Tensor, Tensor] | None = None
@@ -431,9 +433,10 @@ def fit_shared_shape(rig: BodyRig, targets: list[PhotoTarget], cfg: ShapeFitConf
     z = torch.zeros(rig.num_shape, requires_grad=True)  # shape = template + bound * tanh(z)
     dpose = torch.zeros(N, len(prob.movable), 3, requires_grad=True)  # rotation corrections (axis-angle)
     dcam = torch.zeros(N, 3, requires_grad=True)  # camera translation corrections (metres)
-    g = torch.full((len(GARMENT_REGIONS),), GARMENT_START, requires_grad=True)  # allowance bound * sigmoid(g)
-    with torch.no_grad():
-        before = {k: float(v) for k, v in prob.terms(z, dpose, dcam, g, prob.match(z, dpose, dcam, g)).items()}
+    g = torch.full((len(GARMENT_REGIONS),), GARMENT_START, requires_grad=True)  # allowance bound * tanh(|g|)
+    with torch.no_grad():  # the photos' own fits: template shape, no allowance
+        bare = torch.zeros_like(g)
+        before = {k: float(v) for k, v in prob.terms(z, dpose, dcam, bare, prob.match(z, dpose, dcam, bare)).items()}
 
     def minimise(params: list[Tensor], iters: int) -> None:
         """L-BFGS on the outline correspondences of its start (a smooth objective). Second-order steps because
