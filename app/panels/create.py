@@ -245,8 +245,9 @@ PANEL_WRAP = 400
 
 
 def fit_overlay(thumb: np.ndarray, c, s: float) -> np.ndarray:
-    """The thumbnail with the fitted body drawn over it (red, translucent) and the person mask's outline (green):
-    where they disagree, the avatar would take colours from the wrong place."""
+    """The thumbnail with the fitted body (with its clothing allowance once the shape is fitted) drawn over it (red,
+    translucent) and the person mask's outline (green): where they disagree, the avatar would take colours from the
+    wrong place."""
     out = thumb.copy()
     h, w = thumb.shape[:2]
     sil = getattr(getattr(c, "fit", None), "silhouette", None)
