@@ -3,7 +3,7 @@
 Head rotation is a similarity Procrustes fit of the expression-free points of the mesh to a neutral template
 (assets/tracking/face_template.npz, built by `python -m core.eval.fit_face`). Expressions are read
 geometrically from the head-aligned mesh, Kalidokit-style: each coefficient is the change of one measurement
-(eye aperture / eye width, lip gap, mouth-corner height, brow height, ...) from its neutral value, divided by
+(eye aperture / eye width, lip gap, mouth-corner upturn, brow height, ...) from its neutral value, divided by
 the change that a full expression makes, clamped to [0, 1]. `reading="learned"` replaces these rules by a
 ridge regression fitted on renders of synthetic people with known coefficients (core/tracking/face_regressor.py):
 an experiment, kept for the comparison in docs/RESULTS.md ("Live driving accuracy"); it does not read real faces.
