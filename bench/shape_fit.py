@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,9 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.env import processor_name  # noqa: E402
+from core.io import write_json  # noqa: E402
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc
 # (first frame, (x, y) near the pedestrian's centre in it): people who walk alone for 2 s
@@ -191,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
                     pair = np.concatenate([_overlay(c, own[c.path]), _overlay(c, c.fit)], 1)
                     cv2.imwrite(str(args.overlays / f"{Path(c.path).stem}.png"), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k.startswith(("iou", "landmark"))}
-    result = {"machine": f"CPU {platform.processor() or platform.machine()}", "config": dataclasses.asdict(cfg),
+    result = {"machine": f"CPU {processor_name()}", "config": dataclasses.asdict(cfg),
               "rows": rows, "people": persons, "mean": mean}  # fmt: skip
     print(json.dumps(mean))
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     return 0
 
 

@@ -169,6 +169,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda p: p.write_bytes(data))
 
 
+def write_json(path: str | os.PathLike, data: object, *, default: Callable[[object], object] | None = None) -> Path:
+    """`data` as JSON indented by 2 with a final newline, written atomically to `path` (its folder made first);
+    `default` converts what JSON cannot hold (as in `json.dumps`). Benchmark results and reports are written so."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, (json.dumps(data, indent=2, default=default) + "\n").encode())
+
+
 def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
     """`path` if it names a regular file. A missing one raises FileNotFoundError; a folder, named pipe, socket or
     device raises FileFormatError (a reader would fail late on a folder and block for ever on a pipe)."""
