@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -25,6 +24,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.data.video import read_frames  # noqa: E402
+from core.env import processor_name  # noqa: E402
+from core.io import write_json  # noqa: E402
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc
 # (first frame, (x, y) near the pedestrian's centre in it): people who walk alone for 2 s
@@ -37,17 +40,6 @@ VTEST_PEOPLE = {
     "vtest_F": (400, (715, 355)),
 }
 CROP_SIDE = 400  # pixels of a pedestrian's square crop (about 3x the video's)
-
-
-def _video_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    return frames
 
 
 def track_crops(frames, finder, start: int, centre, *, count: int = 4, stride: int = 5) -> list[np.ndarray]:
@@ -91,7 +83,7 @@ def people(folder: Path, finder) -> dict[str, list[Path]]:
 
     video = OPENCV_DATA / "vtest.avi"
     if video.is_file():
-        frames = _video_frames(video)
+        frames = read_frames(video, max_frames=None)
         for name, (start, centre) in VTEST_PEOPLE.items():
             crops = track_crops(frames, finder, start, centre)
             if len(crops) >= 2:
@@ -191,11 +183,11 @@ def main(argv: list[str] | None = None) -> int:
                     pair = np.concatenate([_overlay(c, own[c.path]), _overlay(c, c.fit)], 1)
                     cv2.imwrite(str(args.overlays / f"{Path(c.path).stem}.png"), cv2.cvtColor(pair, cv2.COLOR_RGB2BGR))
     mean = {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0] if k.startswith(("iou", "landmark"))}
-    result = {"machine": f"CPU {platform.processor() or platform.machine()}", "config": dataclasses.asdict(cfg),
+    result = {"machine": f"CPU {processor_name()}", "config": dataclasses.asdict(cfg),
               "rows": rows, "people": persons, "mean": mean}  # fmt: skip
     print(json.dumps(mean))
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     return 0
 
 
