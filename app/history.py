@@ -39,18 +39,19 @@ class History(Generic[T]):
 
     def undo(self, current: T) -> T | None:
         """The state to go back to, or None when there is nothing to undo."""
-        if not self._undo:
-            return None
-        self._redo.append(current)
-        self._last_key = None
-        return self._undo.pop()
+        return self._move(self._undo, self._redo, current)
 
     def redo(self, current: T) -> T | None:
-        if not self._redo:
+        """The state to go forward to, or None when there is nothing to redo."""
+        return self._move(self._redo, self._undo, current)
+
+    def _move(self, source: list[T], other: list[T], current: T) -> T | None:
+        """The last snapshot of `source`, `current` kept on `other` to step back over it."""
+        if not source:
             return None
-        self._undo.append(current)
+        other.append(current)
         self._last_key = None
-        return self._redo.pop()
+        return source.pop()
 
     def clear(self) -> None:
         self._undo.clear()

@@ -111,19 +111,16 @@ class Session:
         self.revision += 1
 
     def undo(self) -> bool:
-        prev = self.history.undo(self.edit)
-        if prev is None:
-            return False
-        self.edit = prev
-        self.revision += 1
-        self.external_revision += 1
-        return True
+        return self._restore(self.history.undo(self.edit))
 
     def redo(self) -> bool:
-        nxt = self.history.redo(self.edit)
-        if nxt is None:
+        return self._restore(self.history.redo(self.edit))
+
+    def _restore(self, snapshot: EditState | None) -> bool:
+        """Make an undo/redo `snapshot` the current edit (False when there was none)."""
+        if snapshot is None:
             return False
-        self.edit = nxt
+        self.edit = snapshot
         self.revision += 1
         self.external_revision += 1
         return True

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.data.benchmarks import BENCHMARKS, ROLE_NOVEL_POSE, ROLE_NOVEL_VIEW, load_benchmark  # noqa: E402
-from core.io import atomic_write_bytes  # noqa: E402
+from core.io import atomic_write_bytes, write_json  # noqa: E402
 from core.train.checkpoint import read_checkpoint_meta  # noqa: E402
 from core.train.evaluate import closeup_metrics, posed_frame, sample_identity  # noqa: E402
 from core.train.export import model_from_checkpoint, stored_crop_sizes  # noqa: E402
@@ -120,7 +120,7 @@ def main() -> int:
         models[name] = (model_from_checkpoint(ckpt, device)[0], crop_size, face_size)
     drawn = face_sheet(models, args.bench, args.sheet, identities=args.identities, device=device)
     result = {"old": str(args.old), "new": str(args.new), "sheet": str(args.sheet), "sheet_rows": drawn} | result
-    atomic_write_bytes(args.json, json.dumps(result, indent=2).encode())
+    write_json(args.json, result)
     print(json.dumps(result, indent=2))
     return 0
 

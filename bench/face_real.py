@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from bench.face_real_data import SOURCES, Source, available_sources, read_frames  # noqa: E402
+from core.io import write_json  # noqa: E402
 
 log = logging.getLogger("bench.face_real")
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,8 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     res = evaluate(args.sources, labels_path=args.labels, plot_path=args.plot)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=1) + "\n")
+    write_json(args.out, res)
     for mode in ("default", "calibrated"):
         for c, s in res[mode]["channels"].items():
             if s.get("frames"):

@@ -11,11 +11,11 @@ import logging
 import os
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
-from core.env import describe_environment
+from core.env import device_name
+from core.io import write_json
 from core.model.avatar import Avatar
 from core.model.config import load_model_config
 from core.model.model import LCAModel
@@ -108,7 +108,7 @@ def main() -> None:
     result = {
         "bench": "model",
         "config": cfg.name,
-        "device": describe_environment()["device"],
+        "device": device_name(),
         "torch": torch.__version__,
         "rig": rig_name,
         "joints": J,
@@ -128,9 +128,7 @@ def main() -> None:
         "peak_memory_gib": None if peak is None else round(peak, 3),
     }
     log.info(json.dumps(result, indent=2))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ python bench/personalise.py MODEL --count 2 --resolution 48 --steps 20 --baselin
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import statistics
 import sys
@@ -30,7 +29,8 @@ from tqdm import tqdm  # noqa: E402
 
 from core.data.benchmarks import BENCHMARKS, load_benchmark, write_benchmark  # noqa: E402
 from core.data.synth import SynthConfig  # noqa: E402
-from core.env import describe_environment  # noqa: E402
+from core.env import device_name  # noqa: E402
+from core.io import write_json  # noqa: E402
 from core.train.evaluate import (  # noqa: E402
     evaluate_state,
     metric_keys,
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     template = template_model(model)
     cfg = SynthConfig(width=args.resolution, height=args.resolution)
     result: dict = {
-        "bench": "personalise", "device": describe_environment()["device"], "checkpoint": str(args.checkpoint),
+        "bench": "personalise", "device": device_name(), "checkpoint": str(args.checkpoint),
         "steps": args.steps, "baseline_steps": args.baseline_steps, "baseline_lr": args.baseline_lr,
         "resolution": args.resolution, "headline": "person: inside the target's person mask", "benchmarks": {},
     }  # fmt: skip
@@ -139,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 brief = {a: round(rows[-1][a]["person"]["psnr"], 2) for a in ARMS}
                 log.info("%s %s: person PSNR %s", name, sample.key, brief)
         result["benchmarks"][name] = summarise(rows) | {"identities": len(rows), "per_identity": rows}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json(args.out, result)
     log.info("wrote %s", args.out)
     return 0
 

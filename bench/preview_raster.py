@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from core.env import describe_environment  # noqa: E402
+from core.io import write_json  # noqa: E402
 from core.raster.types import Camera, Gaussians  # noqa: E402
 
 log = logging.getLogger("bench.preview_raster")
@@ -144,11 +145,9 @@ def main() -> int:
         "environment": describe_environment(),
         "rows": rows,
     }
-    text = json.dumps(out, indent=2, default=str)
-    print(text)
+    print(json.dumps(out, indent=2, default=str))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        write_json(args.out, out, default=str)
     return 0
 
 

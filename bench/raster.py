@@ -10,7 +10,6 @@ forward+backward back-propagates a weighted sum of the colour image.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import platform
@@ -24,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.io import write_json  # noqa: E402
 from core.raster import Camera, Gaussians, rasterize  # noqa: E402
 from core.raster.gsplat_backend import gsplat_available  # noqa: E402
 
@@ -173,8 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     slug = "".join(ch if ch.isalnum() else "-" for ch in dev_name.lower()).strip("-") or "cpu"
     out = Path(args.out) if args.out else Path(__file__).parent / "results" / f"raster-{slug}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out, report)
     log.info("wrote %s", out)
 
 

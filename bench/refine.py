@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.capture.references import PhotoReferences  # noqa: E402
 from core.capture.refine import references_of, refine_created  # noqa: E402
+from core.env import device_name, processor_name  # noqa: E402
+from core.io import write_json  # noqa: E402
 from core.model.avatar import Avatar  # noqa: E402
 from core.model.crops import BodyEstimate  # noqa: E402
 from core.raster.types import Camera  # noqa: E402
@@ -55,9 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     refs = eight_photos(model, avatar, args.size)
     dev = next(model.parameters()).device
-    device = (
-        torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU {platform.processor() or platform.machine()}"
-    )
+    device = device_name(dev) if dev.type == "cuda" else f"CPU {processor_name()}"
     rows = []
     for n in args.steps:
         t = time.perf_counter()
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(rows[-1]), flush=True)
     result = {"model": label, "device": device, "photos": 8, "size": args.size, "runs": rows}
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
+        write_json(args.out, result)
     return 0
 
 

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from core.io import write_json  # noqa: E402
 from render.gl_context import create_context, renderer_name  # noqa: E402
 from render.scenes import avatar_like_scene, front_camera  # noqa: E402
 from render.splat_renderer import SplatRenderer  # noqa: E402
@@ -132,11 +133,9 @@ def main(argv: list[str] | None = None) -> int:
             g = bench_gsplat(count, args.width, args.height, args.frames)
             log.info("gsplat %s", g)
             report["gsplat"].append(g)
-    text = json.dumps(report, indent=2)
-    print(text)
+    print(json.dumps(report, indent=2))
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+        write_json(args.out, report)
     return 0
 
 

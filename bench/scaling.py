@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.io import write_json  # noqa: E402
+
 
 def train_run(config: str, gpus: int, out: Path, name: str, sets: list[str], *, fresh: bool = True) -> list[dict]:
     """One `main.py train` under torch.distributed.run (continuing run `name` unless `fresh`); the run's
@@ -188,8 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         plot(args.json, args.png)
         return 0
     result = throughput(args) if args.cmd == "throughput" else equivalence(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(json.dumps(result, indent=2))
     return 0 if result.get("within_tolerance", True) else 1
 

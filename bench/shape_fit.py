@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +26,10 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.data.video import read_frames  # noqa: E402
+from core.env import processor_name  # noqa: E402
+from core.io import write_json  # noqa: E402
 
 OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc
 # (first frame, (x, y) near the pedestrian's centre in it): people who walk alone for 2 s
@@ -40,17 +43,6 @@ VTEST_PEOPLE = {
 }
 CROP_SIDE = 400  # pixels of a pedestrian's square crop (about 3x the video's)
 TUNED_ON = ("vtest_A", "vtest_B", "basketball")  # people whose photos chose the fit's constants (rounds, priors)
-
-
-def _video_frames(path: Path) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    return frames
 
 
 def track_crops(frames, finder, start: int, centre, *, count: int = 4, stride: int = 5) -> list[np.ndarray]:
@@ -94,7 +86,7 @@ def people(folder: Path, finder) -> dict[str, list[Path]]:
 
     video = OPENCV_DATA / "vtest.avi"
     if video.is_file():
-        frames = _video_frames(video)
+        frames = read_frames(video, max_frames=None)
         for name, (start, centre) in VTEST_PEOPLE.items():
             crops = track_crops(frames, finder, start, centre)
             if len(crops) >= 2:
@@ -210,14 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     by_split = {s: {k: float(np.nanmean([r[k] for r in rows if r["split"] == s])) for k in keys}
                 for s in sorted({r["split"] for r in rows})}  # fmt: skip
     reached = int(sum(r["iou_shared"] >= 0.85 for r in rows))
-    result = {"machine": f"CPU {platform.processor() or platform.machine()}", "config": dataclasses.asdict(cfg),
+    result = {"machine": f"CPU {processor_name()}", "config": dataclasses.asdict(cfg),
               "tuned_on": list(TUNED_ON), "rows": rows, "people": persons, "mean": mean, "mean_by_split": by_split,
               "photos_iou_at_least_0.85": reached}  # fmt: skip
     print(json.dumps(mean))
     print(json.dumps(by_split))
     print(f"{reached} of {len(rows)} photos reach IoU 0.85")
     if args.out:
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.out, result)
     return 0
 
 

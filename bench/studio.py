@@ -34,6 +34,7 @@ configure_threads()  # as the studio's entry point does, before torch is importe
 import torch  # noqa: E402
 
 from core.env import describe_environment  # noqa: E402
+from core.io import write_json  # noqa: E402
 
 log = logging.getLogger("bench.studio")
 
@@ -385,11 +386,9 @@ def main() -> int:
 
 
 def _write(out: dict, path: str | None) -> int:
-    text = json.dumps(out, indent=2, default=str)
-    print(text)
+    print(json.dumps(out, indent=2, default=str))
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
+        write_json(path, out, default=str)
     return 0
 
 

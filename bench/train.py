@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.data.loader import to_float_images  # noqa: E402
+from core.env import device_name  # noqa: E402
+from core.io import write_json  # noqa: E402
 from core.train.cli import parse_overrides  # noqa: E402
 from core.train.config import load_train_config  # noqa: E402
 from core.train.distributed import init_distributed  # noqa: E402
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 
         prof["host_waits_per_step"] = host_waits(plain_step)
     result = {
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "device": device_name(dev),
         "torch": torch.__version__,
         "config": args.config,
         "model": cfg.model,
@@ -168,11 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         "losses": losses,
         "peak_gpu_mem_gb": torch.cuda.max_memory_allocated(dev) / 2**30 if dev.type == "cuda" else None,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json.dumps(result, indent=2))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        write_json(args.out, result)
     return 0
 
 

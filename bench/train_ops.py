@@ -19,7 +19,7 @@ import argparse
 import collections
 import contextlib
 import json
-import platform
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +33,8 @@ import yaml  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from core.data.loader import to_float_images  # noqa: E402
+from core.env import processor_name  # noqa: E402
+from core.io import write_json  # noqa: E402
 from core.train.cli import parse_overrides  # noqa: E402
 from core.train.config import load_train_config  # noqa: E402
 from core.train.loop import _batches, build_optimizer, build_step, ensure_data  # noqa: E402
@@ -226,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     ops = counter.summary(args.count)
     kernels = {k: v["ops"] for k, v in ops.items()}
     result = {
-        "machine": platform.processor() or platform.machine(),
+        "machine": processor_name(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "load_average": list(__import__("os").getloadavg()),
+        "load_average": list(os.getloadavg()),
         "config": args.config,
         "model": base.model,
         "anchors": args.anchors,
@@ -242,11 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         "host_ms_median": med,  # wall clock per phase; step_cpu: this process's CPU time per step
         "phases": ops,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
+    print(json.dumps(result, indent=2))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text)
+        write_json(args.out, result)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -15,7 +16,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -167,6 +168,28 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def write_json(path: str | os.PathLike, data: object, *, default: Callable[[object], object] | None = None) -> Path:
+    """`data` as JSON indented by 2 with a final newline, written atomically to `path` (its folder made first);
+    `default` converts what JSON cannot hold (as in `json.dumps`). Benchmark results and reports are written so."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, (json.dumps(data, indent=2, default=default) + "\n").encode())
+
+
+@contextlib.contextmanager
+def inconsistent_as_format_error(path: str | os.PathLike, what: str) -> Iterator[None]:
+    """Errors from a file's contents that do not fit what reads them (a missing key, a tensor of the wrong shape)
+    become one FileFormatError naming the file and `what` it holds ("avatar", "checkpoint")."""
+    try:
+        yield
+    except FileFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise FileFormatError(
+            f"{path}: {what} contents are inconsistent ({type(e).__name__}: {e}); the file may be corrupt"
+        ) from e
 
 
 def require_regular_file(path: str | os.PathLike, what: str = "file") -> Path:

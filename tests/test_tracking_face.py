@@ -18,7 +18,13 @@ from core.tracking.face import (
 )
 from core.tracking.face_geometry import (
     CAM_TO_WORLD,
+    EYE_L_INNER,
+    EYE_L_LIDS,
+    EYE_L_OUTER,
+    EYE_R_LIDS,
     LIP_LOWER_INNER,
+    MOUTH_L,
+    MOUTH_R,
     matrix_from_rotvec,
     rotvec_from_matrix,
     similarity_procrustes,
@@ -82,12 +88,8 @@ def test_expression_coefficients_are_zero_at_neutral_and_cover_the_channels():
     assert max(coeffs.values()) == 0.0
     opened = dict(REAL_NEUTRAL, lip_gap=0.3)
     assert expression_coefficients(opened, REAL_NEUTRAL)["jawOpen"] > 0.4
-    # a smile lifts the corner towards the nose and above the line between the lips
-    smiling = dict(
-        REAL_NEUTRAL,
-        corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.1,
-        corner_lift_L=REAL_NEUTRAL["corner_lift_L"] + 0.1,
-    )
+    # a smile curls the corner up above the lip seam beside it
+    smiling = dict(REAL_NEUTRAL, corner_upturn_L=REAL_NEUTRAL["corner_upturn_L"] + 0.07)
     c = expression_coefficients(smiling, REAL_NEUTRAL)
     assert c["mouthSmileLeft"] > 0.6 and c["mouthSmileRight"] == 0.0
 
@@ -97,34 +99,44 @@ def _read(**measured: float) -> dict[str, float]:
 
 
 def test_lowered_or_narrow_eyes_are_not_read_as_shut():
-    # eye apertures (ratio of eye width) of the labelled real clips: shut 0.05, lids lowered over a downward gaze
-    # 0.09, narrow open eyes 0.21
-    assert _read(eye_open_L=0.04, eye_open_R=0.04)["eyeBlinkLeft"] == 1.0
-    lowered = _read(eye_open_L=0.09, eye_open_R=0.09)
-    assert 0.5 < lowered["eyeBlinkLeft"] < 0.9
-    assert _read(eye_open_L=0.21, eye_open_R=0.21)["eyeBlinkRight"] < 0.4
+    # eye apertures (ratio of eye width) of the labelled real clips: shut 0.00-0.05, lids lowered over a downward
+    # gaze 0.07-0.09, narrow open eyes 0.21
+    shut = _read(eye_open_L=0.04, eye_open_R=0.04)["eyeBlinkLeft"]
+    assert shut == 1.0
+    lowered = _read(eye_open_L=0.09, eye_open_R=0.09)["eyeBlinkLeft"]
+    assert 0.4 < lowered < 0.7 and shut - lowered > 0.3  # half-closed, well short of shut
+    assert _read(eye_open_L=0.21, eye_open_R=0.21)["eyeBlinkRight"] < 0.15
 
 
-def test_a_whole_mouth_rising_without_the_corners_rising_above_the_lips_is_not_a_full_smile():
-    # crying with a raised chin: the mouth moves up towards the nose, the corners stay on the lip line
-    crying = _read(corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.08)
-    assert crying["mouthSmileLeft"] < 0.4
-    smiling = _read(
-        corner_height_L=REAL_NEUTRAL["corner_height_L"] + 0.08, corner_lift_L=REAL_NEUTRAL["corner_lift_L"] + 0.08
+def test_a_whole_mouth_rising_is_not_a_smile_and_corners_down_read_as_a_frown():
+    # crying with a raised chin: the mouth moves up towards the nose as a block, the lip seam keeps its shape
+    crying = _read(
+        **{f"corner_{m}_{s}": REAL_NEUTRAL[f"corner_{m}_{s}"] + 0.08 for m in ("height", "lift") for s in "LR"}
     )
-    assert smiling["mouthSmileLeft"] > 0.6
+    assert crying["mouthSmileLeft"] == 0.0 and crying["mouthSmileRight"] == 0.0
+    smiling = _read(corner_upturn_L=0.09, corner_upturn_R=0.09)
+    assert smiling["mouthSmileLeft"] > 0.9 and smiling["mouthFrownLeft"] == 0.0
+    # corners turned down below the seam and dropped below the nose: a frown, no smile
+    frowning = _read(
+        corner_upturn_L=REAL_NEUTRAL["corner_upturn_L"] - 0.05,
+        corner_height_L=REAL_NEUTRAL["corner_height_L"] - 0.05,
+    )
+    assert frowning["mouthFrownLeft"] > 0.5 and frowning["mouthSmileLeft"] == 0.0
+
+
+def test_a_face_whose_corners_turn_up_at_rest_smiles_from_its_own_rest():
+    # the crying clip's woman: corner upturn 0.05 at rest and while crying, 0.09 when she laughs
+    rest = dict(REAL_NEUTRAL, corner_upturn_L=0.05, corner_upturn_R=0.05)
+    assert expression_coefficients(dict(rest, corner_upturn_L=0.058), rest)["mouthSmileLeft"] < 0.1
+    assert expression_coefficients(dict(rest, corner_upturn_L=0.092), rest)["mouthSmileLeft"] > 0.7
 
 
 def test_the_lip_gap_of_a_smile_over_closed_teeth_is_not_the_jaw():
     gap = 0.2
-    toothy_smile = {
-        f"corner_{m}_{s}": REAL_NEUTRAL[f"corner_{m}_{s}"] + 0.12 + (0.2 * gap if m == "lift" else 0.0)
-        for m in ("height", "lift")
-        for s in "LR"
-    }
-    c = _read(lip_gap=gap, **toothy_smile)
+    c = _read(lip_gap=gap, corner_upturn_L=0.1, corner_upturn_R=0.1)
     assert c["mouthSmileLeft"] > 0.9 and c["jawOpen"] < 0.05
     assert _read(lip_gap=gap)["jawOpen"] > 0.3  # the same gap without a smile: talking
+    assert _read(lip_gap=gap)["mouthSmileLeft"] == 0.0  # parted lips alone do not curl the corners
 
 
 def test_relaxed_brows_of_real_faces_are_not_read_as_lowered():
@@ -154,6 +166,55 @@ def test_face_retargeter_without_a_face_returns_nothing_and_set_neutral_zeroes_t
     face = lm.face.copy()
     face[LIP_LOWER_INNER, 1] += 0.1  # 48 px, about 0.27 interocular distances
     assert fr(Landmarks(frame_index=1, image_size=lm.image_size, face=face))["expr.jawOpen"] > 0.3
+
+
+def _moved(lm: Landmarks, points: dict[int, float]) -> Landmarks:
+    """`lm` with the given points moved up (+) or down (-) by that many normalised image heights."""
+    face = lm.face.copy()
+    for i, dy in points.items():
+        face[i, 1] -= dy
+    return Landmarks(frame_index=1, image_size=lm.image_size, face=face)
+
+
+def test_mesh_with_corners_down_reads_frown_and_a_raised_mouth_reads_no_smile():
+    lm = _landmarks_from_template(np.eye(3))
+    fr = FaceRetargeter()
+    assert fr.set_neutral(lm)
+    unit = 180.0 / 480.0  # one interocular distance in normalised image heights (_landmarks_from_template)
+    down = fr(_moved(lm, {MOUTH_R: -0.06 * unit, MOUTH_L: -0.06 * unit}))
+    assert down["expr.mouthFrownLeft"] > 0.5 and down["expr.mouthFrownLeft"] > down["expr.mouthSmileLeft"]
+    up = fr(_moved(lm, {MOUTH_R: 0.1 * unit, MOUTH_L: 0.1 * unit}))
+    assert up["expr.mouthSmileLeft"] > 0.8 and up["expr.mouthSmileLeft"] > up["expr.mouthFrownLeft"]
+    # the whole mouth pushed up by a raised chin (crying): every lip point rises alike
+    lips = {i: 0.06 * unit for i in range(468) if abs(lm.face[i, 1] - lm.face[LIP_LOWER_INNER, 1]) < 0.12 * unit}
+    raised = fr(_moved(lm, lips))
+    assert raised["expr.mouthSmileLeft"] < 0.1 and raised["expr.mouthSmileRight"] < 0.1
+
+
+def test_a_lowered_gaze_neither_reads_shut_nor_spoils_the_neutral():
+    lm = _landmarks_from_template(np.eye(3))
+    fr = FaceRetargeter()
+    assert fr.set_neutral(lm)
+    unit = 180.0 / 480.0
+    tpl = load_face_template()
+    width = float(np.linalg.norm(tpl.landmarks[EYE_L_OUTER, :2] - tpl.landmarks[EYE_L_INNER, :2]))
+
+    def lids_to(aperture: float) -> Landmarks:
+        """Each upper lid point lowered to `aperture` eye widths straight above its lower lid point."""
+        face = lm.face.copy()
+        for upper, lower in EYE_R_LIDS + EYE_L_LIDS:
+            face[upper, :2] = face[lower, :2] - np.array([0.0, aperture * width * unit])
+        return Landmarks(frame_index=1, image_size=lm.image_size, face=face)
+
+    lowered, shut = fr(lids_to(0.09)), fr(lids_to(0.03))
+    assert lowered["expr.eyeBlinkLeft"] < 0.7 and lowered["expr.eyeBlinkRight"] < 0.7
+    assert shut["expr.eyeBlinkLeft"] > 0.95 and shut["expr.eyeBlinkLeft"] - lowered["expr.eyeBlinkLeft"] > 0.3
+    # a neutral taken with lowered lids keeps the default open eye: open eyes then read open, not wide
+    fr2 = FaceRetargeter()
+    assert fr2.set_neutral(lids_to(0.09))
+    assert fr2.neutral["eye_open_L"] == REAL_NEUTRAL["eye_open_L"]
+    opened = fr2(lm)
+    assert opened["expr.eyeBlinkLeft"] < 0.05 and opened["expr.eyeWideLeft"] == 0.0
 
 
 def test_face_template_load_error_says_how_to_rebuild(tmp_path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +38,7 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         from tqdm.contrib.logging import logging_redirect_tqdm
 
         from core.capture.photos import CaptureAssistant, PhotoError
-        from core.io import check_output_path
+        from core.io import check_output_path, write_json
 
         check_output_path(args.out, "avatar file")  # before the photos are read and the avatar built
         if args.refine < 0 or (args.holdout is not None and args.holdout < 0):
@@ -86,7 +85,7 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         log.info("wrote %s (%s%s)", out, created.description, "; refined" if report and report.kept else "")
         if report is not None:
             side = out.with_name(out.stem + ".refine.json")
-            side.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+            write_json(side, report.to_json())
             log.info("wrote %s", side)
         return 0
 

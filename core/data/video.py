@@ -56,9 +56,9 @@ class _Kept:
 
 
 def read_frames(
-    path: Path, *, max_frames: int = 64, stride: int = 1, max_pixels: int = MAX_IMAGE_PIXELS
+    path: Path, *, max_frames: int | None = 64, stride: int = 1, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> list[np.ndarray]:
-    """RGB frames [H, W, 3] uint8 of a video file or a single image.
+    """RGB frames [H, W, 3] uint8 of a video file or a single image (at most `max_frames`; None: every frame).
 
     Raises FileFormatError (naming the file) for a file OpenCV cannot open, a video with no decodable frame, or
     frames larger than `max_pixels` (checked from the container before any frame is decoded)."""
@@ -77,7 +77,7 @@ def read_frames(
                 f"{path}: frames of {w} x {h} are over the {max_pixels / 1e6:.0f} megapixel limit; scale it down"
             )
         out, i = [], 0
-        while len(out) < max_frames:
+        while max_frames is None or len(out) < max_frames:
             ok, frame = cap.read()
             if not ok or frame is None:
                 break

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from core.data.shards import Sample
-from core.io import save_image_bgr
+from core.io import save_image_bgr, write_json
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frontal": {"summary": _summary(frontal_rows), "clips": frontal_rows},
         "wild": {"summary": _summary(wild_rows), "clips": wild_rows} if wild_rows else None,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     print(json.dumps({k: result[k]["summary"] for k in ("frontal", "wild") if result[k]}, indent=2))
     if args.figure:
         figure(args.figure, ing, shown)

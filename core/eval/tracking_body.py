@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from core.body.frame import rotations_from_channels  # noqa: F401  (re-exported)
-from core.io import save_image_bgr
+from core.io import save_image_bgr, write_json
 from core.tracking.body import BodyRetargeter
 from core.tracking.body_landmarks import hand_points, pose_points
 from core.tracking.body_skeleton import Skeleton, default_skeleton, forward_kinematics, local_rotations
@@ -334,8 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seconds": None,
     }
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    write_json(args.out, result)
     log.info("wrote %s", args.out)
     return 0
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io import save_image_bgr
+from core.io import save_image_bgr, write_json
 from core.tracking.face import EXPRESSION_CHANNELS, FaceRetargeter
 from core.tracking.face_geometry import matrix_from_rotvec
 
@@ -193,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     res = evaluate_face(
         identities=args.identities, frames=args.frames, size=args.size, sheet=args.sheet, learned=args.learned
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    write_json(args.out, res)
     log.info("written %s", args.out)
     print(json.dumps(res, indent=2))  # noqa: T201 (the command's output)
     return 0

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from core.body.frame import DriveFrame
 from core.config import to_dict
-from core.io import FileFormatError, load_tensors, save_tensors
+from core.io import FileFormatError, inconsistent_as_format_error, load_tensors, save_tensors
 from core.model.appearance import Lighting
 from core.model.config import stored_model_config
 from core.model.crops import BodyEstimate, crop_inputs, crop_masks, crop_views
@@ -255,14 +255,8 @@ class Avatar:
         tensors, meta = load_tensors(path, kind=AVATAR_KIND)
         if meta.get("version") != AVATAR_VERSION:
             raise FileFormatError(f"{path}: avatar format version {meta.get('version')}, expected {AVATAR_VERSION}")
-        try:
+        with inconsistent_as_format_error(path, "avatar"):
             return cls._from_contents(path, tensors, meta, device)
-        except FileFormatError:
-            raise
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-            raise FileFormatError(
-                f"{path}: avatar contents are inconsistent ({type(e).__name__}: {e}); the file may be corrupt"
-            ) from e
 
     @classmethod
     def _from_contents(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Literal
 
 import torch
@@ -122,7 +123,7 @@ def rasterize(
     elif batched:  # the reference renders one set after another
         outs = [
             rasterize_torch(
-                _one_set(gaussians, b), K[b], T[b], width, height, bg[b], near=near, far=far,
+                gaussians.map_tensors(itemgetter(b)), K[b], T[b], width, height, bg[b], near=near, far=far,
                 settings=torch_settings, features=None if features is None else features[b],
             )
             for b in range(B)
@@ -134,15 +135,3 @@ def rasterize(
             gaussians, K, T, width, height, bg, near=near, far=far, settings=torch_settings, features=features
         )
     return RasterOutput(color=color, alpha=alpha, depth=depth, features=feats)
-
-
-def _one_set(g: Gaussians, b: int) -> Gaussians:
-    """Set b of a batch of Gaussians [B, G, ...]."""
-    return Gaussians(
-        means=g.means[b],
-        quats=g.quats[b],
-        log_scales=g.log_scales[b],
-        opacity_logits=g.opacity_logits[b],
-        sh=g.sh[b],
-        parts=None if g.parts is None else g.parts[b],
-    )

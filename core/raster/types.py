@@ -7,6 +7,7 @@ J joints, C cameras, H/W height/width, D token width, K SH coefficients per colo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -137,22 +138,14 @@ class Gaussians:
         """Select Gaussians along the G dimension (unbatched sets only)."""
         if self.means.dim() != 2:
             raise ValueError("Gaussians.index works on unbatched sets [G, ...]; index the batch first")
-        return Gaussians(
-            means=self.means[idx],
-            quats=self.quats[idx],
-            log_scales=self.log_scales[idx],
-            opacity_logits=self.opacity_logits[idx],
-            sh=self.sh[idx],
-            parts=None if self.parts is None else self.parts[idx],
-        )
+        return self.map_tensors(lambda t: t[idx])
 
     def detach(self) -> Gaussians:
-        return Gaussians(
-            **{
-                f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).detach())
-                for f in fields(self)
-            }
-        )
+        return self.map_tensors(Tensor.detach)
+
+    def map_tensors(self, fn: Callable[[Tensor], Tensor]) -> Gaussians:
+        """`fn` applied to every field (to `parts` too, where present), e.g. `lambda t: t[b]` for set b of a batch."""
+        return Gaussians(**{f.name: None if (v := getattr(self, f.name)) is None else fn(v) for f in fields(self)})
 
     def replace(self, **changes) -> Gaussians:
         return replace(self, **changes)

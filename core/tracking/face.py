@@ -3,7 +3,7 @@
 Head rotation is a similarity Procrustes fit of the expression-free points of the mesh to a neutral template
 (assets/tracking/face_template.npz, built by `python -m core.eval.fit_face`). Expressions are read
 geometrically from the head-aligned mesh, Kalidokit-style: each coefficient is the change of one measurement
-(eye aperture / eye width, lip gap, mouth-corner height, brow height, ...) from its neutral value, divided by
+(eye aperture / eye width, lip gap, mouth-corner upturn, brow height, ...) from its neutral value, divided by
 the change that a full expression makes, clamped to [0, 1]. `reading="learned"` replaces these rules by a
 ridge regression fitted on renders of synthetic people with known coefficients (core/tracking/face_regressor.py):
 an experiment, kept for the comparison in docs/RESULTS.md ("Live driving accuracy"); it does not read real faces.
@@ -79,8 +79,11 @@ LINEAR_RULES: tuple[LinearRule, ...] = (
 JAW_OPEN_SPAN = 0.55  # lip gap (interocular units) of a wide-open mouth
 JAW_SMILE_GAP = 0.20  # lip gap that a full smile opens with the teeth together (no jaw in it)
 EYE_SHUT = 0.04  # eye aperture (ratio of eye width) of a shut eye as the face mesh reads it: a blink of 1
-SMILE_SPAN = 0.12  # corner rise (above the nose, and above the line between the lips) of a full smile
-SMILE_GAP_LIFT = 0.2  # how far the corners rise above the lip line per unit of lip gap as the lips part
+UPTURN_FULL = 0.09  # corner upturn above the seam beside it (interocular units) in a full smile
+UPTURN_JITTER = 0.02  # upturn changes the mesh makes at rest, not a smile (or a frown)
+UPTURN_MIN_SPAN = 0.03  # smallest rest-to-full-smile upturn span (faces whose corners turn up strongly at rest)
+FROWN_DOWNTURN_SPAN = 0.04  # corner downturn below the seam beside it of a full frown
+BLINK_CURVE = 2.0  # eyeBlink = closure ** BLINK_CURVE (closure: 0 the open eye, 1 shut)
 MOUTH_NARROW_SPAN = 0.35  # relative loss of mouth width in a full pucker
 STRETCH_SPAN = 0.15
 FROWN_SPAN = 0.08
@@ -104,6 +107,27 @@ def _clamp01(x: float) -> float:
     return float(min(1.0, max(0.0, x)))
 
 
+def upturn_share(upturn: float, rest: float) -> float:
+    """How far a mouth corner went from the person's resting upturn towards a full smile's (unclamped).
+
+    The upturn is the corner's height above the lip seam beside it (face_measurements): a smile curls the corners
+    up there, while a raised chin (crying, pouting) lifts the whole mouth and parting lips move the seam's centre,
+    neither of which bends the seam at the corners. A full smile's upturn is about the same for everyone, while
+    the resting one differs (a face whose corners turn up at rest is half-way there), so the span runs from the
+    person's rest to that full upturn rather than being one fixed distance.
+    """
+    return (upturn - rest - UPTURN_JITTER) / max(UPTURN_FULL - rest - UPTURN_JITTER, UPTURN_MIN_SPAN)
+
+
+def blink_from_aperture(aperture: float, neutral: float) -> float:
+    """eyeBlink from an eye's aperture (ratio of eye width) and the person's open aperture."""
+    # From the person's open eye to a shut one: a lowered lid or a narrow eye stays short of 1. The mesh narrows
+    # the slit fast as lids come down over a downward gaze, so closure counts as its power BLINK_CURVE: half-way
+    # down reads a quarter blink, lids on the iris (aperture ~0.09) about a half.
+    shut = max(neutral - EYE_SHUT, 0.05)
+    return _clamp01((neutral - aperture) / shut) ** BLINK_CURVE
+
+
 def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]) -> dict[str, float]:
     """ARKit coefficients in [0, 1] from face measurements `m` and their neutral values (see face_measurements)."""
     d = {k: m[k] - neutral[k] for k in m}
@@ -112,14 +136,8 @@ def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]
         change = sum(d[k] for k in r.measurements) / len(r.measurements)
         out[r.channel] = _clamp01(r.direction * change / r.span)
     for side, name in (("L", "Left"), ("R", "Right")):
-        # From the person's open eye to a shut one: a lowered lid or a narrow eye stays short of 1.
-        shut = max(neutral[f"eye_open_{side}"] - EYE_SHUT, 0.05)
-        out[f"eyeBlink{name}"] = _clamp01(-d[f"eye_open_{side}"] / shut)
-        # Two readings of the corners, averaged: their rise towards the nose (fooled by the whole mouth rising,
-        # as in crying with a raised chin) and above the line between the lips (which opening lips also raise).
-        to_nose = _clamp01(d[f"corner_height_{side}"] / SMILE_SPAN)
-        to_lips = _clamp01((d[f"corner_lift_{side}"] - SMILE_GAP_LIFT * d["lip_gap"]) / SMILE_SPAN)
-        out[f"mouthSmile{name}"] = (to_nose + to_lips) / 2
+        out[f"eyeBlink{name}"] = blink_from_aperture(m[f"eye_open_{side}"], neutral[f"eye_open_{side}"])
+        out[f"mouthSmile{name}"] = _clamp01(upturn_share(m[f"corner_upturn_{side}"], neutral[f"corner_upturn_{side}"]))
     smiling = (out["mouthSmileLeft"] + out["mouthSmileRight"]) / 2
     # A smile parts the lips over closed teeth: that much of the gap is not the jaw.
     jaw = _clamp01((d["lip_gap"] - JAW_SMILE_GAP * smiling) / JAW_OPEN_SPAN)
@@ -133,8 +151,12 @@ def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]
     press = (out["mouthRollUpper"] + out["mouthRollLower"]) / 2 * (1.0 - _clamp01(d["lip_gap"] / 0.1))
     for side, name in (("L", "Left"), ("R", "Right")):
         smile = out[f"mouthSmile{name}"]
-        # The jaw pulls the corners down as it opens: that drop is no frown.
-        out[f"mouthFrown{name}"] = _clamp01((-d[f"corner_height_{side}"] - 0.25 * d["lip_gap"]) / FROWN_SPAN)
+        # Two readings of a frown, averaged: the corners' drop below the nose (less the drop the opening jaw
+        # gives them) and their downturn below the seam beside them (blind to the jaw and to a raised chin).
+        below_nose = _clamp01((-d[f"corner_height_{side}"] - 0.25 * d["lip_gap"]) / FROWN_SPAN)
+        rest = neutral[f"corner_upturn_{side}"]
+        downturn = _clamp01((rest - m[f"corner_upturn_{side}"] - UPTURN_JITTER) / FROWN_DOWNTURN_SPAN)
+        out[f"mouthFrown{name}"] = (below_nose + downturn) / 2
         out[f"mouthStretch{name}"] = _clamp01(d[f"corner_width_{side}"] / STRETCH_SPAN - smile)
         out[f"mouthLowerDown{name}"] = _clamp01((-d[f"lower_lip_{side}"] - 0.35 * d["lip_gap"]) / LOWER_DOWN_SPAN)
         out[f"mouthPress{name}"] = press
@@ -153,11 +175,12 @@ REAL_NEUTRAL: Mapping[str, float] = {
     **{f"{k}_{s}": v for s in "LR" for k, v in {
         "eye_open": 0.29, "lower_lid": -0.06, "brow_inner": 0.41, "brow_mid": 0.38, "brow_outer": 0.255,
         "corner_height": -0.305, "corner_lift": 0.03, "corner_width": 0.345, "ala_height": 0.11, "cheek_height": 0.205,
-        "upper_lip": -0.27, "lower_lip": 0.62,
+        "upper_lip": -0.27, "lower_lip": 0.62, "corner_upturn": 0.008,
     }.items()},
     "lip_gap": 0.0, "mouth_width": 0.69, "upper_lip_thickness": 0.08, "lower_lip_thickness": 0.14,
     "chin_drop": 1.0, "chin_x": 0.0, "mouth_x": -0.02,
 }  # fmt: skip
+NEUTRAL_EYE_MIN = 0.18  # an eye aperture below this in a neutral face is a lowered or shut lid, not an open eye
 REAL_IRIS_NEUTRAL = np.array([[0.0, -0.09], [0.0, -0.09]])  # irises sit a little above the eye corners
 
 
@@ -294,6 +317,15 @@ class FaceRetargeter:
         if obs is None:
             return False
         self.neutral, self.iris_neutral = dict(obs.measurements), obs.iris.copy()
+        lowered = [s for s in "LR" if obs.measurements[f"eye_open_{s}"] < NEUTRAL_EYE_MIN]
+        if lowered:
+            # Lids lowered over a downward gaze (or shut) are no open eye: every open eye would read wide and
+            # the gaze would point up. The eyes keep the default neutral; mouth and brows take this face.
+            log.info("neutral face with lowered lids (%s): the eyes keep the default neutral", ", ".join(lowered))
+            for k in ("eye_open", "lower_lid"):
+                for s in "LR":
+                    self.neutral[f"{k}_{s}"] = REAL_NEUTRAL[f"{k}_{s}"]
+            self.iris_neutral = REAL_IRIS_NEUTRAL.copy()
         return True
 
     def __call__(self, lm: Landmarks) -> dict[str, float]:

@@ -25,6 +25,7 @@ MOUTH_R, MOUTH_L = 61, 291  # corners
 LIP_UPPER_OUTER, LIP_UPPER_INNER, LIP_LOWER_INNER, LIP_LOWER_OUTER = 0, 13, 14, 17
 LIP_UPPER_R, LIP_UPPER_L = 40, 270  # upper lip near the corners (lifts in mouthUpperUp)
 LIP_LOWER_R, LIP_LOWER_L = 91, 321  # lower lip near the corners (drops in mouthLowerDown)
+SEAM_R, SEAM_L = (80, 88), (310, 318)  # (upper, lower) inner lip points next to the corners: the seam there
 NOSE_TIP, SUBNASALE, NOSE_BRIDGE = 1, 2, 168
 ALA_R, ALA_L = 129, 358  # nose wings
 CHEEK_R, CHEEK_L = 50, 280
@@ -155,13 +156,15 @@ def face_measurements(aligned: np.ndarray) -> dict[str, float]:
         m[f"brow_mid_{side}"] = float(y[bm] - corner_y)
         m[f"brow_outer_{side}"] = float(y[bo] - y[outer])
     mid_x = (p[NOSE_BRIDGE, 0] + p[NOSE_TIP, 0]) / 2
-    for side, corner, ala, cheek, up, low in (
-        ("R", MOUTH_R, ALA_R, CHEEK_R, LIP_UPPER_R, LIP_LOWER_R),
-        ("L", MOUTH_L, ALA_L, CHEEK_L, LIP_UPPER_L, LIP_LOWER_L),
+    for side, corner, ala, cheek, up, low, seam in (
+        ("R", MOUTH_R, ALA_R, CHEEK_R, LIP_UPPER_R, LIP_LOWER_R, SEAM_R),
+        ("L", MOUTH_L, ALA_L, CHEEK_L, LIP_UPPER_L, LIP_LOWER_L, SEAM_L),
     ):
         m[f"corner_height_{side}"] = float(y[corner] - y[SUBNASALE])  # negative: corners are below the nose
         # above the line between the lips: blind to the whole mouth rising (a raised chin, a pitch misread)
         m[f"corner_lift_{side}"] = float(y[corner] - (y[LIP_UPPER_INNER] + y[LIP_LOWER_INNER]) / 2)
+        # above the seam beside it: the corner's own upturn, blind to the lips parting and to the head's pitch
+        m[f"corner_upturn_{side}"] = float(y[corner] - (y[seam[0]] + y[seam[1]]) / 2)
         m[f"corner_width_{side}"] = float(abs(p[corner, 0] - mid_x))
         m[f"ala_height_{side}"] = float(y[ala] - y[NOSE_TIP])
         m[f"cheek_height_{side}"] = float(y[cheek] - y[NOSE_TIP])

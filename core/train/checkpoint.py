@@ -6,18 +6,24 @@ architecture recorded in the header against the model it is loaded into and name
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import platform
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from core.io import FileFormatError, header_meta, load_tensors, read_safetensors_header, save_tensors
+from core.io import (
+    FileFormatError,
+    header_meta,
+    inconsistent_as_format_error,
+    load_tensors,
+    read_safetensors_header,
+    save_tensors,
+)
 
 log = logging.getLogger(__name__)
 KIND = "lca-checkpoint"
@@ -157,23 +163,10 @@ def load_checkpoint(
     prefix in `allow_missing` may be absent (initialising a model that adds layers, e.g. `model.new_layer_prefixes`);
     those keep their initial values and are logged. Resuming a run passes none."""
     tensors, meta = load_tensors(path, kind=KIND)
-    with _inconsistent_as_format_error(path):
+    with inconsistent_as_format_error(path, "checkpoint"):
         return _restore(
             path, tensors, meta, model, optimizer, ema, restore_rng, prefer_ema, map_location, allow_missing
         )
-
-
-@contextlib.contextmanager
-def _inconsistent_as_format_error(path: str | os.PathLike) -> Iterator[None]:
-    """Errors from tensors that do not fit the model become one FileFormatError naming the file."""
-    try:
-        yield
-    except FileFormatError:
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
-        raise FileFormatError(
-            f"{path}: checkpoint contents are inconsistent ({type(e).__name__}: {e}); the file may be corrupt"
-        ) from e
 
 
 def _restore(
@@ -227,7 +220,7 @@ def load_run_checkpoint(
     """Restore the model weights and RNG state of a run's checkpoint (strictly) and return its optimiser and EMA
     state for loading once the model is wrapped for DDP / FSDP. One read of the file."""
     tensors, meta = load_tensors(path, kind=KIND)
-    with _inconsistent_as_format_error(path):
+    with inconsistent_as_format_error(path, "checkpoint"):
         state = _restore(path, tensors, meta, model, None, None, True, False, map_location)
         info = meta.get("optimizer")
         return RunCheckpoint(
