@@ -282,6 +282,36 @@ def plot(data: dict, png: Path, wild: int = 96) -> None:
     fig.savefig(png)
 
 
+def archive(folder: Path, dest: Path, device: str) -> None:
+    """Write the per-identity person metrics of every arm and seed (per_identity.json) and each run's held-out
+    curve and training loss (curves.json) to `dest`: what a findings folder keeps in docs once the runs are gone."""
+    per: dict = {}
+    curves: dict = {}
+    for arm_dir in sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()):
+        for seed_dir in sorted(arm_dir.glob("seed*")):
+            ev = seed_dir / "eval.json"
+            if ev.exists():
+                benches = json.loads(ev.read_text())["benchmarks"]
+                per.setdefault(arm_dir.name, {})[seed_dir.name] = {
+                    b: [{"key": r["key"], **{m: round(r["person"][m], 4) for m in ("psnr", "ssim", "l1")}}
+                        for r in v["per_identity"]]
+                    for b, v in benches.items() if "per_identity" in v
+                }
+            log = seed_dir / "metrics.jsonl"
+            if log.exists():
+                rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+                curves.setdefault(arm_dir.name, {})[seed_dir.name] = {
+                    "val_person_psnr": [[r["step"], round(r["psnr"], 3)] for r in rows if r.get("kind") == "eval"],
+                    "train_loss": [[r["step"], round(r["loss"], 4)] for r in rows
+                                   if r.get("kind") == "train" and r["step"] % 25 == 0],
+                }
+    dest.mkdir(parents=True, exist_ok=True)
+    metric = f"person PSNR / SSIM / L1 per test identity (main.py eval, 192 px, {device})"
+    (dest / "per_identity.json").write_text(json.dumps({"metric": metric, "arms": per}, indent=1) + "\n")
+    note = "held-out curve (person PSNR on split 'val', every 50 steps) and training loss, per arm and seed"
+    (dest / "curves.json").write_text(json.dumps({"note": note, "arms": curves}, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folder", type=Path)
@@ -291,12 +321,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wild", type=int, default=96, help="wild identities of the full pre-training (findings.sh WILD)")
     ap.add_argument("--md", type=Path, default=None, help="also write the tables here")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    ap.add_argument("--archive", type=Path, default=None,
+                    help="also write per_identity.json and curves.json (every arm and seed) into this folder")
+    ap.add_argument("--device", default="NVIDIA H200", help="the device named in the archive")
     args = ap.parse_args(argv)
     text, data = report(args.folder, args.region, args.metric)
     if not data["arms"] and not data["personalise"]:
         print(f"no arm results under {args.folder}; run bench/findings.sh first", file=sys.stderr)
         return 2
     print(text)
+    for out in (args.md, args.json, args.png):
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
     if args.md:
         args.md.write_text(text + "\n")
     if args.json:
@@ -304,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.png:
         plot(data, args.png, args.wild)
         print(f"wrote {args.png}")
+    if args.archive:
+        archive(args.folder, args.archive, args.device)
+        print(f"wrote {args.archive}/per_identity.json and curves.json")
     return 0
 
 
