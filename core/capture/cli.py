@@ -80,6 +80,7 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
             _log_shared_shape(assistant)
             avatar, report = created.avatar, None
             if refs is not None:
+                refs = _fitted_references(created.references, refs, args.holdout)
                 avatar, report = _refine(avatar, refs, args.refine, args.holdout)
         out = avatar.save(args.out or default_avatar_path(args.photos))
         log.info("wrote %s (%s%s)", out, created.description, "; refined" if report and report.kept else "")
@@ -134,6 +135,22 @@ def _refinement_photos(checks, holdout: int | None):  # -> PhotoReferences | Non
         log.error("cannot refine: %s", e)
         return None
     return refs
+
+
+def _fitted_references(fitted, early, holdout: int | None):  # -> PhotoReferences
+    """The photos to refine on as creation left them: each through the shared body shape's refitted pose, camera and
+    bone trust (`fitted`, the created avatar's references), not the photos' own fits that `early` (checked before
+    creation, to fail before the avatar is built) was made from; `early` when `fitted` is missing or the hold-out
+    no longer splits it."""
+    from core.capture.refine import split_holdout
+
+    if fitted is None:
+        return early
+    try:
+        split_holdout(len(fitted), holdout)
+    except ValueError:
+        return early
+    return fitted
 
 
 def _refine(avatar, refs, steps: int, holdout: int | None):  # -> (Avatar, RefineReport)
