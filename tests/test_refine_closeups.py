@@ -3,6 +3,8 @@ photos without a usable head get none (and a note), and refinement fits them and
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from types import SimpleNamespace
 
 import numpy as np
@@ -96,3 +98,6 @@ def test_refine_with_closeups_fits_them_and_writes_face_scores(tmp_path):
     write_json(out, report.to_json())
     js = __import__("json").loads(out.read_text())
     assert js["closeups"] == 2 and js["fitted"][0]["face_psnr_after"] > 0 and "mean_face_psnr" in js
+    no_head = dataclasses.replace(report.fitted[0], face_psnr_before=math.nan, face_psnr_after=math.nan)
+    js = dataclasses.replace(report, fitted=(no_head,)).to_json()
+    assert js["fitted"][0]["face_psnr_before"] is None, "a photo without a close-up has no face score (JSON null)"

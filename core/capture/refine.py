@@ -73,7 +73,11 @@ class RefineReport:
         }
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self) | {"mean_person_psnr": self.means(), "mean_face_psnr": self.face_means()}
+        """The report as JSON-ready data; scores that are not numbers (no close-up, a diverged run) as null."""
+        out = dataclasses.asdict(self)
+        for group in ("fitted", "held_out"):
+            out[group] = [{k: None if _nan(v) else v for k, v in row.items()} for row in out[group]]
+        return out | {"mean_person_psnr": self.means(), "mean_face_psnr": self.face_means()}
 
     def lines(self) -> list[str]:
         """What `create` prints: one line per group and the decision."""
@@ -99,6 +103,10 @@ class RefineReport:
             out.append(self.trust_note)
         out.append(("kept the refined avatar" if self.kept else "kept the unrefined avatar") + f": {self.why}")
         return out
+
+
+def _nan(v: object) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
 
 
 def _db(v: float | None) -> str:
