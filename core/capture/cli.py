@@ -118,6 +118,7 @@ def default_avatar_path(photos: list[str]) -> Path:
 
 def _refinement_photos(checks, holdout: int | None):  # -> PhotoReferences | None (after logging why)
     """The photos `--refine` fits and scores, checked before the avatar is built; None after one error line."""
+    from core.capture.photos import _fit_rig
     from core.capture.references import photo_references, refinable
     from core.capture.refine import split_holdout
 
@@ -129,7 +130,7 @@ def _refinement_photos(checks, holdout: int | None):  # -> PhotoReferences | Non
                 "%s: its body fit is poor: only the body parts it placed are refined from it", Path(c.path).name
             )
     try:
-        refs = photo_references(checks, poor=True)
+        refs = photo_references(checks, poor=True, head_rig=_fit_rig())  # the rig the photos' bodies were fitted with
         split_holdout(len(refs), holdout)
     except ValueError as e:
         log.error("cannot refine: %s", e)
