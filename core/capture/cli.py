@@ -80,7 +80,7 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
             _log_shared_shape(assistant)
             avatar, report = created.avatar, None
             if refs is not None:
-                refs = _fitted_references(created.references, refs, args.holdout)
+                refs = _fitted_references(assistant.checks, refs, args.holdout)
                 avatar, report = _refine(avatar, refs, args.refine, args.holdout)
         out = avatar.save(args.out or default_avatar_path(args.photos))
         log.info("wrote %s (%s%s)", out, created.description, "; refined" if report and report.kept else "")
@@ -138,20 +138,20 @@ def _refinement_photos(checks, holdout: int | None):  # -> PhotoReferences | Non
     return refs
 
 
-def _fitted_references(fitted, early, holdout: int | None):  # -> PhotoReferences
+def _fitted_references(checks, early, holdout: int | None):  # -> PhotoReferences
     """The photos to refine on as creation left them: each through the shared body shape's refitted pose, camera and
-    bone trust (`fitted`, the created avatar's references), not the photos' own fits that `early` (checked before
-    creation, to fail before the avatar is built) was made from; `early` when `fitted` is missing or the hold-out
-    no longer splits it."""
+    bone trust, not through the photos' own fits that `early` (checked before creation, to fail before the avatar is
+    built) was made from; `early` when the refitted photos no longer give references the hold-out splits."""
+    from core.capture.photos import _fit_rig
+    from core.capture.references import photo_references
     from core.capture.refine import split_holdout
 
-    if fitted is None:
-        return early
     try:
-        split_holdout(len(fitted), holdout)
+        refs = photo_references(checks, poor=True, head_rig=_fit_rig())
+        split_holdout(len(refs), holdout)
     except ValueError:
         return early
-    return fitted
+    return refs
 
 
 def _refine(avatar, refs, steps: int, holdout: int | None):  # -> (Avatar, RefineReport)
