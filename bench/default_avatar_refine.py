@@ -9,7 +9,7 @@ with the eyes shut, and in one motion pose with a smile. Targets are the person 
 (colour = albedo), as `core.model.personalise` renders; some views (body and face) are held out and scored
 person-only (PSNR inside the true person mask) before and after. Writes the avatar (half precision) and a JSON.
 
-python bench/default_avatar_refine.py --steps 450 --size 128 --out assets/default_avatar.safetensors \
+python bench/default_avatar_refine.py --steps 450 --size 128 --lr 3e-3 --out assets/default_avatar.safetensors \
     --json bench/results/default_avatar_refine.json
 python bench/default_avatar_refine.py --steps 4 --size 48 --out /tmp/a.safetensors --json /tmp/a.json  # quick
 """
@@ -47,12 +47,19 @@ POSES: tuple[tuple[str, dict[str, float], str | None], ...] = (
     ("walk, smile", {"mouthSmileLeft": 0.8, "mouthSmileRight": 0.8, "cheekSquintLeft": 0.3, "cheekSquintRight": 0.3},
      "walk"),
 )  # fmt: skip
-# Per pose: azimuths (degrees, 0 = in front) of the body views and of the head close-ups, fitted on and held out.
+# Per pose: azimuths (degrees, 0 = in front) of the body views, fitted on and held out, and (azimuth, elevation) of
+# the head close-ups (elevation: the camera's rise per metre of distance). The studio's face view is level and
+# frontal, and this identity's long hair hangs over its face from above and from the side, so most close-ups are
+# level and near the front.
 BODY_FIT = ((0, 45, 90, 135, 180, 225, 270, 315), (0, 60), (0, -60), (20, 110, 200, 290))
-FACE_FIT = ((-90, -60, -30, 0, 30, 60, 90), (-30, 0, 30), (-30, 0, 30), (-45, 10))
 BODY_HELD = ((160,), (), (), (65,))
-FACE_HELD = ((15, -45), (15,), (-15,), ())
-FACE_ELEVATION = {0: 0.0, 1: 0.25}  # elevation of every other close-up: some look down onto the brows and hairline
+FACE_FIT = (
+    ((0, 0.0), (-15, 0.0), (15, 0.0), (-35, 0.0), (35, 0.0), (-70, 0.0), (70, 0.0), (0, 0.2), (0, -0.1)),
+    ((0, 0.0), (-20, 0.0), (20, 0.0), (0, 0.15)),
+    ((0, 0.0), (-20, 0.0), (20, 0.0), (0, 0.15)),
+    ((0, 0.0), (-30, 0.0)),
+)
+FACE_HELD = (((8, 0.0), (-25, 0.1)), ((10, 0.0),), ((-10, 0.0),), ())
 FACE_SPAN_M = 0.36  # the head close-up's picture spans this much (metres) at the head: head and hair fill it
 FACE_DISTANCE_M = 1.2
 
@@ -156,9 +163,9 @@ def build_capture(
                 (_look_at(a, 0.1, centre, body_dist), K_body[0], f"{pname} body {a}", False, held_flag) for a in azs
             ]
         for azs, held_flag in ((face_fit[p], False), (face_held[p], True)):
-            for k, a in enumerate(azs):
-                T = _look_at(a, FACE_ELEVATION[k % 2], head, FACE_DISTANCE_M)
-                views.append((T, K_face, f"{pname} face {a}", True, held_flag))
+            for a, e in azs:
+                label = f"{pname} face {a}" + (f" up {e:g}" if e else "")
+                views.append((_look_at(a, e, head, FACE_DISTANCE_M), K_face, label, True, held_flag))
         if not views:
             continue
         lit = lit_gaussians(identity, posed, p, light)
@@ -233,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=ROOT / "assets" / "default_model.safetensors")
     ap.add_argument("--steps", type=int, default=450)
     ap.add_argument("--size", type=int, default=128, help="side of every view (body views and close-ups), pixels")
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--acap-weight", type=float, default=10.0)
     ap.add_argument("--face-weight", type=int, default=2, help="each close-up is fitted this many times per pass")
     ap.add_argument("--detail", type=float, default=1.0, help="Gaussian count factor of the ground truth")
