@@ -62,6 +62,22 @@ FACE_FIT = (
 FACE_HELD = (((8, 0.0), (-25, 0.1)), ((10, 0.0),), ((-10, 0.0),), ())
 FACE_SPAN_M = 0.36  # the head close-up's picture spans this much (metres) at the head: head and hair fill it
 FACE_DISTANCE_M = 1.2
+# A second stage (`--views face`, from the first stage's avatar): tighter level close-ups of the face itself (eyes to
+# chin), more of them with the jaw open and the eyes shut, and a few body views that keep the body as it is.
+FACE_VIEWS = {
+    "poses": POSES,
+    "body_fit": ((0, 90, 180, 270), (), (), (20,)),
+    "body_held": ((160,), (), (), (65,)),
+    "face_fit": (
+        ((0, 0.0), (-10, 0.0), (10, 0.0), (-20, 0.0), (20, 0.0), (0, 0.1)),
+        ((0, 0.0), (-10, 0.0), (10, 0.0), (-20, 0.0), (0, -0.05)),
+        ((0, 0.0), (-10, 0.0), (10, 0.0), (20, 0.0)),
+        ((0, 0.0),),
+    ),
+    "face_held": (((5, 0.0),), ((5, 0.0),), ((-5, 0.0),), ()),
+    "face_span": 0.24,
+    "face_drop": 0.03,
+}
 
 
 @dataclass
@@ -114,6 +130,8 @@ def build_capture(
     face_fit=FACE_FIT,
     body_held=BODY_HELD,
     face_held=FACE_HELD,
+    face_span: float = FACE_SPAN_M,
+    face_drop: float = 0.0,  # the close-ups aim this far (metres) below the eyes
 ) -> Capture:
     """Render the identity's capture from its regenerated ground truth (see the module docstring)."""
     from core.data.benchmarks import LOOSE_BENCHMARK, loose_identity
@@ -151,12 +169,12 @@ def build_capture(
     K_body, T_front = orbit_views(1, size, size, body_height=height)  # full body in frame, as the benchmarks' views
     centre = np.array([0.0, 0.5 * height, 0.0])
     body_dist = float(np.linalg.inv(T_front[0])[2, 3])  # the front camera's distance along z
-    K_face = intrinsics(size * FACE_DISTANCE_M / FACE_SPAN_M, size, size)
+    K_face = intrinsics(size * FACE_DISTANCE_M / face_span, size, size)
     eyes = [body.bone_index["eye.L"], body.bone_index["eye.R"]]
     light = uniform_lighting(1.0)
     images, masks, ests, labels, is_face, held = [], [], [], [], [], []
     for p, (pname, _, _) in enumerate(poses):
-        head = posed.body.joints[p, eyes].mean(0).double().numpy()
+        head = posed.body.joints[p, eyes].mean(0).double().numpy() - np.array([0.0, face_drop, 0.0])
         views = []  # (T, K, label, face, held)
         for azs, held_flag in ((body_fit[p], False), (body_held[p], True)):
             views += [
@@ -243,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--acap-weight", type=float, default=10.0)
     ap.add_argument("--face-weight", type=int, default=2, help="each close-up is fitted this many times per pass")
+    ap.add_argument("--views", choices=["capture", "face"], default="capture", help="the view set (face: FACE_VIEWS)")
+    ap.add_argument("--init", type=Path, default=None, help="refine this avatar file (default: the example's decode)")
     ap.add_argument("--detail", type=float, default=1.0, help="Gaussian count factor of the ground truth")
     ap.add_argument("--out", type=Path, default=ROOT / "assets" / "default_avatar.safetensors")
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "default_avatar_refine.json")
@@ -254,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.env import device_name
     from core.io import write_json
+    from core.model.avatar import Avatar
     from core.model.examples import decode_example
     from core.model.personalise import personalise
     from core.train.export import model_from_checkpoint
@@ -262,11 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     benchmark, index = example_identity(args.example)
     model, _ = model_from_checkpoint(str(args.model), "cpu")
     model = model.float().eval()
-    start, ex = decode_example(model, args.example)
+    feed_forward, ex = decode_example(model, args.example)
+    start = feed_forward if args.init is None else Avatar.load(args.init)
     log.info("%s is benchmark identity %s #%d; rendering its capture at %d px", args.example.name, benchmark, index,
              args.size)  # fmt: skip
     t0 = time.perf_counter()
-    capture = build_capture(benchmark, index, size=args.size, detail=args.detail, shape=ex.shape)
+    views = FACE_VIEWS if args.views == "face" else {}
+    capture = build_capture(benchmark, index, size=args.size, detail=args.detail, shape=ex.shape, **views)
     t_capture = time.perf_counter() - t0
     if args.sheet is not None:
         capture_sheet(capture, args.sheet)
@@ -274,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%d views fitted (%d close-ups), %d held out (%d close-ups) in %.0f s", len(fit.names),
              int(fit.face.sum()), len(held.names), int(held.face.sum()), t_capture)  # fmt: skip
     before = score(start, held)
+    ff = before if args.init is None else score(feed_forward, held)
     order = [i for i in range(len(fit.names)) for _ in range(args.face_weight if fit.face[i] else 1)]
     order = [order[i] for i in torch.randperm(len(order), generator=torch.Generator().manual_seed(0)).tolist()]
     images = (fit.images * (fit.masks[:, None] > 0.5))[order]  # the person cut out by its mask, on black
@@ -297,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{ex.name}: the bundled example identity decoded by the shipped model, then refined on its synthetic "
         f"capture ({len(fit.names)} views: body and head close-ups, jaw open, eyes shut), {args.steps} steps"
     )
+    if args.init is not None:
+        first = (Avatar.read_description(args.init) or args.init.name).rstrip(".")
+        description = f"{first}, then {args.steps} steps on {len(fit.names)} closer views of the face"
     path = refined.save(args.out, half=not args.full_precision, description=description)
     size_mb = os.path.getsize(path) / 1e6
     result = {
@@ -304,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         "identity": f"{benchmark} #{index}", "description": description, "steps": args.steps, "size": args.size,
         "lr": args.lr, "acap_weight": args.acap_weight, "face_weight": args.face_weight,
         "views_fitted": fit.names, "views_held_out": held.names,
-        "held_out": {"before": before, "after": after},
+        "views": args.views, "init": None if args.init is None else str(args.init),
+        "held_out": {"feed_forward": ff, "before": before, "after": after},
         "fitted_every_4th": {"before": fit_before, "after": fit_after},
         "loss_first": losses[0], "loss_last": losses[-1],
         "seconds": {"capture": t_capture, "refine": t_refine, "total": time.perf_counter() - t_all},
