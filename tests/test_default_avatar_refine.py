@@ -26,12 +26,12 @@ def test_capture_views_are_the_identity_seen_whole_and_close_up(tmp_path) -> Non
         poses=dar.POSES[:2], body_fit=((0,), (0,)), face_fit=(((0, 0.0),), ((0, 0.1),)), body_held=((90,), ()),
         face_held=((), ((15, 0.0),)),
     )  # fmt: skip
-    n = 5
+    n = 6  # per pose: body views fitted, held out, then close-ups fitted, held out
     assert capture.images.shape == (n, 3, 24, 24) and capture.masks.shape == (n, 24, 24)
     assert capture.images.min() >= 0 and capture.images.max() <= 1
-    assert capture.face.tolist() == [False, False, True, False, True]
-    assert capture.held_out.tolist() == [False, True, False, False, True]
-    assert capture.names[-1] == "jaw open face 15"
+    assert capture.face.tolist() == [False, False, True, False, True, True]
+    assert capture.held_out.tolist() == [False, True, False, False, False, True]
+    assert capture.names[-2:] == ["jaw open face 0 up 0.1", "jaw open face 15"]
     share = (capture.masks > 0.5).float().mean(dim=(1, 2))
     assert (share > 0.02).all()  # the person is in every view
     assert share[2] > 2 * share[0]  # a close-up's head fills more of the picture than the whole body does
@@ -40,6 +40,6 @@ def test_capture_views_are_the_identity_seen_whole_and_close_up(tmp_path) -> Non
     for est in capture.estimates:
         assert (est.camera.width, est.camera.height) == (24, 24) and est.params.shape.shape == (1, 6)
     fit = capture.subset(~capture.held_out)
-    assert fit.names == [capture.names[i] for i in (0, 2, 3)] and len(fit.estimates) == 3
+    assert fit.names == [capture.names[i] for i in (0, 2, 3, 4)] and len(fit.estimates) == 4
     sheet = dar.capture_sheet(capture, tmp_path / "sheet.png", columns=3)
     assert sheet.is_file()
