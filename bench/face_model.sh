@@ -4,6 +4,7 @@
 # both models), a face sheet (the two models' head close-ups beside the truth) and the paired per-identity
 # difference (bench/face_model.py). The new model is exported to $OUT/default_model.safetensors.
 #   bash bench/face_model.sh                                  # one GPU machine (16 cores)
+#   CONFIG=configs/train/finetune-face-head.yaml STEPS=4000 bash bench/face_model.sh   # denser anchors on the head
 # A CPU dry run (about 19 min on 2 cores, nearly all of it the base model's steps and evaluations on the torch
 # rasteriser; its folders in /tmp):
 #   D=/tmp/face-dry OUT=$D/out DATA=$D/data BENCH=$D/bench RUNS=$D/runs LCA_DATA_DIR=$D/home STEPS=2 WILD=2 \
@@ -15,6 +16,7 @@
 # face_compare.json,default_model.safetensors}.
 set -euo pipefail
 OUT=${OUT:-out/face}
+CONFIG=${CONFIG:-configs/train/finetune-face.yaml}  # its run folder is named as the file (the config's name)
 STEPS=${STEPS:-2000}
 WILD=${WILD:-64}
 STUDIO=${STUDIO:-64}
@@ -52,9 +54,9 @@ python3 main.py prepare benchmark --out "$BENCH" --count "$COUNT" --size "$BENCH
 stamp "fine-tuning $STEPS steps"
 # shellcheck disable=SC2206
 SETS=(steps="$STEPS" data.root="$DATA" out_dir="$RUNS" ${TRAIN_SET:-})  # TRAIN_SET: more --set items (a dry run)
-python3 main.py train configs/train/finetune-face.yaml --no-progress --fresh --set "${SETS[@]}" \
+python3 main.py train "$CONFIG" --no-progress --fresh --set "${SETS[@]}" \
     > "$OUT/train.log" 2>&1 || { tail -40 "$OUT/train.log"; exit 1; }
-RUN="$RUNS/finetune-face"
+RUN="$RUNS/$(basename "$CONFIG" .yaml)"
 cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl"
 rm -rf "$OUT/samples" && cp -r "$RUN/samples" "$OUT/samples"
 python3 -c "from core.train.export import export_model; export_model('$RUN/last.safetensors', '$OUT/default_model.safetensors')"

@@ -243,3 +243,47 @@ def test_creation_carries_the_shared_shape_from_one_photo_or_two(rig, tmp_path, 
         torch.testing.assert_close(created.avatar.state.anchors, want[0])
         again = assistant.fit_shape()  # starts again from the photos' own fits, not from the last refit
         assert all(c.fit.before is b for c, b in zip(assistant.checks, own, strict=True)) and again is not None
+
+
+def test_create_refine_refines_through_the_shared_shape_fit(rig, tmp_path, monkeypatch):
+    """`main.py create --refine`: the photos are refined through the poses, cameras and shape the shared fit left
+    them with (not through their own fits, from before creation)."""
+    import argparse
+
+    from core.capture import cli, photos
+    from core.data import person
+    from core.data.person import PersonFound
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+
+    torch.manual_seed(0)
+    model = LCAModel(load_model_config("tiny"), rig).eval()
+    monkeypatch.setattr(photos, "creation_model", lambda: (model, "tiny test model"))
+    monkeypatch.setattr(photos, "_fit_rig", lambda: rig)
+    truth = torch.tensor([0.5, 0.5, 0.5, 0.9, 0.5, 0.5])
+    found, paths = {}, []
+    for s in (0, 1, 2):
+        _, lm, world, mask = _photo(rig, truth, s)
+        rgb = np.where(mask[..., None] > 0, np.array([200, 80, 40], np.uint8), np.uint8(30 + s))
+        ys, xs = np.nonzero(mask)
+        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+        found[int(rgb.sum())] = PersonFound(box, None, lm, world, "pose", 1.0, mask, "front", 0.0, {"legs": True})
+        paths.append(str(tmp_path / f"p{s}.png"))
+        cv2.imwrite(paths[-1], cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    monkeypatch.setattr(person, "PersonFinder", lambda: _Finder(found))
+    seen = {}
+
+    def refine(avatar, refs, steps, holdout):
+        seen["refs"] = refs
+        return avatar, None
+
+    monkeypatch.setattr(cli, "_refine", refine)
+    parser = argparse.ArgumentParser()
+    run = cli.add_create_cli(parser)
+    assert run(parser.parse_args([*paths, "--refine", "1", "--out", str(tmp_path / "a.safetensors")])) == 0
+    refs = seen["refs"]
+    assert len(refs) == 3
+    shape = refs.estimates[0].params.shape[0]
+    assert not torch.equal(shape, rig.default_shape.to(shape))  # the shared shape, not the template's
+    for est in refs.estimates:
+        torch.testing.assert_close(est.params.shape[0], shape)

@@ -82,3 +82,44 @@ def test_body_anchors_identical_to_the_reference_sampler(monkeypatch):
     ref = tokens.sample_anchors(rig, 8192, 0)
     for name in ("face_idx", "bary", "positions", "normals", "weights", "expression_basis", "parts"):
         assert torch.equal(getattr(fast, name), getattr(ref, name)), name
+
+
+def test_head_share_puts_that_share_of_the_anchors_on_the_head(tmp_path, monkeypatch):
+    from core.model.tokens import head_faces
+
+    rig = toy_rig()
+    on_head = head_faces(rig)
+    assert on_head.any() and not on_head.all()
+    even = sample_anchors(rig, 200, seed=0)
+    dense = sample_anchors(rig, 200, seed=0, head_share=0.4)
+    share_even = float(on_head[even.face_idx].double().mean())
+    share_dense = float(on_head[dense.face_idx].double().mean())
+    assert share_dense == pytest.approx(0.4, abs=1e-9)  # exactly round(200 * 0.4) anchors on head triangles
+    assert share_even < 0.3, share_even
+    # the anchors are points of their triangles, with skinning weights that sum to one
+    p = (rig.vertices.double()[rig.faces[dense.face_idx]] * dense.bary.double()[:, :, None]).sum(1)
+    torch.testing.assert_close(dense.positions.double(), p, rtol=0, atol=1e-6)
+    torch.testing.assert_close(dense.weights.sum(-1), torch.ones(200, dtype=dense.weights.dtype))
+    # a different share is a different cache entry; the same one is read back identical
+    monkeypatch.setenv("LCA_CACHE_DIR", str(tmp_path))
+    a = anchor_cache.cached_anchors(rig, 200, 0, head_share=0.4)
+    assert torch.equal(a.face_idx, dense.face_idx)
+    assert anchor_cache.anchors_key(rig, 200, 0, 0.4) != anchor_cache.anchors_key(rig, 200, 0)
+    assert torch.equal(anchor_cache.cached_anchors(rig, 200, 0, head_share=0.4).face_idx, dense.face_idx)
+    with pytest.raises(ValueError, match="head_share"):
+        sample_anchors(rig, 200, head_share=1.0)
+
+
+def test_head_share_is_a_checked_model_setting():
+    from core.config import ConfigError
+    from core.model.config import load_model_config
+    from core.model.model import LCAModel
+
+    cfg = load_model_config("tiny", {"tokens": {"head_share": 0.3}})
+    assert cfg.tokens.head_share == 0.3
+    model = LCAModel(cfg, toy_rig())
+    from core.model.tokens import head_faces
+
+    assert float(head_faces(toy_rig())[model.anchors.face_idx].double().mean()) == pytest.approx(0.3, abs=0.02)
+    with pytest.raises(ConfigError, match="head_share"):
+        load_model_config("tiny", {"tokens": {"head_share": 1.5}})

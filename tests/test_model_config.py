@@ -50,3 +50,20 @@ def test_generic_loader_handles_optional_and_tuples():
     assert from_dict(C, {"a": [3, 4], "b": 1}) == C((3, 4), 1.0)
     with pytest.raises(ConfigError, match=r"a: expected 2 items"):
         from_dict(C, {"a": [1, 2, 3]})
+
+
+def test_every_shipped_config_loads():
+    from pathlib import Path
+
+    from core.model.config import load_model_config
+    from core.train.config import load_train_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    models = sorted((root / "model").glob("*.yaml"))
+    assert models
+    for p in models:
+        assert load_model_config(p.stem).name == p.stem
+    for p in sorted((root / "train").glob("*.yaml")):
+        cfg = load_train_config(p)
+        assert load_model_config(cfg.model) is not None, p.name
+    assert load_model_config("base-pixel-head").tokens.head_share == 0.3

@@ -80,6 +80,7 @@ def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
             _log_shared_shape(assistant)
             avatar, report = created.avatar, None
             if refs is not None:
+                refs = _fitted_references(assistant.checks, refs, args.holdout)
                 avatar, report = _refine(avatar, refs, args.refine, args.holdout)
         out = avatar.save(args.out or default_avatar_path(args.photos))
         log.info("wrote %s (%s%s)", out, created.description, "; refined" if report and report.kept else "")
@@ -117,6 +118,7 @@ def default_avatar_path(photos: list[str]) -> Path:
 
 def _refinement_photos(checks, holdout: int | None):  # -> PhotoReferences | None (after logging why)
     """The photos `--refine` fits and scores, checked before the avatar is built; None after one error line."""
+    from core.capture.photos import _fit_rig
     from core.capture.references import photo_references, refinable
     from core.capture.refine import split_holdout
 
@@ -128,11 +130,27 @@ def _refinement_photos(checks, holdout: int | None):  # -> PhotoReferences | Non
                 "%s: its body fit is poor: only the body parts it placed are refined from it", Path(c.path).name
             )
     try:
-        refs = photo_references(checks, poor=True)
+        refs = photo_references(checks, poor=True, head_rig=_fit_rig())  # the rig the photos' bodies were fitted with
         split_holdout(len(refs), holdout)
     except ValueError as e:
         log.error("cannot refine: %s", e)
         return None
+    return refs
+
+
+def _fitted_references(checks, early, holdout: int | None):  # -> PhotoReferences
+    """The photos to refine on as creation left them: each through the shared body shape's refitted pose, camera and
+    bone trust, not through the photos' own fits that `early` (checked before creation, to fail before the avatar is
+    built) was made from; `early` when the refitted photos no longer give references the hold-out splits."""
+    from core.capture.photos import _fit_rig
+    from core.capture.references import photo_references
+    from core.capture.refine import split_holdout
+
+    try:
+        refs = photo_references(checks, poor=True, head_rig=_fit_rig())
+        split_holdout(len(refs), holdout)
+    except ValueError:
+        return early
     return refs
 
 

@@ -1,6 +1,7 @@
 """The photos an avatar was made from, sized for per-subject refinement (`core.model.personalise`): each photo as
 the capture assistant read it, letterboxed to one size with the person cut out, its person mask and its body
-estimate moved into those pixels, and the per-bone trust of its body fit (no photo is read or estimated again)."""
+estimate moved into those pixels, and the per-bone trust of its body fit (no photo is read or estimated again);
+with a rig, also a head close-up of each photo that shows the fitted head large enough (core.capture.closeups)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ class PhotoReferences:
     valid: torch.Tensor | None = None  # [N, H, W] bool: pixels that show the photo (not the letterbox padding)
     trust: torch.Tensor | None = None  # [N, J] per-bone trust of each photo's body fit (None: all trusted)
     names: tuple[str, ...] = ()  # N photo file names
+    heads: PhotoReferences | None = None  # M head close-ups of some of these photos (core.capture.closeups)
+    head_of: tuple[int, ...] = ()  # M: the photo (index here) each close-up was cut from
+    head_notes: tuple[str, ...] = ()  # why photos have no close-up, one line each
 
     def __len__(self) -> int:
         return len(self.estimates)
@@ -33,9 +37,15 @@ class PhotoReferences:
     def select(self, idx: list[int]) -> PhotoReferences:
         """The references of photos `idx` only (e.g. those refined on, or those held out)."""
         pick = lambda t: None if t is None else t[idx]  # noqa: E731
+        heads, head_of = None, ()
+        if self.heads is not None:
+            rows = [k for k, i in enumerate(self.head_of) if i in idx]
+            if rows:
+                heads, head_of = self.heads.select(rows), tuple(idx.index(self.head_of[k]) for k in rows)
         return PhotoReferences(
             self.images[idx], tuple(self.estimates[i] for i in idx), pick(self.masks), pick(self.valid),
-            pick(self.trust), tuple(self.names[i] for i in idx) if self.names else (),
+            pick(self.trust), tuple(self.names[i] for i in idx) if self.names else (), heads, head_of,
+            self.head_notes,
         )  # fmt: skip
 
 
@@ -49,12 +59,14 @@ def refinable(c, *, poor: bool) -> bool:
     return poor and c.fit.method == "landmarks" and getattr(c.fit, "bone_trust", None) is not None
 
 
-def photo_references(checks, *, side: int = PHOTO_SIDE, poor: bool = False) -> PhotoReferences:
+def photo_references(checks, *, side: int = PHOTO_SIDE, poor: bool = False, head_rig=None) -> PhotoReferences:
     """From the capture assistant's usable checks whose body fit is trusted: each photo letterboxed to one size (long
     side `side`), the person cut out by its mask onto black (nothing of the background is fitted), and its body
     estimate in the letterboxed pixels. Photos whose fit is poor are refused (their colours would land on the wrong
     body part), unless `poor` and the fit has per-bone trust: then the photo joins, and that trust keeps its
-    misplaced regions out of the refinement. Every landmark fit's per-bone trust is carried (`trust`)."""
+    misplaced regions out of the refinement. Every landmark fit's per-bone trust is carried (`trust`). With
+    `head_rig` (the core.model.rig.BodyRig the estimates drive), each photo whose fitted head is in view at a usable
+    size also gets a head close-up of the same size (`heads`), cut from the photo at its full resolution."""
     usable = [c for c in checks if refinable(c, poor=poor)]
     if not usable:
         raise ValueError(
@@ -89,7 +101,12 @@ def photo_references(checks, *, side: int = PHOTO_SIDE, poor: bool = False) -> P
     if any(t is not None for t in trust):
         J = next(len(t) for t in trust if t is not None)
         rows = torch.from_numpy(np.stack([np.ones(J, np.float32) if t is None else t for t in trust])).float()
-    return PhotoReferences(
+    refs = PhotoReferences(
         torch.stack(images), tuple(estimates), torch.stack(masks), torch.stack(valid), rows,
         tuple(Path(c.path).name for c in usable),
     )  # fmt: skip
+    if head_rig is None:
+        return refs
+    from core.capture.closeups import with_head_closeups
+
+    return with_head_closeups(refs, usable, head_rig, side=side)

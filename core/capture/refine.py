@@ -1,6 +1,7 @@
 """Refinement after creation (`create --refine N`): the avatar fitted to the photos it was made from, inside their
-person masks and through their fitted poses (core.model.personalise), scored person-only on those photos and on
-photos held out of the refinement, before and after; the refined avatar is kept only when it is finite and neither
+person masks and through their fitted poses (core.model.personalise), and to head close-ups of those photos
+(core.capture.closeups); scored person-only on those photos and on photos held out of the refinement, whole and
+inside the head close-up, before and after; the refined avatar is kept only when it is finite and neither whole-person
 score drops."""
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ class PhotoScore:
     psnr_after: float
     iou_before: float  # silhouette IoU of the render and the person mask
     iou_after: float
+    face_psnr_before: float = math.nan  # dB, the same inside the photo's head close-up (nan: the photo has none)
+    face_psnr_after: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,8 @@ class RefineReport:
     fitted: tuple[PhotoScore, ...]
     held_out: tuple[PhotoScore, ...]  # photos used by the feed-forward create but not by the refinement
     trust_note: str  # which photos refine only some body parts
+    closeups: int  # head close-ups refined on (one per fitted photo with a usable head, as often as its photo)
+    head_notes: tuple[str, ...]  # photos without a head close-up, and why
     kept: bool  # the refined avatar was written (else the feed-forward one, see `why`)
     why: str
 
@@ -59,28 +64,49 @@ class RefineReport:
             for k in ("before", "after")
         }
 
+    def face_means(self) -> dict[str, float | None]:
+        """Mean person PSNR (dB) inside the head close-ups before/after, on the fitted and held-out photos."""
+        return {
+            f"{group}_{k}": self._mean(rows, f"face_psnr_{k}")
+            for group, rows in (("fitted", self.fitted), ("held_out", self.held_out))
+            for k in ("before", "after")
+        }
+
     def to_json(self) -> dict:
-        return dataclasses.asdict(self) | {"mean_person_psnr": self.means()}
+        """The report as JSON-ready data; scores that are not numbers (no close-up, a diverged run) as null."""
+        out = dataclasses.asdict(self)
+        for group in ("fitted", "held_out"):
+            out[group] = [{k: None if _nan(v) else v for k, v in row.items()} for row in out[group]]
+        return out | {"mean_person_psnr": self.means(), "mean_face_psnr": self.face_means()}
 
     def lines(self) -> list[str]:
         """What `create` prints: one line per group and the decision."""
-        m = self.means()
+        m, fm = self.means(), self.face_means()
         out = [
             f"refined {self.steps} steps in {self.seconds:.1f} s ({self.seconds_per_step:.2f} s/step, {self.device})"
+            f" on {len(self.fitted)} photo(s) and {self.closeups} head close-up(s)"
         ]
+        out += self.head_notes
         for group, rows in (("fitted", self.fitted), ("held_out", self.held_out)):
             if rows:
                 names = ", ".join(r.name for r in rows)
                 b, a = m[f"{group}_before"], m[f"{group}_after"]
-                out.append(
-                    f"person PSNR on {len(rows)} {group.replace('_', '-')} photo(s) ({names}): {_db(b)} -> {_db(a)} dB"
-                )
+                label = group.replace("_", "-")
+                out.append(f"person PSNR on {len(rows)} {label} photo(s) ({names}): {_db(b)} -> {_db(a)} dB")
+                faces = [r.name for r in rows if math.isfinite(r.face_psnr_before)]
+                if faces:
+                    b, a = fm[f"{group}_before"], fm[f"{group}_after"]
+                    out.append(f"face PSNR on {len(faces)} {label} head close-up(s): {_db(b)} -> {_db(a)} dB")
         if not self.held_out:
             out.append("no held-out photo (give >= 2 photos and --holdout K): only the fitted photos are scored")
         if self.trust_note:
             out.append(self.trust_note)
         out.append(("kept the refined avatar" if self.kept else "kept the unrefined avatar") + f": {self.why}")
         return out
+
+
+def _nan(v: object) -> bool:
+    return isinstance(v, float) and not math.isfinite(v)
 
 
 def _db(v: float | None) -> str:
@@ -141,6 +167,34 @@ def score_photos(avatar, refs: PhotoReferences) -> list[tuple[float, float]]:
     return out
 
 
+def face_scores(avatar, refs: PhotoReferences) -> dict[int, float]:
+    """Person PSNR (dB) inside each photo's head close-up, by photo index in `refs` (photos without one left out)."""
+    if refs.heads is None:
+        return {}
+    return {i: p for i, (p, _) in zip(refs.head_of, score_photos(avatar, refs.heads), strict=True)}
+
+
+def training_views(refs: PhotoReferences, *, closeups: bool = True) -> PhotoReferences:
+    """The views refinement fits: each photo followed by its head close-up, if any (one visit each per round)."""
+    if not closeups or refs.heads is None:
+        return refs
+    heads = refs.heads
+    order: list[tuple[PhotoReferences, int]] = []
+    for i in range(len(refs)):
+        order.append((refs, i))
+        order += [(heads, k) for k, j in enumerate(refs.head_of) if j == i]
+
+    def cat(f: str) -> torch.Tensor | None:
+        if getattr(refs, f) is None or getattr(heads, f) is None:
+            return None
+        return torch.stack([getattr(r, f)[k] for r, k in order])
+
+    return PhotoReferences(
+        cat("images"), tuple(r.estimates[k] for r, k in order), cat("masks"), cat("valid"), cat("trust"),
+        tuple(r.names[k] for r, k in order) if refs.names and heads.names else (),
+    )  # fmt: skip
+
+
 def trust_note(refs: PhotoReferences, anchor_weights: torch.Tensor) -> str:  # anchor_weights [A, J]
     """Which fitted photos refine only part of the avatar (their fit misplaced some bones), or ''."""
     if refs.trust is None:
@@ -164,10 +218,12 @@ def refine_created(
     *,
     holdout: int | None = None,
     lr: float = 2e-3,
+    closeups: bool = True,  # also refine on the photos' head close-ups (refs.heads), when there are any
     progress: Callable[[int, float], None] | None = None,  # after each step: (step, loss)
 ):  # -> (Avatar, RefineReport)
-    """Refine `avatar` for `steps` steps on the fitted photos, score fitted and held-out photos before and after,
-    and return the avatar to keep with the report. Raises ValueError for bad arguments."""
+    """Refine `avatar` for `steps` steps on the fitted photos and their head close-ups (each close-up visited right
+    after its photo, as often), score fitted and held-out photos before and after, whole and inside their head
+    close-ups, and return the avatar to keep with the report. Raises ValueError for bad arguments."""
     import time
 
     from core.model.personalise import personalise
@@ -177,11 +233,13 @@ def refine_created(
     fit_idx, held_idx = split_holdout(len(refs), holdout)
     fitted, held = refs.select(fit_idx), refs.select(held_idx)
     before_f, before_h = score_photos(avatar, fitted), score_photos(avatar, held)
+    face_b = face_scores(avatar, fitted), face_scores(avatar, held)
+    views = training_views(fitted, closeups=closeups)
     dev = avatar.state.anchors.device
     t0 = time.perf_counter()
     refined, losses = personalise(
-        avatar, fitted.images, list(fitted.estimates), steps=steps, lr=lr, log_every=0, progress=progress,
-        bone_trust=fitted.trust,
+        avatar, views.images, list(views.estimates), steps=steps, lr=lr, log_every=0, progress=progress,
+        bone_trust=views.trust,
     )  # fmt: skip
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -193,14 +251,18 @@ def refine_created(
         if finite
         else ([(math.nan, math.nan)] * len(fit_idx), [(math.nan, math.nan)] * len(held_idx))
     )
-    rows = lambda r, b, a: tuple(  # noqa: E731
-        PhotoScore(n, pb, pa, ib, ia) for n, (pb, ib), (pa, ia) in zip(r.names, b, a, strict=True)
+    face_a = (face_scores(refined, fitted), face_scores(refined, held)) if finite else ({}, {})
+    rows = lambda r, b, a, fb, fa: tuple(  # noqa: E731
+        PhotoScore(n, pb, pa, ib, ia, fb.get(i, math.nan), fa.get(i, math.nan))
+        for i, (n, (pb, ib), (pa, ia)) in enumerate(zip(r.names, b, a, strict=True))
     )
-    report_f, report_h = rows(fitted, before_f, after_f), rows(held, before_h, after_h)
+    report_f = rows(fitted, before_f, after_f, face_b[0], face_a[0])
+    report_h = rows(held, before_h, after_h, face_b[1], face_a[1])
     kept, why = _decide(finite, report_f, report_h)
     report = RefineReport(
         steps=steps, seconds=seconds, seconds_per_step=seconds / steps, device=str(dev), fitted=report_f,
-        held_out=report_h, trust_note=trust_note(fitted, avatar.model.anchor_weights), kept=kept, why=why,
+        held_out=report_h, trust_note=trust_note(fitted, avatar.model.anchor_weights),
+        closeups=len(views) - len(fitted), head_notes=refs.head_notes, kept=kept, why=why,
     )  # fmt: skip
     log.debug("refinement loss %.4f -> %.4f", losses[0], losses[-1])
     return (refined if kept else avatar), report

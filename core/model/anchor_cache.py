@@ -26,9 +26,11 @@ CACHE_KIND = "lca-anchors"
 SAMPLER_VERSION = 1  # bump when sample_anchors would give different anchors for the same inputs
 
 
-def anchors_key(rig: BodyRig, num: int, seed: int) -> str:
-    """A hash of the rig tensors `sample_anchors` reads, the count, the seed and the sampler version."""
-    h = hashlib.sha256(f"v{SAMPLER_VERSION}:{num}:{seed}".encode())
+def anchors_key(rig: BodyRig, num: int, seed: int, head_share: float | None = None) -> str:
+    """A hash of the rig tensors `sample_anchors` reads, the count, the seed, the head's share and the sampler
+    version."""
+    share = "" if head_share is None else f":head{head_share!r}"
+    h = hashlib.sha256(f"v{SAMPLER_VERSION}:{num}:{seed}{share}".encode())
     for name in ("vertices", "faces", "weights", "expression_basis", "shape_basis", "vertex_parts"):
         t = getattr(rig, name)
         h.update(name.encode())
@@ -49,9 +51,10 @@ def _cache_path(key: str) -> Path | None:
         return None
 
 
-def cached_anchors(rig: BodyRig, num: int, seed: int = 0) -> Anchors:
-    """`sample_anchors(rig, num, seed)`, read from the cache when it was sampled before (identical tensors)."""
-    key = anchors_key(rig, num, seed)
+def cached_anchors(rig: BodyRig, num: int, seed: int = 0, head_share: float | None = None) -> Anchors:
+    """`sample_anchors(rig, num, seed, head_share=...)`, read from the cache when it was sampled before (identical
+    tensors)."""
+    key = anchors_key(rig, num, seed, head_share)
     path = _cache_path(key)
     if path is not None and path.is_file():
         try:
@@ -60,7 +63,7 @@ def cached_anchors(rig: BodyRig, num: int, seed: int = 0) -> Anchors:
         except (FileFormatError, KeyError, TypeError, ValueError, OSError) as e:
             log.warning("ignoring the anchor cache %s (%s); sampling again", path, e)
     t = time.perf_counter()
-    anchors = sample_anchors(rig, num, seed)
+    anchors = sample_anchors(rig, num, seed, head_share=head_share)
     log.info("sampled %d anchors on the body in %.1f s (cached for the next start)", num, time.perf_counter() - t)
     if path is not None:
         try:

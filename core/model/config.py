@@ -65,6 +65,9 @@ class TokensConfig:
     num_anchors: int = 256
     frequencies: int = 6  # Fourier bands per axis
     seed: int = 0  # anchor sampling seed (same anchors for every avatar of a model)
+    # Share of the anchors on the head (core.model.tokens.sample_anchors); null: its area's share (about 0.1).
+    # A larger share gives the face denser Gaussians for finer features (the model must be trained with it).
+    head_share: float | None = None
     # Pixel-aligned appearance (core.model.pixel_align): crop colour and encoder features sampled where each anchor
     # projects in each reference, pooled and added to the geometry tokens. Needs each reference's body estimate.
     pixel_aligned: bool = False
@@ -74,6 +77,8 @@ class TokensConfig:
         check_range("tokens.num_anchors", self.num_anchors, lo=1, hi=MAX_ANCHORS)
         check_range("tokens.frequencies", self.frequencies, lo=0, hi=16)
         check_range("tokens.pixel_albedo", self.pixel_albedo, lo=0.0, hi=4.0)
+        if self.head_share is not None:
+            check_range("tokens.head_share", self.head_share, lo=0.01, hi=0.9)
 
 
 @dataclass(frozen=True)

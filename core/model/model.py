@@ -86,7 +86,11 @@ class LCAModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.rig = rig
-        self.anchors = anchors if anchors is not None else cached_anchors(rig, cfg.tokens.num_anchors, cfg.tokens.seed)
+        self.anchors = (
+            anchors
+            if anchors is not None
+            else cached_anchors(rig, cfg.tokens.num_anchors, cfg.tokens.seed, cfg.tokens.head_share)
+        )
         if self.anchors.positions.shape[0] != cfg.tokens.num_anchors:
             raise ValueError(f"{self.anchors.positions.shape[0]} anchors given, config wants {cfg.tokens.num_anchors}")
         a = self.anchors

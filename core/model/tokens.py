@@ -50,8 +50,42 @@ def vertex_normals(vertices: Tensor, faces: Tensor) -> Tensor:
     return F.normalize(vn, dim=-1)
 
 
-def sample_anchors(rig: BodyRig, num: int, seed: int = 0, oversample: int = 4) -> Anchors:
-    """Area-weighted surface samples thinned by farthest-point sampling (even coverage, deterministic)."""
+def head_faces(rig: BodyRig) -> Tensor:
+    """[F] bool: the triangles skinned mostly (> half) to the head bone and the bones below it (eyes, jaw)."""
+    head = rig.head_joint % len(rig.parents)
+    below = [j for j in range(len(rig.parents)) if _descends(rig.parents, j, head)]
+    w = rig.weights[:, below].sum(-1).double()  # [V] weight on the head's bones
+    return w[rig.faces].mean(-1) > 0.5
+
+
+def _descends(parents, j: int, ancestor: int) -> bool:
+    while j >= 0:
+        if j == ancestor:
+            return True
+        j = int(parents[j])
+    return False
+
+
+def _surface_samples(verts: Tensor, faces: Tensor, area: Tensor, num: int, m: int, g: torch.Generator):
+    """`num` farthest-point samples of `m` area-weighted surface points: (triangle [num], barycentrics [num, 3])."""
+    fidx = torch.multinomial(area / area.sum(), m, replacement=True, generator=g)
+    r1, r2 = torch.rand(m, generator=g, dtype=torch.float64), torch.rand(m, generator=g, dtype=torch.float64)
+    s = r1.sqrt()
+    bary = torch.stack([1 - s, s * (1 - r2), s * r2], -1)
+    pts = (verts[faces[fidx]] * bary[:, :, None]).sum(1)
+    keep = farthest_point_sampling(pts, num, start=0)
+    return fidx[keep], bary[keep]
+
+
+def sample_anchors(
+    rig: BodyRig, num: int, seed: int = 0, oversample: int = 4, head_share: float | None = None
+) -> Anchors:
+    """Area-weighted surface samples thinned by farthest-point sampling (even coverage, deterministic).
+
+    head_share: None spreads the anchors evenly over the whole surface (the head gets its area's share, about a
+    tenth of the body's); a fraction puts that share of the anchors on the head (`head_faces`) and the rest on the
+    body, each spread evenly over its own region (denser on the face for finer features).
+    """
     g = torch.Generator().manual_seed(seed)
     verts = rig.vertices.double()
     faces = rig.faces
@@ -59,15 +93,23 @@ def sample_anchors(rig: BodyRig, num: int, seed: int = 0, oversample: int = 4) -
     area = 0.5 * torch.linalg.cross(v1 - v0, v2 - v0).norm(dim=-1)
     if float(area.sum()) <= 0:
         raise ValueError("sample_anchors: the rig's surface has zero area")
-    m = num * oversample
-    fidx = torch.multinomial(area / area.sum(), m, replacement=True, generator=g)
-    r1, r2 = torch.rand(m, generator=g, dtype=torch.float64), torch.rand(m, generator=g, dtype=torch.float64)
-    s = r1.sqrt()
-    bary = torch.stack([1 - s, s * (1 - r2), s * r2], -1)
-    pts = (verts[faces[fidx]] * bary[:, :, None]).sum(1)
-    keep = farthest_point_sampling(pts, num, start=0)
-    fidx, bary = fidx[keep], bary[keep]
-    positions = pts[keep]
+    if head_share is None:
+        fidx, bary = _surface_samples(verts, faces, area, num, num * oversample, g)
+    else:
+        if not 0.0 < head_share < 1.0:
+            raise ValueError(f"sample_anchors: head_share must be in (0, 1), got {head_share}")
+        on_head = head_faces(rig)
+        if not bool(on_head.any()) or bool(on_head.all()):
+            raise ValueError("sample_anchors: head_share needs a rig with both head and body triangles")
+        n_head = min(max(1, round(num * head_share)), num - 1)
+        parts_ = []
+        for region, n in ((on_head, n_head), (~on_head, num - n_head)):
+            ids = torch.nonzero(region)[:, 0]
+            f, b = _surface_samples(verts, faces[ids], area[ids], n, n * oversample, g)
+            parts_.append((ids[f], b))
+        fidx = torch.cat([parts_[0][0], parts_[1][0]])
+        bary = torch.cat([parts_[0][1], parts_[1][1]])
+    positions = (verts[faces[fidx]] * bary[:, :, None]).sum(1)
     dtype = rig.vertices.dtype
     normals = F.normalize(interpolate(vertex_normals(verts, faces), faces, fidx, bary), dim=-1)
     weights = interpolate(rig.weights.double(), faces, fidx, bary)
