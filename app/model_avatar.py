@@ -143,7 +143,8 @@ def load_model_avatar(path: Path) -> StudioAvatar:
     except (FileFormatError, ValueError, KeyError, OSError) as e:
         raise AvatarLoadError(f"{path.name} is not a usable avatar file: {e}") from e
     cfg = avatar.model.cfg
-    return ModelAvatar(avatar, name=path.stem, description=f"{getattr(cfg, 'name', 'model')} avatar from {path.name}")
+    description = Avatar.read_description(path) or f"{getattr(cfg, 'name', 'model')} avatar from {path.name}"
+    return ModelAvatar(avatar, name=path.stem, description=description)
 
 
 def default_model_avatar(progress: Progress | None = None) -> StudioAvatar | None:

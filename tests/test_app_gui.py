@@ -353,15 +353,20 @@ def test_capture_assistant_checks_photos_and_creates_an_avatar(studio, tmp_path)
     assert studio.session.avatar.name == "astronaut"
 
 
-def test_default_avatar_is_decoded_by_the_shipped_trained_model():
+def test_default_avatar_is_the_shipped_trained_models_avatar_of_the_example():
     from app.avatar_source import default_avatar
-    from app.model_avatar import DEFAULT_MODEL_FILE, example_files
+    from app.model_avatar import DEFAULT_AVATAR_FILES, DEFAULT_MODEL_FILE, example_files
 
     if not DEFAULT_MODEL_FILE.is_file() or not example_files():
         pytest.skip("no trained model or examples installed")
     avatar = default_avatar()
     g = avatar.canonical()
-    assert "decoded by the trained base" in avatar.description  # base or base-pixel
+    if DEFAULT_AVATAR_FILES[0].is_file():  # the example refined on its capture (bench/default_avatar_refine.py)
+        assert (
+            avatar.description.startswith("studio-test #0") and "refined on its synthetic capture" in avatar.description
+        )
+    else:
+        assert "decoded by the trained base" in avatar.description  # base or base-pixel
     assert g.num == 131_072 and torch.isfinite(g.means).all()
     # standing person-sized: about 1.2-2.1 m tall
     height = float(g.means[:, 1].quantile(0.999) - g.means[:, 1].quantile(0.001))

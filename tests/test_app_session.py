@@ -138,6 +138,17 @@ def tiny_avatar_file(tmp_path_factory):
     return path
 
 
+def test_the_default_prefers_a_saved_default_avatar_and_shows_its_description(tmp_path, monkeypatch) -> None:
+    import app.model_avatar as ma
+
+    path = tmp_path / "default_avatar.safetensors"
+    ma.untrained_model_avatar("tiny").avatar.save(path, half=True, description="example refined on its capture")
+    monkeypatch.setattr(ma, "DEFAULT_AVATAR_FILES", (path,))
+    monkeypatch.setattr(ma, "example_avatar", lambda *a, **k: pytest.fail("the saved default avatar was passed over"))
+    avatar = ma.default_model_avatar()
+    assert avatar.name == "default_avatar" and avatar.description == "example refined on its capture"
+
+
 def test_model_avatar_file_opens_and_drives_with_every_control(tiny_avatar_file) -> None:
     s = Session(__import__("app.avatar_source", fromlist=["example_figure"]).example_figure(300))
     assert s.open_avatar(tiny_avatar_file)

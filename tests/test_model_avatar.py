@@ -117,6 +117,21 @@ def test_save_load_round_trip_keeps_drive_output(model, tmp_path):
         Avatar.create(back.model, body_crops=crops(1, model.cfg)[0], face_crops=crops(1, model.cfg)[1])
 
 
+def test_half_precision_file_is_smaller_keeps_its_description_and_loads_as_float32(model, tmp_path):
+    av = Avatar.create(model, body_crops=crops(2, model.cfg)[0], face_crops=crops(2, model.cfg)[1])
+    pose, expr = torch.randn(7, 3) * 0.3, torch.rand(4)
+    before = av.decode(pose, expr)
+    full = av.save(tmp_path / "full.safetensors")
+    half = av.save(tmp_path / "half.safetensors", half=True, description="refined on its capture, 5 steps")
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    assert Avatar.read_description(half) == "refined on its capture, 5 steps" and Avatar.read_description(full) is None
+    back = Avatar.load(half)
+    assert back.state.canonical.offsets.dtype == torch.float32
+    after = back.decode(pose, expr)
+    torch.testing.assert_close(after.means, before.means, atol=2e-3, rtol=1e-2)
+    torch.testing.assert_close(after.sh, before.sh, atol=2e-3, rtol=1e-2)
+
+
 def test_bad_inputs_raise_clear_errors(model):
     body, face = crops(2, model.cfg)
     with pytest.raises(ValueError, match="no images"):

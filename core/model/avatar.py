@@ -14,7 +14,14 @@ from torch import Tensor
 
 from core.body.frame import DriveFrame
 from core.config import to_dict
-from core.io import FileFormatError, inconsistent_as_format_error, load_tensors, save_tensors
+from core.io import (
+    FileFormatError,
+    header_meta,
+    inconsistent_as_format_error,
+    load_tensors,
+    read_safetensors_header,
+    save_tensors,
+)
 from core.model.appearance import Lighting
 from core.model.config import stored_model_config
 from core.model.crops import BodyEstimate, crop_inputs, crop_masks, crop_views
@@ -226,8 +233,10 @@ class Avatar:
         self._refresh()
 
     # -- file io --------------------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> Path:
-        """One safetensors file: state, per-frame module weights, anchors and rig; JSON header with the config."""
+    def save(self, path: str | os.PathLike, *, half: bool = False, description: str | None = None) -> Path:
+        """One safetensors file: state, per-frame module weights, anchors and rig; JSON header with the config.
+        `half`: floating tensors stored as float16 (about half the size; `load` reads them back as float32);
+        `description`: a line kept in the header (`read_description`), which the studio shows."""
         m = self.model
         tensors = {f"state.{k}": v for k, v in self.state.tensors().items()}
         tensors.update({f"module.{k}": v for k, v in m.drive_state_dict().items()})
@@ -242,17 +251,28 @@ class Avatar:
         )
         tensors["part_strength"] = self.part_strength
         tensors = {k: v.detach().clone() for k, v in tensors.items()}  # safetensors refuses shared storage
+        if half:
+            tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
         meta = {
             "version": AVATAR_VERSION,
             "config": to_dict(m.cfg),
             "rig": m.rig.metadata(),
             "anchor_spacing": a.spacing,
         }
+        if description is not None:
+            meta["description"] = str(description)
         return save_tensors(path, tensors, meta, kind=AVATAR_KIND)
+
+    @staticmethod
+    def read_description(path: str | os.PathLike) -> str | None:
+        """The description line `save` kept in an avatar file's header, if any (the header alone is read)."""
+        d = header_meta(read_safetensors_header(path), path, AVATAR_KIND).get("description")
+        return d if isinstance(d, str) else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> Avatar:
         tensors, meta = load_tensors(path, kind=AVATAR_KIND)
+        tensors = {k: v.float() if v.dtype == torch.float16 else v for k, v in tensors.items()}  # saved with half
         if meta.get("version") != AVATAR_VERSION:
             raise FileFormatError(f"{path}: avatar format version {meta.get('version')}, expected {AVATAR_VERSION}")
         with inconsistent_as_format_error(path, "avatar"):
