@@ -159,6 +159,24 @@ def skeleton_region(pose: np.ndarray, size: tuple[int, int], min_visibility: flo
     return out
 
 
+def skeleton_bones(pose: np.ndarray, size: tuple[int, int], min_visibility: float = 0.5) -> np.ndarray:
+    """[H, W] bool: thin lines along the bones between well-seen landmarks (pixels on the person, whatever their
+    colour); nothing when too few are seen."""
+    W, H = size
+    p = np.asarray(pose, np.float64)
+    xy = np.round(p[:, :2] * np.array([W, H])).astype(int)
+    ok = np.nan_to_num(p[:, 3]) >= min_visibility
+    out = np.zeros((H, W), np.uint8)
+    if ok.sum() < 4:
+        return out > 0
+    span = np.ptp(xy[ok], axis=0).max()
+    thick = max(2, int(round(0.01 * span)))
+    for a, b in LIMBS:
+        if ok[a] and ok[b]:
+            cv2.line(out, tuple(xy[a]), tuple(xy[b]), 255, thick)
+    return out > 0
+
+
 def _upper_score(pose: np.ndarray) -> float:
     """Confidence that a person is there: mean visibility of the nose and shoulders (upper-body shots count)."""
     return float(np.mean(np.nan_to_num(pose[[NOSE, *SHOULDERS], 3])))
@@ -340,15 +358,17 @@ class PersonFinder:
 
     def person_mask(self, rgb: np.ndarray, box: np.ndarray, pose: np.ndarray | None = None) -> np.ndarray:
         """Mask [H, W] uint8 (255 = person): selfie segmentation around the person refined by GrabCut inside the
-        padded box (core.data.video_segment.refine_mask); with the person's landmarks, only what lies near their
-        skeleton (neighbours, signs and furniture the segmenter takes in are cut off)."""
+        padded box (core.data.video_segment.refine_mask); with the person's landmarks, the pixels along their bones
+        are kept and only what is connected to them and lies near their skeleton (neighbours, signs and furniture
+        the segmenter takes in are cut off)."""
         from core.data.video_segment import refine_mask  # noqa: PLC0415
 
         H, W = rgb.shape[:2]
         x0, y0, x1, y1 = box
         pad = 0.08 * max(x1 - x0, y1 - y0)
         grown = np.clip(np.array([x0 - pad, y0 - pad, x1 + pad, y1 + pad]), 0, [W, H, W, H])
-        mask = refine_mask(rgb, self.probability(rgb, grown), grown)
+        bones = None if pose is None else skeleton_bones(pose, (W, H))
+        mask = refine_mask(rgb, self.probability(rgb, grown), grown, sure=bones)
         self.agreement = 1.0
         if pose is not None:
             region = skeleton_region(pose, (W, H)) > 0

@@ -49,11 +49,15 @@ def refine_mask(
     prob: np.ndarray,  # [H, W] float person probability (selfie segmentation)
     box: np.ndarray,  # [4] person box (pixels): outside is background
     iters: int = 2,
+    sure: np.ndarray | None = None,  # [H, W] bool: on the person (e.g. along the skeleton's bones), or None
 ) -> np.ndarray:
     """GrabCut seeded by the probability map inside the box -> mask [H, W] uint8 (255 = person).
 
     Confident pixels (p > 0.9, p < 0.1) are fixed; the rest are only probable, so colour models can move
-    the boundary onto the image's edges. Falls back to the thresholded probability when GrabCut cannot run.
+    the boundary onto the image's edges. `sure` pixels the segmenter calls person (p > 0.5) are fixed too (thin,
+    low-contrast limbs the colour models would drop), and then only the parts of the mask connected to them are
+    kept (a held ball or a block of wall the segmenter took in, when detached). Falls back to the thresholded
+    probability when GrabCut cannot run.
     """
     H, W = prob.shape
     x0, y0 = (int(np.floor(v)) for v in box[:2])
@@ -75,6 +79,12 @@ def refine_mask(
     ps = cv2.resize(p, size, interpolation=cv2.INTER_LINEAR) if s < 1 else p
     gc = np.where(ps > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     gc[ps > 0.9], gc[ps < 0.1] = cv2.GC_FGD, cv2.GC_BGD
+    seeds = None
+    if sure is not None:
+        seeds = np.asarray(sure, bool) & (prob > 0.5)  # [H, W]
+        ss = seeds[y0:y1, x0:x1].astype(np.uint8)
+        ss = cv2.resize(ss * 255, size, interpolation=cv2.INTER_AREA) > 0 if s < 1 else ss > 0  # thin lines kept
+        gc[ss] = cv2.GC_FGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
         cv2.grabCut(cv2.cvtColor(small, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
@@ -85,12 +95,18 @@ def refine_mask(
     if s < 1:
         m = cv2.resize(m, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_NEAREST)
     out[y0:y1, x0:x1] = m
-    return _with_connected_outside(out, plain, (x0, y0, x1, y1))
+    return _with_connected_outside(out, plain, (x0, y0, x1, y1), seeds)
 
 
-def _with_connected_outside(inside: np.ndarray, plain: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+def _with_connected_outside(
+    inside: np.ndarray,  # [H, W] uint8 refined mask (0 outside the box)
+    plain: np.ndarray,  # [H, W] uint8 thresholded probability
+    box: tuple[int, int, int, int],
+    seeds: np.ndarray | None = None,  # [H, W] bool pixels known to be on the person, or None
+) -> np.ndarray:
     """The refined mask inside the box plus the segmentation's person pixels outside it that are connected to
-    it (the box misses limbs whose landmarks were unsure; other people elsewhere stay out)."""
+    it (the box misses limbs whose landmarks were unsure; other people elsewhere stay out); with `seeds`, only
+    the parts connected to them (every part inside the box when no seed is in the mask)."""
     x0, y0, x1, y1 = box
     outside = plain.copy()
     outside[y0:y1, x0:x1] = 0
@@ -99,8 +115,12 @@ def _with_connected_outside(inside: np.ndarray, plain: np.ndarray, box: tuple[in
     if n <= 1:
         return inside
     keep = np.zeros(n, bool)
-    keep[np.unique(labels[y0:y1, x0:x1][inside[y0:y1, x0:x1] > 0])] = True
-    keep[0] = False
+    if seeds is not None:
+        keep[np.unique(labels[seeds])] = True
+        keep[0] = False
+    if not keep.any():
+        keep[np.unique(labels[y0:y1, x0:x1][inside[y0:y1, x0:x1] > 0])] = True
+        keep[0] = False
     return np.where(keep[labels], 255, 0).astype(np.uint8)
 
 
