@@ -17,9 +17,13 @@ def user_dir() -> Path:
 def bundled_examples() -> dict[str, Callable[[], StudioAvatar]]:
     """Name -> factory of each example that ships with the studio."""
     out: dict[str, Callable[[], StudioAvatar]] = {}
-    from app.model_avatar import example_avatar, example_files
+    from app.model_avatar import DEFAULT_AVATAR_FILES, example_avatar, example_files, load_model_avatar, model_available
     from core.data.avatar import synthetic_available, synthetic_avatar
 
+    for path in DEFAULT_AVATAR_FILES:  # the avatar the studio opens first, listed first (so the list's pick is it)
+        if path.is_file() and model_available():
+            out["default avatar"] = lambda path=path: load_model_avatar(path)
+            break
     for path in example_files():
         out[f"trained model: {path.stem}"] = lambda path=path: example_avatar(path)
 

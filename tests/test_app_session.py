@@ -149,6 +149,20 @@ def test_the_default_prefers_a_saved_default_avatar_and_shows_its_description(tm
     assert avatar.name == "default_avatar" and avatar.description == "example refined on its capture"
 
 
+def test_the_gallery_lists_the_default_avatar_first_and_opens_it(tmp_path, monkeypatch) -> None:
+    import app.model_avatar as ma
+    from app.gallery import bundled_examples
+
+    monkeypatch.setattr(ma, "DEFAULT_AVATAR_FILES", (tmp_path / "missing.safetensors",))
+    assert "default avatar" not in bundled_examples()
+    path = tmp_path / "default_avatar.safetensors"
+    ma.untrained_model_avatar("tiny").avatar.save(path, description="example refined on its capture")
+    monkeypatch.setattr(ma, "DEFAULT_AVATAR_FILES", (path,))
+    entries = bundled_examples()
+    assert list(entries)[0] == "default avatar"  # the list's first pick is what the studio opened
+    assert entries["default avatar"]().description == "example refined on its capture"
+
+
 def test_model_avatar_file_opens_and_drives_with_every_control(tiny_avatar_file) -> None:
     s = Session(__import__("app.avatar_source", fromlist=["example_figure"]).example_figure(300))
     assert s.open_avatar(tiny_avatar_file)
