@@ -5,6 +5,7 @@
 # difference (bench/face_model.py). The new model is exported to $OUT/default_model.safetensors.
 #   bash bench/face_model.sh                                  # one GPU machine (16 cores)
 #   CONFIG=configs/train/finetune-face-head.yaml STEPS=4000 bash bench/face_model.sh   # denser anchors on the head
+#   ... FRESH= bash bench/face_model.sh                      # a second call: resume the stopped training
 # A CPU dry run (about 19 min on 2 cores, nearly all of it the base model's steps and evaluations on the torch
 # rasteriser; its folders in /tmp):
 #   D=/tmp/face-dry OUT=$D/out DATA=$D/data BENCH=$D/bench RUNS=$D/runs LCA_DATA_DIR=$D/home STEPS=2 WILD=2 \
@@ -17,6 +18,7 @@
 set -euo pipefail
 OUT=${OUT:-out/face}
 CONFIG=${CONFIG:-configs/train/finetune-face.yaml}  # its run folder is named as the file (the config's name)
+FRESH=${FRESH---fresh}  # FRESH= (empty): resume a run an earlier call stopped (its data sets are kept too)
 STEPS=${STEPS:-2000}
 WILD=${WILD:-64}
 STUDIO=${STUDIO:-64}
@@ -43,18 +45,25 @@ t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 
 stamp "training data with close-ups -> $DATA"
-# shellcheck disable=SC2086
-python3 main.py prepare synth --wild "$WILD" --studio "$STUDIO" --val-wild "$VAL" --val-studio "$VAL" \
-    --size "$SIZE" --frames "$FRAMES" --cameras $CAMERAS --detail "$DETAIL" --face-size "$FACE" \
-    --workers "$WORKERS" --out "$DATA" > "$OUT/prepare.log" 2>&1 || { tail -30 "$OUT/prepare.log"; exit 1; }
+if [ ! -f "$DATA.done" ]; then  # made once: a later call with the same folders goes straight to training
+    # shellcheck disable=SC2086
+    python3 main.py prepare synth --wild "$WILD" --studio "$STUDIO" --val-wild "$VAL" --val-studio "$VAL" \
+        --size "$SIZE" --frames "$FRAMES" --cameras $CAMERAS --detail "$DETAIL" --face-size "$FACE" \
+        --workers "$WORKERS" --out "$DATA" > "$OUT/prepare.log" 2>&1 || { tail -30 "$OUT/prepare.log"; exit 1; }
+    touch "$DATA.done"
+fi
 stamp "benchmark with close-ups -> $BENCH"
-python3 main.py prepare benchmark --out "$BENCH" --count "$COUNT" --size "$BENCH_SIZE" --detail "$BENCH_DETAIL" \
-    --face-size "$FACE" --workers "$WORKERS" >> "$OUT/prepare.log" 2>&1 || { tail -30 "$OUT/prepare.log"; exit 1; }
+if [ ! -f "$BENCH.done" ]; then
+    python3 main.py prepare benchmark --out "$BENCH" --count "$COUNT" --size "$BENCH_SIZE" --detail "$BENCH_DETAIL" \
+        --face-size "$FACE" --workers "$WORKERS" >> "$OUT/prepare.log" 2>&1 || { tail -30 "$OUT/prepare.log"; exit 1; }
+    touch "$BENCH.done"
+fi
 
 stamp "fine-tuning $STEPS steps"
 # shellcheck disable=SC2206
 SETS=(steps="$STEPS" data.root="$DATA" out_dir="$RUNS" ${TRAIN_SET:-})  # TRAIN_SET: more --set items (a dry run)
-python3 main.py train "$CONFIG" --no-progress --fresh --set "${SETS[@]}" \
+# shellcheck disable=SC2086
+python3 main.py train "$CONFIG" --no-progress $FRESH --set "${SETS[@]}" \
     > "$OUT/train.log" 2>&1 || { tail -40 "$OUT/train.log"; exit 1; }
 RUN="$RUNS/$(basename "$CONFIG" .yaml)"
 cp "$RUN/metrics.jsonl" "$OUT/metrics.jsonl"
