@@ -213,29 +213,12 @@ def build_capture(
     )  # fmt: skip
 
 
-def render_views(avatar, capture: Capture) -> Tensor:
-    """The avatar (flat white light, on black) at every view of `capture` [N, S, S, 3]."""
-    from core.model.appearance import Lighting
-    from core.model.drive import drive_gaussians
-    from core.model.personalise import _default_render
-
-    dev = avatar.state.anchors.device
-    out = []
-    with torch.no_grad():
-        for est in capture.estimates:
-            g = drive_gaussians(
-                avatar.model, avatar.state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev),
-                Lighting.neutral(dev), est.translation.to(dev), regularisers=False,
-            ).gaussians  # fmt: skip
-            out.append(_default_render(g, est.camera.to(dev))[0].clamp(0, 1).cpu())
-    return torch.stack(out)
-
-
 def score(avatar, capture: Capture) -> dict:
     """Person-only PSNR (dB, inside the true person mask) per view and its means over body and face views."""
+    from core.capture.refine import render_through
     from core.train.losses import psnr
 
-    pred = render_views(avatar, capture)
+    pred = torch.stack([render_through(avatar, est)[0].cpu() for est in capture.estimates])  # [N, S, S, 3]
     target = capture.images.permute(0, 2, 3, 1)
     per = psnr(pred, target, (capture.masks > 0.5).float()[..., None]).tolist()
     face, body = capture.face.tolist(), [not f for f in capture.face.tolist()]
@@ -319,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     bar.close()
     t_refine = time.perf_counter() - t0
     after = score(refined, held)
-    fit_before, fit_after = score(start, fit.subset(torch.arange(len(fit.names)) % 4 == 0)), None
-    fit_after = score(refined, fit.subset(torch.arange(len(fit.names)) % 4 == 0))
+    every_4th = fit.subset(torch.arange(len(fit.names)) % 4 == 0)
+    fit_before, fit_after = score(start, every_4th), score(refined, every_4th)
     description = (
         f"{ex.name}: the bundled example identity decoded by the shipped model, then refined on its synthetic "
         f"capture ({len(fit.names)} views: body and head close-ups, jaw open, eyes shut), {args.steps} steps"

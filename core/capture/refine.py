@@ -136,7 +136,7 @@ def render_through(avatar, est) -> tuple[torch.Tensor, torch.Tensor]:
     dev = avatar.state.anchors.device
     g = drive_gaussians(
         avatar.model, avatar.state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), Lighting.neutral(dev),
-        est.translation.to(dev),
+        est.translation.to(dev), regularisers=False,  # a picture, not a training step: no deformer loss terms
     ).gaussians  # fmt: skip
     settings = CPU_RASTER if dev.type == "cpu" else None
     r = rasterize(g, est.camera.to(dev), background=(0.0, 0.0, 0.0), torch_settings=settings)
