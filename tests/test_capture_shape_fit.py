@@ -15,13 +15,12 @@ import numpy as np
 import pytest
 import torch
 
+from core.capture.garment import GARMENT_REGIONS, garment_offsets
 from core.capture.photo_fit import body_silhouette, fit_photo, mask_iou, refit_photo
 from core.capture.shape_fit import (
-    GARMENT_REGIONS,
     PhotoTarget,
     ShapeFitConfig,
     fit_shared_shape,
-    garment_offsets,
     landmark_ids,
     landmarks_uv,
     polar_rotation,

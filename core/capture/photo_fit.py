@@ -169,8 +169,8 @@ def bone_trust(
 
 def posed_vertices(rig: BodyRig, est: BodyEstimate, garment: np.ndarray | None = None) -> torch.Tensor:
     """World positions [V, 3] of the rig's mesh posed by the estimate (its shape, pose, expression, gaze), with the
-    clothing allowance `garment` [R] (metres per region, core.capture.shape_fit.GARMENT_REGIONS) when given."""
-    from core.capture.shape_fit import garment_offsets
+    clothing allowance `garment` [R] (metres per region, core.capture.garment.GARMENT_REGIONS) when given."""
+    from core.capture.garment import garment_offsets
 
     p = est.params
     verts, rest_poses = rig.rest(p.shape.to(rig.vertices) if rig.num_shape else None)
