@@ -205,7 +205,9 @@ class _Finder:
         return self.found[int(rgb.sum())]
 
 
-def test_creation_carries_the_shared_shape_from_one_photo_or_two(rig, tmp_path, monkeypatch):
+def _creation_photos(rig, tmp_path, monkeypatch, count: int):  # -> (found by the _Finder, photo paths, model)
+    """`count` photos of one synthetic person (the same shape) written to tmp_path, what a person finder finds on
+    each, and a tiny creation model and the test rig patched into the capture assistant."""
     from core.capture import photos
     from core.data.person import PersonFound
     from core.model.config import load_model_config
@@ -217,14 +219,21 @@ def test_creation_carries_the_shared_shape_from_one_photo_or_two(rig, tmp_path, 
     monkeypatch.setattr(photos, "_fit_rig", lambda: rig)
     truth = torch.tensor([0.5, 0.5, 0.5, 0.9, 0.5, 0.5])
     found, paths = {}, []
-    for s in (0, 1):
+    for s in range(count):
         _, lm, world, mask = _photo(rig, truth, s)
         rgb = np.where(mask[..., None] > 0, np.array([200, 80, 40], np.uint8), np.uint8(30 + s))
         ys, xs = np.nonzero(mask)
         box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
         found[int(rgb.sum())] = PersonFound(box, None, lm, world, "pose", 1.0, mask, "front", 0.0, {"legs": True})
-        paths.append(tmp_path / f"p{s}.png")
-        cv2.imwrite(str(paths[-1]), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        paths.append(str(tmp_path / f"p{s}.png"))
+        cv2.imwrite(paths[-1], cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return found, paths, model
+
+
+def test_creation_carries_the_shared_shape_from_one_photo_or_two(rig, tmp_path, monkeypatch):
+    from core.capture import photos
+
+    found, paths, model = _creation_photos(rig, tmp_path, monkeypatch, 2)
     for n in (1, 2):
         assistant = photos.CaptureAssistant(detector=_Finder(found))
         assistant.shape_config = ShapeFitConfig(rounds=1, pose_steps=6, steps=6)  # creation, not the fit, is tested
@@ -249,26 +258,10 @@ def test_create_refine_refines_through_the_shared_shape_fit(rig, tmp_path, monke
     them with (not through their own fits, from before creation)."""
     import argparse
 
-    from core.capture import cli, photos
+    from core.capture import cli
     from core.data import person
-    from core.data.person import PersonFound
-    from core.model.config import load_model_config
-    from core.model.model import LCAModel
 
-    torch.manual_seed(0)
-    model = LCAModel(load_model_config("tiny"), rig).eval()
-    monkeypatch.setattr(photos, "creation_model", lambda: (model, "tiny test model"))
-    monkeypatch.setattr(photos, "_fit_rig", lambda: rig)
-    truth = torch.tensor([0.5, 0.5, 0.5, 0.9, 0.5, 0.5])
-    found, paths = {}, []
-    for s in (0, 1, 2):
-        _, lm, world, mask = _photo(rig, truth, s)
-        rgb = np.where(mask[..., None] > 0, np.array([200, 80, 40], np.uint8), np.uint8(30 + s))
-        ys, xs = np.nonzero(mask)
-        box = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
-        found[int(rgb.sum())] = PersonFound(box, None, lm, world, "pose", 1.0, mask, "front", 0.0, {"legs": True})
-        paths.append(str(tmp_path / f"p{s}.png"))
-        cv2.imwrite(paths[-1], cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    found, paths, _ = _creation_photos(rig, tmp_path, monkeypatch, 3)
     monkeypatch.setattr(person, "PersonFinder", lambda: _Finder(found))
     seen = {}
 
