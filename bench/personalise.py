@@ -34,12 +34,12 @@ from core.io import write_json  # noqa: E402
 from core.train.evaluate import (  # noqa: E402
     evaluate_state,
     metric_keys,
-    personalise_sample,
     sample_identity,
     template_model,
     template_state,
 )
 from core.train.export import model_from_checkpoint  # noqa: E402
+from core.train.refine_frames import personalise_sample  # noqa: E402
 
 log = logging.getLogger("bench.personalise")
 ARMS = ("feed_forward", "per_subject", "feed_forward_refined")

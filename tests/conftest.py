@@ -53,3 +53,26 @@ def bench_root(tmp_path_factory) -> Path:
     (`SynthConfig(32, 32, detail=0.08)`) and `write_benchmark` keeps the shards it finds (bit-identical anyway),
     so each identity is rendered once per session instead of once per test (10-20 s each on a CPU)."""
     return tmp_path_factory.mktemp("bench")
+
+
+@pytest.fixture(scope="session")
+def real_footage(tmp_path_factory) -> Path:
+    """What `prepare video` writes for a clip and a photo, made from a rendered clip (fitted body = truth): a 5-frame
+    clip of 48 px (references at 0 and 0.3 s, scored frames at 1.5 and 2 s, frame 2 unused) and its first frame alone
+    as a photo."""
+    from dataclasses import replace
+
+    from core.data.shards import write_shard
+    from core.data.video_bench import frontal_clip
+
+    folder = tmp_path_factory.mktemp("real")
+    clip = frontal_clip(0, frames=5, size=48, detail=0.05)
+    arrays = {k.replace("gt_", "est_"): v for k, v in clip.arrays.items()}
+    meta = {**clip.meta, "kind": "video", "times_s": [0.0, 0.3, 0.6, 1.5, 2.0]}
+    clip = replace(clip, key="video-clip", meta=meta, arrays=arrays)
+    photo = replace(
+        clip, key="video-photo", rgb=clip.rgb[:1], mask=clip.mask[:1], meta={**meta, "times_s": [0.0]},
+        arrays={k: v if k == "est_shape" else v[:1] for k, v in arrays.items()},
+    )  # fmt: skip
+    write_shard(folder / "video" / "video-000000.tar", [clip, photo])
+    return folder

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from core.capture.closeups import MIN_HEAD_PX, head_box, head_centre, head_closeup
 from core.capture.references import photo_references
 from core.capture.refine import refine_created, render_through, training_views
 from core.io import write_json
 from core.model.avatar import Avatar
+from core.model.closeups import MIN_HEAD_PX, head_box, head_centre, head_closeup
 from core.model.config import load_model_config
 from core.model.crops import BodyEstimate, crop_inputs, project
 from core.model.model import LCAModel

@@ -95,7 +95,7 @@ def test_two_gloo_processes_stay_in_sync(tmp_path, shards):
     assert read_checkpoint_meta(out / "ddp" / "last.safetensors")["step"] == 2
 
 
-def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path, shards, bench_root):
+def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path, shards, bench_root, real_footage):
     from core.train.evaluate import evaluate
     from core.train.export import export_model, model_from_checkpoint
 
@@ -105,7 +105,7 @@ def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path,
     assert shipped.stat().st_size < (cfg.run_dir / "last.safetensors").stat().st_size / 2  # fp16, no optimiser
     model, meta = model_from_checkpoint(shipped)
     assert meta["step"] == 1 and next(model.parameters()).dtype.is_floating_point
-    real = _real_footage(tmp_path / "real")
+    real = real_footage
     res = evaluate(
         model, bench_root, count=1, resolution=32, detail=0.08, crop_size=64, face_size=32,
         out_json=tmp_path / "eval.json", sheet=tmp_path / "sheet.png", progress=False, real=real,
@@ -129,25 +129,6 @@ def test_eval_reports_metrics_and_writes_a_sheet_for_an_exported_model(tmp_path,
     assert (tmp_path / "sheet.png").stat().st_size > 1000 and (tmp_path / "sheet_real.png").stat().st_size > 1000
     with pytest.raises(FileNotFoundError, match="prepare video"):
         evaluate(model, bench_root, count=1, resolution=32, real=bench_root, progress=False)
-
-
-def _real_footage(folder: Path) -> Path:
-    """What `prepare video` writes for a clip and a photo, made from a rendered clip (fitted body = truth)."""
-    from dataclasses import replace
-
-    from core.data.shards import write_shard
-    from core.data.video_bench import frontal_clip
-
-    clip = frontal_clip(0, frames=5, size=48, detail=0.05)
-    arrays = {k.replace("gt_", "est_"): v for k, v in clip.arrays.items()}
-    meta = {**clip.meta, "kind": "video", "times_s": [0.0, 0.3, 0.6, 1.5, 2.0]}
-    clip = replace(clip, key="video-clip", meta=meta, arrays=arrays)
-    photo = replace(
-        clip, key="video-photo", rgb=clip.rgb[:1], mask=clip.mask[:1], meta={**meta, "times_s": [0.0]},
-        arrays={k: v if k == "est_shape" else v[:1] for k, v in arrays.items()},
-    )  # fmt: skip
-    write_shard(folder / "video" / "video-000000.tar", [clip, photo])
-    return folder
 
 
 def test_sigterm_checkpoints_and_stops_and_the_run_resumes(tmp_path, shards):
@@ -187,7 +168,8 @@ def test_personalised_baseline_refines_the_feed_forward_identity_and_is_evaluate
     from core.model.config import load_model_config
     from core.model.model import LCAModel
     from core.model.rig import rig_from_body_asset
-    from core.train.evaluate import evaluate_state, personalise_sample, sample_identity
+    from core.train.evaluate import evaluate_state, sample_identity
+    from core.train.refine_frames import personalise_sample
 
     torch.manual_seed(0)
     model = LCAModel(load_model_config("tiny"), rig_from_body_asset()).eval()
@@ -211,7 +193,8 @@ def test_the_independent_per_subject_baseline_starts_from_the_template_and_learn
     from core.model.config import load_model_config
     from core.model.model import LCAModel
     from core.model.rig import rig_from_body_asset
-    from core.train.evaluate import evaluate_state, personalise_sample, template_model, template_state
+    from core.train.evaluate import evaluate_state, template_model, template_state
+    from core.train.refine_frames import personalise_sample
 
     torch.manual_seed(0)
     model = LCAModel(load_model_config("tiny"), rig_from_body_asset()).eval()

@@ -1,10 +1,11 @@
 """The photos an avatar was made from, sized for per-subject refinement (`core.model.personalise`): each photo as
 the capture assistant read it, letterboxed to one size with the person cut out, its person mask and its body
 estimate moved into those pixels, and the per-bone trust of its body fit (no photo is read or estimated again);
-with a rig, also a head close-up of each photo that shows the fitted head large enough (core.capture.closeups)."""
+with a rig, also a head close-up of each photo that shows the fitted head large enough (core.model.closeups)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class PhotoReferences:
     valid: torch.Tensor | None = None  # [N, H, W] bool: pixels that show the photo (not the letterbox padding)
     trust: torch.Tensor | None = None  # [N, J] per-bone trust of each photo's body fit (None: all trusted)
     names: tuple[str, ...] = ()  # N photo file names
-    heads: PhotoReferences | None = None  # M head close-ups of some of these photos (core.capture.closeups)
+    heads: PhotoReferences | None = None  # M head close-ups of some of these photos (core.model.closeups)
     head_of: tuple[int, ...] = ()  # M: the photo (index here) each close-up was cut from
     head_notes: tuple[str, ...] = ()  # why photos have no close-up, one line each
 
@@ -105,8 +106,33 @@ def photo_references(checks, *, side: int = PHOTO_SIDE, poor: bool = False, head
         torch.stack(images), tuple(estimates), torch.stack(masks), torch.stack(valid), rows,
         tuple(Path(c.path).name for c in usable),
     )  # fmt: skip
-    if head_rig is None:
-        return refs
-    from core.capture.closeups import with_head_closeups
+    return refs if head_rig is None else with_head_closeups(refs, usable, head_rig, side=side)
 
-    return with_head_closeups(refs, usable, head_rig, side=side)
+
+def with_head_closeups(refs: PhotoReferences, checks, rig, *, side: int) -> PhotoReferences:
+    """`refs` (photo_references of `checks`, one per photo) with a head close-up of every photo whose fitted head is in
+    view at a usable size (core.model.closeups.head_closeup), and a note for each photo that has none."""
+    from core.model.closeups import head_closeup
+
+    images, masks, valid, estimates, trust, names, head_of, notes = [], [], [], [], [], [], [], []
+    for i, c in enumerate(checks):
+        t = 1.0 if refs.trust is None else float(refs.trust[i, rig.head_joint])
+        got = head_closeup(c.image, c.mask, c.estimate, rig, side, t)
+        name = refs.names[i] if refs.names else Path(c.path).name
+        if isinstance(got, str):
+            notes.append(f"{name}: no head close-up: {got}")
+            continue
+        images.append(got[0])
+        masks.append(got[1])
+        valid.append(got[2])
+        estimates.append(got[3])
+        trust.append(None if refs.trust is None else refs.trust[i])
+        names.append(f"{name} (head)")
+        head_of.append(i)
+    heads = None
+    if head_of:
+        heads = PhotoReferences(
+            torch.stack(images), tuple(estimates), torch.stack(masks), torch.stack(valid),
+            None if refs.trust is None else torch.stack(trust), tuple(names),
+        )  # fmt: skip
+    return dataclasses.replace(refs, heads=heads, head_of=tuple(head_of), head_notes=tuple(notes))

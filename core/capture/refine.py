@@ -1,6 +1,6 @@
 """Refinement after creation (`create --refine N`): the avatar fitted to the photos it was made from, inside their
 person masks and through their fitted poses (core.model.personalise), and to head close-ups of those photos
-(core.capture.closeups); scored person-only on those photos and on photos held out of the refinement, whole and
+(core.model.closeups); scored person-only on those photos and on photos held out of the refinement, whole and
 inside the head close-up, before and after; the refined avatar is kept only when it is finite and neither whole-person
 score drops."""
 

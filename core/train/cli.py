@@ -83,9 +83,19 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         help="also score real footage: a folder written by `main.py prepare video FILE --out DIR`",
     )  # fmt: skip
     p.add_argument(
+        "--refine", type=int, default=0, metavar="N",
+        help="with --real: also refine each source's avatar for N steps on its reference frames only (as `create "
+        "--refine N` does with photos, head close-ups included) and score the refined avatar on the same held-out "
+        "frames beside the feed-forward one (0: no refinement)",
+    )  # fmt: skip
+    p.add_argument(
+        "--refine-lr", type=float, default=2e-3, metavar="LR", help="learning rate of --refine (as create's)"
+    )
+    p.add_argument(
         "--sets", nargs="+", default=["wild-test", "studio-test"],
-        choices=["wild-test", "studio-test", "loose-test"],
-        help="held-out sets to score (loose-test: identities in skirts and dresses, for the loose-garment deformer)",
+        choices=["wild-test", "studio-test", "loose-test", "none"],
+        help="held-out sets to score (loose-test: identities in skirts and dresses, for the loose-garment deformer; "
+        "none: only the real footage of --real)",
     )  # fmt: skip
     p.add_argument(
         "--lpips", default=None, metavar="FILE",
@@ -113,6 +123,15 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
                     f"--count must be >= 1, --resolution in 16..4096 and --face-size in 0..4096 (got {args.count}, "
                     f"{args.resolution}, {args.face_size})"
                 )
+            if args.refine < 0 or not args.refine_lr > 0:
+                raise ValueError(f"--refine must be >= 0 and --refine-lr > 0 (got {args.refine}, {args.refine_lr})")
+            if args.real is None and (args.refine or "none" in args.sets):
+                raise ValueError(
+                    ("--refine" if args.refine else "--sets none") + " scores real footage only: give --real DIR "
+                    "(a folder written by `main.py prepare video FILE --out DIR`)"
+                )
+            if "none" in args.sets and len(args.sets) > 1:
+                raise ValueError(f"--sets none cannot be combined with other sets (got {' '.join(args.sets)})")
             check_output_path(out / "eval.json", "evaluation result")
             # crop as in training: checked from the header before anything is built
             crop_size, face_size = stored_crop_sizes(read_checkpoint_meta(args.checkpoint), args.checkpoint)
@@ -133,8 +152,10 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
                 device=device,
                 real=args.real,
                 lpips=args.lpips,
-                benchmarks=tuple(args.sets),
+                benchmarks=tuple(b for b in args.sets if b != "none"),
                 closeup_size=args.face_size,
+                refine_steps=args.refine,
+                refine_lr=args.refine_lr,
             )
         except (FileNotFoundError, ValueError) as e:  # --real without ingested footage (checked before any other work)
             log.error("%s", e)

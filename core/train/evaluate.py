@@ -181,49 +181,6 @@ def closeup_metrics(posed: Gaussians, sample: Sample, f: int, device: torch.devi
     }
 
 
-def personalise_sample(
-    model: LCAModel,
-    state: IdentityState,
-    sample: Sample,
-    *,
-    steps: int,
-    device: torch.device,
-    lr: float = 2e-3,
-    acap_weight: float = 10.0,
-) -> tuple[IdentityState, list[float]]:
-    """`state` refined for `steps` steps on the sample's reference frames (the person cut out by its mask onto
-    black, as `personalise` renders), through the frames' estimated bodies and cameras. With the feed-forward
-    identity as `state` it is the "feed-forward + refinement" arm; with `template_state` on `template_model` it is
-    the independent per-subject baseline (Gaussians optimised from the template on the same photos)."""
-    from core.body.records import BodyParams
-    from core.model.avatar import Avatar
-    from core.model.crops import BodyEstimate
-    from core.model.personalise import personalise
-
-    a = sample.arrays
-    refs = np.nonzero(a["role"] == ROLE_REF)[0]
-    H, W = sample.rgb.shape[2:4]
-    t = lambda x: torch.as_tensor(np.asarray(x), dtype=torch.float32)  # noqa: E731
-    images = t(sample.rgb[refs, 0]) / 255.0 * (t(sample.mask[refs, 0])[..., None] > 127.5)  # [N, H, W, 3]
-    params = BodyParams(
-        shape=t(np.repeat(a["est_shape"][None], len(refs), 0)),
-        rotations=t(a["est_pose"][refs]),
-        expression=t(a["est_expression"][refs]),
-        gaze=t(a["est_gaze"][refs]),
-        translation=t(a["est_translation"][refs]),
-    )
-    cameras = [Camera(t(a["K"][f, 0]), t(a["T_cam_world"][f, 0]), W, H) for f in refs]
-    avatar, losses = personalise(
-        Avatar(model, state),
-        images.permute(0, 3, 1, 2).to(device),
-        BodyEstimate.split(params, cameras),
-        steps=steps,
-        lr=lr,
-        acap_weight=acap_weight,
-    )
-    return avatar.state, losses
-
-
 def template_model(model: LCAModel) -> LCAModel:
     """A per-frame model of the same body and anchors as `model` but nothing learnt: a fresh pose head (its last
     layer is zero, so no pose-dependent deltas), no deformer, no lighting code. Driving it is plain linear blend
@@ -393,11 +350,17 @@ def evaluate(
     lpips: str | Path | None = None,
     benchmarks: tuple[str, ...] = BENCHMARKS,
     closeup_size: int = 0,
+    refine_steps: int = 0,
+    refine_lr: float = 2e-3,
 ) -> dict:
     """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing, with head
     close-ups of `closeup_size` px when it is > 0); with `real`, also on the clips and photos that `main.py prepare
     video` wrote into that folder; with `lpips`, also LPIPS through that TorchScript network file (see
-    `core.train.lpips`). Sets that carry close-ups (however they were made) also get the face PSNR."""
+    `core.train.lpips`). Sets that carry close-ups (however they were made) also get the face PSNR. With `real` and
+    `refine_steps` > 0, each real source's avatar is also refined on its reference frames and scored beside the
+    feed-forward one (`core.train.evaluate_real.refine_sources`)."""
+    if refine_steps and real is None:
+        raise ValueError("refinement is scored on real footage only: give `real` (main.py eval --real DIR)")
     footage = real_footage(Path(real)) if real is not None else None  # a missing folder fails before any work
     device = torch.device(device)
     lp = LPIPSMetric(lpips, device) if lpips is not None else None
@@ -426,8 +389,9 @@ def evaluate(
         from core.train.evaluate_real import evaluate_real, real_sheet
 
         real_res, tiles = evaluate_real(
-            model, footage, crop_size=crop_size, face_size=face_size, device=device, progress=progress
-        )
+            model, footage, crop_size=crop_size, face_size=face_size, device=device, progress=progress,
+            refine_steps=refine_steps, refine_lr=refine_lr,
+        )  # fmt: skip
         results["real"] = real_res
         if sheet is not None:
             real_sheet(tiles, Path(sheet).with_name(Path(sheet).stem + "_real.png"))

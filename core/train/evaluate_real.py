@@ -35,6 +35,7 @@ from core.model.model import IdentityState, LCAModel
 from core.raster import Camera
 from core.raster.rasterize import rasterize
 from core.train.losses import ssim
+from core.train.refine_frames import valid_pixels
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,48 @@ def _mean_person_colour(sample: Sample, frames: np.ndarray) -> np.ndarray:
     return px.mean(0) / 255.0 if len(px) else np.full(3, 0.5)
 
 
+def refine_sources(
+    model: LCAModel,
+    footage: list[Sample],
+    states: list[IdentityState],
+    references: list[np.ndarray],
+    *,
+    steps: int,
+    lr: float,
+    device: torch.device,
+    progress: bool = True,
+) -> tuple[list[IdentityState], list[dict]]:
+    """Each source's feed-forward `states[i]` refined for `steps` steps on its reference frames `references[i]` only
+    (core.train.refine_frames: the person cut out onto black by the frame's mask and valid box, driven by the frame's
+    fitted body and camera, each frame followed by its head close-up where the fitted head is in view at >= 40 px, as
+    `create --refine` does with photos); the refined states and, per source, what the refinement did."""
+    import time
+
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from core.train.refine_frames import frame_views, personalise_views  # noqa: PLC0415
+
+    refined, info = [], []
+    bar = tqdm(total=steps * len(footage), desc="real: refine", unit="step", disable=not progress, dynamic_ncols=True)
+    for s, state, refs in zip(footage, states, references, strict=True):
+        views = frame_views(s, refs, head_rig=model.rig)
+        bar.set_postfix_str(_name(s)[:24])
+        t0 = time.perf_counter()
+        new, losses = personalise_views(
+            model, state, views, steps=steps, lr=lr, device=device, progress=lambda _k, _loss: bar.update(1)
+        )
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        refined.append(new)
+        info.append({
+            "frames": sorted({int(f) for f in views.frames}), "views": len(views), "closeups": views.closeups,
+            "closeup_notes": list(views.notes), "steps": steps, "lr": lr, "loss_first": round(losses[0], 5),
+            "loss_last": round(losses[-1], 5), "seconds": round(time.perf_counter() - t0, 2),
+        })  # fmt: skip
+    bar.close()
+    return refined, info
+
+
 def evaluate_real(
     model: LCAModel,
     footage: list[Sample],
@@ -186,45 +229,65 @@ def evaluate_real(
     gap_s: float = 1.0,
     max_targets: int = 6,
     progress: bool = True,
+    refine_steps: int = 0,
+    refine_lr: float = 2e-3,
 ) -> tuple[dict, list[dict]]:
-    """Per-source rows (held-out and reconstruction kept apart) and a summary; plus the tiles for `real_sheet`."""
+    """Per-source rows (held-out and reconstruction kept apart) and a summary; plus the tiles for `real_sheet`.
+
+    With `refine_steps` > 0, each source's feed-forward avatar is also refined on its reference frames only
+    (`refine_sources`, what `create --refine N` does with photos) and scored as "refined" on the same frames with the
+    same metric; a reconstruction row's refined score is still a reconstruction (the photo was refined on). The
+    wrong-identity control stays the other source's feed-forward avatar. Per-frame values are kept (`per_frame`).
+    """
     from tqdm import tqdm  # noqa: PLC0415
 
+    if refine_steps < 0:
+        raise ValueError(f"refine_steps must be >= 0, got {refine_steps}")
     device = torch.device(device)
     model = model.to(device).eval()
     roles = [held_out_roles(s, gap_s) for s in footage]
+    references = [np.nonzero((r == ROLE_REF) | (r == ROLE_RECONSTRUCTION))[0] for r in roles]
     states = []
-    for s, r in tqdm(list(zip(footage, roles, strict=True)), desc="real: avatars", disable=not progress):
-        refs = np.nonzero((r == ROLE_REF) | (r == ROLE_RECONSTRUCTION))[0]
+    for s, refs in tqdm(list(zip(footage, references, strict=True)), desc="real: avatars", disable=not progress):
         states.append(real_identity(model, s, refs, crop_size=crop_size, face_size=face_size, device=device))
+    refined, refine_info = None, None
+    if refine_steps > 0:
+        refined, refine_info = refine_sources(
+            model, footage, states, references, steps=refine_steps, lr=refine_lr, device=device, progress=progress
+        )
+    kinds = ("avatar", "refined", "flat", "wrong_identity") if refined else ("avatar", "flat", "wrong_identity")
     rows, tiles = [], []
     for i, (s, r) in enumerate(tqdm(list(zip(footage, roles, strict=True)), desc="real: score", disable=not progress)):
         targets = np.nonzero((r == ROLE_NOVEL_POSE) | (r == ROLE_NOVEL_VIEW) | (r == ROLE_RECONSTRUCTION))[0]
         if len(targets) > max_targets:
             targets = targets[np.linspace(0, len(targets) - 1, max_targets).round().astype(int)]
-        refs = np.nonzero((r == ROLE_REF) | (r == ROLE_RECONSTRUCTION))[0]
+        refs = references[i]
         flat = _mean_person_colour(s, refs)
         other = (i + 1) % len(footage)
         t = frame_times(s)
-        scores: dict[str, list[PersonScore]] = {"avatar": [], "flat": [], "wrong_identity": []}
+        scores: dict[str, list[PersonScore]] = {k: [] for k in kinds}
         for f in targets:
             target = s.rgb[f, 0].astype(np.float32) / 255.0
             mask = s.mask[f, 0].astype(np.float32) / 255.0
-            valid = _valid(s, f)
+            valid = valid_pixels(s, f)
             pred, alpha = render_on_black(model, states[i], s, f, device)
             scores["avatar"].append(person_score(pred, alpha, target, mask, valid))
-            flat_img = np.where(mask[..., None] > 0.5, flat[None, None], 0.0).astype(np.float32)
-            scores["flat"].append(person_score(flat_img, mask, target, mask, valid))
+            tile = {"source": _name(s), "target": target * (mask[..., None] > 0.5), "avatar": pred, "frame": target,
+                    "alpha": alpha, "mask": mask}  # fmt: skip
+            if refined:
+                tile["refined"], ra = render_on_black(model, refined[i], s, f, device)
+                scores["refined"].append(person_score(tile["refined"], ra, target, mask, valid))
+            tile["flat"] = np.where(mask[..., None] > 0.5, flat[None, None], 0.0).astype(np.float32)
+            scores["flat"].append(person_score(tile["flat"], mask, target, mask, valid))
             if other != i:
-                wp, wa = render_on_black(model, states[other], s, f, device)
-                scores["wrong_identity"].append(person_score(wp, wa, target, mask, valid))
+                tile["wrong"], wa = render_on_black(model, states[other], s, f, device)
+                scores["wrong_identity"].append(person_score(tile["wrong"], wa, target, mask, valid))
             else:
-                wp = np.zeros_like(pred)
+                tile["wrong"] = np.zeros_like(pred)
             if len(tiles) < 64:
-                tiles.append({"source": _name(s), "target": target * (mask[..., None] > 0.5), "avatar": pred,
-                              "flat": flat_img, "wrong": wp, "frame": target, "alpha": alpha, "mask": mask})  # fmt: skip
+                tiles.append(tile)
         held_out = bool((r == ROLE_NOVEL_POSE).any() or (r == ROLE_NOVEL_VIEW).any())
-        gaps = [float(np.min(np.abs(t[f] - t[refs]))) for f in targets] if held_out else [0.0]
+        gaps = [float(np.min(np.abs(t[f] - t[refs]))) for f in targets] if held_out else [0.0] * len(targets)
         row = {
             "source": _name(s),
             "protocol": "cross-frame" if held_out else "reconstruction (scored on its own reference)",
@@ -233,9 +296,14 @@ def evaluate_real(
             "min_gap_s": round(min(gaps), 2) if gaps else None,
             "wrong_identity_from": _name(footage[other]) if other != i else None,
         }
+        per_frame: dict = {"frame": [int(f) for f in targets], "gap_s": [round(g, 3) for g in gaps]}
         for k, v in scores.items():
             if v:
-                row[k] = {m: _mean([getattr(x, m) for x in v]) for m in ("psnr", "ssim", "iou", "covered", "spill")}
+                row[k] = {m: _mean([getattr(x, m) for x in v]) for m in SCORES}
+                per_frame[k] = {m: [_num(getattr(x, m)) for x in v] for m in SCORES}
+        row["per_frame"] = per_frame
+        if refine_info is not None:
+            row["refinement"] = refine_info[i]
         rows.append(row)
     summary = {}
     for name, sel in (("held_out", lambda r: r["protocol"] == "cross-frame"), ("reconstruction", lambda r: r["protocol"] != "cross-frame")):  # fmt: skip
@@ -243,21 +311,24 @@ def evaluate_real(
         if chosen:
             summary[name] = {
                 k: {m: _mean([r[k][m] for r in chosen if k in r]) for m in ("psnr", "ssim", "iou")}
-                for k in ("avatar", "flat", "wrong_identity")
+                for k in kinds
                 if any(k in r for r in chosen)
             } | {"sources": len(chosen), "frames": int(sum(r["targets"] for r in chosen))}
-    return {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "summary": summary, "sources": rows}, tiles
+    res = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "summary": summary, "sources": rows}
+    if refine_info is not None:
+        res["refinement"] = {
+            "steps": refine_steps, "lr": refine_lr, "seconds": round(sum(x["seconds"] for x in refine_info), 2),
+            "on": "each source's reference frames only (with their head close-ups), never a scored frame",
+        }  # fmt: skip
+    return res, tiles
 
 
-def _valid(s: Sample, f: int) -> np.ndarray | None:
-    """[H, W] bool: the pixels of frame f that show the source (ingestion's `valid_box`), None when not recorded."""
-    if "valid_box" not in s.arrays:
-        return None
-    H, W = s.rgb.shape[2:4]
-    x0, y0, x1, y1 = np.round(s.arrays["valid_box"][f, 0]).astype(int)
-    v = np.zeros((H, W), bool)
-    v[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = True
-    return v
+SCORES = ("psnr", "ssim", "iou", "covered", "spill")  # the fields of PersonScore
+
+
+def _num(v: float) -> float | None:
+    """A per-frame value for JSON: rounded, or None where it is not a number."""
+    return round(float(v), 4) if np.isfinite(v) else None
 
 
 def _mean(v: list[float]) -> float | None:
@@ -273,7 +344,10 @@ def _name(s: Sample) -> str:
 
 def real_sheet(tiles: list[dict], path, per_source: int = 2, side: int = 128) -> None:
     """One row per scored frame: frame with silhouettes (green person mask, red avatar), person on black, avatar
-    on black, flat control, wrong-identity control."""
+    on black, the refined avatar (when refinement ran), flat control, wrong-identity control."""
+    cols = [k for k in ("target", "avatar", "refined", "flat", "wrong") if tiles and k in tiles[0]]
+    names = {"target": "person on black", "avatar": "avatar", "refined": "refined", "flat": "flat control",
+             "wrong": "wrong identity"}  # fmt: skip
     rows, seen = [], {}
     for t in tiles:
         if seen.get(t["source"], 0) >= per_source:
@@ -283,14 +357,14 @@ def real_sheet(tiles: list[dict], path, per_source: int = 2, side: int = 128) ->
         for m, col in ((t["mask"], (60, 230, 90)), (t["alpha"], (240, 60, 60))):
             cs, _ = cv2.findContours((m > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
             cv2.drawContours(frame, cs, -1, col, 1)
-        ims = [frame] + [(np.clip(t[k], 0, 1) * 255).astype(np.uint8) for k in ("target", "avatar", "flat", "wrong")]
+        ims = [frame] + [(np.clip(t[k], 0, 1) * 255).astype(np.uint8) for k in cols]
         row = np.concatenate([cv2.resize(x, (side, side), interpolation=cv2.INTER_AREA) for x in ims], 1)
         cv2.putText(row, t["source"][:22], (3, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1)
         rows.append(row)
     if not rows:
         return
     head = np.zeros((16, rows[0].shape[1], 3), np.uint8)
-    for j, lab in enumerate(("frame (mask/avatar)", "person on black", "avatar", "flat control", "wrong identity")):
+    for j, lab in enumerate(["frame (mask/avatar)"] + [names[k] for k in cols]):
         cv2.putText(head, lab, (3 + j * side, 11), cv2.FONT_HERSHEY_SIMPLEX, 0.33, (255, 255, 255), 1)
     img = np.concatenate([head, *rows], 0)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
@@ -299,20 +373,42 @@ def real_sheet(tiles: list[dict], path, per_source: int = 2, side: int = 128) ->
 
 
 def format_real(res: dict) -> str:
-    """A table of the real-footage rows: every avatar score beside its flat and wrong-identity controls."""
+    """A table of the real-footage rows and the summary's means: every avatar score (and the refined avatar's, when
+    refinement ran) beside its flat and wrong-identity controls."""
+    rows, summary = res["sources"], res.get("summary", {})
+    refined = any("refined" in r for r in [*rows, *summary.values()])
+    psnr_kinds = ("avatar", "refined", "flat", "wrong_identity") if refined else ("avatar", "flat", "wrong_identity")
+    iou_kinds = ("avatar", "refined", "wrong_identity") if refined else ("avatar", "wrong_identity")
+    ssim_kinds = ("avatar", "refined") if refined else ("avatar",)
+    short = {"avatar": "avatar", "refined": "refined", "flat": "flat", "wrong_identity": "wrong-id"}
 
     def cell(row: dict, k: str, m: str) -> str:
         v = row.get(k, {}).get(m)
         return "   -  " if v is None else f"{v:6.2f}" if m == "psnr" else f"{v:6.3f}"
 
+    def cells(row: dict, kinds: tuple[str, ...], m: str) -> str:
+        return " / ".join(cell(row, k, m) for k in kinds)
+
+    def heading(m: str, kinds: tuple[str, ...]) -> str:
+        text = f"{m} " + " / ".join(short[k] for k in kinds)
+        return f"{text:{9 * len(kinds) - 3}s}"
+
     lines = [
-        f"{'source':28s} {'protocol':12s} {'n':>3s}  PSNR avatar / flat / wrong-id   IoU avatar / wrong-id  SSIM avatar",
+        f"{'source':28s} {'protocol':12s} {'n':>3s}  {heading('PSNR', psnr_kinds)}   {heading('IoU', iou_kinds)}   "
+        f"{heading('SSIM', ssim_kinds)}"
     ]
-    for r in res["sources"]:
-        proto = "cross-frame" if r["protocol"] == "cross-frame" else "recon (seen)"
-        lines.append(
-            f"{r['source'][:28]:28s} {proto:12s} {r['targets']:3d}  {cell(r, 'avatar', 'psnr')} / "
-            f"{cell(r, 'flat', 'psnr')} / {cell(r, 'wrong_identity', 'psnr')}   {cell(r, 'avatar', 'iou')} / "
-            f"{cell(r, 'wrong_identity', 'iou')}       {cell(r, 'avatar', 'ssim')}"
+
+    def line(name: str, proto: str, n: int, r: dict) -> str:
+        return (
+            f"{name[:28]:28s} {proto:12s} {n:3d}  {cells(r, psnr_kinds, 'psnr')}   {cells(r, iou_kinds, 'iou')}   "
+            f"{cells(r, ssim_kinds, 'ssim')}"
         )
+
+    for r in rows:
+        proto = "cross-frame" if r["protocol"] == "cross-frame" else "recon (seen)"
+        lines.append(line(r["source"], proto, r["targets"], r))
+    for name, label in (("held_out", "cross-frame"), ("reconstruction", "recon (seen)")):
+        if name in summary:
+            sm = summary[name]
+            lines.append(line(f"mean of {sm['sources']} source(s)", label, sm["frames"], sm))
     return "\n".join(lines)

@@ -1,11 +1,10 @@
-"""Head close-ups for refinement: a square crop of the original photo around its fitted head, resized to the
-refinement's image size, with a zoomed camera of the same pose (the crop's intrinsics), so that the face is refined
-at tens of pixels across instead of the 10-20 it covers in the letterboxed whole-body view."""
+"""Head close-ups for refinement (core.model.personalise): a square crop of a photo or video frame around its fitted
+head, resized to the refinement's image size, with a zoomed camera of the same pose (the crop's intrinsics), so that
+the face is refined at tens of pixels across instead of the 10-20 it covers in the letterboxed whole-body view."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -101,32 +100,3 @@ def head_closeup(rgb: np.ndarray, mask: np.ndarray | None, est: BodyEstimate, ri
         torch.from_numpy(valid),
         closeup_estimate(est, box, size),
     )
-
-
-def with_head_closeups(refs, checks, rig, *, side: int):  # (PhotoReferences, PhotoCheck list) -> PhotoReferences
-    """`refs` (core.capture.references.photo_references of `checks`, one per photo) with a head close-up of every photo
-    whose fitted head is in view at a usable size, and a note for each photo that has none."""
-    import dataclasses
-
-    images, masks, valid, estimates, trust, names, head_of, notes = [], [], [], [], [], [], [], []
-    for i, c in enumerate(checks):
-        t = 1.0 if refs.trust is None else float(refs.trust[i, rig.head_joint])
-        got = head_closeup(c.image, c.mask, c.estimate, rig, side, t)
-        name = refs.names[i] if refs.names else Path(c.path).name
-        if isinstance(got, str):
-            notes.append(f"{name}: no head close-up: {got}")
-            continue
-        images.append(got[0])
-        masks.append(got[1])
-        valid.append(got[2])
-        estimates.append(got[3])
-        trust.append(None if refs.trust is None else refs.trust[i])
-        names.append(f"{name} (head)")
-        head_of.append(i)
-    heads = None
-    if head_of:
-        heads = type(refs)(
-            torch.stack(images), tuple(estimates), torch.stack(masks), torch.stack(valid),
-            None if refs.trust is None else torch.stack(trust), tuple(names),
-        )  # fmt: skip
-    return dataclasses.replace(refs, heads=heads, head_of=tuple(head_of), head_notes=tuple(notes))
