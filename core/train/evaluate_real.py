@@ -13,6 +13,9 @@ Controls, scored the same way on the same frames and printed beside every score:
 - `flat`: the person's silhouette filled with one colour, the mean person colour of the reference frames;
 - `wrong identity`: the avatar of another source, driven by this frame's body.
 An avatar that is not better than both controls has not captured the person.
+
+With refinement (`main.py eval --real DIR --refine N`), each source's avatar is also refined on its reference frames
+only, as `create --refine N` refines on photos (with head close-ups), and scored as "refined" beside it.
 """
 
 from __future__ import annotations
