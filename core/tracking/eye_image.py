@@ -1,15 +1,21 @@
 """Image evidence for the eyes: is there iris between the lids, or only lid?
 
-The face mesh gives lids lowered over a downward gaze and shut lids nearly the same aperture (0.05-0.09 of the
-eye width on the labelled real clips, bench/labels/face_labels_real.json), so the landmarks alone read a person
-looking down at a keyboard as blinking. The picture tells them apart: under a lowered lid a strip of iris and
+The face mesh gives lids lowered over a downward gaze and shut lids nearly the same aperture (lowered 0.03-0.12
+of the eye width, shut mostly 0.00-0.15, on the labelled real clips of bench/labels/face_labels_real.json), so the
+landmarks alone read a person looking down at a keyboard as blinking. The picture tells them apart: under a lowered lid a strip of iris and
 pupil shows, solid and dark from edge to edge; under a shut lid there is lid skin, or lashes with skin between
 the strands. `under_lid_light` measures that strip: the brightness of its lightest tenth (90th percentile)
 relative to the skin around the eye. The lightest tenth is what separates: a lash fringe or a lid crease is dark
 on average too, but never everywhere.
 
-Sampled in eye-aligned coordinates (x along the corners, y across them, one unit = the eye's width), a few dozen
-bilinear samples per eye from the picture the face mesh ran on: well under a millisecond per frame.
+Sampled in eye-aligned coordinates (x along the corners, y across them, one unit = the eye's width): 108 bilinear
+samples per eye from the picture the face mesh ran on, about 0.3 ms per frame on one CPU core. The mesh's iris
+centre is predicted even for shut eyes; only its position along the eye is used, to place the strip.
+
+What it cannot see (docs/RESULTS.md, "Lowered eyes: the picture"): a sliver of iris thinner than the strip, or a
+light iris, is not solid dark, so such lowered lids still read as the mesh has them; make-up that is solid dark
+that deep under a shut lid reads as iris. The strip's depth and the thresholds in core/tracking/face.py were set
+on one person's lowered eyes.
 """
 
 from __future__ import annotations

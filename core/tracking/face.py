@@ -89,9 +89,9 @@ FROWN_DOWNTURN_SPAN = 0.04  # corner downturn below the seam beside it of a full
 BLINK_CURVE = 2.0  # eyeBlink = closure ** BLINK_CURVE (closure: 0 the open eye, 1 shut)
 # The strip under the upper lid (eye_image.under_lid_light, its lightest tenth against the skin): iris shows at or
 # below IRIS_STRIP_DARK, lid or lashes at or above IRIS_STRIP_LIGHT. On the labelled real frames lowered lids over
-# a dark strip of iris read 0.21-0.28 (both eyes' larger value) and shut eyes 0.41 and up (smeared mascara at the
-# bottom of that range, clean lids 0.67 and up).
-IRIS_STRIP_DARK, IRIS_STRIP_LIGHT = 0.30, 0.40
+# a dark strip of iris read 0.21-0.28 (both eyes' larger value) and shut eyes 0.41 and up (mascara smeared by
+# tears at the bottom of that range, other people's shut lids 0.67 and up); the ramp sits between the two.
+IRIS_STRIP_DARK, IRIS_STRIP_LIGHT = 0.30, 0.38
 LOWERED_LID_BLINK = 0.3  # eyeBlink of lids lowered over a downward gaze with the iris showing: open, looking down
 MOUTH_NARROW_SPAN = 0.35  # relative loss of mouth width in a full pucker
 STRETCH_SPAN = 0.15
