@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "default_avatar_refine.json")
     ap.add_argument("--sheet", type=Path, default=None, help="also write every view in a grid (PNG)")
     ap.add_argument("--full-precision", action="store_true", help="save float32 (default: half precision)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where to refine")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from tqdm import tqdm
@@ -268,10 +269,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t_all, cpu0 = time.perf_counter(), time.process_time()
     benchmark, index = example_identity(args.example)
-    model, _ = model_from_checkpoint(str(args.model), "cpu")
+    model, _ = model_from_checkpoint(str(args.model), args.device)
     model = model.float().eval()
     feed_forward, ex = decode_example(model, args.example)
-    start = feed_forward if args.init is None else Avatar.load(args.init)
+    start = feed_forward if args.init is None else Avatar.load(args.init, device=args.device)
     log.info("%s is benchmark identity %s #%d; rendering its capture at %d px", args.example.name, benchmark, index,
              args.size)  # fmt: skip
     t0 = time.perf_counter()
