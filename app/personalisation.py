@@ -64,6 +64,7 @@ class PersonaliseJob:
                 progress=on_step,
                 log_every=0,
                 bone_trust=refs.trust,
+                masks=refs.masks,
             )
         except (ValueError, RuntimeError) as e:
             self.error = f"{type(e).__name__}: {e}"

@@ -247,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128, help="side of every view (body views and close-ups), pixels")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--acap-weight", type=float, default=10.0)
+    ap.add_argument("--silhouette-weight", type=float, default=0.5, help="fit coverage to the masks (0: colour only)")
     ap.add_argument("--face-weight", type=int, default=2, help="each close-up is fitted this many times per pass")
     ap.add_argument("--views", choices=["capture", "face"], default="capture", help="the view set (face: FACE_VIEWS)")
     ap.add_argument("--init", type=Path, default=None, help="refine this avatar file (default: the example's decode)")
@@ -255,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "default_avatar_refine.json")
     ap.add_argument("--sheet", type=Path, default=None, help="also write every view in a grid (PNG)")
     ap.add_argument("--full-precision", action="store_true", help="save float32 (default: half precision)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="where to refine")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from tqdm import tqdm
@@ -268,10 +270,10 @@ def main(argv: list[str] | None = None) -> int:
 
     t_all, cpu0 = time.perf_counter(), time.process_time()
     benchmark, index = example_identity(args.example)
-    model, _ = model_from_checkpoint(str(args.model), "cpu")
+    model, _ = model_from_checkpoint(str(args.model), args.device)
     model = model.float().eval()
     feed_forward, ex = decode_example(model, args.example)
-    start = feed_forward if args.init is None else Avatar.load(args.init)
+    start = feed_forward if args.init is None else Avatar.load(args.init, device=args.device)
     log.info("%s is benchmark identity %s #%d; rendering its capture at %d px", args.example.name, benchmark, index,
              args.size)  # fmt: skip
     t0 = time.perf_counter()
@@ -298,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     refined, losses = personalise(
         start, images, [fit.estimates[i] for i in order], steps=args.steps, lr=args.lr,
         acap_weight=args.acap_weight, progress=progress, log_every=0,
+        masks=fit.masks[order] if args.silhouette_weight > 0 else None, silhouette_weight=args.silhouette_weight,
     )  # fmt: skip
     bar.close()
     t_refine = time.perf_counter() - t0
@@ -316,7 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "bench": "default_avatar_refine", "device": device_name(), "example": args.example.name,
         "identity": f"{benchmark} #{index}", "description": description, "steps": args.steps, "size": args.size,
-        "lr": args.lr, "acap_weight": args.acap_weight, "face_weight": args.face_weight,
+        "lr": args.lr, "acap_weight": args.acap_weight, "silhouette_weight": args.silhouette_weight,
+        "face_weight": args.face_weight,
         "views_fitted": fit.names, "views_held_out": held.names,
         "views": args.views, "init": None if args.init is None else str(args.init),
         "held_out": {"feed_forward": ff, "before": before, "after": after},

@@ -9,6 +9,8 @@ reading far from its level), and an on/off decision: a blink is on when the labe
 lowered lids are not a blink) and read as on at >= 0.5; jaw, smile, frown and brows are on at label >= 0.5 and
 read as on at >= 0.25. "default" is the retargeter as it starts (no calibration); "calibrated" takes the clip's
 labelled neutral frame as the person's neutral (`FaceRetargeter.set_neutral`), only for the clips that have one.
+Beside the scores: every eyeBlink reading of the frames labelled lowered or half-closed (0.5) and shut (1), with
+the picture's under-lid measure (core/tracking/eye_image.py), and the time that measure takes per frame.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from bench.face_real_data import SOURCES, Source, available_sources, read_frames  # noqa: E402
 from core.io import write_json  # noqa: E402
+from core.tracking.types import Landmarks  # noqa: E402
 
 log = logging.getLogger("bench.face_real")
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,8 +82,9 @@ def reading(channels: dict[str, float], scored: str) -> float:
     return float(np.mean([channels.get(f"expr.{n}", 0.0) for n in names]))
 
 
-def track_source(src: Source, frames: set[int], neutral: int | None) -> dict[str, dict[int, dict[str, float] | None]]:
-    """{"default" | "calibrated": {frame: retargeter channels or None (no face)}} over the labelled frames."""
+def track_source(src: Source, frames: set[int], neutral: int | None) -> tuple[dict, dict[int, Landmarks]]:
+    """{"default" | "calibrated": {frame: retargeter channels or None (no face)}} over the labelled frames, and
+    the landmarks of those frames."""
     from core.tracking.face import FaceRetargeter
     from core.tracking.landmarks import Tracker
 
@@ -95,7 +99,7 @@ def track_source(src: Source, frames: set[int], neutral: int | None) -> dict[str
         out["default"][i] = default(lm) if lm.face is not None else None
     if neutral is not None and neutral in landmarks and calibrated.set_neutral(landmarks[neutral]):
         out["calibrated"] = {i: (calibrated(lm) if lm.face is not None else None) for i, lm in landmarks.items()}
-    return out
+    return out, landmarks
 
 
 def score(pairs: list[tuple[float, float]], channel: str) -> dict[str, float | int | dict]:
@@ -182,15 +186,40 @@ def plot(labels: dict, reads: dict[str, dict[int, dict[str, float] | None]], pat
     return path
 
 
+def eye_readings(
+    labels: dict[str, dict[int, dict[str, float | None]]],
+    reads: dict[str, dict[str, dict[int, dict[str, float] | None]]],
+    landmarks: dict[str, dict[int, Landmarks]],
+) -> dict[str, dict[str, dict[str, str]]]:
+    """{source: {"0.5" | "1": {frame: "eyeBlink D (calibrated C), under-lid light R / L"}}} for the frames labelled
+    lowered or half-closed, and shut (frames without a face left out); one line a frame in the results file."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for name, frames in reads["default"].items():
+        for f in sorted(frames):
+            level, ch = labels[name][f].get("eyeBlink"), frames[f]
+            if level not in (0.5, 1.0) or ch is None:
+                continue
+            text = f"eyeBlink {reading(ch, 'eyeBlink'):.3f}"
+            cal = reads["calibrated"].get(name, {}).get(f)
+            if cal is not None:
+                text += f" (calibrated {reading(cal, 'eyeBlink'):.3f})"
+            light = landmarks[name][f].under_lid_light
+            if light is not None:
+                text += f", under-lid light {light[0]:.3f} / {light[1]:.3f}"
+            out.setdefault(name, {}).setdefault(f"{level:g}", {})[str(f)] = text
+    return out
+
+
 def evaluate(names: list[str] | None = None, *, labels_path: Path = LABELS, plot_path: Path | None = None) -> dict:
     """Track every labelled frame of the installed sources and score it (see the module docstring)."""
     t0 = time.perf_counter()
     labels, neutrals = load_labels(labels_path), neutral_frames(labels_path)
     reads: dict[str, dict[str, dict]] = {"default": {}, "calibrated": {}}
+    landmarks: dict[str, dict[int, Landmarks]] = {}
     for src in available_sources(names):
         if src.name not in labels:
             continue
-        got = track_source(src, set(labels[src.name]), neutrals.get(src.name))
+        got, landmarks[src.name] = track_source(src, set(labels[src.name]), neutrals.get(src.name))
         for mode, frames in got.items():
             reads[mode][src.name] = frames
         log.info("%s: %d labelled frames tracked", src.name, len(got["default"]))
@@ -204,6 +233,15 @@ def evaluate(names: list[str] | None = None, *, labels_path: Path = LABELS, plot
             labels, {k: v for k, v in reads["default"].items() if k in calibrated_sources}
         ),
         "calibrated_sources": calibrated_sources,
+        "eyeBlink_lowered_and_shut": eye_readings(labels, reads, landmarks),
+        "eyes_ms_median": round(
+            float(
+                np.median(
+                    [lm.timings_ms["eyes"] for per in landmarks.values() for lm in per.values() if lm.face is not None]
+                )
+            ),
+            3,
+        ),
         "decisions": {
             "eyeBlink": "on: label 1 (shut); read on at >= 0.5",
             "others": "on: label >= 0.5; read on at >= 0.25",

@@ -281,3 +281,23 @@ def rig_bone_names(rig):
     names = list(world_body().bone_names)
     assert len(names) == len(rig.parents)
     return names
+
+
+def test_bundle_examples_takes_any_identity_of_a_benchmark(tmp_path, bench_root):
+    """`python -m core.eval.bundle_examples --only studio-test --index 1`: the second identity, its own name and file;
+    an index past the benchmark writes nothing."""
+    from core.data.benchmarks import load_benchmark, write_benchmark
+    from core.data.synth import SynthConfig
+    from core.eval.bundle_examples import examples_from_benchmarks, main
+    from core.model.examples import load_example
+
+    shards = write_benchmark(bench_root, "studio-test", 2, SynthConfig(32, 32, detail=0.08))
+    (ex,) = examples_from_benchmarks(bench_root, 64, 32, index=1, benchmarks=("studio-test",))
+    assert ex.name == "studio-test #1" and ex.source.startswith(shards[1].name)
+    truth = torch.as_tensor(load_benchmark(shards[1])[0].arrays["est_shape"]).float()
+    torch.testing.assert_close(ex.shape, truth)
+    assert main(["--bench", str(bench_root), "--only", "studio-test", "--index", "1", "--out", str(tmp_path)]) == 0
+    assert load_example(tmp_path / "studio-test-1.safetensors").name == "studio-test #1"
+    assert examples_from_benchmarks(bench_root, 64, 32, index=5, benchmarks=("studio-test",)) == []
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        examples_from_benchmarks(bench_root, index=0, benchmarks=("studio",))

@@ -1,3 +1,6 @@
+import dataclasses
+
+import pytest
 import torch
 
 from core.model.avatar import Avatar
@@ -133,3 +136,27 @@ def test_personalise_leaves_the_shared_model_without_gradients_and_unchanged():
         assert torch.equal(v, before[k]), f"personalising changed the shared model's {k}"
     assert refined.model is model, "the refined avatar drives with the same (shared) model"
     assert all(p.requires_grad for p in model.parameters()), "the shared model's own flags are left alone"
+
+
+def test_personalise_with_masks_fits_coverage_so_dark_stray_gaussians_do_not_survive():
+    """On black, a dark Gaussian off the person costs nothing in colour; with the person masks its coverage does."""
+    from core.capture.refine import render_through
+
+    torch.manual_seed(0)
+    rig = toy_rig()
+    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
+    model = LCAModel(cfg, rig).eval()
+    ests = _scene(rig, size=24)
+    images = torch.zeros(2, 3, 24, 24)  # nothing but black where the avatar is
+    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
+    av = Avatar.create(model, body_crops=body, face_crops=face)
+    can = av.state.canonical  # a black avatar: on black it is already right in colour
+    av = Avatar(model, dataclasses.replace(av.state, canonical=dataclasses.replace(can, albedo=can.albedo * 0.0)))
+    coverage = lambda a: sum(float(render_through(a, e)[1].sum()) for e in ests)  # noqa: E731
+    colour_only, _ = personalise(av, images, ests, steps=12, lr=0.05)
+    with_masks, _ = personalise(av, images, ests, steps=12, lr=0.05, masks=torch.zeros(2, 24, 24))
+    assert coverage(av) > 1.0, "the test avatar covers no pixel to begin with"
+    assert coverage(colour_only) > 0.95 * coverage(av), "on black, colour alone already charged the dark avatar"
+    assert coverage(with_masks) < 0.7 * coverage(av), "the masks' empty silhouettes did not clear the dark avatar"
+    with pytest.raises(ValueError, match="masks"):
+        personalise(av, images, ests, steps=1, masks=torch.zeros(2, 12, 12))

@@ -240,3 +240,99 @@ def test_retargeter_switches_groups_and_falls_back_to_the_face_without_a_body_mo
     r = Retargeter()
     assert not r.body_available
     assert {channel_group(k) for k in r(lm)} == {"face"}
+
+
+SKIN, IRIS, LASH = (190, 150, 130), (40, 32, 30), (25, 20, 20)
+
+
+def _paint_eyes(face: np.ndarray, size: tuple[int, int], under_lid: str) -> np.ndarray:
+    """[H, W, 3] skin-coloured picture of the two eyes of `face` [478, 3] (normalised): an upper lash line along
+    each upper lid and under it `under_lid`: "iris" (a dark disc round the iris centre, covered above the lid, as
+    under lids lowered over a downward gaze), "skin" (a shut lid) or "lashes" (a shut lid with a lash fringe)."""
+    import cv2
+
+    from core.tracking.eye_image import EYE_L_UPPER, EYE_R_UPPER, IRIS_L, IRIS_R
+
+    W, H = size
+    img = np.empty((H, W, 3), np.uint8)
+    img[:] = SKIN
+    px = face[:, :2] * np.array([W, H])
+    for upper, iris in ((EYE_R_UPPER, IRIS_R), (EYE_L_UPPER, IRIS_L)):
+        lid = px[list(upper)]  # [9, 2] corner to corner
+        width = float(np.linalg.norm(lid[-1] - lid[0]))
+        if under_lid == "iris":
+            cv2.circle(img, tuple(np.round(px[iris]).astype(int)), round(0.2 * width), IRIS, -1)
+            above = np.concatenate([lid, [[lid[-1, 0], 0], [lid[0, 0], 0]]])  # the lid, up to the picture's top
+            cv2.fillPoly(img, [np.round(above).astype(np.int32)], SKIN)
+        if under_lid == "lashes":
+            for x in np.arange(lid[0, 0], lid[-1, 0], 2.0):  # 1-pixel strands 2 pixels apart, past the strip
+                y = float(np.interp(x, lid[:, 0], lid[:, 1]))
+                cv2.line(img, (round(x), round(y)), (round(x), round(y + 0.12 * width)), LASH, 1)
+        cv2.polylines(img, [np.round(lid).astype(np.int32)], False, LASH, 2)
+    return img
+
+
+def _eye_pair(width: float = 48.0, aperture: float = 0.05, size: tuple[int, int] = (240, 120)) -> np.ndarray:
+    """[478, 3] face mesh (normalised) with only the two eyes placed: lids `aperture` eye widths apart at the
+    middle, irises centred just above the upper lids (a downward gaze under lowered lids)."""
+    from core.tracking.eye_image import EYE_L_LOWER, EYE_L_UPPER, EYE_R_LOWER, EYE_R_UPPER, IRIS_L, IRIS_R
+
+    face = np.zeros((478, 3))
+    for cx, upper, lower, iris in ((70, EYE_R_UPPER, EYE_R_LOWER, IRIS_R), (170, EYE_L_UPPER, EYE_L_LOWER, IRIS_L)):
+        t = np.linspace(-1.0, 1.0, len(upper))  # corner to corner, left to right in the picture
+        bulge = 1.0 - t**2
+        face[list(upper), 0] = face[list(lower), 0] = cx + t * width / 2
+        face[list(upper), 1] = 60 - aperture * width / 2 * bulge
+        face[list(lower), 1] = 60 + aperture * width / 2 * bulge
+        face[iris, :2] = (cx, 60 - aperture * width / 2 - 0.04 * width)
+    return face / np.array([size[0], size[1], size[0]])
+
+
+def test_under_lid_light_tells_a_visible_iris_from_a_shut_lid():
+    from core.tracking.eye_image import under_lid_light
+    from core.tracking.face import IRIS_STRIP_DARK, IRIS_STRIP_LIGHT
+
+    face, size = _eye_pair(), (240, 120)
+    iris = under_lid_light(_paint_eyes(face, size, "iris"), face)
+    skin = under_lid_light(_paint_eyes(face, size, "skin"), face)
+    lashes = under_lid_light(_paint_eyes(face, size, "lashes"), face)
+    assert iris.shape == (2,) and (iris < IRIS_STRIP_DARK).all(), iris  # dark iris from edge to edge
+    assert (skin > 0.9).all(), skin  # lid skin, as light as the skin around it
+    # a lash fringe is dark on average, but skin shows between the strands: its lightest tenth is lid
+    assert (lashes > IRIS_STRIP_LIGHT).all(), lashes
+    # an eye too small to sample says nothing
+    tiny = _eye_pair(width=3.0)
+    assert np.isnan(under_lid_light(_paint_eyes(tiny, size, "iris"), tiny)).all()
+
+
+def test_lowered_lids_over_a_visible_iris_read_open_and_shut_lids_read_shut():
+    from core.tracking.eye_image import under_lid_light
+    from core.tracking.face import LOWERED_LID_BLINK, iris_shown, lowered_lid_blink
+
+    lm = _landmarks_from_template(np.eye(3))
+    unit = 180.0 / 480.0
+    tpl = load_face_template()
+    width = float(np.linalg.norm(tpl.landmarks[EYE_L_OUTER, :2] - tpl.landmarks[EYE_L_INNER, :2]))
+    face = lm.face.copy()
+    for upper, lower in EYE_R_LIDS + EYE_L_LIDS:  # the mesh reads both lowered and shut lids 0.03 apart
+        face[upper, :2] = face[lower, :2] - np.array([0.0, 0.03 * width * unit])
+    for iris, lower in ((468, EYE_R_LIDS[0][1]), (473, EYE_L_LIDS[0][1])):  # irises just above the lids: gaze down
+        face[iris, :2] = face[lower, :2] - np.array([0.0, 0.08 * width * unit])
+
+    def read(under_lid: np.ndarray | None) -> dict[str, float]:
+        return FaceRetargeter()(
+            Landmarks(frame_index=1, image_size=lm.image_size, face=face, under_lid_light=under_lid)
+        )
+
+    lowered_picture = under_lid_light(_paint_eyes(face, lm.image_size, "iris"), face)
+    shut_picture = under_lid_light(_paint_eyes(face, lm.image_size, "lashes"), face)
+    lowered, shut, unseen = read(lowered_picture), read(shut_picture), read(None)
+    for side in ("Left", "Right"):
+        assert lowered[f"expr.eyeBlink{side}"] < 0.4, lowered_picture  # open eyes looking down
+        assert shut[f"expr.eyeBlink{side}"] > 0.95, shut_picture
+        assert unseen[f"expr.eyeBlink{side}"] > 0.95  # no picture (a recording, the network): the mesh's reading
+    assert lowered["gaze.pitch"] < -10.0  # eyes that read open give their gaze: down
+    # one eye's dark strip alone (smeared make-up, a shadow) does not open a shut pair
+    assert read(np.array([lowered_picture[0], shut_picture[1]]))["expr.eyeBlinkLeft"] > 0.95
+    assert iris_shown(np.array([np.nan, 0.1])) == 0.0 and iris_shown(None) == 0.0
+    assert lowered_lid_blink(0.2, 1.0) == 0.2 and lowered_lid_blink(1.0, 1.0) == pytest.approx(LOWERED_LID_BLINK)

@@ -32,7 +32,9 @@ def test_face_mesh_with_irises_lands_on_the_astronauts_face(astronaut, tracker):
     left_iris, right_iris = lm.face[473, :2], lm.face[468, :2]
     assert left_iris[0] > right_iris[0]
     assert abs(left_iris[1] - right_iris[1]) < 0.05
-    assert {"face", "total"} <= set(lm.timings_ms)
+    assert {"face", "eyes", "total"} <= set(lm.timings_ms)
+    # the picture under each upper lid (core.tracking.eye_image): measured for both eyes wherever the face is found
+    assert lm.under_lid_light.shape == (2,) and np.isfinite(lm.under_lid_light).all()
 
 
 def test_body_runs_every_nth_frame_and_is_reused_between(astronaut, tracker):
@@ -56,6 +58,7 @@ def test_disabled_parts_are_none_and_not_run(astronaut):
     with Tracker(face=False, body=False, hands=False) as t:
         lm = t.track(astronaut, 0)
     assert lm.face is None and lm.pose is None and lm.left_hand is None and lm.right_hand is None
+    assert lm.under_lid_light is None
     assert set(lm.timings_ms) == {"resize", "total"}
 
 

@@ -239,7 +239,7 @@ def refine_created(
     t0 = time.perf_counter()
     refined, losses = personalise(
         avatar, views.images, list(views.estimates), steps=steps, lr=lr, log_every=0, progress=progress,
-        bone_trust=views.trust,
+        bone_trust=views.trust, masks=views.masks,
     )  # fmt: skip
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)

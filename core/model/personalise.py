@@ -20,7 +20,7 @@ from core.raster.types import Camera, Gaussians
 
 log = logging.getLogger(__name__)
 
-Renderer = Callable[[Gaussians, Camera], Tensor]  # -> colour [1, H, W, 3]
+Renderer = Callable[[Gaussians, Camera], tuple[Tensor, Tensor]]  # -> colour [1, H, W, 3], alpha [1, H, W, 1]
 
 OPTIMISED = ("offsets", "albedo", "opacity_logits", "quats", "log_scales", "transfer")
 
@@ -30,11 +30,12 @@ OPTIMISED = ("offsets", "albedo", "opacity_logits", "quats", "log_scales", "tran
 CPU_RASTER = TorchRasterSettings(tile_size=4, depth_block=128)
 
 
-def _default_render(g: Gaussians, cam: Camera) -> Tensor:
+def _default_render(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor]:
     from core.raster.rasterize import rasterize
 
     settings = CPU_RASTER if g.means.device.type == "cpu" else None
-    return rasterize(g, cam, background=(0.0, 0.0, 0.0), torch_settings=settings).color
+    r = rasterize(g, cam, background=(0.0, 0.0, 0.0), torch_settings=settings)
+    return r.color, r.alpha
 
 
 def frozen_view(model: torch.nn.Module) -> torch.nn.Module:
@@ -56,6 +57,8 @@ def personalise(
     log_every: int = 50,
     progress: Callable[[int, float], None] | None = None,  # called after each step with (step, loss)
     bone_trust: Tensor | None = None,  # [N, J] in [0, 1] per photo: 0 where its body fit put that bone elsewhere
+    masks: Tensor | None = None,  # [N, H, W] in [0, 1] person masks of the images
+    silhouette_weight: float = 0.5,
 ) -> tuple[Avatar, list[float]]:
     """Refine the canonical Gaussians so that driven renders match the photos (L1 + as-close-as-possible).
 
@@ -63,12 +66,17 @@ def personalise(
     optimised: the forward passes run on a frozen copy of the model, so the model (which a GUI thread may be
     driving meanwhile, and which other avatars share) gets no gradients and no change. With `bone_trust`, a photo's
     gradient reaches each anchor as the trust of the bones it is skinned to allows (none below 0.3, all above 0.7,
-    as in creation): a region the body fit misplaced in a photo learns nothing from that photo.
+    as in creation): a region the body fit misplaced in a photo learns nothing from that photo. With `masks`, the
+    render's coverage (alpha) is also fitted to each person mask (L1, `silhouette_weight`): on black, a dark stray
+    Gaussian off the person costs next to nothing in colour, so refinement without it leaves dark floaters around
+    the avatar and a speckled outline, which show against any backdrop but black.
     """
     if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] != len(estimates) or len(estimates) == 0:
         raise ValueError(f"images: expected [N, 3, H, W] with one estimate per image, got {tuple(images.shape)}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if masks is not None and (masks.dim() != 3 or tuple(masks.shape) != (images.shape[0], *images.shape[2:])):
+        raise ValueError(f"masks: expected [N, H, W] = {[images.shape[0], *images.shape[2:]]}, got {list(masks.shape)}")
     render = render or _default_render
     model, dev = avatar.model, avatar.state.anchors.device
     anchor_trust = None
@@ -84,6 +92,7 @@ def personalise(
     params = {k: getattr(can, k).detach().clone().requires_grad_(True) for k in OPTIMISED}
     opt = torch.optim.Adam(params.values(), lr=lr)
     targets = images.to(dev).permute(0, 2, 3, 1)  # [N, H, W, 3]
+    coverage = None if masks is None else masks.to(dev, torch.float32)[..., None]  # [N, H, W, 1]
     light = Lighting.neutral(dev)
     losses: list[float] = []
     for step in range(steps):
@@ -92,13 +101,23 @@ def personalise(
         c = dataclasses.replace(can, **params)
         state = dataclasses.replace(avatar.state, canonical=c)
         out = drive_gaussians(
-            frozen, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev)
+            frozen,
+            state,
+            est.pose.to(dev),
+            est.expression.to(dev),
+            est.gaze.to(dev),
+            light,
+            est.translation.to(dev),
+            regularisers=False,  # the deformer's training terms: not part of this loss
         )
         cam = est.camera.to(dev)
         if (cam.height, cam.width) != tuple(targets.shape[1:3]):
             raise ValueError(f"camera {i} is {cam.width}x{cam.height} but its image is {tuple(targets.shape[1:3])}")
-        pred = render(out.gaussians, cam)[0]  # [H, W, 3]
+        colour, alpha = render(out.gaussians, cam)
+        pred = colour[0]  # [H, W, 3]
         loss = (pred - targets[i]).abs().mean() + acap_weight * (params["offsets"] - can.offsets).pow(2).mean()
+        if coverage is not None:
+            loss = loss + silhouette_weight * (alpha[0] - coverage[i]).abs().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if anchor_trust is not None:

@@ -4,9 +4,12 @@ Head rotation is a similarity Procrustes fit of the expression-free points of th
 (assets/tracking/face_template.npz, built by `python -m core.eval.fit_face`). Expressions are read
 geometrically from the head-aligned mesh, Kalidokit-style: each coefficient is the change of one measurement
 (eye aperture / eye width, lip gap, mouth-corner upturn, brow height, ...) from its neutral value, divided by
-the change that a full expression makes, clamped to [0, 1]. `reading="learned"` replaces these rules by a
-ridge regression fitted on renders of synthetic people with known coefficients (core/tracking/face_regressor.py):
-an experiment, kept for the comparison in docs/RESULTS.md ("Live driving accuracy"); it does not read real faces.
+the change that a full expression makes, clamped to [0, 1]. The blink also takes the picture: lids lowered over
+a downward gaze give the mesh the aperture of shut ones, so where the tracker saw a solid strip of iris under both
+upper lids (core/tracking/eye_image.py) the blink is held at a lowered lid's (`lowered_lid_blink`).
+`reading="learned"` replaces these rules by a ridge regression fitted on renders of synthetic people with known
+coefficients (core/tracking/face_regressor.py): an experiment, kept for the comparison in docs/RESULTS.md ("Live
+driving accuracy"); it does not read real faces.
 """
 
 from __future__ import annotations
@@ -84,6 +87,12 @@ UPTURN_JITTER = 0.02  # upturn changes the mesh makes at rest, not a smile (or a
 UPTURN_MIN_SPAN = 0.03  # smallest rest-to-full-smile upturn span (faces whose corners turn up strongly at rest)
 FROWN_DOWNTURN_SPAN = 0.04  # corner downturn below the seam beside it of a full frown
 BLINK_CURVE = 2.0  # eyeBlink = closure ** BLINK_CURVE (closure: 0 the open eye, 1 shut)
+# The strip under the upper lid (eye_image.under_lid_light, its lightest tenth against the skin): iris shows at or
+# below IRIS_STRIP_DARK, lid or lashes at or above IRIS_STRIP_LIGHT. On the labelled real frames lowered lids over
+# a dark strip of iris read 0.21-0.28 (both eyes' larger value) and shut eyes 0.41 and up (mascara smeared by
+# tears at the bottom of that range, other people's shut lids 0.67 and up); the ramp sits between the two.
+IRIS_STRIP_DARK, IRIS_STRIP_LIGHT = 0.30, 0.38
+LOWERED_LID_BLINK = 0.3  # eyeBlink of lids lowered over a downward gaze with the iris showing: open, looking down
 MOUTH_NARROW_SPAN = 0.35  # relative loss of mouth width in a full pucker
 STRETCH_SPAN = 0.15
 FROWN_SPAN = 0.08
@@ -126,6 +135,28 @@ def blink_from_aperture(aperture: float, neutral: float) -> float:
     # down reads a quarter blink, lids on the iris (aperture ~0.09) about a half.
     shut = max(neutral - EYE_SHUT, 0.05)
     return _clamp01((neutral - aperture) / shut) ** BLINK_CURVE
+
+
+def iris_shown(under_lid: np.ndarray | None) -> float:
+    """How plainly [0, 1] the picture shows iris under both upper lids, from eye_image.under_lid_light [2].
+
+    Both eyes must show it (the larger, lighter value counts): lids follow the gaze together, so one eye's dark
+    strip alone is more likely smeared make-up or a shadow than a lowered lid. None or NaN (no picture, an eye
+    too small to sample): 0, the mesh's blink stands.
+    """
+    if under_lid is None:
+        return 0.0
+    light = np.asarray(under_lid, np.float64)
+    if light.shape != (2,) or not np.isfinite(light).all():
+        return 0.0
+    return _clamp01((IRIS_STRIP_LIGHT - float(light.max())) / (IRIS_STRIP_LIGHT - IRIS_STRIP_DARK))
+
+
+def lowered_lid_blink(blink: float, shown: float) -> float:
+    """eyeBlink with the picture's evidence `shown` (iris_shown): where iris shows under the lids (1), a mesh that
+    reads them shut is reading lowered lids, and the blink is held at LOWERED_LID_BLINK; a blink below that, or no
+    iris seen (0), is unchanged; between, a share of the way."""
+    return blink - shown * max(blink - LOWERED_LID_BLINK, 0.0)
 
 
 def expression_coefficients(m: Mapping[str, float], neutral: Mapping[str, float]) -> dict[str, float]:
@@ -229,6 +260,7 @@ class FaceObservation:
     R_world_head: np.ndarray  # [3, 3] head rotation in world axes (identity = facing the camera)
     measurements: Mapping[str, float]
     iris: np.ndarray  # [2, 2]
+    under_lid_light: np.ndarray | None = None  # [2] from the picture (Landmarks.under_lid_light), None without
 
 
 def observe_face(lm: Landmarks, template: FaceTemplate) -> FaceObservation | None:
@@ -237,7 +269,9 @@ def observe_face(lm: Landmarks, template: FaceTemplate) -> FaceObservation | Non
         return None
     pixels = landmarks_to_pixels(lm.face, lm.image_size)
     aligned, R_cam = align_to_template(pixels, template.landmarks)
-    return FaceObservation(aligned, head_rotation_world(R_cam), face_measurements(aligned), iris_offsets(aligned))
+    return FaceObservation(
+        aligned, head_rotation_world(R_cam), face_measurements(aligned), iris_offsets(aligned), lm.under_lid_light
+    )
 
 
 def head_channels(R_world_head: np.ndarray, neck_share: float = 0.0) -> dict[str, float]:
@@ -337,6 +371,11 @@ class FaceRetargeter:
             coeffs = self._regressor(obs.measurements, self.neutral, obs.R_world_head)
         else:
             coeffs = expression_coefficients(obs.measurements, self.neutral)
+        shown = iris_shown(obs.under_lid_light)
+        if shown > 0.0:
+            for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+                if name in coeffs:
+                    coeffs[name] = lowered_lid_blink(coeffs[name], shown)
         if self.expressions:
             out.update({f"expr.{k}": v for k, v in coeffs.items()})
         if self.gaze:

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.tracking.eye_image import under_lid_light
 from core.tracking.types import Landmarks
 
 log = logging.getLogger(__name__)
@@ -201,13 +202,18 @@ class Tracker:
         run_hands = self.hands and self._calls % self.hands_every == 0
         self._calls += 1
 
-        face = None
+        face = under_lid = None
         if self.face:
             t = time.perf_counter()
             res = self._process("face", image)
             if res.multi_face_landmarks:
                 face = _points(res.multi_face_landmarks[0])
             timings["face"] = (time.perf_counter() - t) * 1e3
+            if face is not None:
+                # lowered lids and shut ones have the same mesh aperture; the picture tells them apart
+                t = time.perf_counter()
+                under_lid = under_lid_light(image, face)
+                timings["eyes"] = (time.perf_counter() - t) * 1e3
 
         if run_body:
             t = time.perf_counter()
@@ -237,6 +243,7 @@ class Tracker:
             right_hand=hands.right,
             left_hand_world=hands.left_world,
             right_hand_world=hands.right_world,
+            under_lid_light=under_lid,
             timings_ms=timings,
         )
 

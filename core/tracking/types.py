@@ -54,6 +54,9 @@ class Landmarks:
     right_hand: np.ndarray | None = None  # [21, 3]
     left_hand_world: np.ndarray | None = None  # [21, 3] metres
     right_hand_world: np.ndarray | None = None  # [21, 3] metres
+    # [2] (right eye, left eye): brightness of the strip under each upper lid against the skin around the eye,
+    # read from the picture (core.tracking.eye_image.under_lid_light): low where iris shows under a lowered lid
+    under_lid_light: np.ndarray | None = None
     timings_ms: Mapping[str, float] = field(default_factory=dict)  # e.g. {"face": 5.1, "pose": 28.0}
 
 
