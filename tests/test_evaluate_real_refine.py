@@ -49,11 +49,11 @@ def _cutout(sample: Sample, f: int) -> torch.Tensor:
 def test_refined_scores_beside_the_feed_forward_ones_from_reference_frames_only(tiny_model, real_footage, monkeypatch):
     import core.model.personalise as personalise_module
 
-    seen: list[torch.Tensor] = []
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     real_personalise = personalise_module.personalise
 
     def spy(avatar, images, estimates, **kw):
-        seen.append(images.detach().cpu().clone())
+        seen.append((images.detach().cpu().clone(), kw["masks"].detach().cpu().clone()))
         return real_personalise(avatar, images, estimates, **kw)
 
     monkeypatch.setattr(personalise_module, "personalise", spy)
@@ -68,11 +68,13 @@ def test_refined_scores_beside_the_feed_forward_ones_from_reference_frames_only(
     scored = clip["per_frame"]["frame"]
     assert scored == [3, 4] and not set(scored) & set(clip["refinement"]["frames"])
     # what personalise was given: the reference frames' cut-outs, never a scored frame's
-    assert len(seen) == 2 and len(seen[0]) == len(refs)  # 48 px frames: heads far below 40 px, no close-up
-    for f, image in zip(refs, seen[0], strict=True):
+    images, masks = seen[0]
+    assert len(seen) == 2 and len(images) == len(refs)  # 48 px frames: heads far below 40 px, no close-up
+    for f, image, mask in zip(refs, images, masks, strict=True):
         torch.testing.assert_close(image, _cutout(footage[0], f))
+        torch.testing.assert_close(mask, torch.from_numpy(footage[0].mask[f, 0]).float() / 255.0)
     for f in scored:
-        assert all(not torch.allclose(image, _cutout(footage[0], f)) for image in seen[0])
+        assert all(not torch.allclose(image, _cutout(footage[0], f)) for image in images)
     for row in (clip, photo):
         for kind in ("avatar", "refined", "flat", "wrong_identity"):
             assert math.isfinite(row[kind]["psnr"]) and 0 <= row[kind]["iou"] <= 1, (row["source"], kind)
@@ -136,6 +138,7 @@ def test_frames_with_a_large_enough_head_are_followed_by_their_close_up():
     sample = Sample(key="s", meta={"kind": "video"}, arrays=arrays, rgb=rgb, mask=mask)
     views = frame_views(sample, np.array([0, 1]), head_rig=rig)
     assert views.frames == (0, 0, 1) and views.closeups == 1 and views.images.shape == (3, 3, size, size)
+    assert views.masks.shape == (3, size, size) and float(views.masks.min()) == 1.0  # the person fills the frame
     assert "frame 1: no head close-up" in views.notes[0] and "px across" in views.notes[0]
     assert float(views.estimates[1].camera.K[1, 1]) > 2 * float(views.estimates[0].camera.K[1, 1])  # zoomed in
     assert len(frame_views(sample, np.array([0, 1]))) == 2  # without a rig: body views only

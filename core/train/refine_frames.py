@@ -51,6 +51,7 @@ class FrameViews:
     """The views a refinement fits: each frame, then its head close-up where it has one (visited right after it)."""
 
     images: torch.Tensor  # [N, 3, H, W] in [0, 1], the person on black
+    masks: torch.Tensor  # [N, H, W] in [0, 1] person masks (0 beyond the source frame)
     estimates: tuple[BodyEstimate, ...]  # N, cameras sized W x H
     frames: tuple[int, ...]  # N: the sample frame each view was cut from
     closeups: int  # how many of the N views are head close-ups
@@ -67,7 +68,7 @@ def frame_views(sample: Sample, frames: np.ndarray, *, head_rig=None) -> FrameVi
     from core.model.closeups import head_closeup
 
     H, W = sample.rgb.shape[2:4]
-    images, estimates, owners, notes = [], [], [], []
+    images, masks, estimates, owners, notes = [], [], [], [], []
     closeups = 0
     for f, est in zip(frames, frame_estimates(sample, frames), strict=True):
         f = int(f)
@@ -75,6 +76,7 @@ def frame_views(sample: Sample, frames: np.ndarray, *, head_rig=None) -> FrameVi
         mask = sample.mask[f, 0] if valid is None else sample.mask[f, 0] * valid  # [H, W] uint8, 255 on the person
         rgb = sample.rgb[f, 0] * (mask[..., None] > 127)  # [H, W, 3] uint8, the person on black
         images.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0)
+        masks.append(torch.from_numpy(mask).float() / 255.0)
         estimates.append(est)
         owners.append(f)
         if head_rig is None:
@@ -84,10 +86,11 @@ def frame_views(sample: Sample, frames: np.ndarray, *, head_rig=None) -> FrameVi
             notes.append(f"frame {f}: no head close-up: {got}")
             continue
         images.append(got[0])
+        masks.append(got[1])
         estimates.append(got[3])
         owners.append(f)
         closeups += 1
-    return FrameViews(torch.stack(images), tuple(estimates), tuple(owners), closeups, tuple(notes))
+    return FrameViews(torch.stack(images), torch.stack(masks), tuple(estimates), tuple(owners), closeups, tuple(notes))
 
 
 def personalise_views(
@@ -100,15 +103,17 @@ def personalise_views(
     lr: float = 2e-3,
     acap_weight: float = 10.0,
     progress: Callable[[int, float], None] | None = None,  # after each step: (step, loss)
+    fit_masks: bool = True,
 ) -> tuple[IdentityState, list[float]]:
     """`state` refined for `steps` steps on `views` (core.model.personalise: L1 of the render on black against the
-    person on black, plus the offsets' closeness to `state`'s); the refined identity and the loss per step."""
+    person on black, the offsets' closeness to `state`'s and, with `fit_masks`, the L1 of the render's coverage
+    against the person masks, as `create --refine` does); the refined identity and the loss per step."""
     from core.model.avatar import Avatar
     from core.model.personalise import personalise
 
     avatar, losses = personalise(
         Avatar(model, state), views.images.to(device), list(views.estimates), steps=steps, lr=lr,
-        acap_weight=acap_weight, log_every=0, progress=progress,
+        acap_weight=acap_weight, log_every=0, progress=progress, masks=views.masks if fit_masks else None,
     )  # fmt: skip
     return avatar.state, losses
 
@@ -126,7 +131,9 @@ def personalise_sample(
     """`state` refined for `steps` steps on a benchmark sample's reference views (role 0; body views only). With the
     feed-forward identity as `state` it is the "feed-forward + refinement" arm; with `template_state` on
     `template_model` (core.train.evaluate) it is the independent per-subject baseline (Gaussians optimised from the
-    template on the same photos)."""
+    template on the same photos). Colours only (no coverage term), as bench/personalise.py's results were measured."""
     refs = np.nonzero(sample.arrays["role"] == ROLE_REF)[0]
     views = frame_views(sample, refs)
-    return personalise_views(model, state, views, steps=steps, device=device, lr=lr, acap_weight=acap_weight)
+    return personalise_views(
+        model, state, views, steps=steps, device=device, lr=lr, acap_weight=acap_weight, fit_masks=False
+    )
