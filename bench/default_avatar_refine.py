@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--silhouette-weight", type=float, default=0.5, help="fit coverage to the masks (0: colour only)")
     ap.add_argument("--face-weight", type=int, default=2, help="each close-up is fitted this many times per pass")
     ap.add_argument("--views", choices=["capture", "face"], default="capture", help="the view set (face: FACE_VIEWS)")
+    ap.add_argument("--face-span", type=float, default=None, help="metres the close-ups span (default: the view set's)")
     ap.add_argument("--init", type=Path, default=None, help="refine this avatar file (default: the example's decode)")
     ap.add_argument("--detail", type=float, default=1.0, help="Gaussian count factor of the ground truth")
     ap.add_argument("--out", type=Path, default=ROOT / "assets" / "default_avatar.safetensors")
@@ -277,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("%s is benchmark identity %s #%d; rendering its capture at %d px", args.example.name, benchmark, index,
              args.size)  # fmt: skip
     t0 = time.perf_counter()
-    views = FACE_VIEWS if args.views == "face" else {}
+    views = dict(FACE_VIEWS) if args.views == "face" else {}
+    if args.face_span is not None:
+        views["face_span"] = args.face_span
     capture = build_capture(benchmark, index, size=args.size, detail=args.detail, shape=ex.shape, **views)
     t_capture = time.perf_counter() - t0
     if args.sheet is not None:
@@ -322,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         "lr": args.lr, "acap_weight": args.acap_weight, "silhouette_weight": args.silhouette_weight,
         "face_weight": args.face_weight,
         "views_fitted": fit.names, "views_held_out": held.names,
-        "views": args.views, "init": None if args.init is None else str(args.init),
+        "views": args.views, "face_span": args.face_span, "init": None if args.init is None else str(args.init),
         "held_out": {"feed_forward": ff, "before": before, "after": after},
         "fitted_every_4th": {"before": fit_before, "after": fit_after},
         "loss_first": losses[0], "loss_last": losses[-1],

@@ -160,3 +160,30 @@ def test_personalise_with_masks_fits_coverage_so_dark_stray_gaussians_do_not_sur
     assert coverage(with_masks) < 0.7 * coverage(av), "the masks' empty silhouettes did not clear the dark avatar"
     with pytest.raises(ValueError, match="masks"):
         personalise(av, images, ests, steps=1, masks=torch.zeros(2, 12, 12))
+
+
+def test_off_person_gaussians_are_found_by_their_coverage_and_pruned():
+    """Every Gaussian a view sees lies off an empty mask (share 1) and on a full one (share 0); unseen ones are
+    nan; pruning above the threshold leaves nothing to render, and nothing when all lie on the person."""
+    from core.capture.refine import render_through
+    from core.model.personalise import off_person_share, prune_off_person
+
+    torch.manual_seed(0)
+    rig = toy_rig()
+    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
+    model = LCAModel(cfg, rig).eval()
+    ests = _scene(rig, size=24)
+    body, face = crop_inputs(list(torch.rand(2, 3, 24, 24)), ests, rig, cfg.encoder)
+    av = Avatar.create(model, body_crops=body, face_crops=face)
+    off = off_person_share(av, ests, torch.zeros(2, 24, 24))
+    on = off_person_share(av, ests, torch.ones(2, 24, 24))
+    seen = ~torch.isnan(off)
+    assert off.shape == av.state.canonical.opacity_logits.shape and seen.float().mean() > 0.5
+    assert torch.allclose(off[seen], torch.ones(())) and torch.allclose(on[seen], torch.zeros(()))
+    cleared, n = prune_off_person(av, off)
+    assert n == int(seen.sum())
+    assert all(float(render_through(cleared, e)[1].max()) < 1e-3 for e in ests), "a pruned Gaussian still shows"
+    kept, n_kept = prune_off_person(av, on)
+    assert n_kept == 0 and torch.equal(kept.state.canonical.opacity_logits, av.state.canonical.opacity_logits)
+    with pytest.raises(ValueError, match="masks"):
+        off_person_share(av, ests, torch.zeros(3, 24, 24))

@@ -139,3 +139,55 @@ def personalise(
     )
     state = dataclasses.replace(avatar.state, canonical=final)
     return Avatar(model, state, strength=avatar.part_strength.clone()), losses
+
+
+def off_person_share(
+    avatar: Avatar,
+    estimates: list[BodyEstimate],  # the views, one per mask; cameras sized like the masks
+    masks: Tensor,  # [N, H, W] in [0, 1] person masks
+    *,
+    render: Renderer | None = None,
+) -> Tensor:
+    """[A, K] the share of each Gaussian's coverage, summed over the views, that falls off the person masks (nan
+    where no view sees it). The coverage of a Gaussian is the derivative of the rendered alpha, summed over pixels,
+    with respect to its opacity: its own contribution, less what lies in front of it.
+
+    Views that crop the person (head close-ups) let refinement park a Gaussian just outside their frame at no cost;
+    seen from further out it floats beside the head. This finds such floaters for `prune_off_person`.
+    """
+    if masks.dim() != 3 or masks.shape[0] != len(estimates) or len(estimates) == 0:
+        raise ValueError(f"masks: expected [N={len(estimates)}, H, W], got {list(masks.shape)}")
+    render = render or _default_render
+    model, dev = avatar.model, avatar.state.anchors.device
+    frozen = frozen_view(model)
+    can = avatar.state.canonical
+    opacity = can.opacity_logits.detach().clone().requires_grad_(True)
+    state = dataclasses.replace(avatar.state, canonical=dataclasses.replace(can, opacity_logits=opacity))
+    light = Lighting.neutral(dev)
+    on, off = torch.zeros_like(opacity), torch.zeros_like(opacity)
+    for est, mask in zip(estimates, masks.to(dev, torch.float32), strict=True):
+        out = drive_gaussians(
+            frozen, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev),
+            regularisers=False,
+        )  # fmt: skip
+        alpha = render(out.gaussians, est.camera.to(dev))[1][0, ..., 0]  # [H, W]
+        if alpha.shape != mask.shape:
+            raise ValueError(f"a view renders {tuple(alpha.shape)} but its mask is {tuple(mask.shape)}")
+        (g_on,) = torch.autograd.grad((alpha * mask).sum(), opacity, retain_graph=True)
+        (g_off,) = torch.autograd.grad((alpha * (1.0 - mask)).sum(), opacity)
+        on += g_on.clamp_min(0.0)
+        off += g_off.clamp_min(0.0)
+    total = on + off
+    return torch.where(total > 0, off / total.clamp_min(1e-12), torch.full_like(total, float("nan"))).detach()
+
+
+def prune_off_person(avatar: Avatar, share: Tensor, *, threshold: float = 0.8) -> tuple[Avatar, int]:
+    """A new Avatar whose Gaussians with an off-person `share` (`off_person_share`) above `threshold` are made
+    fully transparent (the anchor layout stays: every avatar keeps K Gaussians per anchor); and how many."""
+    can = avatar.state.canonical
+    if share.shape != can.opacity_logits.shape:
+        raise ValueError(f"share: expected {list(can.opacity_logits.shape)}, got {list(share.shape)}")
+    drop = torch.nan_to_num(share, nan=0.0).to(can.opacity_logits.device) > threshold
+    opacity = torch.where(drop, torch.full_like(can.opacity_logits, -30.0), can.opacity_logits)
+    state = dataclasses.replace(avatar.state, canonical=dataclasses.replace(can, opacity_logits=opacity))
+    return Avatar(avatar.model, state, strength=avatar.part_strength.clone()), int(drop.sum())
