@@ -1,5 +1,5 @@
 """Personalise an avatar made from photos: refine its canonical Gaussians against those photos (core.capture.references)
-in a worker thread (core.model.personalise), with progress the Create panel shows; the result is a new studio avatar."""
+in a worker thread (core.model.personalise; letterbox padding left out, floaters pruned after), with progress the Create panel shows; the result is a new studio avatar."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class PersonaliseJob:
 
     def _run(self, refs: PhotoReferences) -> None:
         from app.model_avatar import ModelAvatar
-        from core.model.personalise import personalise
+        from core.model.personalise import personalise, prune_floaters
 
         def on_step(step: int, loss: float) -> None:
             self.progress, self.loss = (step + 1) / self.steps, loss
@@ -65,6 +65,10 @@ class PersonaliseJob:
                 log_every=0,
                 bone_trust=refs.trust,
                 masks=refs.masks,
+                valid=refs.valid,
+            )
+            refined, pruned = prune_floaters(
+                refined, list(refs.estimates), refs.masks, valid=refs.valid, bone_trust=refs.trust
             )
         except (ValueError, RuntimeError) as e:
             self.error = f"{type(e).__name__}: {e}"
@@ -73,7 +77,7 @@ class PersonaliseJob:
             refined,
             name=f"{src.name} (personalised)",
             description=f"{src.description}; refined {self.steps} steps on its photos "
-            f"(loss {losses[0]:.4f} -> {losses[-1]:.4f})",
+            f"(loss {losses[0]:.4f} -> {losses[-1]:.4f}), pruned {pruned} floater(s)",
             device=src.device,
             references=refs,
         )

@@ -57,6 +57,26 @@ def test_refine_improves_the_fitted_photos_and_reports_held_out_photos_it_did_no
     assert js["held_out"][0]["name"] == "photo3.png" and "mean_person_psnr" in js
 
 
+def test_refinement_prunes_gaussians_off_empty_masks_and_none_inside_full_ones():
+    """After refinement, Gaussians whose coverage lies off the person masks are made transparent and counted: all
+    that the views see when the masks are empty, none when the masks cover every pixel."""
+    import dataclasses
+
+    avatar, refs = _synthetic_person(2)
+    runs = {}
+    for name, fill in (("empty", 0.0), ("full", 1.0)):
+        r = dataclasses.replace(refs, masks=torch.full_like(refs.masks, fill))
+        runs[name] = refine_created(avatar, r, 2, holdout=0, lr=0.05)
+    refined, report = runs["empty"]
+    assert report.pruned > 0 and f"pruned {report.pruned} floater(s)" in "\n".join(report.lines())
+    assert report.to_json()["pruned"] == report.pruned
+    if report.kept:
+        assert int((refined.state.canonical.opacity_logits <= -30.0).sum()) >= report.pruned
+    assert runs["full"][1].pruned == 0
+    no_masks = refine_created(avatar, dataclasses.replace(refs, masks=None), 2, holdout=0, lr=0.05)[1]
+    assert no_masks.pruned == 0, "without masks nothing is pruned"
+
+
 def test_holdout_defaults_to_one_photo_from_three_and_never_takes_every_photo():
     assert split_holdout(2, None) == ([0, 1], [])
     assert split_holdout(3, None) == ([0, 1], [2])

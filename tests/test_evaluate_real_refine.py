@@ -112,7 +112,7 @@ def test_a_few_steps_lower_the_loss_on_the_reference_frames(tiny_model, real_foo
             )  # fmt: skip
         )
 
-    refined, losses = personalise_views(tiny_model, state, views, steps=8, device=dev, lr=2e-2, acap_weight=0.0)
+    refined, losses, _ = personalise_views(tiny_model, state, views, steps=8, device=dev, lr=2e-2, acap_weight=0.0)
     assert len(losses) == 8 and all(math.isfinite(v) for v in losses)
     before, after = loss(state), loss(refined)
     assert after < before - 1e-3, (before, after)

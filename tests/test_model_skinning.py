@@ -185,5 +185,34 @@ def test_off_person_gaussians_are_found_by_their_coverage_and_pruned():
     assert all(float(render_through(cleared, e)[1].max()) < 1e-3 for e in ests), "a pruned Gaussian still shows"
     kept, n_kept = prune_off_person(av, on)
     assert n_kept == 0 and torch.equal(kept.state.canonical.opacity_logits, av.state.canonical.opacity_logits)
+    padding = off_person_share(av, ests, torch.zeros(2, 24, 24), valid=torch.zeros(2, 24, 24, dtype=torch.bool))
+    assert torch.isnan(padding).all(), "a Gaussian seen only in letterbox padding is unseen, not off the person"
     with pytest.raises(ValueError, match="masks"):
         off_person_share(av, ests, torch.zeros(3, 24, 24))
+
+
+def test_personalise_leaves_pixels_outside_valid_out_of_colour_and_silhouette():
+    """Letterbox padding is no evidence: an avatar that covers only invalid pixels gets no gradient from the colour
+    and silhouette terms (unchanged), while the same views without `valid` pull it towards their empty pixels."""
+    from core.capture.refine import render_through
+
+    torch.manual_seed(0)
+    rig = toy_rig()
+    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
+    model = LCAModel(cfg, rig).eval()
+    ests = _scene(rig, size=24)
+    images = torch.rand(2, 3, 24, 24)
+    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
+    av = Avatar.create(model, body_crops=body, face_crops=face)
+    alpha = torch.stack([render_through(av, e)[1] for e in ests])  # [2, 24, 24]
+    valid = alpha == 0  # valid only where the avatar puts nothing
+    assert valid.any() and (~valid).float().mean() > 0.1, "the test avatar must cover some pixels and leave some"
+    kw = dict(steps=4, lr=0.05, acap_weight=0.0, masks=torch.zeros(2, 24, 24))
+    padded, losses = personalise(av, images, ests, valid=valid, **kw)
+    can, new = av.state.canonical, padded.state.canonical
+    for k in ("offsets", "albedo", "opacity_logits", "quats", "log_scales"):
+        assert torch.equal(getattr(new, k), getattr(can, k)), f"invalid pixels moved the avatar's {k}"
+    whole, _ = personalise(av, images, ests, **kw)
+    assert not torch.equal(whole.state.canonical.opacity_logits, can.opacity_logits), "the test cannot fail"
+    with pytest.raises(ValueError, match="valid"):
+        personalise(av, images, ests, steps=1, valid=torch.ones(2, 12, 12, dtype=torch.bool))

@@ -1,6 +1,7 @@
 """Refinement after creation (`create --refine N`): the avatar fitted to the photos it was made from, inside their
 person masks and through their fitted poses (core.model.personalise), and to head close-ups of those photos
-(core.model.closeups); scored person-only on those photos and on photos held out of the refinement, whole and
+(core.model.closeups), letterbox padding left out; Gaussians whose coverage lies mostly off the person masks
+(floaters) then made transparent; scored person-only on those photos and on photos held out of the refinement, whole and
 inside the head close-up, before and after; the refined avatar is kept only when it is finite and neither whole-person
 score drops."""
 
@@ -50,6 +51,7 @@ class RefineReport:
     head_notes: tuple[str, ...]  # photos without a head close-up, and why
     kept: bool  # the refined avatar was written (else the feed-forward one, see `why`)
     why: str
+    pruned: int = 0  # floaters made transparent after refinement (core.model.personalise.prune_floaters)
 
     @staticmethod
     def _mean(rows: tuple[PhotoScore, ...], key: str) -> float | None:
@@ -81,12 +83,17 @@ class RefineReport:
 
     def lines(self) -> list[str]:
         """What `create` prints: one line per group and the decision."""
+        from core.model.personalise import PRUNE_SHARE
+
         m, fm = self.means(), self.face_means()
         out = [
             f"refined {self.steps} steps in {self.seconds:.1f} s ({self.seconds_per_step:.2f} s/step, {self.device})"
             f" on {len(self.fitted)} photo(s) and {self.closeups} head close-up(s)"
         ]
         out += self.head_notes
+        out.append(
+            f"pruned {self.pruned} floater(s): Gaussians with > {100 * PRUNE_SHARE:.0f}% of their coverage off the person masks"
+        )
         for group, rows in (("fitted", self.fitted), ("held_out", self.held_out)):
             if rows:
                 names = ", ".join(r.name for r in rows)
@@ -222,11 +229,12 @@ def refine_created(
     progress: Callable[[int, float], None] | None = None,  # after each step: (step, loss)
 ):  # -> (Avatar, RefineReport)
     """Refine `avatar` for `steps` steps on the fitted photos and their head close-ups (each close-up visited right
-    after its photo, as often), score fitted and held-out photos before and after, whole and inside their head
+    after its photo, as often; only the pixels that show the photo count), prune the floaters over those views
+    (core.model.personalise.prune_floaters, skipped without masks), score fitted and held-out photos before and after, whole and inside their head
     close-ups, and return the avatar to keep with the report. Raises ValueError for bad arguments."""
     import time
 
-    from core.model.personalise import personalise
+    from core.model.personalise import personalise, prune_floaters
 
     if steps < 1:
         raise ValueError(f"--refine must be >= 1 step, got {steps}")
@@ -239,13 +247,18 @@ def refine_created(
     t0 = time.perf_counter()
     refined, losses = personalise(
         avatar, views.images, list(views.estimates), steps=steps, lr=lr, log_every=0, progress=progress,
-        bone_trust=views.trust, masks=views.masks,
+        bone_trust=views.trust, masks=views.masks, valid=views.valid,
     )  # fmt: skip
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
     can = refined.state.canonical
     finite = all(bool(torch.isfinite(getattr(can, f.name)).all()) for f in dataclasses.fields(can))
+    pruned = 0
+    if finite:  # floaters: close-ups let refinement park Gaussians just outside their frame, beside the head
+        refined, pruned = prune_floaters(
+            refined, list(views.estimates), views.masks, valid=views.valid, bone_trust=views.trust
+        )
     after_f, after_h = (
         (score_photos(refined, fitted), score_photos(refined, held))
         if finite
@@ -262,7 +275,7 @@ def refine_created(
     report = RefineReport(
         steps=steps, seconds=seconds, seconds_per_step=seconds / steps, device=str(dev), fitted=report_f,
         held_out=report_h, trust_note=trust_note(fitted, avatar.model.anchor_weights),
-        closeups=len(views) - len(fitted), head_notes=refs.head_notes, kept=kept, why=why,
+        closeups=len(views) - len(fitted), head_notes=refs.head_notes, kept=kept, why=why, pruned=pruned,
     )  # fmt: skip
     log.debug("refinement loss %.4f -> %.4f", losses[0], losses[-1])
     return (refined if kept else avatar), report

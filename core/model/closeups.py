@@ -73,10 +73,19 @@ def cut(img: np.ndarray, box: HeadBox, size: int, interpolation: int) -> np.ndar
     return cv2.resize(out, (size, size), interpolation=interpolation)
 
 
-def head_closeup(rgb: np.ndarray, mask: np.ndarray | None, est: BodyEstimate, rig, size: int, head_trust: float = 1.0):
+def head_closeup(
+    rgb: np.ndarray,
+    mask: np.ndarray | None,
+    est: BodyEstimate,
+    rig,
+    size: int,
+    head_trust: float = 1.0,
+    *,
+    valid: np.ndarray | None = None,  # [H, W] bool: pixels that show the source (None: all of them)
+):
     """(image [3, S, S] in [0, 1] with the person on black, mask [S, S], valid [S, S] bool, estimate) of the photo's
     head close-up (`rgb` [H, W, 3] uint8, `mask` [H, W] uint8 with 255 on the person, `est` in the photo's pixels),
-    or a sentence saying why the photo has none."""
+    or a sentence saying why the photo has none. The close-up's valid pixels are those inside the photo and `valid`."""
     if head_trust < MIN_TRUST:
         return f"its body fit misplaced the head (trust {head_trust:.2f})"
     box = head_box(rig, est)
@@ -93,7 +102,8 @@ def head_closeup(rgb: np.ndarray, mask: np.ndarray | None, est: BodyEstimate, ri
     if float(m.mean()) < MIN_MASK_SHARE:
         return f"its person mask covers {100 * float(m.mean()):.0f}% of the fitted head's square"
     image = cut(rgb * (mask[..., None] > 127), box, size, cv2.INTER_AREA)  # [S, S, 3] the person on black
-    valid = cut(np.ones((H, W), np.uint8), box, size, cv2.INTER_NEAREST) > 0
+    inside = np.ones((H, W), np.uint8) if valid is None else valid.astype(np.uint8)
+    valid = cut(inside, box, size, cv2.INTER_NEAREST) > 0
     return (
         torch.from_numpy(image).permute(2, 0, 1).float() / 255.0,
         torch.from_numpy(m),

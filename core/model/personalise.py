@@ -29,6 +29,11 @@ OPTIMISED = ("offsets", "albedo", "opacity_logits", "quats", "log_scales", "tran
 # about 3-4x faster per step than its defaults on a CPU, the same image (tiling changes no pixel's sum).
 CPU_RASTER = TorchRasterSettings(tile_size=4, depth_block=128)
 
+# A Gaussian whose coverage over the refined views lies more than this share off the person masks is a floater
+# (`prune_off_person`): on the shipped avatar, pruning at 0.8 removed every floater head close-ups leave beside the
+# head; a Gaussian straddling the silhouette's edge has about half its coverage off the mask, well below it.
+PRUNE_SHARE = 0.8
+
 
 def _default_render(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor]:
     from core.raster.rasterize import rasterize
@@ -59,6 +64,7 @@ def personalise(
     bone_trust: Tensor | None = None,  # [N, J] in [0, 1] per photo: 0 where its body fit put that bone elsewhere
     masks: Tensor | None = None,  # [N, H, W] in [0, 1] person masks of the images
     silhouette_weight: float = 0.5,
+    valid: Tensor | None = None,  # [N, H, W] bool or [0, 1]: pixels that show the photo (not letterbox padding)
 ) -> tuple[Avatar, list[float]]:
     """Refine the canonical Gaussians so that driven renders match the photos (L1 + as-close-as-possible).
 
@@ -69,30 +75,35 @@ def personalise(
     as in creation): a region the body fit misplaced in a photo learns nothing from that photo. With `masks`, the
     render's coverage (alpha) is also fitted to each person mask (L1, `silhouette_weight`): on black, a dark stray
     Gaussian off the person costs next to nothing in colour, so refinement without it leaves dark floaters around
-    the avatar and a speckled outline, which show against any backdrop but black.
+    the avatar and a speckled outline, which show against any backdrop but black. With `valid`, both terms are
+    means over the valid pixels only: the letterbox padding around a photo says nothing about the person (a torso
+    continuing below a waist-up photo's edge is not empty), so the avatar there gets no gradient from it.
     """
     if images.dim() != 4 or images.shape[1] != 3 or images.shape[0] != len(estimates) or len(estimates) == 0:
         raise ValueError(f"images: expected [N, 3, H, W] with one estimate per image, got {tuple(images.shape)}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    if masks is not None and (masks.dim() != 3 or tuple(masks.shape) != (images.shape[0], *images.shape[2:])):
-        raise ValueError(f"masks: expected [N, H, W] = {[images.shape[0], *images.shape[2:]]}, got {list(masks.shape)}")
+    for name, t in (("masks", masks), ("valid", valid)):
+        if t is not None and (t.dim() != 3 or tuple(t.shape) != (images.shape[0], *images.shape[2:])):
+            raise ValueError(
+                f"{name}: expected [N, H, W] = {[images.shape[0], *images.shape[2:]]}, got {list(t.shape)}"
+            )
     render = render or _default_render
     model, dev = avatar.model, avatar.state.anchors.device
-    anchor_trust = None
-    if bone_trust is not None:
-        J = model.anchor_weights.shape[1]
-        if tuple(bone_trust.shape) != (len(estimates), J):
-            raise ValueError(f"bone_trust: expected [N={len(estimates)}, J={J}], got {tuple(bone_trust.shape)}")
-        w = model.anchor_weights.to(dev, torch.float32)  # [A, J] skinning weights of the anchors
-        t = bone_trust.to(dev, torch.float32) @ w.T  # [N, A] the trust of each anchor's bones
-        anchor_trust = ((t - 0.3) / 0.4).clamp(0.0, 1.0)  # none below 0.3, as creation's pixel-aligned colours
+    anchor_trust = _anchor_trust(model, bone_trust, len(estimates), dev)
     frozen = frozen_view(model)
     can = avatar.state.canonical
     params = {k: getattr(can, k).detach().clone().requires_grad_(True) for k in OPTIMISED}
     opt = torch.optim.Adam(params.values(), lr=lr)
     targets = images.to(dev).permute(0, 2, 3, 1)  # [N, H, W, 3]
     coverage = None if masks is None else masks.to(dev, torch.float32)[..., None]  # [N, H, W, 1]
+    weight = None if valid is None else valid.to(dev, torch.float32)[..., None]  # [N, H, W, 1]
+
+    def mean(x: Tensor, i: int) -> Tensor:  # x [H, W, C]: its mean over the valid pixels of view i
+        if weight is None:
+            return x.mean()
+        return (x * weight[i]).sum() / (weight[i].sum().clamp_min(1.0) * x.shape[-1])
+
     light = Lighting.neutral(dev)
     losses: list[float] = []
     for step in range(steps):
@@ -115,9 +126,9 @@ def personalise(
             raise ValueError(f"camera {i} is {cam.width}x{cam.height} but its image is {tuple(targets.shape[1:3])}")
         colour, alpha = render(out.gaussians, cam)
         pred = colour[0]  # [H, W, 3]
-        loss = (pred - targets[i]).abs().mean() + acap_weight * (params["offsets"] - can.offsets).pow(2).mean()
+        loss = mean((pred - targets[i]).abs(), i) + acap_weight * (params["offsets"] - can.offsets).pow(2).mean()
         if coverage is not None:
-            loss = loss + silhouette_weight * (alpha[0] - coverage[i]).abs().mean()
+            loss = loss + silhouette_weight * mean((alpha[0] - coverage[i]).abs(), i)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if anchor_trust is not None:
@@ -141,31 +152,52 @@ def personalise(
     return Avatar(model, state, strength=avatar.part_strength.clone()), losses
 
 
+def _anchor_trust(model, bone_trust: Tensor | None, n: int, dev: torch.device) -> Tensor | None:
+    """[N, A] in [0, 1] how much each view may teach each anchor from `bone_trust` [N, J] (none below 0.3 for the
+    anchor's bones, all above 0.7, as creation's pixel-aligned colours), or None when all are trusted."""
+    if bone_trust is None:
+        return None
+    J = model.anchor_weights.shape[1]
+    if tuple(bone_trust.shape) != (n, J):
+        raise ValueError(f"bone_trust: expected [N={n}, J={J}], got {tuple(bone_trust.shape)}")
+    w = model.anchor_weights.to(dev, torch.float32)  # [A, J] skinning weights of the anchors
+    t = bone_trust.to(dev, torch.float32) @ w.T  # [N, A] the trust of each anchor's bones
+    return ((t - 0.3) / 0.4).clamp(0.0, 1.0)
+
+
 def off_person_share(
     avatar: Avatar,
     estimates: list[BodyEstimate],  # the views, one per mask; cameras sized like the masks
     masks: Tensor,  # [N, H, W] in [0, 1] person masks
     *,
     render: Renderer | None = None,
+    valid: Tensor | None = None,  # [N, H, W] bool or [0, 1]: pixels that show the photo (not letterbox padding)
+    bone_trust: Tensor | None = None,  # [N, J] per view, as in `personalise`
 ) -> Tensor:
     """[A, K] the share of each Gaussian's coverage, summed over the views, that falls off the person masks (nan
     where no view sees it). The coverage of a Gaussian is the derivative of the rendered alpha, summed over pixels,
     with respect to its opacity: its own contribution, less what lies in front of it.
 
     Views that crop the person (head close-ups) let refinement park a Gaussian just outside their frame at no cost;
-    seen from further out it floats beside the head. This finds such floaters for `prune_off_person`.
+    seen from further out it floats beside the head. This finds such floaters for `prune_off_person`. Only `valid`
+    pixels count (a part of the avatar in a photo's letterbox padding is unseen there, not off the person), and a
+    view counts for each anchor only as far as its `bone_trust` allows (a misplaced arm is not a floater).
     """
     if masks.dim() != 3 or masks.shape[0] != len(estimates) or len(estimates) == 0:
         raise ValueError(f"masks: expected [N={len(estimates)}, H, W], got {list(masks.shape)}")
+    if valid is not None and valid.shape != masks.shape:
+        raise ValueError(f"valid: expected {list(masks.shape)} like the masks, got {list(valid.shape)}")
     render = render or _default_render
     model, dev = avatar.model, avatar.state.anchors.device
+    trust = _anchor_trust(model, bone_trust, len(estimates), dev)  # [N, A] or None
+    weights = torch.ones_like(masks, dtype=torch.float32) if valid is None else valid.float()  # [N, H, W]
     frozen = frozen_view(model)
     can = avatar.state.canonical
     opacity = can.opacity_logits.detach().clone().requires_grad_(True)
     state = dataclasses.replace(avatar.state, canonical=dataclasses.replace(can, opacity_logits=opacity))
     light = Lighting.neutral(dev)
     on, off = torch.zeros_like(opacity), torch.zeros_like(opacity)
-    for est, mask in zip(estimates, masks.to(dev, torch.float32), strict=True):
+    for i, (est, mask, v) in enumerate(zip(estimates, masks.to(dev, torch.float32), weights.to(dev), strict=True)):
         out = drive_gaussians(
             frozen, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev),
             regularisers=False,
@@ -173,15 +205,16 @@ def off_person_share(
         alpha = render(out.gaussians, est.camera.to(dev))[1][0, ..., 0]  # [H, W]
         if alpha.shape != mask.shape:
             raise ValueError(f"a view renders {tuple(alpha.shape)} but its mask is {tuple(mask.shape)}")
-        (g_on,) = torch.autograd.grad((alpha * mask).sum(), opacity, retain_graph=True)
-        (g_off,) = torch.autograd.grad((alpha * (1.0 - mask)).sum(), opacity)
-        on += g_on.clamp_min(0.0)
-        off += g_off.clamp_min(0.0)
+        (g_on,) = torch.autograd.grad((alpha * mask * v).sum(), opacity, retain_graph=True)
+        (g_off,) = torch.autograd.grad((alpha * (1.0 - mask) * v).sum(), opacity)
+        t = 1.0 if trust is None else trust[i][:, None]  # [A, 1]
+        on += g_on.clamp_min(0.0) * t
+        off += g_off.clamp_min(0.0) * t
     total = on + off
     return torch.where(total > 0, off / total.clamp_min(1e-12), torch.full_like(total, float("nan"))).detach()
 
 
-def prune_off_person(avatar: Avatar, share: Tensor, *, threshold: float = 0.8) -> tuple[Avatar, int]:
+def prune_off_person(avatar: Avatar, share: Tensor, *, threshold: float = PRUNE_SHARE) -> tuple[Avatar, int]:
     """A new Avatar whose Gaussians with an off-person `share` (`off_person_share`) above `threshold` are made
     fully transparent (the anchor layout stays: every avatar keeps K Gaussians per anchor); and how many."""
     can = avatar.state.canonical
@@ -191,3 +224,21 @@ def prune_off_person(avatar: Avatar, share: Tensor, *, threshold: float = 0.8) -
     opacity = torch.where(drop, torch.full_like(can.opacity_logits, -30.0), can.opacity_logits)
     state = dataclasses.replace(avatar.state, canonical=dataclasses.replace(can, opacity_logits=opacity))
     return Avatar(avatar.model, state, strength=avatar.part_strength.clone()), int(drop.sum())
+
+
+def prune_floaters(
+    avatar: Avatar,
+    estimates: list[BodyEstimate],  # the views refined on, one per mask
+    masks: Tensor | None,  # [N, H, W] in [0, 1] person masks (None: nothing is pruned)
+    *,
+    valid: Tensor | None = None,  # [N, H, W] pixels that show the photo
+    bone_trust: Tensor | None = None,  # [N, J]
+    threshold: float = PRUNE_SHARE,
+    render: Renderer | None = None,
+) -> tuple[Avatar, int]:
+    """After refinement: the avatar with the Gaussians whose coverage over the views lies mostly off the person
+    masks made transparent (`off_person_share`, `prune_off_person`) and how many; unchanged without masks."""
+    if masks is None:
+        return avatar, 0
+    share = off_person_share(avatar, estimates, masks, render=render, valid=valid, bone_trust=bone_trust)
+    return prune_off_person(avatar, share, threshold=threshold)

@@ -193,8 +193,9 @@ def refine_sources(
 ) -> tuple[list[IdentityState], list[dict]]:
     """Each source's feed-forward `states[i]` refined for `steps` steps on its reference frames `references[i]` only
     (core.train.refine_frames: the person cut out onto black by the frame's mask and valid box, driven by the frame's
-    fitted body and camera, each frame followed by its head close-up where the fitted head is in view at >= 40 px, as
-    `create --refine` does with photos); the refined states and, per source, what the refinement did."""
+    fitted body and camera, each frame followed by its head close-up where the fitted head is in view at >= 40 px,
+    pixels outside the valid box left out and floaters pruned after, as `create --refine` does with photos); the
+    refined states and, per source, what the refinement did."""
     import time
 
     from tqdm import tqdm  # noqa: PLC0415
@@ -207,7 +208,7 @@ def refine_sources(
         views = frame_views(s, refs, head_rig=model.rig)
         bar.set_postfix_str(_name(s)[:24])
         t0 = time.perf_counter()
-        new, losses = personalise_views(
+        new, losses, pruned = personalise_views(
             model, state, views, steps=steps, lr=lr, device=device, progress=lambda _k, _loss: bar.update(1)
         )
         if device.type == "cuda":
@@ -216,7 +217,7 @@ def refine_sources(
         info.append({
             "frames": sorted({int(f) for f in views.frames}), "views": len(views), "closeups": views.closeups,
             "closeup_notes": list(views.notes), "steps": steps, "lr": lr, "loss_first": round(losses[0], 5),
-            "loss_last": round(losses[-1], 5), "seconds": round(time.perf_counter() - t0, 2),
+            "loss_last": round(losses[-1], 5), "seconds": round(time.perf_counter() - t0, 2), "pruned": pruned,
         })  # fmt: skip
     bar.close()
     return refined, info

@@ -52,6 +52,7 @@ class FrameViews:
 
     images: torch.Tensor  # [N, 3, H, W] in [0, 1], the person on black
     masks: torch.Tensor  # [N, H, W] in [0, 1] person masks (0 beyond the source frame)
+    valid: torch.Tensor  # [N, H, W] bool: pixels that show the source (not padding beyond its frame)
     estimates: tuple[BodyEstimate, ...]  # N, cameras sized W x H
     frames: tuple[int, ...]  # N: the sample frame each view was cut from
     closeups: int  # how many of the N views are head close-ups
@@ -68,7 +69,7 @@ def frame_views(sample: Sample, frames: np.ndarray, *, head_rig=None) -> FrameVi
     from core.model.closeups import head_closeup
 
     H, W = sample.rgb.shape[2:4]
-    images, masks, estimates, owners, notes = [], [], [], [], []
+    images, masks, valids, estimates, owners, notes = [], [], [], [], [], []
     closeups = 0
     for f, est in zip(frames, frame_estimates(sample, frames), strict=True):
         f = int(f)
@@ -77,20 +78,30 @@ def frame_views(sample: Sample, frames: np.ndarray, *, head_rig=None) -> FrameVi
         rgb = sample.rgb[f, 0] * (mask[..., None] > 127)  # [H, W, 3] uint8, the person on black
         images.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0)
         masks.append(torch.from_numpy(mask).float() / 255.0)
+        valids.append(torch.ones(H, W, dtype=torch.bool) if valid is None else torch.from_numpy(valid))
         estimates.append(est)
         owners.append(f)
         if head_rig is None:
             continue
-        got = head_closeup(sample.rgb[f, 0], mask, est, head_rig, H) if H == W else "the frames are not square"
+        square = H == W
+        got = (
+            head_closeup(sample.rgb[f, 0], mask, est, head_rig, H, valid=valid)
+            if square
+            else "the frames are not square"
+        )
         if isinstance(got, str):
             notes.append(f"frame {f}: no head close-up: {got}")
             continue
         images.append(got[0])
         masks.append(got[1])
+        valids.append(got[2])
         estimates.append(got[3])
         owners.append(f)
         closeups += 1
-    return FrameViews(torch.stack(images), torch.stack(masks), tuple(estimates), tuple(owners), closeups, tuple(notes))
+    return FrameViews(
+        torch.stack(images), torch.stack(masks), torch.stack(valids), tuple(estimates), tuple(owners), closeups,
+        tuple(notes),
+    )  # fmt: skip
 
 
 def personalise_views(
@@ -104,18 +115,22 @@ def personalise_views(
     acap_weight: float = 10.0,
     progress: Callable[[int, float], None] | None = None,  # after each step: (step, loss)
     fit_masks: bool = True,
-) -> tuple[IdentityState, list[float]]:
+) -> tuple[IdentityState, list[float], int]:
     """`state` refined for `steps` steps on `views` (core.model.personalise: L1 of the render on black against the
     person on black, the offsets' closeness to `state`'s and, with `fit_masks`, the L1 of the render's coverage
-    against the person masks, as `create --refine` does); the refined identity and the loss per step."""
+    against the person masks, as `create --refine` does; only the views' valid pixels count); with `fit_masks`, the
+    floaters are then pruned over the same views (core.model.personalise.prune_floaters). The refined identity, the
+    loss per step and how many Gaussians were pruned."""
     from core.model.avatar import Avatar
-    from core.model.personalise import personalise
+    from core.model.personalise import personalise, prune_floaters
 
+    masks = views.masks if fit_masks else None
     avatar, losses = personalise(
         Avatar(model, state), views.images.to(device), list(views.estimates), steps=steps, lr=lr,
-        acap_weight=acap_weight, log_every=0, progress=progress, masks=views.masks if fit_masks else None,
+        acap_weight=acap_weight, log_every=0, progress=progress, masks=masks, valid=views.valid,
     )  # fmt: skip
-    return avatar.state, losses
+    avatar, pruned = prune_floaters(avatar, list(views.estimates), masks, valid=views.valid)
+    return avatar.state, losses, pruned
 
 
 def personalise_sample(
@@ -134,6 +149,7 @@ def personalise_sample(
     template on the same photos). Colours only (no coverage term), as bench/personalise.py's results were measured."""
     refs = np.nonzero(sample.arrays["role"] == ROLE_REF)[0]
     views = frame_views(sample, refs)
-    return personalise_views(
+    new, losses, _ = personalise_views(
         model, state, views, steps=steps, device=device, lr=lr, acap_weight=acap_weight, fit_masks=False
     )
+    return new, losses
