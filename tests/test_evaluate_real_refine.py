@@ -131,14 +131,16 @@ def test_frames_with_a_large_enough_head_are_followed_by_their_close_up():
         "est_expression": p.expression.numpy(),
         "est_gaze": p.gaze.numpy(),
         "est_translation": p.translation.numpy(),
-        "valid_box": np.array([[[0, 0, size, size]]] * 2, np.float32),
+        "valid_box": np.array([[[0, 0, size, size]], [[0, 0, size, size * 3 // 4]]], np.float32),  # frame 1 padded
     }
     rgb = np.full((2, 1, size, size, 3), 128, np.uint8)
     mask = np.full((2, 1, size, size), 255, np.uint8)
     sample = Sample(key="s", meta={"kind": "video"}, arrays=arrays, rgb=rgb, mask=mask)
     views = frame_views(sample, np.array([0, 1]), head_rig=rig)
     assert views.frames == (0, 0, 1) and views.closeups == 1 and views.images.shape == (3, 3, size, size)
-    assert views.masks.shape == (3, size, size) and float(views.masks.min()) == 1.0  # the person fills the frame
+    assert views.masks.shape == (3, size, size) and float(views.masks[:2].min()) == 1.0  # the person fills frame 0
+    assert views.valid.shape == (3, size, size) and bool(views.valid[:2].all())  # frame 0 and its close-up
+    assert bool(views.valid[2, : size * 3 // 4].all()) and not bool(views.valid[2, size * 3 // 4 :].any())
     assert "frame 1: no head close-up" in views.notes[0] and "px across" in views.notes[0]
     assert float(views.estimates[1].camera.K[1, 1]) > 2 * float(views.estimates[0].camera.K[1, 1])  # zoomed in
     assert len(frame_views(sample, np.array([0, 1]))) == 2  # without a rig: body views only
