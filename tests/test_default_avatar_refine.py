@@ -13,10 +13,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import default_avatar_refine as dar  # noqa: E402
 
 
-def test_the_first_bundled_example_is_benchmark_identity_studio_test_0() -> None:
-    if not dar.EXAMPLE.is_file():
+def test_the_bundled_examples_name_their_benchmark_identities() -> None:
+    """The default avatar's identity is studio-test #2; the first studio example stays studio-test #0."""
+    first = dar.ROOT / "assets" / "examples" / "studio-test.safetensors"
+    if not dar.EXAMPLE.is_file() or not first.is_file():
         pytest.skip("no bundled example")
-    assert dar.example_identity(dar.EXAMPLE) == ("studio-test", 0)
+    assert dar.example_identity(dar.EXAMPLE) == ("studio-test", 2)
+    assert dar.example_identity(first) == ("studio-test", 0)
 
 
 def test_capture_views_are_the_identity_seen_whole_and_close_up(tmp_path) -> None:
