@@ -104,16 +104,21 @@ def test_body_estimate_rejects_batched_params_and_splits_a_batch():
     assert len(ests) == 3 and ests[2].translation.tolist() == [6.0, 7.0, 8.0] and ests[1].pose.shape == (7, 3)
 
 
-def test_personalise_lowers_the_photo_loss():
+def _tiny_avatar(images: torch.Tensor):
+    """(model, the scene's two estimates, a tiny avatar made from `images` [2, 3, 24, 24]) for the refinement tests."""
     torch.manual_seed(0)
     rig = toy_rig()
     cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
     model = LCAModel(cfg, rig).eval()
     ests = _scene(rig, size=24)
+    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
+    return model, ests, Avatar.create(model, body_crops=body, face_crops=face)
+
+
+def test_personalise_lowers_the_photo_loss():
     images = torch.zeros(2, 3, 24, 24)
     images[:, 0] = 0.8  # the person should render red on black
-    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
-    av = Avatar.create(model, body_crops=body, face_crops=face)
+    model, ests, av = _tiny_avatar(images)
     refined, losses = personalise(av, images, ests, steps=10, lr=0.05)
     assert sum(losses[-4:]) < sum(losses[:4]) * 0.9
     assert refined.state.canonical.albedo[..., 0].mean() > av.state.canonical.albedo[..., 0].mean()
@@ -121,13 +126,8 @@ def test_personalise_lowers_the_photo_loss():
 
 def test_personalise_leaves_the_shared_model_without_gradients_and_unchanged():
     torch.manual_seed(0)
-    rig = toy_rig()
-    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
-    model = LCAModel(cfg, rig).eval()
-    ests = _scene(rig, size=24)
     images = torch.rand(2, 3, 24, 24)
-    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
-    av = Avatar.create(model, body_crops=body, face_crops=face)
+    model, ests, av = _tiny_avatar(images)
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     refined, _ = personalise(av, images, ests, steps=2, lr=0.05)
     with_grad = [n for n, p in model.named_parameters() if p.grad is not None]
@@ -142,14 +142,8 @@ def test_personalise_with_masks_fits_coverage_so_dark_stray_gaussians_do_not_sur
     """On black, a dark Gaussian off the person costs nothing in colour; with the person masks its coverage does."""
     from core.capture.refine import render_through
 
-    torch.manual_seed(0)
-    rig = toy_rig()
-    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
-    model = LCAModel(cfg, rig).eval()
-    ests = _scene(rig, size=24)
     images = torch.zeros(2, 3, 24, 24)  # nothing but black where the avatar is
-    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
-    av = Avatar.create(model, body_crops=body, face_crops=face)
+    model, ests, av = _tiny_avatar(images)
     can = av.state.canonical  # a black avatar: on black it is already right in colour
     av = Avatar(model, dataclasses.replace(av.state, canonical=dataclasses.replace(can, albedo=can.albedo * 0.0)))
     coverage = lambda a: sum(float(render_through(a, e)[1].sum()) for e in ests)  # noqa: E731
@@ -169,12 +163,7 @@ def test_off_person_gaussians_are_found_by_their_coverage_and_pruned():
     from core.model.personalise import off_person_share, prune_off_person
 
     torch.manual_seed(0)
-    rig = toy_rig()
-    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
-    model = LCAModel(cfg, rig).eval()
-    ests = _scene(rig, size=24)
-    body, face = crop_inputs(list(torch.rand(2, 3, 24, 24)), ests, rig, cfg.encoder)
-    av = Avatar.create(model, body_crops=body, face_crops=face)
+    model, ests, av = _tiny_avatar(torch.rand(2, 3, 24, 24))
     off = off_person_share(av, ests, torch.zeros(2, 24, 24))
     on = off_person_share(av, ests, torch.ones(2, 24, 24))
     seen = ~torch.isnan(off)
@@ -197,13 +186,8 @@ def test_personalise_leaves_pixels_outside_valid_out_of_colour_and_silhouette():
     from core.capture.refine import render_through
 
     torch.manual_seed(0)
-    rig = toy_rig()
-    cfg = load_model_config("tiny", {"tokens": {"num_anchors": 32}, "heads": {"gaussians_per_anchor": 2}})
-    model = LCAModel(cfg, rig).eval()
-    ests = _scene(rig, size=24)
     images = torch.rand(2, 3, 24, 24)
-    body, face = crop_inputs(list(images), ests, rig, cfg.encoder)
-    av = Avatar.create(model, body_crops=body, face_crops=face)
+    model, ests, av = _tiny_avatar(images)
     alpha = torch.stack([render_through(av, e)[1] for e in ests])  # [2, 24, 24]
     valid = alpha == 0  # valid only where the avatar puts nothing
     assert valid.any() and (~valid).float().mean() > 0.1, "the test avatar must cover some pixels and leave some"
