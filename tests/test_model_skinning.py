@@ -140,7 +140,7 @@ def test_personalise_leaves_the_shared_model_without_gradients_and_unchanged():
 
 def test_personalise_with_masks_fits_coverage_so_dark_stray_gaussians_do_not_survive():
     """On black, a dark Gaussian off the person costs nothing in colour; with the person masks its coverage does."""
-    from core.capture.refine import render_through
+    from core.model.personalise import render_through
 
     images = torch.zeros(2, 3, 24, 24)  # nothing but black where the avatar is
     model, ests, av = _tiny_avatar(images)
@@ -159,7 +159,7 @@ def test_personalise_with_masks_fits_coverage_so_dark_stray_gaussians_do_not_sur
 def test_off_person_gaussians_are_found_by_their_coverage_and_pruned():
     """Every Gaussian a view sees lies off an empty mask (share 1) and on a full one (share 0); unseen ones are
     nan; pruning above the threshold leaves nothing to render, and nothing when all lie on the person."""
-    from core.capture.refine import render_through
+    from core.model.personalise import render_through
     from core.model.personalise import off_person_share, prune_off_person
 
     torch.manual_seed(0)
@@ -183,7 +183,7 @@ def test_off_person_gaussians_are_found_by_their_coverage_and_pruned():
 def test_personalise_leaves_pixels_outside_valid_out_of_colour_and_silhouette():
     """Letterbox padding is no evidence: an avatar that covers only invalid pixels gets no gradient from the colour
     and silhouette terms (unchanged), while the same views without `valid` pull it towards their empty pixels."""
-    from core.capture.refine import render_through
+    from core.model.personalise import render_through
 
     torch.manual_seed(0)
     images = torch.rand(2, 3, 24, 24)

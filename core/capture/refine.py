@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from core.capture.references import PhotoReferences
+from core.model.personalise import render_through  # noqa: F401  (drawn through a photo's fit; re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -129,25 +130,6 @@ def split_holdout(n: int, holdout: int | None) -> tuple[list[int], list[int]]:
     if k >= n:
         raise ValueError(f"--holdout {k} leaves no photo to refine on ({n} photo(s) with a usable body fit)")
     return list(range(n - k)), list(range(n - k, n))
-
-
-@torch.no_grad()
-def render_through(avatar, est) -> tuple[torch.Tensor, torch.Tensor]:
-    """The avatar drawn through one fitted body estimate under neutral light on black: colour [H, W, 3] in [0, 1]
-    and alpha [H, W], on the avatar's device (the pose personalisation fits it in, core.model.personalise)."""
-    from core.model.appearance import Lighting
-    from core.model.drive import drive_gaussians
-    from core.model.personalise import CPU_RASTER
-    from core.raster.rasterize import rasterize
-
-    dev = avatar.state.anchors.device
-    g = drive_gaussians(
-        avatar.model, avatar.state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), Lighting.neutral(dev),
-        est.translation.to(dev), regularisers=False,  # a picture, not a training step: no deformer loss terms
-    ).gaussians  # fmt: skip
-    settings = CPU_RASTER if dev.type == "cpu" else None
-    r = rasterize(g, est.camera.to(dev), background=(0.0, 0.0, 0.0), torch_settings=settings)
-    return r.color[0].clamp(0, 1), r.alpha[0, ..., 0]
 
 
 def references_of(avatar, estimates: list, names: tuple[str, ...] = ()) -> PhotoReferences:

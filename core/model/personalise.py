@@ -43,6 +43,30 @@ def _default_render(g: Gaussians, cam: Camera) -> tuple[Tensor, Tensor]:
     return r.color, r.alpha
 
 
+def drive_through(model: torch.nn.Module, state, est: BodyEstimate, light: Lighting) -> Gaussians:
+    """`state`'s Gaussians driven by one body estimate (pose, expression, gaze, translation) on `state`'s device,
+    without the deformer's training terms (refinement and pictures are not a training step)."""
+    dev = state.anchors.device
+    return drive_gaussians(
+        model, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev),
+        regularisers=False,
+    ).gaussians  # fmt: skip
+
+
+@torch.no_grad()
+def render_state(model: torch.nn.Module, state, est: BodyEstimate) -> tuple[Tensor, Tensor]:
+    """`state` drawn through one body estimate under neutral light on black, as refinement renders it: colour
+    [H, W, 3] in [0, 1] and alpha [H, W], on the state's device."""
+    dev = state.anchors.device
+    colour, alpha = _default_render(drive_through(model, state, est, Lighting.neutral(dev)), est.camera.to(dev))
+    return colour[0].clamp(0, 1), alpha[0, ..., 0]
+
+
+def render_through(avatar: Avatar, est: BodyEstimate) -> tuple[Tensor, Tensor]:
+    """The avatar drawn through one fitted body estimate (`render_state`)."""
+    return render_state(avatar.model, avatar.state, est)
+
+
 def frozen_view(model: torch.nn.Module) -> torch.nn.Module:
     """A copy of `model` whose parameters share the model's storage but never require gradients (no memory copy)."""
     memo: dict[int, object] = {id(p): torch.nn.Parameter(p.detach(), requires_grad=False) for p in model.parameters()}
@@ -111,20 +135,11 @@ def personalise(
         est = estimates[i]
         c = dataclasses.replace(can, **params)
         state = dataclasses.replace(avatar.state, canonical=c)
-        out = drive_gaussians(
-            frozen,
-            state,
-            est.pose.to(dev),
-            est.expression.to(dev),
-            est.gaze.to(dev),
-            light,
-            est.translation.to(dev),
-            regularisers=False,  # the deformer's training terms: not part of this loss
-        )
+        posed = drive_through(frozen, state, est, light)
         cam = est.camera.to(dev)
         if (cam.height, cam.width) != tuple(targets.shape[1:3]):
             raise ValueError(f"camera {i} is {cam.width}x{cam.height} but its image is {tuple(targets.shape[1:3])}")
-        colour, alpha = render(out.gaussians, cam)
+        colour, alpha = render(posed, cam)
         pred = colour[0]  # [H, W, 3]
         loss = mean((pred - targets[i]).abs(), i) + acap_weight * (params["offsets"] - can.offsets).pow(2).mean()
         if coverage is not None:
@@ -198,11 +213,7 @@ def off_person_share(
     light = Lighting.neutral(dev)
     on, off = torch.zeros_like(opacity), torch.zeros_like(opacity)
     for i, (est, mask, v) in enumerate(zip(estimates, masks.to(dev, torch.float32), weights.to(dev), strict=True)):
-        out = drive_gaussians(
-            frozen, state, est.pose.to(dev), est.expression.to(dev), est.gaze.to(dev), light, est.translation.to(dev),
-            regularisers=False,
-        )  # fmt: skip
-        alpha = render(out.gaussians, est.camera.to(dev))[1][0, ..., 0]  # [H, W]
+        alpha = render(drive_through(frozen, state, est, light), est.camera.to(dev))[1][0, ..., 0]  # [H, W]
         if alpha.shape != mask.shape:
             raise ValueError(f"a view renders {tuple(alpha.shape)} but its mask is {tuple(mask.shape)}")
         (g_on,) = torch.autograd.grad((alpha * mask * v).sum(), opacity, retain_graph=True)

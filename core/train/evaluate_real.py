@@ -31,14 +31,10 @@ from core.data.benchmarks import ROLE_NOVEL_POSE, ROLE_NOVEL_VIEW, ROLE_REF
 from core.data.loader import crop, mask_box, square_box
 from core.data.shards import Sample
 from core.io import atomic_write_bytes
-from core.model.appearance import Lighting
 from core.model.crops import fit_crop_matrix, fit_crops
-from core.model.drive import drive_gaussians
 from core.model.model import IdentityState, LCAModel
-from core.raster import Camera
-from core.raster.rasterize import rasterize
 from core.train.losses import ssim
-from core.train.refine_frames import valid_pixels
+from core.train.refine_frames import frame_estimates, valid_pixels
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +156,13 @@ def real_identity(
     return model(body, faces, shape, views).select(0)
 
 
-@torch.no_grad()
 def render_on_black(model: LCAModel, state: IdentityState, sample: Sample, f: int, device) -> tuple[np.ndarray, ...]:
-    """The avatar driven by frame f's fitted body, rendered through its camera on black: colour [H, W, 3], alpha."""
-    a = sample.arrays
-    H, W = sample.rgb.shape[2:4]
-    g = lambda k: torch.as_tensor(a[k][f], device=device).float()  # noqa: E731
-    posed = drive_gaussians(
-        model, state, g("est_pose"), g("est_expression"), g("est_gaze"), Lighting.neutral(device), g("est_translation")
-    ).gaussians
-    cam = Camera(g("K")[0], g("T_cam_world")[0], W, H)
-    r = rasterize(posed.to(torch.float32), cam, background=(0.0, 0.0, 0.0))
-    return r.color[0].clamp(0, 1).cpu().numpy(), r.alpha[0].reshape(H, W).cpu().numpy()
+    """The avatar driven by frame f's fitted body, rendered through its camera on black: colour [H, W, 3], alpha
+    [H, W] (core.model.personalise.render_state, as refinement draws it)."""
+    from core.model.personalise import render_state
+
+    colour, alpha = render_state(model, state, frame_estimates(sample, np.array([f]))[0])
+    return colour.cpu().numpy(), alpha.cpu().numpy()
 
 
 def _mean_person_colour(sample: Sample, frames: np.ndarray) -> np.ndarray:
