@@ -23,12 +23,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.tracking.face_geometry import IRIS_L, IRIS_R
+
 # Mediapipe face-mesh contours from corner to corner ("R" is the person's right eye, the picture's left).
 EYE_R_UPPER = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 EYE_R_LOWER = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 EYE_L_UPPER = (362, 398, 384, 385, 386, 387, 388, 466, 263)
 EYE_L_LOWER = (362, 382, 381, 380, 374, 373, 390, 249, 263)
-IRIS_R, IRIS_L = 468, 473
 
 # The strip, in eye widths: this far either side of the iris centre, from the upper lid this far down.
 STRIP_HALF_WIDTH = 0.10
