@@ -222,7 +222,7 @@ def build_capture(
 
 def score(avatar, capture: Capture) -> dict:
     """Person-only PSNR (dB, inside the true person mask) per view and its means over body and face views."""
-    from core.capture.refine import render_through
+    from core.model.personalise import render_through
     from core.train.losses import psnr
 
     pred = torch.stack([render_through(avatar, est)[0].cpu() for est in capture.estimates])  # [N, S, S, 3]

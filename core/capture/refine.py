@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from core.capture.references import PhotoReferences
-from core.model.personalise import render_through  # noqa: F401  (drawn through a photo's fit; re-exported)
+from core.model.personalise import render_through
 
 log = logging.getLogger(__name__)
 
