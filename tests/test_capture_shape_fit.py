@@ -23,7 +23,6 @@ from core.capture.shape_fit import (
     fit_shared_shape,
     landmark_ids,
     landmarks_uv,
-    polar_rotation,
     shaped_rest,
 )
 from core.model.crops import BodyEstimate
@@ -105,7 +104,7 @@ def test_body_landmarks_are_where_the_trackers_skeleton_puts_them(rig):
 
 
 def test_shaped_rest_is_the_bodys_and_has_finite_gradients(rig):
-    from core.body.lbs import axis_angle_to_matrix, special_procrustes
+    from core.body.lbs import axis_angle_to_matrix, polar_rotation, special_procrustes
 
     shape = torch.tensor([0.2, 0.6, 0.3, 0.9, 0.7, 0.2], requires_grad=True)
     verts, frames = shaped_rest(rig, shape)

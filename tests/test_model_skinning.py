@@ -159,8 +159,7 @@ def test_personalise_with_masks_fits_coverage_so_dark_stray_gaussians_do_not_sur
 def test_off_person_gaussians_are_found_by_their_coverage_and_pruned():
     """Every Gaussian a view sees lies off an empty mask (share 1) and on a full one (share 0); unseen ones are
     nan; pruning above the threshold leaves nothing to render, and nothing when all lie on the person."""
-    from core.model.personalise import render_through
-    from core.model.personalise import off_person_share, prune_off_person
+    from core.model.personalise import off_person_share, prune_off_person, render_through
 
     torch.manual_seed(0)
     model, ests, av = _tiny_avatar(torch.rand(2, 3, 24, 24))

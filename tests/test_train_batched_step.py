@@ -183,7 +183,10 @@ class _HostWaits(TorchDispatchMode):
     """Records the operations that would make the host wait for a GPU: values read back, shapes that depend on
     the data, and tensors made from host data (a blocking copy); a Python number is a scalar argument, no copy."""
 
-    WAITS = {"_local_scalar_dense", "item", "nonzero", "masked_select", "unique", "_unique2", "equal", "is_nonzero"}
+    WAITS = {
+        "_local_scalar_dense", "item", "nonzero", "masked_select", "unique", "_unique2", "equal", "is_nonzero",
+        "_linalg_svd", "_linalg_check_errors", "_linalg_eigh",  # linear algebra that checks its result on the host
+    }  # fmt: skip
 
     def __init__(self) -> None:
         super().__init__()
@@ -198,13 +201,15 @@ class _HostWaits(TorchDispatchMode):
         return out
 
 
-def test_the_training_step_never_waits_for_the_device(shards, monkeypatch):
+@pytest.mark.parametrize("deformer", [None, "skinning"])
+def test_the_training_step_never_waits_for_the_device(shards, monkeypatch, deformer):
     """Forward and backward of the batched step dispatch nothing that waits for a GPU (the rasteriser aside: the
-    torch reference here, gsplat on a GPU; and the body's rest bones: `torch.linalg.svd` checks its result on the
-    host), and the loss is the weighted sum of its terms."""
+    torch reference here, gsplat on a GPU), so its stages can be captured in CUDA graphs: the body's rest bones
+    and the skinning correction's rotations come from `polar_rotation`, not an SVD that checks its result on the
+    host; and the loss is the weighted sum of its terms."""
     import core.train.step as step_module
 
-    model = _model(deformer=None)
+    model = _model(deformer=deformer)
     batch = _batch(shards)
     cfg = LossConfig(perceptual=0.0, canonical=0.5)
     step = TrainStep(model, cfg, render_size=24, perceptual=None)

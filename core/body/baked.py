@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from core.body.asset import BodyAsset, load_body_asset
-from core.body.lbs import batch_rigid_transform, dense_weights, lbs, rigid, special_procrustes
+from core.body.lbs import batch_rigid_transform, dense_weights, lbs, polar_rotation, rigid
 from core.body.phenotype import column_table, phenotype_target_weights_fast
 from core.body.records import BodyOutput
 
@@ -70,7 +70,7 @@ class BakedBody(nn.Module):
         verts = self.template_vertices + (coeffs @ self.vertex_basis).reshape(B, V, 3)
         heads = self.rest_poses[:, :3, 3] + torch.einsum("bs,sjc->bjc", dc, self.pheno_heads)  # [B, J, 3]
         M = self.pheno_orient_default + torch.einsum("bs,sjxy->bjxy", dc, self.pheno_orient)  # [B, J, 3, 3]
-        bones = rigid(special_procrustes(M), heads)  # [B, J, 4, 4]
+        bones = rigid(polar_rotation(M), heads)  # [B, J, 4, 4] (no SVD: nothing here waits for the device)
         if shape.requires_grad:
             return verts, bones
         # The default phenotype's bones are stored exactly: taken for the identities that have it, chosen on the

@@ -71,12 +71,30 @@ def apply_gaze(
 
 
 def special_procrustes(M: Tensor) -> Tensor:
-    """The rotation nearest to M in Frobenius norm. M: [..., 3, 3] -> [..., 3, 3]."""
+    """The rotation nearest to M in Frobenius norm. M: [..., 3, 3] -> [..., 3, 3]. Through an SVD, so any M
+    (also det M < 0); `polar_rotation` is the form for the model's paths (M near a rotation)."""
     U, _, Vh = torch.linalg.svd(M)
     det = torch.det(U @ Vh)
     D = torch.ones_like(M[..., 0])  # [..., 3]
     D = torch.cat([D[..., :2], det[..., None]], dim=-1)
     return (U * D[..., None, :]) @ Vh
+
+
+def polar_rotation(M: Tensor, iters: int = 6) -> Tensor:
+    """The rotation nearest to M [..., 3, 3] for det M > 0 (bone axes with a shape blend, blended skinning
+    transforms: a rotation's neighbourhood), by Newton's polar iteration with determinant scaling (Higham),
+    R <- (g R + R^-T / g) / 2 with g = |det R|^(-1/3), the inverse written out through the cofactors.
+
+    The value `special_procrustes` gives (to float64 rounding once the singular values lie in [0.1, 10]), without
+    an SVD, which waits for the device to check its result (no CUDA graph can hold it), and with a gradient
+    where the SVD's is undefined (equal singular values, as at a rotation)."""
+    R = M.double()
+    for _ in range(iters):
+        cof = torch.linalg.cross(R.roll(-1, dims=-2), R.roll(-2, dims=-2))  # rows b x c, c x a, a x b: det * R^-T
+        det = (R[..., :1, :] * cof[..., :1, :]).sum(-1, keepdim=True)  # [..., 1, 1]
+        g = det.abs().pow(-1.0 / 3.0)
+        R = 0.5 * (g * R + cof / (g * det))
+    return R.to(M.dtype)
 
 
 def rigid(R: Tensor, t: Tensor) -> Tensor:

@@ -244,29 +244,11 @@ def _silhouette_loss(
     return loss
 
 
-def polar_rotation(M: Tensor, iters: int = 12) -> Tensor:
-    """The rotation nearest to M [..., 3, 3] (det M > 0) by Newton's polar iteration, R <- (R + R^-T) / 2: the
-    value `core.body.lbs.special_procrustes` gives, with a gradient where the SVD's is undefined (M near a
-    rotation, equal singular values)."""
-    R = M.double()
-    for _ in range(iters):
-        R = 0.5 * (R + torch.linalg.inv(R).transpose(-1, -2))
-    return R.to(M.dtype)
-
-
 def shaped_rest(rig: BodyRig, shape: Tensor) -> tuple[Tensor, Tensor]:
-    """Rest vertices [1, V, 3] and bone frames [1, J, 4, 4] of phenotype `shape` [S], as `rig.rest` gives them,
-    differentiable (the body's bone axes re-fitted by `polar_rotation` instead of an SVD)."""
-    from core.body.lbs import rigid
+    """Rest vertices [1, V, 3] and bone frames [1, J, 4, 4] of phenotype `shape` [S], differentiable: the body's
+    bone axes are re-fitted by `core.body.lbs.polar_rotation`, whose gradient is defined where an SVD's is not."""
+    return rig.rest(shape[None])
 
-    verts, frames = rig.rest(shape[None])
-    body = rig.phenotype
-    if body is None:  # a linear shape basis: already differentiable
-        return verts, frames
-    dc = body.shape_coefficients(shape[None].to(body.default_shape))  # [1, S']
-    heads = body.rest_poses[:, :3, 3] + torch.einsum("bs,sjc->bjc", dc, body.pheno_heads)  # [1, J, 3]
-    M = body.pheno_orient_default + torch.einsum("bs,sjxy->bjxy", dc, body.pheno_orient)  # [1, J, 3, 3]
-    return verts, rigid(polar_rotation(M), heads)
 
 
 class _Problem:

@@ -20,11 +20,19 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from core.body.lbs import RestChain, axis_angle_to_matrix, pose_chain, rest_chain, rotation_about_axes, skin_points
+from core.body.lbs import (
+    RestChain,
+    axis_angle_to_matrix,
+    polar_rotation,
+    pose_chain,
+    rest_chain,
+    rotation_about_axes,
+    skin_points,
+)
 from core.model.drive import decode_pose_output
 from core.model.heads import pose_code
 from core.model.model import IdentityState, LCAModel
-from core.model.skin_correction import corrected_weights, nearest_rotation
+from core.model.skin_correction import corrected_weights
 from core.model.skinning import matrix_to_quat, quat_mul
 from core.raster.types import Gaussians, rgb_to_sh0
 
@@ -230,7 +238,7 @@ def _skin_correction_fix(
     W = (model.support_weights[model.anchor_corners] * model.anchor_bary[..., None]).sum(1)  # [A, J]
     fix = correction_transforms_batched(W, corrected_weights(W, delta), T_bone)  # [B, T, A, 4, 4]
     R_fix = fix[..., :3, :3]
-    return R_fix, fix[..., :3, 3], matrix_to_quat(nearest_rotation(R_fix))
+    return R_fix, fix[..., :3, 3], matrix_to_quat(polar_rotation(R_fix))
 
 
 def correction_transforms_batched(
@@ -241,7 +249,7 @@ def correction_transforms_batched(
     """`skin_correction.correction_transforms` of every target: (sum_j W'_j T_j) (sum_j W_j T_j)^-1 [B, T, A, 4, 4]."""
     M = torch.einsum("aj,btjxy->btaxy", weights, T_bone)
     M_new = torch.einsum("baj,btjxy->btaxy", corrected, T_bone)
-    return M_new @ torch.linalg.inv(M)
+    return M_new @ torch.linalg.inv_ex(M).inverse  # no error check: nothing here waits for the device
 
 
 def _shade(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from core.body.lbs import polar_rotation
 from core.model.config import DeformerConfig
 from core.model.deformer import register_node_graph
 from core.model.skinning import matrix_to_quat
@@ -38,16 +39,8 @@ def correction_transforms(
     (sum_j W'_j T_j) (sum_j W_j T_j)^-1. The identity where the two agree."""
     M = torch.einsum("aj,jxy->axy", weights, T_bone)
     M_new = torch.einsum("aj,jxy->axy", corrected, T_bone)
-    return M_new @ torch.linalg.inv(M)
+    return M_new @ torch.linalg.inv_ex(M).inverse  # no error check: nothing here waits for the device
 
-
-def nearest_rotation(L: Tensor) -> Tensor:
-    """The rotation closest to each linear map [..., 3, 3] (polar decomposition through the SVD)."""
-    U, _, Vh = torch.linalg.svd(L)
-    d = torch.linalg.det(U @ Vh)
-    fix = torch.ones_like(L[..., 0])
-    fix[..., -1] = d.sign()
-    return (U * fix[..., None, :]) @ Vh
 
 
 class SkinningCorrection(nn.Module):
@@ -90,7 +83,7 @@ class SkinningCorrection(nn.Module):
 
         fix = correction_transforms(weights, corrected_weights(weights, delta), T_bone)  # [A, 4, 4]
         moved = (fix[:, None, :3, :3] @ means[..., None])[..., 0] + fix[:, None, :3, 3]
-        q = matrix_to_quat(nearest_rotation(fix[:, :3, :3]))  # [A, 4]
+        q = matrix_to_quat(polar_rotation(fix[:, :3, :3]))  # [A, 4]
         return moved, quat_mul(q[:, None, :].expand_as(quats), quats)
 
     def regularisers(self, nodes: Tensor) -> dict[str, Tensor]:
