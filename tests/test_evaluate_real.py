@@ -68,3 +68,19 @@ def test_padding_beyond_the_source_frame_is_not_scored():
     assert person_score(pred, alpha, target, mask).spill > 0.3
     fair = person_score(pred, alpha, target, mask, valid)
     assert fair.spill == 0 and fair.iou == 1
+
+
+def test_the_summary_carries_a_standard_error_over_sources_and_sources_keep_their_numbered_order():
+    from pathlib import Path
+
+    from core.train.evaluate import natural_key
+    from core.train.evaluate_real import _standard_error
+
+    assert _standard_error([10.0, 12.0, 14.0]) == round(2.0 / np.sqrt(3), 4)
+    assert _standard_error([10.0]) is None and _standard_error([10.0, None, float("nan")]) is None
+    names = ["10-b/video/x.tar", "2-a/video/x.tar", "1-c/video/x.tar"]
+    assert [str(p) for p in sorted(map(Path, names), key=natural_key)] == [names[2], names[1], names[0]]
+    row = {"source": "a.mp4", "protocol": "cross-frame", "targets": 3, "avatar": {"psnr": 12.0, "iou": 0.6}}
+    summary = {"held_out": {"avatar": {"psnr": 12.0, "psnr_se": 0.5, "iou": 0.6}, "sources": 2, "frames": 3}}
+    text = format_real({"sources": [row], "summary": summary})
+    assert "standard error" in text.splitlines()[-1] and "0.50" in text.splitlines()[-1]

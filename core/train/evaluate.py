@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -316,6 +317,11 @@ def comparison_sheet(rows_by_bench: dict[str, list[dict]], path: Path, per_bench
         atomic_write_bytes(path, buf.tobytes())
 
 
+def natural_key(path: Path) -> list:
+    """Sort key of a path that orders its numbers by value: `2-b/` before `10-a/`."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(path))]
+
+
 def real_footage(folder: Path) -> list[Sample]:
     """The clips and photos that `prepare video` ingested into `folder` (its `video/` shards)."""
     from core.data.shards import iter_shard, list_shards
@@ -325,6 +331,7 @@ def real_footage(folder: Path) -> list[Sample]:
             f"{folder} is not a folder; ingest footage first: python main.py prepare video FILE --out {folder}"
         )
     shards = list_shards(folder / "video") if (folder / "video").is_dir() else list_shards(folder)
+    shards = sorted(shards, key=natural_key)  # "2-b" before "10-a", as numbered
     samples = [s for path in shards for s in iter_shard(path) if s.meta.get("kind") == "video"]
     if not samples:
         raise FileNotFoundError(

@@ -306,6 +306,7 @@ def evaluate_real(
         if chosen:
             summary[name] = {
                 k: {m: _mean([r[k][m] for r in chosen if k in r]) for m in ("psnr", "ssim", "iou")}
+                | {f"{m}_se": _standard_error([r[k][m] for r in chosen if k in r]) for m in ("psnr", "ssim", "iou")}
                 for k in kinds
                 if any(k in r for r in chosen)
             } | {"sources": len(chosen), "frames": int(sum(r["targets"] for r in chosen))}
@@ -329,6 +330,12 @@ def _num(v: float) -> float | None:
 def _mean(v: list[float]) -> float | None:
     v = [x for x in v if np.isfinite(x)]
     return round(float(np.mean(v)), 4) if v else None
+
+
+def _standard_error(v: list[float | None]) -> float | None:
+    """Standard error of the mean over sources (sample standard deviation / sqrt(n)); None for fewer than two."""
+    v = [x for x in v if x is not None and np.isfinite(x)]
+    return round(float(np.std(v, ddof=1) / np.sqrt(len(v))), 4) if len(v) >= 2 else None
 
 
 def _name(s: Sample) -> str:
@@ -406,4 +413,9 @@ def format_real(res: dict) -> str:
         if name in summary:
             sm = summary[name]
             lines.append(line(f"mean of {sm['sources']} source(s)", label, sm["frames"], sm))
+            se = {
+                k: {m: v.get(f"{m}_se") for m in ("psnr", "ssim", "iou")} for k, v in sm.items() if isinstance(v, dict)
+            }
+            if any(x is not None for v in se.values() for x in v.values()):
+                lines.append(line("  standard error (sources)", label, sm["sources"], se))
     return "\n".join(lines)
