@@ -3,12 +3,16 @@ on a GPU the share of the step the GPU is busy and the kernel launches per step 
 
     python bench/train.py configs/train/pretrain-base.yaml --steps 30 --out bench/results/train-<device>.json
     python bench/train.py configs/train/pretrain-base.yaml --set compile=false per_target=true   # the old step
+    python bench/train.py configs/train/pretrain-base.yaml --set graphs=true   # stages as CUDA graphs
 
 Uses the config's data (generated first if the config asks for synthetic data) and model; times each phase
 with a device synchronisation around it, after warm-up steps (which also compile, with `compile` on). Then
 profiles `--profile` more steps: kernels (and copies) on the GPU per step, their summed time against the
 median step time (GPU busy share; one stream, so kernels do not overlap), and the costliest kernels; and one
-more step under `torch.cuda.set_sync_debug_mode` for the places where the host waits for the GPU.
+more step under `torch.cuda.set_sync_debug_mode` for the places where the host waits for the GPU. Kernels are
+counted twice: as the GPU ran them (`kernel_launches_per_step`, kernels inside a replayed CUDA graph included)
+and as the host launched them (`host_launches_per_step`: a graph replay is one launch; `graphs=true`). Last,
+steps run as the training loop runs them (`loop_ms_per_step`: no phase timing, the loss read back each step).
 `bench/train_ops.py` counts the same step's operations on a CPU (a machine without a GPU).
 """
 
@@ -40,6 +44,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# The runtime and driver calls by which the host starts work on the GPU (profiler events on the CPU side).
+HOST_LAUNCHES = {
+    "cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx", "cudaLaunchCooperativeKernel",
+    "cudaGraphLaunch", "cuGraphLaunch",
+}  # fmt: skip
+HOST_COPIES = {"cudaMemcpyAsync", "cudaMemsetAsync", "cudaMemcpy", "cudaMemset"}
+
+
 def profile_steps(one_step, steps: int, step_ms: float) -> dict:
     """Kernel launches and GPU time per step over `steps` profiled steps; GPU busy = GPU time / median step."""
     from torch.profiler import ProfilerActivity, profile
@@ -48,16 +60,22 @@ def profile_steps(one_step, steps: int, step_ms: float) -> dict:
         for _ in range(steps):
             one_step()
     kernels: dict[str, list[float]] = {}
+    host = collections.Counter()  # the host's launch calls: a replayed CUDA graph is one, however many kernels
     for e in p.events():
         if e.device_type == torch.autograd.DeviceType.CUDA:
             kernels.setdefault(e.name, []).append(e.time_range.elapsed_us())  # microseconds
+        elif e.name in HOST_LAUNCHES or e.name in HOST_COPIES:
+            host[e.name] += 1
     copies = {n: v for n, v in kernels.items() if n.startswith(("Memcpy", "Memset"))}
     launches = sum(len(v) for n, v in kernels.items() if n not in copies)
     gpu_us = sum(sum(v) for v in kernels.values())
     top = sorted(kernels.items(), key=lambda kv: -sum(kv[1]))[:12]
     return {
         "profiled_steps": steps,
-        "kernel_launches_per_step": launches / steps,
+        "kernel_launches_per_step": launches / steps,  # kernels the GPU ran (those inside graphs too)
+        "host_launches_per_step": sum(v for k, v in host.items() if k in HOST_LAUNCHES) / steps,
+        "host_copies_per_step": sum(v for k, v in host.items() if k in HOST_COPIES) / steps,
+        "host_launch_calls_per_step": {k: v / steps for k, v in sorted(host.items())},
         "copies_per_step": sum(len(v) for v in copies.values()) / steps,
         "gpu_ms_per_step": gpu_us / 1e3 / steps,
         "gpu_busy_share": gpu_us / 1e3 / steps / step_ms,
@@ -145,6 +163,23 @@ def main(argv: list[str] | None = None) -> int:
             opt.step()
 
         prof["host_waits_per_step"] = host_waits(plain_step)
+
+        # as the training loop runs: no phase timing, one wait for the device per step (the loss read back)
+        _sync(dev)
+        t0 = time.perf_counter()
+        n_loop = max(args.steps, 10)
+        for _ in range(n_loop):
+            _, _, batch = next(batches)
+            out = step(to_float_images(batch, dev))
+            opt.zero_grad(set_to_none=True)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            opt.step()
+            losses.append(float(out.loss))
+        loop_ms = (time.perf_counter() - t0) * 1e3 / n_loop
+        prof["loop_ms_per_step"] = loop_ms  # no phase timing: what a training run gets
+        prof["loop_identities_per_s"] = cfg.batch_size * 1e3 / loop_ms
+        prof["loop_gpu_busy_share"] = prof.get("gpu_ms_per_step", 0.0) / loop_ms
     result = {
         "device": device_name(dev),
         "torch": torch.__version__,
@@ -156,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "render_size": cfg.data.render_size,
         "step_path": "per-target" if cfg.per_target else "batched",
         "compiled": bool(getattr(step, "compiled", False)),
+        "graphs": step._stages.status + (f" ({step._stages.reason})" if step._stages.reason else ""),
         "amp": cfg.amp,
         "steps_timed": args.steps,
         "warmup_steps": args.warmup,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The training step three ways on one GPU, in one run (machines differ; compare variants side by side):
-# the per-target reference step, the batched step eager, and the batched step compiled. JSON per variant in
-# ${OUT:-bench/results}; data generated first when data/synth holds none.
+# The training step several ways on one GPU, in one run (machines differ; compare variants side by side):
+# the batched step eager, with its stages as CUDA graphs, compiled, and the per-target reference step
+# (VARIANTS picks and orders them). JSON per variant in ${OUT:-bench/results}; data generated first when
+# data/synth holds none.
 set -uo pipefail
 OUT=${OUT:-bench/results}
 CONFIG=${CONFIG:-configs/train/pretrain-base.yaml}
@@ -13,9 +14,10 @@ if [ -z "$(find data/synth -name '*.tar' 2>/dev/null | head -1)" ]; then
         --workers "$(( $(nproc) - 1 ))" --out data/synth
 fi
 dev=$(python3 -c "import torch; print(torch.cuda.get_device_name().lower().replace(' ', '-'))" 2>/dev/null || echo cpu)
-for variant in batched-eager batched-compiled per-target; do
+for variant in ${VARIANTS:-batched-eager batched-graphs batched-compiled per-target}; do
     case $variant in
         batched-eager) set_args="compile=false" limit=150 ;;
+        batched-graphs) set_args="compile=false graphs=true" limit=150 ;;
         batched-compiled) set_args="compile=true" limit=240 ;;  # the first steps compile
         per-target) set_args="compile=false per_target=true" limit=150 ;;
     esac

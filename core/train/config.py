@@ -134,6 +134,11 @@ class TrainConfig:
     # Compiling takes about 150 s at the first steps for 8 ms a step on one H200 (docs/PERFORMANCE.md): worth it
     # for long runs only. Falls back to eager with a warning when compiling fails.
     compile: bool = False
+    # CUDA graphs of the batched step's three stages (identities, posed Gaussians, losses; gsplat between runs
+    # eagerly), captured at the second step: each stage one launch forward and one backward instead of hundreds
+    # (`core/train/step_graphs.py`). One GPU process only; eager on a CPU, under DDP/FSDP and when a capture fails.
+    # Not combined with `compile`.
+    graphs: bool = False
     per_target: bool = False  # the slow reference step: one posed target after another (for comparisons)
     fsdp: bool = False  # shard parameters, gradients and optimiser state over the processes (for `large`)
     out_dir: str = "runs"  # relative: under the user's data folder unless given on the command line (see below)

@@ -85,6 +85,7 @@ def build_step(cfg: TrainConfig, device: torch.device) -> tuple[LCAModel, TrainS
         amp=cfg.amp,
         per_target=cfg.per_target,
         compile=cfg.compile,
+        graphs=cfg.graphs,
         closeup_size=cfg.data.closeup_render_size,
     )
     return model, step_mod

@@ -2,8 +2,10 @@
 
 `TrainStep` wraps the model so that DDP / FSDP see the whole differentiable computation in one `forward`. Its
 fast path poses, shades and renders all targets of all identities as one batch (`drive_targets`, one batched
-rasteriser call; the targets' head close-ups, when the batch has them, in one more), optionally through
-`torch.compile`; `forward_per_target` is the slow reference it is tested against, one posed target after another.
+rasteriser call; the targets' head close-ups, when the batch has them, in one more). It runs as three stages with
+tensor-only inputs and outputs (identities; posed Gaussians and regularisers; losses) around the rasteriser, which
+`graphs=True` replays as CUDA graphs (`core.train.step_graphs`) and `compile=True` runs through `torch.compile`;
+`forward_per_target` is the slow reference it is tested against, one posed target after another.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from core.train.losses import (
     part_loss,
     ssim,
 )
+from core.train.step_graphs import Stage, StageGraphs
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +114,8 @@ def batch_views(batch: dict, body_crop: tuple[int, int]) -> ReferenceViews:
     crops once `fit_crops` has cut the loader's square crops to the model's `body_crop` (H, W)."""
     full = batch["ref_full"]  # [B, N, 3, S, S]
     rot = batch["ref_pose"]
-    M = fit_crop_matrix(tuple(full.shape[-2:]), body_crop).to(rot.device)
+    crop = fit_crop_matrix(tuple(full.shape[-2:]), body_crop)
+    M = constant(tuple(crop.flatten().tolist()), rot.dtype, rot.device).view(3, 3)  # cached: no copy per step
     return ReferenceViews(
         rotations=rot,
         expression=batch["ref_expression"],
@@ -124,8 +128,7 @@ def batch_views(batch: dict, body_crop: tuple[int, int]) -> ReferenceViews:
 
 def _cat_sets(a: Gaussians, b: Gaussians) -> Gaussians:
     """Two batches of sets [Ba, G, ...] and [Bb, G, ...] -> one [Ba + Bb, G, ...] (rendered in one call)."""
-    fields = ("means", "quats", "log_scales", "opacity_logits", "sh")
-    return Gaussians(**{f: torch.cat([getattr(a, f), getattr(b, f)]) for f in fields})
+    return Gaussians(**{f: torch.cat([getattr(a, f), getattr(b, f)]) for f in _SET_FIELDS})
 
 
 class _CompiledOrEager:
@@ -175,9 +178,11 @@ class TrainStep(nn.Module):
         amp: bool = False,
         per_target: bool = False,
         compile: bool = False,
+        graphs: bool = False,
         closeup_size: int = 0,
     ):
-        """`closeup_size`: side of the head close-up renders (0: `render_size`)."""
+        """`closeup_size`: side of the head close-up renders (0: `render_size`). `graphs`: replay the batched
+        step's stages as CUDA graphs from the second training step on (a GPU, one process; else eager)."""
         super().__init__()
         self.amp = amp
         self.model = model
@@ -193,8 +198,18 @@ class TrainStep(nn.Module):
             "losses": self._image_terms,
             "face": self._face_term,
         }
+        if compile and graphs:
+            raise ValueError("compile and graphs: choose one (both remove launches; they are not combined)")
         if compile:
             self._fast = {k: _CompiledOrEager(fn, k) for k, fn in self._fast.items()}
+        stages = {
+            "identity": Stage(self._identity_stage, model),
+            "drive": Stage(self._drive_stage, model),
+            "losses": Stage(self._loss_stage),
+        }
+        self._stages = StageGraphs(stages)
+        if not graphs:
+            self._stages.off("graphs: false")
 
     @property
     def compiled(self) -> bool:
@@ -206,16 +221,64 @@ class TrainStep(nn.Module):
 
     def identities(self, batch: dict, device: torch.device) -> IdentityState:
         """The batch's identities [B] from their reference crops (encoder and transformer in bf16 under `amp`)."""
-        model, mcfg = self.model, self.model.cfg
-        body = fit_crops(batch["ref_full"].to(device), tuple(mcfg.encoder.body_crop))  # [B, N, 3, h, w]
-        face = fit_crops(batch["ref_face"].to(device), tuple(mcfg.encoder.face_crop))
-        shape = batch["shape"].to(device) if model.anchor_shape is not None else None
-        views = None
+        return IdentityState.from_tensors(self._stage("identity", self._reference_inputs(batch, device)))
+
+    def _stage(self, name: str, *args):
+        """Stage `name` as a CUDA graph where one is live (training with gradients), else eagerly."""
+        if self.training and torch.is_grad_enabled():
+            return self._stages(name, *args)
+        return self._stages.eager(name, *args)
+
+    def _reference_inputs(self, batch: dict, device: torch.device) -> dict[str, Tensor]:
+        """What the identity stage reads of a batch, on `device`."""
+        model = self.model
+        keys = ["ref_full", "ref_face"]
+        if model.anchor_shape is not None:
+            keys.append("shape")
         if model.pixel_appearance is not None:
-            views = batch_views(batch, tuple(mcfg.encoder.body_crop)).to(device)
+            keys += ["ref_pose", "ref_expression", "ref_translation", "ref_K_full", "ref_T_cam_world"]
+            keys += ["ref_gaze"] if "ref_gaze" in batch else []
+        return {k: batch[k].to(device) for k in keys}
+
+    def _identity_stage(self, refs: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Stage 1: identities from reference crops -> `IdentityState.tensors()` in float32."""
+        mcfg = self.model.cfg
+        device = refs["ref_full"].device
+        body = fit_crops(refs["ref_full"], tuple(mcfg.encoder.body_crop))  # [B, N, 3, h, w]
+        face = fit_crops(refs["ref_face"], tuple(mcfg.encoder.face_crop))
+        views = batch_views(refs, tuple(mcfg.encoder.body_crop)) if "ref_pose" in refs else None
         with self._autocast(device):  # the crops come from 8-bit images: finite, so no check that waits for them
-            states = self._fast["model"](body, face, shape, views, check_finite=False)
-        return states.map(lambda v: v.float() if v.is_floating_point() else v)
+            states = self._fast["model"](body, face, refs.get("shape"), views, check_finite=False)
+        return {k: v.float() if v.is_floating_point() else v for k, v in states.tensors().items()}
+
+    def _frame_inputs(self, batch: dict, device: torch.device) -> dict[str, Tensor]:
+        """What the drive stage reads of a batch (`target_frames`), on `device`."""
+        keys = ["tgt_pose", "tgt_expression", "tgt_gaze", "tgt_translation", "tgt_env_sh"]
+        keys += ["tgt_key_dir", "tgt_key_rgb"] if "tgt_key_dir" in batch and "tgt_key_rgb" in batch else []
+        if "tgt_lit" in batch:
+            keys += ["tgt_lit"] + (["tgt_rgb", "tgt_mask"] if self.model.light_estimator is not None else [])
+        return {k: batch[k].to(device) for k in keys}
+
+    def _drive_stage(self, state: dict[str, Tensor], frames_in: dict[str, Tensor]) -> dict:
+        """Stage 2: every target of every identity posed and lit (`drive_targets`), the regularisers, and each
+        identity's part probabilities when the part loss is on."""
+        model = self.model
+        states = IdentityState.from_tensors(state)
+        dev = states.anchors.device
+        frames = target_frames(frames_in, dev, model.light_estimator)
+        canonical = self.cfg.canonical > 0  # also the canonical branch alone, skinned to the same frames (Eq. 12)
+        out = self._fast["drive"](model, states, frames, amp=self.amp and dev.type == "cuda", canonical=canonical)
+        regs = {
+            "acap": acap_loss(out.offsets),  # the mean over targets of each target's mean
+            "asap": asap_loss(states.canonical.log_scales),
+            **{k: v.mean() for k, v in out.regularisers.items()},
+        }
+        result = {"gaussians": _set_fields(out.gaussians), "regs": regs}
+        if out.canonical is not None:
+            result["canonical"] = _set_fields(out.canonical)
+        if self.cfg.parts > 0:
+            result["part_probs"] = F.softmax(states.canonical.part_logits, -1).flatten(1, 2)  # [B, G, P]
+        return result
 
     def _render(
         self,
@@ -253,40 +316,34 @@ class TrainStep(nn.Module):
     def forward(self, batch: dict) -> StepOutput:
         if self.per_target:
             return self.forward_per_target(batch)
-        model = self.model
-        dev = next(model.parameters()).device
-        states = self.identities(batch, dev)
+        if self.training and torch.is_grad_enabled():
+            self._stages.capture()  # once, on the second training step: the first recorded each stage's inputs
+        dev = next(self.model.parameters()).device
+        state = self._stage("identity", self._reference_inputs(batch, dev))
+        drive = self._stage("drive", state, self._frame_inputs(batch, dev))
         B, T = batch["tgt_rgb"].shape[:2]
-        A, K = states.canonical.offsets.shape[1:3]
-        frames = target_frames(batch, dev, model.light_estimator)
-        canonical = self.cfg.canonical > 0  # also the canonical branch alone, skinned to the same frames (Eq. 12)
-        out = self._fast["drive"](model, states, frames, amp=self.amp and dev.type == "cuda", canonical=canonical)
         cam, target, mask, labels = self._targets(batch, dev)
         closeups = self._closeups(batch, dev)
         probs_g = None
         if labels is not None:  # [B*T, G, P] each identity's part probabilities, for each of its targets
-            probs = F.softmax(states.canonical.part_logits, -1).flatten(1, 2)  # [B, G, P]
-            probs_g = probs[:, None].expand(B, T, A * K, probs.shape[-1]).flatten(0, 1)
-        g = out.gaussians
+            probs = drive["part_probs"]
+            probs_g = probs[:, None].expand(B, T, *probs.shape[1:]).flatten(0, 1)
+        g = posed = Gaussians(**drive["gaussians"])
+        canonical = "canonical" in drive
         if canonical:  # posed and canonical sets in the same call: [2*B*T, G, ...]
-            g = _cat_sets(g, out.canonical)
+            g = _cat_sets(g, Gaussians(**drive["canonical"]))
             cam = Camera(cam.K.repeat(2, 1, 1, 1), cam.T_cam_world.repeat(2, 1, 1, 1), cam.width, cam.height)
             probs_g = None if probs_g is None else probs_g.repeat(2, 1, 1)
         color, alpha, part_probs = self._render(g, cam, probs_g)  # one batched call: [(2*)B*T, 1, ...]
         M = B * T
         canon = color[M:, 0] if canonical else None
         color, alpha = color[:M], alpha[:M]
-        part_probs = None if part_probs is None else part_probs[:M]
-        regs = {
-            "acap": acap_loss(out.offsets),  # the mean over targets of each target's mean
-            "asap": asap_loss(states.canonical.log_scales),
-            **{k: v.mean() for k, v in out.regularisers.items()},
-        }
-        parts = None if part_probs is None else part_probs[:, 0]
+        parts = None if part_probs is None else part_probs[:M, 0]
         face = None
         if closeups is not None:  # the same posed Gaussians through the close-up cameras: one more batched call
-            face = self._render(out.gaussians, closeups.cam, None)[0][:, 0]  # [B*T, S, S, 3]
-        return self._step_output(color[:, 0], target, alpha[:, 0], mask, parts, labels, regs, canon, face, closeups)
+            face = self._render(posed, closeups.cam, None)[0][:, 0]  # [B*T, S, S, 3]
+        x = _loss_inputs(color[:, 0], target, alpha[:, 0], mask, parts, labels, drive["regs"], canon, face, closeups)
+        return self._output(x, self._stage("losses", x), closeups)
 
     def forward_per_target(self, batch: dict) -> StepOutput:
         """The reference: one posed target after another through `drive_gaussians` and an unbatched rasteriser
@@ -344,7 +401,7 @@ class TrainStep(nn.Module):
                     lab = batch["tgt_parts"][b, t : t + 1, None].to(dev).float()
                     lab = F.interpolate(lab, size=size, mode="nearest")[0, 0].long()
                     part_labels.append(torch.where(lab == 255, torch.full_like(lab, -1), lab))
-        return self._step_output(
+        x = _loss_inputs(
             torch.stack(preds),
             torch.stack(targets),
             torch.stack(alphas),
@@ -356,6 +413,7 @@ class TrainStep(nn.Module):
             torch.stack(faces) if faces else None,
             closeups,
         )
+        return self._output(x, self._loss_stage(x), closeups)
 
     def _closeups(self, batch: dict, device: torch.device) -> CloseupTargets | None:
         """The batch's close-up targets when it has them and they count: for the face loss in training, always
@@ -414,36 +472,65 @@ class TrainStep(nn.Module):
             terms["parts"] = part_loss(part_probs, part_labels)
         return terms
 
-    def _step_output(
-        self,
-        pred: Tensor,
-        target: Tensor,
-        alpha: Tensor,
-        mask: Tensor,
-        part_probs: Tensor | None,
-        part_labels: Tensor | None,
-        regs: dict[str, Tensor],  # regulariser values (means over identities or targets)
-        canonical: Tensor | None = None,  # [M, H, W, 3] canonical renders
-        face: Tensor | None = None,  # [M, S, S, 3] close-up renders
-        closeups: CloseupTargets | None = None,
-    ) -> StepOutput:
+    def _loss_stage(self, x: dict) -> dict:
+        """Stage 3: the unweighted loss terms with a non-zero weight and their weighted sum ("loss")."""
         cfg = self.cfg
-        terms = self._fast["losses"](pred, target, alpha, mask, part_probs, part_labels, canonical)
-        terms.update({k: v for k, v in regs.items() if getattr(cfg, k) > 0})
-        if face is not None and closeups is not None:
-            terms["loss_face"] = self._fast["face"](face, closeups.target, closeups.valid)
-        with_face = face is not None and closeups is not None
+        terms = self._fast["losses"](
+            x["pred"], x["target"], x["alpha"], x["mask"], x.get("parts"), x.get("labels"), x.get("canonical")
+        )
+        terms.update({k: v for k, v in x["regs"].items() if getattr(cfg, k) > 0})
+        if "face" in x:
+            terms["loss_face"] = self._fast["face"](x["face"], x["face_target"], x["face_valid"])
         # the weighted sum as one product (two launches, not two per term)
         weights = tuple(float(getattr(cfg, TERM_WEIGHTS.get(k, k))) for k in terms)
         loss = torch.stack(list(terms.values())) @ constant(weights, torch.float32, terms["l1"].device)
+        return {"loss": loss, "terms": terms}
+
+    def _output(self, x: dict, losses: dict, closeups: CloseupTargets | None) -> StepOutput:
+        """The step's output; the terms copied out of the loss stage (a graph's outputs are overwritten when it
+        is replayed) in one stack."""
+        terms = losses["terms"]
+        values = torch.stack([v.detach() for v in terms.values()]).unbind()
+        with_face = "face" in x
         return StepOutput(
-            loss=loss,
-            terms={k: v.detach() for k, v in terms.items()},
-            pred=pred.detach(),
-            target=target.detach(),
-            mask=mask.detach(),
-            face_pred=face.detach() if with_face else None,
+            loss=losses["loss"],
+            terms=dict(zip(terms, values, strict=True)),
+            pred=x["pred"].detach(),
+            target=x["target"].detach(),
+            mask=x["mask"].detach(),
+            face_pred=x["face"].detach() if with_face else None,
             face_target=closeups.target if with_face else None,
             face_mask=closeups.mask if with_face else None,
             face_valid=closeups.valid if with_face else None,
         )
+
+
+_SET_FIELDS = ("means", "quats", "log_scales", "opacity_logits", "sh")
+
+
+def _set_fields(g: Gaussians) -> dict[str, Tensor]:
+    """A batch of Gaussian sets as the tensors a stage returns (`Gaussians(**fields)` rebuilds it)."""
+    return {f: getattr(g, f) for f in _SET_FIELDS}
+
+
+def _loss_inputs(
+    pred: Tensor,  # [M, H, W, 3]
+    target: Tensor,  # [M, H, W, 3]
+    alpha: Tensor,  # [M, H, W, 1]
+    mask: Tensor,  # [M, H, W, 1]
+    part_probs: Tensor | None,  # [M, H, W, P]
+    part_labels: Tensor | None,  # [M, H, W] int, -1 = none
+    regs: dict[str, Tensor],  # regulariser values (means over identities or targets)
+    canonical: Tensor | None = None,  # [M, H, W, 3] canonical renders
+    face: Tensor | None = None,  # [M, S, S, 3] close-up renders
+    closeups: CloseupTargets | None = None,
+) -> dict:
+    """The loss stage's inputs: tensors only, the optional ones present or absent."""
+    x = {"pred": pred, "target": target, "alpha": alpha, "mask": mask, "regs": regs}
+    if part_probs is not None and part_labels is not None:
+        x["parts"], x["labels"] = part_probs, part_labels
+    if canonical is not None:
+        x["canonical"] = canonical
+    if face is not None and closeups is not None:
+        x["face"], x["face_target"], x["face_valid"] = face, closeups.target, closeups.valid
+    return x
