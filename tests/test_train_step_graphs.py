@@ -38,32 +38,33 @@ def _batches(shards, n: int = 2) -> list[dict]:
 
 
 class _FakeCapture:
-    """Stands in for `torch.cuda.make_graphed_callables` on a CPU: each stage's forward is replaced (as a capture
-    does) by one that counts its calls and runs the stage's own forward."""
+    """Stands in for `capture_stages` on a CPU: each stage's "replay" counts its calls and runs the stage."""
 
     def __init__(self, fail: bool = False) -> None:
         self.fail, self.calls, self.captured = fail, {}, 0
 
-    def __call__(self, modules, samples, **kwargs):
-        for m, args in zip(modules, samples, strict=True):
+    def __call__(self, stages, samples):
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        names = {id(s): n for n, s in self._stages.items()}
+        for args in samples:
             assert all(isinstance(t, torch.Tensor) for t in torch.utils._pytree.tree_leaves(args))
-            name = {id(s): n for n, s in self._stages.items()}[id(m)]
-
-            def replay(*a, _m=m, _n=name):
-                self.calls[_n] = self.calls.get(_n, 0) + 1
-                return type(_m).forward(_m, *a)
-
-            m.forward = replay
-            if self.fail:
-                raise RuntimeError("operation not permitted when stream is capturing")
+            assert all(not t.requires_grad or t.is_leaf for t in torch.utils._pytree.tree_leaves(args))
         self.captured += 1
-        return modules
+
+        def replaying(stage):
+            def replay(*a):
+                self.calls[names[id(stage)]] = self.calls.get(names[id(stage)], 0) + 1
+                return stage(*a)
+
+            return replay
+
+        return [replaying(s) for s in stages]
 
 
 def _graphed_step(monkeypatch, fake: _FakeCapture) -> TrainStep:
     monkeypatch.setattr(step_graphs, "GRAPH_DEVICES", ("cuda", "cpu"))
-    monkeypatch.setattr(torch.cuda, "make_graphed_callables", fake)
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    monkeypatch.setattr(step_graphs, "capture_stages", fake)
     step = TrainStep(_model(), LossConfig(perceptual=0.0, canonical=0.5), render_size=24, perceptual=None, graphs=True)
     fake._stages = step._stages.stages
     return step
@@ -75,82 +76,78 @@ def test_stages_are_recorded_then_captured_then_replayed_while_the_shapes_hold(s
     eager = TrainStep(copy.deepcopy(step.model), step.cfg, render_size=24, perceptual=None)
     b1, b2 = _batches(shards)
 
-    out1 = step(b1)  # first step: eager, every stage's inputs recorded
-    assert step._stages.status == "recording" and set(step._stages.samples) == {"identity", "drive", "losses"}
-    assert fake.captured == 0
-    out1.loss.backward()
-    out2 = step(b2)  # second step: captured, then replayed
+    out1 = step(b1)  # first training step: the stages run once to record their inputs, are captured, replayed
     assert fake.captured == 1 and step._stages.status == "live" and not step._stages.samples
     assert fake.calls == {"identity": 1, "drive": 1, "losses": 1}
-    torch.testing.assert_close(out2.loss, eager(b2).loss, rtol=1e-6, atol=0)
+    torch.testing.assert_close(out1.loss, eager(b1).loss, rtol=1e-6, atol=0)
+    out1.loss.backward()
+    step(b2)
+    assert fake.calls == {"identity": 2, "drive": 2, "losses": 2} and fake.captured == 1
 
     step.eval()  # evaluation runs eagerly (other batches, no gradients)
     with torch.no_grad():
         step(b2)
     step.train()
-    assert fake.calls == {"identity": 1, "drive": 1, "losses": 1}
+    assert fake.calls == {"identity": 2, "drive": 2, "losses": 2}
 
     small = {k: v[:1] if isinstance(v, torch.Tensor) else v for k, v in b2.items()}  # one identity: other shapes
     with caplog.at_level(logging.INFO, logger="core.train.step_graphs"):
         step(small)
-    assert fake.calls == {"identity": 1, "drive": 1, "losses": 1}
+    assert fake.calls == {"identity": 2, "drive": 2, "losses": 2}
     assert "other shapes" in caplog.text
     step(b1)
-    assert fake.calls == {"identity": 2, "drive": 2, "losses": 2}
+    assert fake.calls == {"identity": 3, "drive": 3, "losses": 3}
 
 
 def test_a_failed_capture_leaves_the_step_eager_and_training(shards, monkeypatch, caplog):
     fake = _FakeCapture(fail=True)
     step = _graphed_step(monkeypatch, fake)
-    b1, b2 = _batches(shards)
-    step(b1).loss.backward()
+    (b1,) = _batches(shards, 1)
     with caplog.at_level(logging.WARNING):
-        out = step(b2)
+        out = step(b1)
     assert step._stages.status == "off" and "capture failed" in step._stages.reason
     assert "training carries on eagerly" in caplog.text
-    assert all("forward" not in s.__dict__ for s in step._stages.stages.values())  # the partial capture undone
     out.loss.backward()
     assert torch.isfinite(out.loss)
     assert step.model.pose_head.out.weight.grad is not None
 
 
-def test_graphs_stay_off_on_a_cpu_and_do_not_combine_with_compile(shards):
+def test_graphs_stay_off_on_a_cpu_and_with_compile(shards):
     step = TrainStep(_model(), LossConfig(perceptual=0.0), render_size=24, perceptual=None, graphs=True)
-    b1, b2 = _batches(shards)
-    step(b1).loss.backward()
-    step(b2).loss.backward()
+    step(_batches(shards, 1)[0]).loss.backward()
     assert step._stages.status == "off" and "CUDA" in step._stages.reason
-    with pytest.raises(ValueError, match="choose one"):
-        TrainStep(_model(), LossConfig(), render_size=24, perceptual=None, graphs=True, compile=True)
+    compiled = TrainStep(_model(), LossConfig(), render_size=24, perceptual=None, graphs=True, compile=True)
+    assert compiled._stages.status == "off" and compiled._stages.reason == "compile: true"
 
 
 @pytest.mark.gpu
 def test_graphed_training_equals_eager_training_on_a_gpu(shards):
-    """Five steps of AdamW with the stages as CUDA graphs against the same five steps eagerly (gsplat between the
-    stages in both): the losses and the trained weights agree (float32 on the GPU: the same kernels in the same
-    order, so up to the atomics of gsplat's backward)."""
+    """Five SGD steps with the stages as CUDA graphs against the same five steps eagerly (gsplat between the
+    stages in both): the losses agree to 1e-4 relative and every parameter's gradient at the last step points the
+    same way (cosine > 0.999: gsplat's backward sums with atomics, so no two runs agree to the bit)."""
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     pytest.importorskip("gsplat")
-    batches = [{k: v.cuda() for k, v in b.items()} for b in _batches(shards, 3)]
-    losses, weights = {}, {}
+    batches = [{k: v.cuda() if isinstance(v, torch.Tensor) else v for k, v in b.items()} for b in _batches(shards, 3)]
+    losses, grads = {}, {}
     for graphs in (False, True):
         model = _model().cuda()
-        step = TrainStep(
-            model, LossConfig(perceptual=0.0, canonical=0.5), render_size=24, perceptual=None, graphs=graphs
-        )
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        cfg = LossConfig(perceptual=0.0, canonical=0.5)
+        step = TrainStep(model, cfg, render_size=24, perceptual=None, graphs=graphs)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
         seen = []
         for i in range(5):
             out = step(batches[i % len(batches)])
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
-            opt.step()
-            seen.append(float(out.loss))
+            if i < 4:
+                opt.step()
+            seen.append(float(out.loss.detach()))
         assert step._stages.status == ("live" if graphs else "off"), step._stages.reason
         losses[graphs] = torch.tensor(seen)
-        weights[graphs] = {n: p.detach().clone() for n, p in model.named_parameters()}
+        grads[graphs] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     torch.testing.assert_close(losses[True], losses[False], rtol=1e-4, atol=1e-6)
-    for n, w in weights[False].items():
-        torch.testing.assert_close(weights[True][n], w, rtol=1e-3, atol=1e-5, msg=n)
-    assert not torch.equal(weights[True]["pose_head.out.weight"], _model().pose_head.out.weight.cuda())
+    assert set(grads[True]) == set(grads[False]) and "pose_head.out.weight" in grads[True]
+    for n, g in grads[False].items():
+        cos = torch.nn.functional.cosine_similarity(grads[True][n].flatten(), g.flatten(), dim=0)
+        assert cos > 0.999 or g.abs().max() < 1e-7, (n, float(cos))  # 1e-7: a gradient of rounding noise

@@ -250,7 +250,6 @@ def shaped_rest(rig: BodyRig, shape: Tensor) -> tuple[Tensor, Tensor]:
     return rig.rest(shape[None])
 
 
-
 class _Problem:
     """The joint fit's fixed data (per photo: start pose, camera, landmarks, mask) and its objective."""
 

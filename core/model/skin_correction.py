@@ -42,7 +42,6 @@ def correction_transforms(
     return M_new @ torch.linalg.inv_ex(M).inverse  # no error check: nothing here waits for the device
 
 
-
 class SkinningCorrection(nn.Module):
     """H_skin at two levels of nodes; `node_deltas` runs once per identity, `apply` once per frame."""
 

@@ -136,9 +136,9 @@ class TrainConfig:
     compile: bool = False
     # CUDA graphs of the batched step's three stages (identities, posed Gaussians, losses; gsplat between runs
     # eagerly), captured at the second step: each stage one launch forward and one backward instead of hundreds
-    # (`core/train/step_graphs.py`). One GPU process only; eager on a CPU, under DDP/FSDP and when a capture fails.
-    # Not combined with `compile`.
-    graphs: bool = False
+    # (`core/train/step_graphs.py`): on one H200 56.7 identities/s against 28.6 eager (docs/PERFORMANCE.md). One
+    # GPU process only; eager on a CPU, under DDP/FSDP, with `compile` and when a capture fails.
+    graphs: bool = True
     per_target: bool = False  # the slow reference step: one posed target after another (for comparisons)
     fsdp: bool = False  # shard parameters, gradients and optimiser state over the processes (for `large`)
     out_dir: str = "runs"  # relative: under the user's data folder unless given on the command line (see below)

@@ -198,8 +198,6 @@ class TrainStep(nn.Module):
             "losses": self._image_terms,
             "face": self._face_term,
         }
-        if compile and graphs:
-            raise ValueError("compile and graphs: choose one (both remove launches; they are not combined)")
         if compile:
             self._fast = {k: _CompiledOrEager(fn, k) for k, fn in self._fast.items()}
         stages = {
@@ -208,8 +206,8 @@ class TrainStep(nn.Module):
             "losses": Stage(self._loss_stage),
         }
         self._stages = StageGraphs(stages)
-        if not graphs:
-            self._stages.off("graphs: false")
+        if compile or not graphs:  # not combined: both remove launches, and compiled code is not captured here
+            self._stages.off("compile: true" if compile else "graphs: false")
 
     @property
     def compiled(self) -> bool:
@@ -316,8 +314,12 @@ class TrainStep(nn.Module):
     def forward(self, batch: dict) -> StepOutput:
         if self.per_target:
             return self.forward_per_target(batch)
-        if self.training and torch.is_grad_enabled():
-            self._stages.capture()  # once, on the second training step: the first recorded each stage's inputs
+        if self.training and torch.is_grad_enabled() and self._stages.status == "recording":
+            self._forward_batched(batch)  # once: records each stage's inputs (the result is dropped) ...
+            self._stages.capture()  # ... and captures the stages on them
+        return self._forward_batched(batch)
+
+    def _forward_batched(self, batch: dict) -> StepOutput:
         dev = next(self.model.parameters()).device
         state = self._stage("identity", self._reference_inputs(batch, dev))
         drive = self._stage("drive", state, self._frame_inputs(batch, dev))
