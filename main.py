@@ -31,7 +31,7 @@ COMMANDS: dict[str, tuple[str, str | None]] = {
     "view": ("view an avatar or a .ply in a standalone OpenGL window", "render.cli:add_view_cli"),
     "render": ("render an avatar or a .ply to PNG / mp4 headlessly", "app.export_cli:add_render_cli"),
     "export": ("export an avatar to a 3DGS .ply (SuperSplat / gsplat layout)", "app.export_cli:add_export_cli"),
-    "prepare": ("generate or ingest training data (synthetic world, real videos)", "core.data.cli:add_cli"),
+    "prepare": ("generate or ingest training data (synthetic world, real videos)", "core.capture.cli:add_prepare_cli"),
     "train": ("train a model from a YAML config (pretrain, posttrain, mixed, studio-only)", "core.train.cli:add_cli"),
     "eval": ("evaluate a checkpoint (PSNR / SSIM on held-out identities)", "core.train.cli:add_eval_cli"),
     "drive": ("drive an avatar from a webcam, video or image folder", "app.drive_cli:add_cli"),
@@ -176,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         module = sys.modules[__name__] if module_name == "main" else importlib.import_module(module_name)
         runners[chosen] = getattr(module, func_name)(sub.choices[chosen])
     args, _ = parser.parse_known_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command is None:
         parser.print_help()
         return 0

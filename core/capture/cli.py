@@ -10,6 +10,18 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+def add_prepare_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """`python main.py prepare`: core.data's command, with the clips' body fit with silhouettes of this layer."""
+    from core.data.cli import add_cli
+
+    def refit(sample, source: str):  # core.data.shards.Sample -> Sample; torch is imported only when it runs
+        from core.capture.clip_fit import refit_sample
+
+        return refit_sample(sample, source)
+
+    return add_cli(p, clip_fit=refit)
+
+
 def add_create_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     p.add_argument("photos", nargs="+", help="1-16 photos of one person (full body, face visible)")
     p.add_argument(

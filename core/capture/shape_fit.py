@@ -44,6 +44,8 @@ class ShapeFitConfig:
     garment: float = 1.0  # each region's clothing allowance stays within [0, garment x its GARMENT_REGIONS bound]
     # (0: no allowance)
     garment_prior: float = 0.01  # weight of the squared allowances in units of 5 cm
+    temporal: float = 0.0  # weight of the squared change of the corrections (radians, metres) from one target to the
+    # next: the frames of a clip, in time order (0: the targets are independent photos)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class PhotoTarget:
     landmarks: np.ndarray  # [33, 4] the tracker's pose landmarks, normalised to the photo (x, y, z, visibility)
     mask: np.ndarray | None  # [H, W] uint8 person mask (255 = person); None: no silhouette term
     person_px: float  # the person's size in pixels (residuals are measured against it)
+    valid: np.ndarray | None = None  # [H, W] bool: the pixels that show the source (None: all); beyond them (a
+    # letterbox's padding, a crop past the frame's edge) the body may lie anywhere, and their edge is no outline
 
 
 @dataclass(frozen=True)
@@ -125,15 +129,25 @@ class _MaskTerm:
     person: float  # the person's size in mask pixels
 
 
-def _mask_term(mask: np.ndarray, person_px: float, cfg: ShapeFitConfig) -> _MaskTerm | None:
+def _mask_term(
+    mask: np.ndarray, person_px: float, cfg: ShapeFitConfig, valid: np.ndarray | None = None
+) -> _MaskTerm | None:
+    """The person mask [H, W] at the fit's size (`valid` [H, W] bool: the pixels that show the source; None: all)."""
     s = min(1.0, cfg.mask_side / max(person_px, 1.0))
     H, W = mask.shape
     h, w = max(1, round(H * s)), max(1, round(W * s))
     small = (cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA) > 127).astype(np.uint8)
+    keep = None
+    if valid is not None:
+        shown = cv2.resize(np.asarray(valid, np.uint8), (w, h), interpolation=cv2.INTER_NEAREST)
+        small = small * shown
+        keep = cv2.dilate(1 - shown, np.ones((3, 3), np.uint8), iterations=2) == 0  # 2 px inside the shown part
     if small.sum() < 16:
         return None
     outside = cv2.distanceTransform(1 - small, cv2.DIST_L2, 3)  # 0 on the person
-    xy = _outline(small, cfg.mask_points)
+    if keep is not None:
+        outside[~keep] = 0.0  # the body may lie beyond the source's pixels
+    xy = _outline(small, cfg.mask_points, keep)
     return _MaskTerm(s, torch.from_numpy(outside), torch.from_numpy(xy), person_px * s)
 
 
@@ -167,15 +181,17 @@ def vertex_faces(faces: Tensor, num_vertices: int) -> Tensor:
     return torch.where(out < 0, first, out)
 
 
-def _outline(mask: np.ndarray, count: int) -> np.ndarray:
-    """[M, 2] (x, y) pixels of the outlines of a uint8 mask (holes too), not where the image's edge cuts it, at
-    most `count` of them spread evenly."""
+def _outline(mask: np.ndarray, count: int, keep: np.ndarray | None = None) -> np.ndarray:
+    """[M, 2] (x, y) pixels of the outlines of a uint8 mask (holes too), not where the image's edge cuts it (nor
+    outside `keep` [h, w] bool, when given), at most `count` of them spread evenly."""
     h, w = mask.shape
     contours, _ = cv2.findContours(mask, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     if not contours:
         return np.zeros((0, 2), np.float32)
     xy = np.concatenate([c.reshape(-1, 2) for c in contours]).astype(np.float32)
     xy = xy[(xy[:, 0] > 0) & (xy[:, 0] < w - 1) & (xy[:, 1] > 0) & (xy[:, 1] < h - 1)]
+    if keep is not None:
+        xy = xy[keep[xy[:, 1].astype(int), xy[:, 0].astype(int)]]
     return xy[np.linspace(0, len(xy) - 1, min(len(xy), count)).round().astype(int)] if len(xy) else xy
 
 
@@ -278,7 +294,7 @@ class _Problem:
         self.obs = torch.tensor(np.stack(obs), dtype=f32)  # [N, K, 2]
         self.w = torch.tensor(np.stack(wts), dtype=f32)  # [N, K]
         self.person = torch.tensor([max(t.person_px, 1.0) for t in targets], dtype=f32)  # [N]
-        self.masks = [None if t.mask is None else _mask_term(t.mask, t.person_px, cfg) for t in targets]
+        self.masks = [None if t.mask is None else _mask_term(t.mask, t.person_px, cfg, t.valid) for t in targets]
         self.vfaces = vertex_faces(rig.faces, rig.vertices.shape[0])
         self.template = rig.default_shape.to(f32)  # [S]
         self.garment_basis = garment_basis(rig).to(f32) if cfg.garment > 0 else None  # [V, 3, R]
@@ -343,13 +359,17 @@ class _Problem:
                 _silhouette_loss(self.vertices_uv(verts, T, cams, i, matches[i].vertices), m, matches[i], cfg)
                 for i, m in enumerate(self.masks)
             ])  # fmt: skip
-        return {
+        out = {
             "landmarks": cfg.landmarks * lm.mean(),
             "silhouette": cfg.silhouette * sil.mean(),
             "shape_prior": cfg.shape_prior * ((self.shape(z) - self.template) ** 2).sum(),
             "pose_prior": cfg.pose_prior * (dpose**2).sum() / N,
             "garment_prior": cfg.garment_prior * ((self.garment(g) / 0.05) ** 2).sum(),
         }
+        if cfg.temporal > 0 and N > 1:  # consecutive frames' corrections alike (radians and metres)
+            step = (dpose[1:] - dpose[:-1]).square().sum((1, 2)) + (dcam[1:] - dcam[:-1]).square().sum(1)  # [N - 1]
+            out["temporal"] = cfg.temporal * step.mean()
+        return out
 
 
 def fit_shared_shape(rig: BodyRig, targets: list[PhotoTarget], cfg: ShapeFitConfig | None = None) -> ShapeFit:

@@ -7,11 +7,19 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.data.shards import Sample
 
 log = logging.getLogger(__name__)
 
 
-def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+def add_cli(
+    p: argparse.ArgumentParser, *, clip_fit: Callable[[Sample, str], Sample] | None = None
+) -> Callable[[argparse.Namespace], int]:
+    """`clip_fit(sample, source)`: the step after each clip's landmark fit that `--silhouette-fit` runs (the body fit
+    with silhouettes, core.capture.clip_fit.refit_sample, which `main.py prepare` passes; a layer above this one)."""
     sub = p.add_subparsers(dest="prepare_what", metavar="WHAT", required=True)  # synth | benchmark | video
     s = sub.add_parser("synth", help="generate wild clips and studio captures of synthetic people")
     s.add_argument("--wild", type=int, default=8, help="number of wild training clips")
@@ -58,6 +66,14 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
         default="auto",
         help="body fit: mediapipe landmarks (auto when installed) or the coarse face-box fallback",
     )
+    v.add_argument(
+        "--silhouette-fit",
+        action=argparse.BooleanOptionalAction,
+        default=clip_fit is not None,
+        help="after the landmark fit, refit each clip's bodies to the person masks too (one body shape and clothing "
+        "allowance per clip, poses and cameras corrected); logs each frame's landmark error and silhouette IoU "
+        "(default: on; mediapipe fits only)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         if args.prepare_what in ("synth", "benchmark") and not 0 <= args.face_size <= 4096:
@@ -101,6 +117,9 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
         from core.data.shards import write_shard  # noqa: PLC0415
         from core.data.video import Ingestor, find_sources, read_frames, video_fps  # noqa: PLC0415
 
+        if args.silhouette_fit and clip_fit is None:
+            log.error("--silhouette-fit needs the body fit of core.capture: run it as `python main.py prepare video`")
+            return 2
         failures = 0
         with Ingestor(size=args.size, method=args.method) as ingestor:
             from tqdm import tqdm  # noqa: PLC0415
@@ -118,6 +137,8 @@ def add_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
                     log.error("%s: no usable frame (%s); nothing written", src, "; ".join(reasons) or "no frames")
                     failures += 1
                     continue
+                if args.silhouette_fit:
+                    sample = clip_fit(sample, str(src))
                 write_shard(args.out / "video" / f"video-{i:05d}.tar", [sample])
         return 1 if failures else 0
 

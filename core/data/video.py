@@ -53,6 +53,7 @@ class _Kept:
     T_cam_world: np.ndarray  # [4, 4]
     head_box: np.ndarray  # [4]
     fit: FrameFit | None  # None on the coarse path
+    pose: np.ndarray | None = None  # [33, 4] the tracker's pose landmarks (normalised to the frame); None: coarse
 
 
 def read_frames(
@@ -251,7 +252,7 @@ class Ingestor:
         if (mask[by0:by1, bx0:bx1] > 127).mean() < 0.05 if by1 > by0 and bx1 > bx0 else True:
             raise FitFailed("segmentation found no foreground")
         head = head_box_from_face(lm.face, (W, H)) if lm.face is not None else head_box_from_fit(fit)
-        return _Kept(i, mask, fit.K, fit.T_cam_world, head, fit)
+        return _Kept(i, mask, fit.K, fit.T_cam_world, head, fit, np.asarray(lm.pose, np.float32))
 
     def _frame_coarse(self, i: int, frame: np.ndarray, K: np.ndarray | None) -> _Kept:
         from core.data.video_coarse import coarse_camera, grabcut_box  # noqa: PLC0415
@@ -333,11 +334,19 @@ class Ingestor:
 
     def _sample(self, frames: list[np.ndarray], kept: list[_Kept], source: str, report: IngestReport) -> Sample:
         size = self.size
-        rgbs, masks, Ks, Ts, heads, valid = [], [], [], [], [], []
+        rgbs, masks, Ks, Ts, heads, valid, marks = [], [], [], [], [], [], []
         wins = self._windows(frames, kept)
         for k, win in zip(kept, wins, strict=True):
             fr = frames[k.index]
             H, W = fr.shape[:2]
+            if k.pose is not None:  # the landmarks in the sample's pixels, normalised by its size
+                xy = k.pose[:, :2].astype(np.float64) * np.array([W, H])
+                if win is not None:
+                    xy = (xy - np.array(win[:2])) * (size / (win[2] - win[0]))
+                else:
+                    sc = size / max(H, W)
+                    xy = xy * np.array([round(W * sc) / W, round(H * sc) / H])  # as K is scaled below
+                marks.append(np.concatenate([xy / size, k.pose[:, 2:]], 1))
             if win is not None:  # a small person: the frame cropped around them (crop-and-track)
                 x0, y0, x1, y1 = win
                 s = size / (x1 - x0)
@@ -372,6 +381,8 @@ class Ingestor:
             "est_expression": np.stack([f.body.expression for f in fits]) if has_fit else np.zeros((F, E)),
             "est_gaze": np.stack([f.body.gaze for f in fits]) if has_fit else np.zeros((F, 2)),
         }
+        if len(marks) == F:  # [F, 1, 33, 4] the tracker's pose landmarks: x, y normalised to the sample, z, visibility
+            arrays["pose_landmarks"] = np.stack(marks)[:, None]
         arrays = {k: v.astype(np.float32) for k, v in arrays.items()}
         meta = {
             "kind": "video",
