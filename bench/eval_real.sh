@@ -15,7 +15,8 @@
 #        walking past, whole bodies, small in a 1768x994 frame, 7.7 s;
 #      Pose2Sim's Demo_SinglePerson cam01.mp4 (BSD-3-Clause): a man, shirtless, balancing on one leg, whole
 #        body, face masked by the authors, 1.7 s at 60 fps (one of four calibrated cameras; only cam01 is used).
-#    into $OUT/video/<n>-<name>/ with `prepare video --size 192 --max-frames 16 --method mediapipe`. A source whose
+#    into $OUT/video/<n>-<name>/ with `prepare video --size 192 --max-frames 16 --method mediapipe` (its default
+#    --silhouette-fit refits each clip's bodies to the person masks: core/capture/clip_fit.py). A source whose
 #    folder is already there is not ingested again, so an ingested $OUT can be carried to a machine without
 #    mediapipe.
 # 2. Scores it: `main.py eval MODEL --real $OUT --refine $STEPS --sets none` (no synthetic sets).

@@ -65,6 +65,23 @@ def test_data_video_fitted_skeleton_lands_on_her_shoulders(ingestor, astronaut):
         assert np.linalg.norm(uv[i] - lm[i]) < 0.08 * 128
 
 
+def test_data_video_keeps_the_trackers_landmarks_in_the_samples_pixels(ingestor, astronaut):
+    from core.body.frame import BodyArrays
+    from core.data.video_fit import landmarks_of_body, project_points
+    from core.tracking.body_skeleton import default_skeleton
+
+    wide = np.zeros((256, 320, 3), np.uint8)
+    wide[:, 32:288] = astronaut  # a letterboxed frame: 320 wide -> 128, 256 high -> 102 rows and padding below
+    sample, _ = ingestor.ingest([wide], "wide.png")
+    got = sample.arrays["pose_landmarks"]
+    assert got.shape == (1, 1, 33, 4) and got.dtype == np.float32
+    a = sample.arrays
+    body = BodyArrays(a["est_pose"][0], a["est_expression"][0], a["est_gaze"][0], a["est_translation"][0])
+    uv = project_points(landmarks_of_body(default_skeleton(), body), a["K"][0, 0], a["T_cam_world"][0, 0])
+    for i in (0, 11, 12):  # nose, shoulders: where the fitted body, seen through the sample's camera, puts them
+        assert got[0, 0, i, 3] > 0.5 and np.linalg.norm(uv[i] - got[0, 0, i, :2] * 128) < 0.08 * 128
+
+
 def test_data_video_reports_and_skips_frames_without_a_person(ingestor, astronaut):
     blank = np.full((96, 96, 3), 128, np.uint8)
     sample, report = ingestor.ingest([blank, blank], "blank")
