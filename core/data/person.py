@@ -307,6 +307,9 @@ class PersonFinder:
                 rank = -math.inf
             else:  # tracking: the same person (where they should be, as large, dressed alike)
                 rank = -track.cost(b, appearance(rgb, got[0]))
+            log.debug(
+                "%s %s: person at %s, score %.2f, rank %.2f", how, win, None if b is None else b.round(), sc, rank
+            )
             if rank > -math.inf and (best is None or rank > best[0]):
                 best = (rank, sc, got[0], got[1], how)
             return sc, share, rank
@@ -314,35 +317,40 @@ class PersonFinder:
         def sure(rank: float) -> bool:  # the tracked person, surely: no need to look further
             return track is not None and rank >= -SURE_MATCH
 
-        if track is not None and not track.lost:  # look where the person should be first
+        if track is not None:  # look where the person should be first
             _, _, rank = consider(square_around(track.predicted(), (W, H), 1.5), "pose (tracked crop)")
             if sure(rank):
-                return self._refined(rgb, best)
+                return self._refined(rgb, best, track)
         full = (0, 0, W, H) if H == W else square_around(np.array([0, 0, W, H], np.float32), (W, H), 1.0)
         sc, share, rank = consider(full, "pose")
         if track is None and sc >= GOOD_SCORE and share >= SMALL_PERSON or sure(rank):
-            return self._refined(rgb, best)
+            return self._refined(rgb, best, track)
         for win in self._candidates(rgb):
             sc, share, rank = consider(win, "pose (crop)")
             if track is None and sc >= 0.8 and share * max(W, H) >= 0.5 * (win[2] - win[0]) or sure(rank):
                 break
         if best is None or best[1] < 0.3:
             return None
-        return self._refined(rgb, best)
+        return self._refined(rgb, best, track)
 
-    def _refined(self, rgb: np.ndarray, best) -> tuple[np.ndarray, np.ndarray | None, str]:
+    def _refined(
+        self, rgb: np.ndarray, best, track: PersonTrack | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, str]:
         """Run the landmarker once more on a window fitted around the found person (more pixels per limb); kept
-        only when as confident and on the same person (a neighbour in the window may be found instead)."""
+        when as confident and on the same person: mostly inside their box and, when tracking, like the track (a
+        neighbour in the window may be found instead)."""
         H, W = rgb.shape[:2]
         _, sc, pose, world, how = best
         box = _box_from_pose(pose, (W, H))
         if box is not None and max(box[2] - box[0], box[3] - box[1]) < 0.8 * max(W, H):
             got = self._pose_in(rgb, square_around(box, (W, H), 1.35))
             again = None if got is None else _box_from_pose(got[0], (W, H))
-            if got is not None and _upper_score(got[0]) >= sc - 0.05 and again is not None:
-                if box_iou(box, again) >= 0.5:
-                    pose, world = got
-                    how = how if how != "pose" else "pose (crop)"
+            same = again is not None and box_iou(box, again, over="b") >= 0.6
+            if same and track is not None:
+                same = track.cost(again, appearance(rgb, got[0])) < math.inf
+            if same and _upper_score(got[0]) >= sc - 0.05:
+                pose, world = got
+                how = how if how != "pose" else "pose (crop)"
         return pose, world, how
 
     def probability(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
