@@ -323,11 +323,11 @@ class PersonFinder:
                 return self._refined(rgb, best, track)
         full = (0, 0, W, H) if H == W else square_around(np.array([0, 0, W, H], np.float32), (W, H), 1.0)
         sc, share, rank = consider(full, "pose")
-        if track is None and sc >= GOOD_SCORE and share >= SMALL_PERSON or sure(rank):
+        if (track is None and sc >= GOOD_SCORE and share >= SMALL_PERSON) or sure(rank):
             return self._refined(rgb, best, track)
         for win in self._candidates(rgb):
             sc, share, rank = consider(win, "pose (crop)")
-            if track is None and sc >= 0.8 and share * max(W, H) >= 0.5 * (win[2] - win[0]) or sure(rank):
+            if (track is None and sc >= 0.8 and share * max(W, H) >= 0.5 * (win[2] - win[0])) or sure(rank):
                 break
         if best is None or best[1] < 0.3:
             return None

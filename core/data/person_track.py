@@ -72,15 +72,22 @@ def appearance(rgb: np.ndarray, pose: np.ndarray) -> np.ndarray | None:
     (rgb [H, W, 3] uint8, pose [33, 4] normalised), upper body then legs (a row of zeros when not seen); None
     when neither is seen."""
     H, W = rgb.shape[:2]
-    on = body_pixels(pose, (W, H))
-    ys, xs = np.nonzero(on.any(0))
-    out = np.zeros((2, HUE_BINS * SAT_BINS + VALUE_BINS), np.float32)
-    if len(xs) == 0:
+    xy = np.asarray(pose, np.float64)[:, :2] * [W, H]
+    seen = xy[np.nan_to_num(pose[:, 3]) >= 0.5]
+    if len(seen) == 0:
         return None
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1  # only the person's crop is converted
+    pad = 0.1 * float(np.ptp(seen, axis=0).max()) + 4  # the head's disc and the limbs' width
+    x0, y0 = np.clip(np.floor(seen.min(0) - pad), 0, [W, H]).astype(int)  # only the person's crop is drawn
+    x1, y1 = np.clip(np.ceil(seen.max(0) + pad), 0, [W, H]).astype(int)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    local = np.array(pose, np.float64, copy=True)
+    local[:, 0], local[:, 1] = (xy[:, 0] - x0) / (x1 - x0), (xy[:, 1] - y0) / (y1 - y0)
+    on = body_pixels(local, (x1 - x0, y1 - y0))
     hsv = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1]), cv2.COLOR_RGB2HSV)
+    out = np.zeros((2, HUE_BINS * SAT_BINS + VALUE_BINS), np.float32)
     for part in range(2):
-        px = hsv[on[part, y0:y1, x0:x1]]
+        px = hsv[on[part]]
         if len(px) >= 20:
             out[part] = colour_histogram(px)
     return out if out.any() else None
