@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         _sync(dev)
         t4 = time.perf_counter()
-        losses.append(float(out.loss))
+        losses.append(float(out.loss.detach()))
         return t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0
 
     t_start = time.perf_counter()
@@ -154,13 +154,14 @@ def main(argv: list[str] | None = None) -> int:
     prof = profile_steps(one_step, args.profile, med["step"]) if dev.type == "cuda" and args.profile > 0 else {}
     if dev.type == "cuda":
 
-        def plain_step() -> None:  # the step without the phase timing's synchronisations
+        def plain_step() -> torch.Tensor:  # the step without the phase timing's synchronisations -> its loss
             _, _, batch = next(batches)
             out = step(to_float_images(batch, dev))
             opt.zero_grad(set_to_none=True)
             out.loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             opt.step()
+            return out.loss.detach()
 
         prof["host_waits_per_step"] = host_waits(plain_step)
 
@@ -169,13 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         n_loop = max(args.steps, 10)
         for _ in range(n_loop):
-            _, _, batch = next(batches)
-            out = step(to_float_images(batch, dev))
-            opt.zero_grad(set_to_none=True)
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            opt.step()
-            losses.append(float(out.loss))
+            losses.append(float(plain_step()))
         loop_ms = (time.perf_counter() - t0) * 1e3 / n_loop
         prof["loop_ms_per_step"] = loop_ms  # no phase timing: what a training run gets
         prof["loop_identities_per_s"] = cfg.batch_size * 1e3 / loop_ms

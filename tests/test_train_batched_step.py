@@ -24,10 +24,11 @@ LOSS_RTOL = 1e-5
 GRAD_TOL = 1e-3
 
 
-def _model(decoder: str = "dual", deformer: str | None = "nodes") -> LCAModel:
+def _model(decoder: str = "dual", deformer: str | None = "nodes", pixel: bool = False) -> LCAModel:
     cfg = load_model_config("tiny")
     cfg = dataclasses.replace(
         cfg,
+        tokens=dataclasses.replace(cfg.tokens, pixel_aligned=pixel),
         heads=dataclasses.replace(cfg.heads, decoder=decoder),
         deformer=dataclasses.replace(cfg.deformer, enabled=deformer is not None, kind=deformer or "nodes"),
         appearance=dataclasses.replace(cfg.appearance, lighting_estimator=True),
@@ -201,15 +202,15 @@ class _HostWaits(TorchDispatchMode):
         return out
 
 
-@pytest.mark.parametrize("deformer", [None, "skinning"])
-def test_the_training_step_never_waits_for_the_device(shards, monkeypatch, deformer):
+@pytest.mark.parametrize("deformer,pixel", [(None, False), ("skinning", False), (None, True)])
+def test_the_training_step_never_waits_for_the_device(shards, monkeypatch, deformer, pixel):
     """Forward and backward of the batched step dispatch nothing that waits for a GPU (the rasteriser aside: the
     torch reference here, gsplat on a GPU), so its stages can be captured in CUDA graphs: the body's rest bones
     and the skinning correction's rotations come from `polar_rotation`, not an SVD that checks its result on the
     host; and the loss is the weighted sum of its terms."""
     import core.train.step as step_module
 
-    model = _model(deformer=deformer)
+    model = _model(deformer=deformer, pixel=pixel)
     batch = _batch(shards)
     cfg = LossConfig(perceptual=0.0, canonical=0.5)
     step = TrainStep(model, cfg, render_size=24, perceptual=None)

@@ -18,6 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from core.data.person_track import PersonTrack, appearance, box_iou
+
 log = logging.getLogger(__name__)
 
 NOSE, EYES, EARS = 0, (2, 5), (7, 8)
@@ -28,6 +30,7 @@ SEG_SIDE = 384  # crops are shrunk to this longer side before the selfie segment
 GOOD_SCORE = 0.55  # a whole-image pose result at least this confident and this large ends the search
 MIN_AGREEMENT = 0.5  # share of the seen landmarks the segmenter must call person (else a phantom pose)
 SMALL_PERSON = 0.35  # ... "large": the person's box is at least this share of the image's longer side
+SURE_MATCH = 1.0  # a candidate this like the tracked person (PersonTrack.cost) ends the search
 
 
 @dataclass
@@ -206,7 +209,7 @@ def _cut(rgb: np.ndarray, win: tuple[int, int, int, int], side: int) -> tuple[np
 
 class PersonFinder:
     """Finds the most prominent person of an image (see the module docstring). Keeps its mediapipe graphs;
-    `track` reuses the last box as the first place to look (crop-and-track through a clip). Not thread-safe."""
+    `track` follows one person through a clip (core.data.person_track). Not thread-safe."""
 
     def __init__(self, *, segment: bool = True) -> None:
         self.segment = segment
@@ -214,7 +217,7 @@ class PersonFinder:
         self._seg: Any = None
         self._hog: Any = None
         self._fallback: Any = None
-        self._last: np.ndarray | None = None
+        self._track: PersonTrack | None = None
         try:
             from core.tracking.landmarks import _solutions  # noqa: PLC0415
 
@@ -282,53 +285,70 @@ class PersonFinder:
             wins += [(int(x), int(y), int(x) + side, int(y) + side) for y in ys for x in xs]
         return wins
 
-    def _search(self, rgb: np.ndarray, hint: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+    def _search(self, rgb: np.ndarray, track: PersonTrack | None) -> tuple[np.ndarray, np.ndarray | None, str] | None:
         """Whole image first; crops around candidates when nobody (or only someone small or unsure) is found
-        there. Results are ranked by landmark confidence and size (a large person beats a small face in a badge)."""
+        there. Without a track, results are ranked by landmark confidence and size (a large person beats a small
+        face in a badge); with one, by how like the tracked person they are (core.data.person_track), and nobody
+        the track's gates refuse is returned: a frame without the tracked person finds no one."""
         H, W = rgb.shape[:2]
         best: tuple[float, float, np.ndarray, np.ndarray | None, str] | None = None
 
-        def consider(win, how) -> tuple[float, float]:
+        def consider(win, how) -> tuple[float, float, float]:
             nonlocal best
             got = self._pose_in(rgb, win)
             if got is None:
-                return 0.0, 0.0
+                return 0.0, 0.0, -math.inf
             sc = _upper_score(got[0])
             b = _box_from_pose(got[0], (W, H))
             share = 0.0 if b is None else max(b[2] - b[0], b[3] - b[1]) / max(W, H)
-            rank = sc * min(1.0, share / SMALL_PERSON) ** 0.5
-            if hint is not None and b is not None:  # tracking: the same person, near where they were
-                hs = max(hint[2] - hint[0], hint[3] - hint[1], 1.0)
-                d = np.linalg.norm((b[:2] + b[2:]) / 2 - (hint[:2] + hint[2:]) / 2) / hs
-                rank *= math.exp(-d)
-            if best is None or rank > best[0]:
+            if track is None:
+                rank = sc * min(1.0, share / SMALL_PERSON) ** 0.5
+            elif b is None or sc < 0.3:
+                rank = -math.inf
+            else:  # tracking: the same person (where they should be, as large, dressed alike)
+                rank = -track.cost(b, appearance(rgb, got[0]))
+            log.debug(
+                "%s %s: person at %s, score %.2f, rank %.2f", how, win, None if b is None else b.round(), sc, rank
+            )
+            if rank > -math.inf and (best is None or rank > best[0]):
                 best = (rank, sc, got[0], got[1], how)
-            return sc, share
+            return sc, share, rank
 
-        if hint is not None:  # tracking: look where the person was (and accept only someone who stands there)
-            sc, _ = consider(square_around(hint, (W, H), 1.5), "pose (tracked crop)")
-            if sc >= GOOD_SCORE and best[0] >= GOOD_SCORE * 0.6:
-                return self._refined(rgb, best)
+        def sure(rank: float) -> bool:  # the tracked person, surely: no need to look further
+            return track is not None and rank >= -SURE_MATCH
+
+        if track is not None:  # look where the person should be first
+            _, _, rank = consider(square_around(track.predicted(), (W, H), 1.5), "pose (tracked crop)")
+            if sure(rank):
+                return self._refined(rgb, best, track)
         full = (0, 0, W, H) if H == W else square_around(np.array([0, 0, W, H], np.float32), (W, H), 1.0)
-        sc, share = consider(full, "pose")
-        if sc >= GOOD_SCORE and share >= SMALL_PERSON:
-            return self._refined(rgb, best)
+        sc, share, rank = consider(full, "pose")
+        if (track is None and sc >= GOOD_SCORE and share >= SMALL_PERSON) or sure(rank):
+            return self._refined(rgb, best, track)
         for win in self._candidates(rgb):
-            sc, share = consider(win, "pose (crop)")
-            if sc >= 0.8 and share * max(W, H) >= 0.5 * (win[2] - win[0]):
+            sc, share, rank = consider(win, "pose (crop)")
+            if (track is None and sc >= 0.8 and share * max(W, H) >= 0.5 * (win[2] - win[0])) or sure(rank):
                 break
         if best is None or best[1] < 0.3:
             return None
-        return self._refined(rgb, best)
+        return self._refined(rgb, best, track)
 
-    def _refined(self, rgb: np.ndarray, best) -> tuple[np.ndarray, np.ndarray | None, str]:
-        """Run the landmarker once more on a window fitted around the found person (more pixels per limb)."""
+    def _refined(
+        self, rgb: np.ndarray, best, track: PersonTrack | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, str]:
+        """Run the landmarker once more on a window fitted around the found person (more pixels per limb); kept
+        when as confident and on the same person: mostly inside their box and, when tracking, like the track (a
+        neighbour in the window may be found instead)."""
         H, W = rgb.shape[:2]
         _, sc, pose, world, how = best
         box = _box_from_pose(pose, (W, H))
         if box is not None and max(box[2] - box[0], box[3] - box[1]) < 0.8 * max(W, H):
             got = self._pose_in(rgb, square_around(box, (W, H), 1.35))
-            if got is not None and _upper_score(got[0]) >= sc - 0.05:
+            again = None if got is None else _box_from_pose(got[0], (W, H))
+            same = again is not None and box_iou(box, again, over="b") >= 0.6
+            if same and track is not None:
+                same = track.cost(again, appearance(rgb, got[0])) < math.inf
+            if same and _upper_score(got[0]) >= sc - 0.05:
                 pose, world = got
                 how = how if how != "pose" else "pose (crop)"
         return pose, world, how
@@ -381,17 +401,18 @@ class PersonFinder:
         return mask
 
     # the whole search ------------------------------------------------------------------------------------
-    def __call__(self, rgb: np.ndarray, *, hint: np.ndarray | None = None) -> PersonFound | None:
-        """The most prominent person of an [H, W, 3] uint8 RGB image, or None."""
+    def __call__(self, rgb: np.ndarray, *, track: PersonTrack | None = None) -> PersonFound | None:
+        """The most prominent person of an [H, W, 3] uint8 RGB image, or None; with `track`, the tracked person
+        or None (see `_search`)."""
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"PersonFinder wants an [H, W, 3] uint8 RGB image, got {rgb.shape} {rgb.dtype}")
         rgb = np.ascontiguousarray(rgb)
         H, W = rgb.shape[:2]
         if not self.mediapipe:
             return self._by_face(rgb)
-        got = self._search(rgb, hint)
+        got = self._search(rgb, track)
         if got is None:
-            return self._by_face(rgb)
+            return self._by_face(rgb) if track is None else None  # the face detector knows no identity
         pose, world, how = got
         box = _box_from_pose(pose, (W, H))
         if box is None:
@@ -413,13 +434,26 @@ class PersonFinder:
         return found
 
     def track(self, rgb: np.ndarray) -> PersonFound | None:
-        """As `__call__`, looking first where the last call found the person (a clip's frames in order)."""
-        found = self(rgb, hint=self._last)
-        self._last = None if found is None else found.box
+        """As `__call__` on a clip's frames in order: the first person found (the most prominent) is followed
+        (core.data.person_track); a frame where they are not found gives None, never someone else."""
+        found = self(rgb, track=self._track)
+        if found is None or found.pose is None:  # a person found by the face detector only is not tracked
+            if self._track is not None:
+                self._track.miss()
+            return found
+        H, W = rgb.shape[:2]
+        box = _box_from_pose(found.pose, (W, H))  # the landmarks' box, as the candidates are compared by
+        box = found.box if box is None else box
+        look = appearance(rgb, found.pose)
+        if self._track is None:
+            self._track = PersonTrack(box, look)
+        else:
+            self._track.update(box, look)
         return found
 
     def reset(self) -> None:
-        self._last = None
+        """Forget the tracked person (a new clip)."""
+        self._track = None
 
     def _by_face(self, rgb: np.ndarray) -> PersonFound | None:
         if self._fallback is None:

@@ -10,6 +10,7 @@ places a camera-facing reference pose from the face box instead.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 from dataclasses import dataclass, field
@@ -148,7 +149,6 @@ def _window(frame: np.ndarray, win: tuple[int, int, int, int]) -> np.ndarray:
 
 def _landmarks_to_frame(lm, win: tuple[int, int, int, int], size: tuple[int, int]):
     """Landmarks found in window `win` of a frame of `size` (W, H), normalised to the whole frame."""
-    import dataclasses  # noqa: PLC0415
 
     W, H = size
     x0, y0, x1, y1 = win
@@ -226,6 +226,7 @@ class Ingestor:
 
     # One frame -------------------------------------------------------------------------------------------
     def _frame_mediapipe(self, i: int, frame: np.ndarray, t: float, K: np.ndarray | None) -> _Kept:
+        from core.data.person_track import same_face, same_person  # noqa: PLC0415
         from core.data.video_segment import person_box_from_landmarks  # noqa: PLC0415
 
         H, W = frame.shape[:2]
@@ -246,6 +247,10 @@ class Ingestor:
             box = found.box
         if lm.pose is None:
             raise FitFailed(f"fit failed: the person found by {found.found_by} has no body landmarks")
+        if found.pose is not None and not same_person(found.pose, lm.pose, (W, H)):
+            raise FitFailed("the landmarks are of someone else than the tracked person (a neighbour in the crop)")
+        if lm.face is not None and found.pose is not None and not same_face(found.pose, lm.face, (W, H)):
+            lm = dataclasses.replace(lm, face=None)  # a neighbour's face: the fit goes without
         fit = self._fitter(lm, (W, H), t, K)  # FitFailed with its reason
         mask = found.mask if found.mask is not None else self._segmenter(frame, box)
         bx0, by0, bx1, by1 = (int(round(v)) for v in box)

@@ -190,6 +190,11 @@ def crop_views(estimates: list[BodyEstimate], rig: BodyRig, cfg: EncoderConfig) 
 
 def fit_crop_matrix(src: tuple[int, int], dst: tuple[int, int]) -> Tensor:
     """[3, 3] map from pixels of an (H, W) = `src` crop to pixels of its `fit_crops` result of size `dst`."""
+    return torch.tensor(fit_crop_values(src, dst)).view(3, 3)
+
+
+def fit_crop_values(src: tuple[int, int], dst: tuple[int, int]) -> tuple[float, ...]:
+    """`fit_crop_matrix` as its 9 values, row-major (for `core.constants.constant`: no tensor made per call)."""
     H, W = src
     h, w = dst
     x0 = y0 = 0.0
@@ -202,7 +207,7 @@ def fit_crop_matrix(src: tuple[int, int], dst: tuple[int, int]) -> Tensor:
             kh = max(1, round(W * h / w))
             y0 = float((H - kh) // 2)
     sx, sy = w / kw, h / kh
-    return torch.tensor([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0], [0.0, 0.0, 1.0]])
+    return (sx, 0.0, -sx * x0, 0.0, sy, -sy * y0, 0.0, 0.0, 1.0)
 
 
 def fit_crops(x: Tensor, size: tuple[int, int]) -> Tensor:

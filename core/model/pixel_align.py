@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.body.lbs import apply_gaze, axis_angle_to_matrix, pose_chain, rest_chain, skin_points
+from core.constants import constant
 
 if TYPE_CHECKING:
     from core.model.crops import BodyEstimate
@@ -174,7 +175,7 @@ def project_anchors(
     z = cam[..., 2]
     pix = cam @ K.transpose(-1, -2)
     xy = pix[..., :2] / z.clamp_min(1e-6)[..., None]  # [..., A, 2] pixels
-    uv = xy / xy.new_tensor([W, H]) * 2 - 1
+    uv = xy / constant((float(W), float(H)), xy.dtype, xy.device) * 2 - 1  # cached: no copy per call
     centre = -(R.transpose(-1, -2) @ t[..., None])[..., 0]  # [..., 3] camera position in the world
     view = F.normalize(centre[..., None, :] - points, dim=-1)
     cos = (normals * view).sum(-1)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from core.constants import constant
 from core.model.appearance import Lighting
-from core.model.crops import fit_crop_matrix, fit_crops
+from core.model.crops import fit_crop_values, fit_crops
 from core.model.drive import drive_gaussians, identity_chain
 from core.model.drive_batch import TargetFrames, drive_targets
 from core.model.model import IdentityState, LCAModel
@@ -114,8 +114,7 @@ def batch_views(batch: dict, body_crop: tuple[int, int]) -> ReferenceViews:
     crops once `fit_crops` has cut the loader's square crops to the model's `body_crop` (H, W)."""
     full = batch["ref_full"]  # [B, N, 3, S, S]
     rot = batch["ref_pose"]
-    crop = fit_crop_matrix(tuple(full.shape[-2:]), body_crop)
-    M = constant(tuple(crop.flatten().tolist()), rot.dtype, rot.device).view(3, 3)  # cached: no copy per step
+    M = constant(fit_crop_values(tuple(full.shape[-2:]), body_crop), rot.dtype, rot.device).view(3, 3)  # cached
     return ReferenceViews(
         rotations=rot,
         expression=batch["ref_expression"],
