@@ -1,17 +1,19 @@
 """The body fit of a clip's frames with silhouettes (core.capture.clip_fit): synthetic clips of a known body whose
 landmark fit starts off (an arm the tracker does not see, the camera shifted) move onto the person's silhouette; a
 letterbox's edge is no outline (the body is not pulled up to it); the corrections of consecutive frames are held
-alike; a sample without landmarks is left as it is."""
+alike; a head-and-shoulders clip whose shoulder landmarks lie wider than the body's shoulder joints keeps its head's
+size; a sample without landmarks is left as it is."""
 
 from __future__ import annotations
 
 import dataclasses
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-from core.capture.clip_fit import fit_clip, frame_quality, refit_sample
+from core.capture.clip_fit import fit_clip, frame_quality, is_bust, refit_sample
 from core.capture.photo_fit import body_silhouette
 from core.capture.shape_fit import PhotoTarget, ShapeFitConfig, _mask_term, _Problem, landmarks_uv
 from core.data.shards import Sample
@@ -32,11 +34,11 @@ def rig():
     return rig_from_body_asset()
 
 
-def _estimate(rig, pose: np.ndarray, cam_x: float) -> BodyEstimate:
+def _estimate(rig, pose: np.ndarray, cam_x: float, cam_yz: tuple[float, float] = (0.9, 3.0)) -> BodyEstimate:
     from core.data.video_fit import R_CAM_WORLD, assumed_intrinsics
 
     T = np.eye(4)
-    T[:3, :3], T[:3, 3] = R_CAM_WORLD, [cam_x, 0.9, 3.0]
+    T[:3, :3], T[:3, 3] = R_CAM_WORLD, [cam_x, *cam_yz]
     params = rig.neutral_params(1).with_(rotations=torch.tensor(pose[None]).float())
     K = assumed_intrinsics((S, S), 1.2)
     return BodyEstimate(params, Camera(torch.tensor(K).float(), torch.tensor(T).float(), S, S))
@@ -101,6 +103,7 @@ def test_clip_fit_moves_an_unseen_arm_and_a_shifted_camera_onto_the_silhouette(r
     assert len(q["silhouette_fit"]["iou"]) == 3 and q["ms_per_frame"] > 0
     assert "silhouettes" in fit.sample.meta["fit"] and fit.sample.arrays["est_shape"].shape == (rig.num_shape,)
     assert "3 frames" in fit.summary()
+    assert fit.bust == (False,) * 3 and q["bust_frames"] == []  # the hips are seen: whole-body frames
 
 
 def test_clip_fit_is_not_pulled_to_a_letterbox_edge(rig):
@@ -142,6 +145,56 @@ def test_temporal_term_holds_consecutive_corrections_alike(rig):
     assert float(prob.terms(z, jump, cam, g, [None] * 3)["temporal"]) > 0.1
     photos = _Problem(rig, targets, dataclasses.replace(FAST, temporal=0.0))
     assert "temporal" not in photos.terms(z, jump, cam, g, [None] * 3)
+
+
+def _bust_clip(rig, frames: int = 2, widen: float = 1.22) -> Sample:
+    """A head-and-shoulders clip of the template body, camera 1 m before its face (the hips below the frame): the
+    face's landmarks where the body has them, the shoulders' `widen` times further apart (the tracker places them on
+    the outside of the shoulders, 2.6-2.7 ear spans apart where the body's joints are 2.2), the start the truth."""
+    E = rig.expression_basis.shape[0]
+    true = _estimate(rig, np.zeros((len(rig.phenotype.bone_names), 3)), 0.0, (1.45, 1.0))
+    uv = landmarks_uv(rig, true)
+    lm = np.zeros((33, 4))
+    lm[[0, 2, 5, 7, 8], :2] = uv[[0, 2, 5, 7, 8]] / S
+    mid = (uv[11] + uv[12]) / 2
+    lm[[11, 12], :2] = (mid + widen * (uv[[11, 12]] - mid)) / S
+    lm[[0, 2, 5, 7, 8, 11, 12], 3] = 1.0
+    lm[[23, 24], :2], lm[[23, 24], 3] = uv[[23, 24]] / S, 1.0  # the hips: seen, but below the frame
+    assert lm[23, 1] > 1.02 and is_bust(lm)
+    arrays = {
+        "K": np.repeat(true.camera.K.numpy()[None, None], frames, 0),
+        "T_cam_world": np.repeat(true.camera.T_cam_world.numpy()[None, None], frames, 0),
+        "est_shape": rig.default_shape.numpy().astype(np.float32),
+        "est_pose": np.repeat(true.params.rotations.numpy(), frames, 0),
+        "est_translation": np.zeros((frames, 3), np.float32),
+        "est_expression": np.zeros((frames, E), np.float32),
+        "est_gaze": np.zeros((frames, 2), np.float32),
+        "pose_landmarks": np.repeat(lm[None, None], frames, 0).astype(np.float32),
+    }
+    mask = body_silhouette(rig, true, (S, S))
+    chest = int(mid[1]) - 4  # below it the person is wider than the template (clothes, broader shoulders)
+    mask[chest:] = cv2.dilate(mask, np.ones((1, 9), np.uint8))[chest:]
+    mask = np.repeat(mask[None, None], frames, 0)
+    return Sample("bust", {"source": "synthetic", "frames": list(range(frames))}, arrays,
+                  np.zeros((frames, 1, S, S, 3), np.uint8), mask)  # fmt: skip
+
+
+def test_a_head_and_shoulders_clip_keeps_its_head_size(rig):
+    from core.train.refine_frames import frame_estimates
+
+    sample = _bust_clip(rig)
+    lm = sample.arrays["pose_landmarks"][0, 0]
+
+    def ear_px(fit) -> float:
+        est = frame_estimates(fit.sample, np.arange(1))[0]
+        return float(np.linalg.norm(landmarks_uv(rig, est)[[7, 8]] - lm[[7, 8], :2] * S, axis=-1).mean())
+
+    fit = fit_clip(sample, rig)
+    assert fit.bust == (True, True) and fit.sample.meta["fit_quality"]["bust_frames"] == [0, 1]
+    whole = fit_clip(sample, rig, bust=False)  # fitted as a whole-body frame: shoulders and silhouette
+    assert whole.bust == (False, False)
+    # the clip's fit (CLIP_FIT): ears 0.15 px off as a bust, 0.58 px fitted whole (the head scaled up)
+    assert ear_px(fit) < 0.4 and ear_px(whole) > 2.5 * ear_px(fit), (ear_px(fit), ear_px(whole))
 
 
 def test_refit_sample_leaves_a_sample_without_landmarks_as_it_is(rig):

@@ -2,7 +2,14 @@
 body shape and clothing allowance shared by the clip's frames, and each frame's pose and camera corrected from its
 landmark fit so that the body's outline meets the person mask as its landmarks meet the tracker's (the photos' joint
 fit, core.capture.shape_fit), the corrections held alike from one frame to the next. Per frame it measures what the
-capture assistant reports for a photo: the landmark error and the silhouette IoU, before and after."""
+capture assistant reports for a photo: the landmark error and the silhouette IoU, before and after.
+
+A head-and-shoulders frame (no hip seen: the body below the chest is out of frame) is fitted to its landmarks alone,
+the face's weighted up and the shoulders' down (`BUST_WEIGHTS`). There the shoulders and the face are all the
+landmarks, and the two disagree in scale: the tracker places its shoulder landmarks 2.6-2.7 ear spans apart (the
+outside of the shoulders), the body's shoulder joints (the upper arms' heads, where the fit puts them) lie 2.2 ear
+spans apart; the shoulders (weight 1, the face's 0.5) and the cut-off torso's silhouette then scaled the whole body
+up, its head 27% too large (ears 7-10 px off at 192 px, where the landmark fit had them within 2 px)."""
 
 from __future__ import annotations
 
@@ -25,6 +32,10 @@ log = logging.getLogger(__name__)
 # consecutive frames held alike.
 CLIP_FIT = ShapeFitConfig(rounds=3, pose_steps=10, steps=10, temporal=1.0)
 SILHOUETTE_FIT = "+ silhouettes: pose and camera corrected, one body shape and clothing allowance for the clip"
+HIPS = (23, 24)  # pose landmarks of the hips: a frame that shows neither is a head-and-shoulders (bust) frame
+# Landmark weights of a bust frame (in place of core.data.video_fit.FIT_POINTS': face 0.5, shoulders 1): on
+# jwpIntro.mp4 and single_face.mp4 the ears then land within 1 px (7-10 px with the silhouette, 2 px without)
+BUST_WEIGHTS = ((0, 2.0), (2, 2.0), (5, 2.0), (7, 2.0), (8, 2.0), (11, 0.3), (12, 0.3))
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,7 @@ class ClipFit:
 
     sample: Sample  # est_shape, est_pose and T_cam_world refitted; meta["fit_quality"] written
     before: tuple[FrameQuality, ...]  # F: the landmark fit (template shape, no allowance)
+    bust: tuple[bool, ...]  # F: head-and-shoulders frames (no hip seen), fitted to their landmarks alone
     after: tuple[FrameQuality, ...]  # F: the fit with silhouettes
     shape: np.ndarray  # [S] the body shape shared by the clip's frames
     garment: np.ndarray | None  # [R] clothing allowance per region (metres); None: none fitted
@@ -95,6 +107,12 @@ def _used(landmarks: np.ndarray) -> np.ndarray:
     return used
 
 
+def is_bust(landmarks: np.ndarray) -> bool:
+    """Whether a frame shows head and shoulders only: none of the hips' landmarks [33, 4] is used (module
+    docstring)."""
+    return not _used(landmarks)[list(HIPS)].any()
+
+
 def frame_quality(
     rig: BodyRig,
     est: BodyEstimate,
@@ -116,9 +134,12 @@ def frame_quality(
     return FrameQuality(rms, float(max(span.max(), 1.0)), mask_iou(dressed, m), mask_iou(body, m))
 
 
-def fit_clip(sample: Sample, rig: BodyRig | None = None, cfg: ShapeFitConfig | None = None) -> ClipFit:
+def fit_clip(
+    sample: Sample, rig: BodyRig | None = None, cfg: ShapeFitConfig | None = None, bust: bool = True
+) -> ClipFit:
     """The clip's bodies refitted with silhouettes (module docstring), from the landmark fit that ingestion wrote
     (`est_*`, `T_cam_world`, the tracker's `pose_landmarks`, the person masks). Only camera 0 of a clip is fitted.
+    `bust`: head-and-shoulders frames are fitted to their landmarks alone, with `BUST_WEIGHTS` (False: as the others).
     Raises ValueError for a sample without landmarks (the coarse fallback's) and FloatingPointError when the fit
     diverges (the caller keeps the landmark fit)."""
     if "pose_landmarks" not in sample.arrays:
@@ -138,8 +159,11 @@ def fit_clip(sample: Sample, rig: BodyRig | None = None, cfg: ShapeFitConfig | N
     valid = [_valid(sample, f) for f in range(F)]
     masks = [sample.mask[f, 0] for f in range(F)]
     before = tuple(frame_quality(rig, e, marks[f], masks[f], valid[f]) for f, e in enumerate(ests))
+    busts = tuple(bust and is_bust(marks[f]) for f in range(F))
     targets = [
-        PhotoTarget(e, marks[f], masks[f], q.person_px, valid[f])
+        PhotoTarget(e, marks[f], None, q.person_px, valid[f], BUST_WEIGHTS)
+        if busts[f]
+        else PhotoTarget(e, marks[f], masks[f], q.person_px, valid[f])
         for f, (e, q) in enumerate(zip(ests, before, strict=True))
     ]
     result = fit_shared_shape(rig, targets, cfg)
@@ -163,17 +187,23 @@ def fit_clip(sample: Sample, rig: BodyRig | None = None, cfg: ShapeFitConfig | N
             "iou_body": r(q.iou_body for q in after),
         },
         "garment_m": None if garment is None else r(garment),
+        "bust_frames": [f for f, b in enumerate(busts) if b],
         "ms_per_frame": round(1000 * seconds / max(F, 1), 1),
         "iou": "silhouette IoU of the fitted body (with its clothing allowance) and the person mask, within the "
         "source's pixels; reproj_rel: RMS landmark error / the person's size",
     }
     out = dataclasses.replace(sample, arrays=arrays, meta=meta)
-    return ClipFit(out, before, after, result.shape.detach().double().numpy(), garment, seconds)
+    return ClipFit(out, before, busts, after, result.shape.detach().double().numpy(), garment, seconds)
 
 
 def report_clip_fit(fit: ClipFit, source: str) -> None:
     """Log the fit's summary and a POOR FIT warning per frame whose fit is poor (as the capture assistant warns)."""
     log.info("%s: body fit %s", source, fit.summary())
+    if any(fit.bust):
+        log.info(
+            "%s: %d of %d frames show head and shoulders only (no hip seen): fitted to their landmarks alone, the "
+            "face's weighted up, the shoulders' down (no silhouette)", source, sum(fit.bust), len(fit.bust),
+        )  # fmt: skip
     frames = fit.sample.meta.get("frames", list(range(len(fit.after))))
     for f, q in zip(frames, fit.after, strict=True):
         if q.poor:

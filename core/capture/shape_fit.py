@@ -58,6 +58,7 @@ class PhotoTarget:
     person_px: float  # the person's size in pixels (residuals are measured against it)
     valid: np.ndarray | None = None  # [H, W] bool: the pixels that show the source (None: all); beyond them (a
     # letterbox's padding, a crop past the frame's edge) the body may lie anywhere, and their edge is no outline
+    landmark_weights: tuple[tuple[int, float], ...] = ()  # (pose landmark, weight) in place of FIT_POINTS' weights
 
 
 @dataclass(frozen=True)
@@ -285,12 +286,13 @@ class _Problem:
         self.T0 = torch.stack([e.camera.T_cam_world.to(f32) for e in ests])  # [N, 4, 4]
         obs, wts = [], []
         for t in targets:
+            weight = dict(t.landmark_weights)
             W, H = t.estimate.camera.width, t.estimate.camera.height
             lm = np.asarray(t.landmarks, np.float64)
             inside = (lm[:, 0] > -0.02) & (lm[:, 0] < 1.02) & (lm[:, 1] > -0.02) & (lm[:, 1] < 1.02)
             seen = (np.nan_to_num(lm[:, 3]) >= 0.5) & inside
             obs.append(lm[list(self.ids), :2] * np.array([W, H]))
-            wts.append(np.array([FIT_POINTS[i] * seen[i] for i in self.ids]))
+            wts.append(np.array([weight.get(i, FIT_POINTS[i]) * seen[i] for i in self.ids]))
         self.obs = torch.tensor(np.stack(obs), dtype=f32)  # [N, K, 2]
         self.w = torch.tensor(np.stack(wts), dtype=f32)  # [N, K]
         self.person = torch.tensor([max(t.person_px, 1.0) for t in targets], dtype=f32)  # [N]
