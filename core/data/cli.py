@@ -71,8 +71,9 @@ def add_cli(
         action=argparse.BooleanOptionalAction,
         default=clip_fit is not None,
         help="after the landmark fit, refit each clip's bodies to the person masks too (one body shape and clothing "
-        "allowance per clip, poses and cameras corrected); logs each frame's landmark error and silhouette IoU "
-        "(default: on; mediapipe fits only)",
+        "allowance per clip, poses and cameras corrected; a head-and-shoulders frame, no hip seen, to its landmarks "
+        "alone, the face's weighted up); logs each frame's landmark error and silhouette IoU (default: on; mediapipe "
+        "fits only)",
     )
 
     def run(args: argparse.Namespace) -> int:
