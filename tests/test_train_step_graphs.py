@@ -65,7 +65,7 @@ class _FakeCapture:
 def _graphed_step(monkeypatch, fake: _FakeCapture) -> TrainStep:
     monkeypatch.setattr(step_graphs, "GRAPH_DEVICES", ("cuda", "cpu"))
     monkeypatch.setattr(step_graphs, "capture_stages", fake)
-    step = TrainStep(_model(), LossConfig(perceptual=0.0, canonical=0.5), render_size=24, perceptual=None, graphs=True)
+    step = TrainStep(_model(), LossConfig(perceptual=0.0), render_size=16, perceptual=None, graphs=True)
     fake._stages = step._stages.stages
     return step
 
