@@ -60,14 +60,38 @@ def refinable(c, *, poor: bool) -> bool:
     return poor and c.fit.method == "landmarks" and getattr(c.fit, "bone_trust", None) is not None
 
 
-def photo_references(checks, *, side: int = PHOTO_SIDE, poor: bool = False, head_rig=None) -> PhotoReferences:
+def trimmed_checks(checks, rig=None) -> list:
+    """`checks` with each landmark-fitted photo's person mask trimmed to its fitted body and clothing allowance
+    (core.capture.mask_trim: background the segmenter took in far from the body is cut out); photos whose fit is
+    POOR, box-only fits and photos without a mask keep theirs. New PhotoCheck copies; `checks` are left unchanged."""
+    from core.capture.mask_trim import trim_frame_mask
+
+    out = []
+    for c in checks:
+        fit = c.fit
+        if c.mask is None or fit is None or fit.method != "landmarks" or fit.poor:
+            out.append(c)
+            continue
+        if rig is None:
+            from core.capture.photos import _fit_rig
+
+            rig = _fit_rig()
+        t = trim_frame_mask(rig, fit.estimate, c.mask, fit.garment)
+        out.append(dataclasses.replace(c, mask=t.mask) if t.trimmed > 0 else c)
+    return out
+
+
+def photo_references(
+    checks, *, side: int = PHOTO_SIDE, poor: bool = False, head_rig=None, trim: bool = True
+) -> PhotoReferences:
     """From the capture assistant's usable checks whose body fit is trusted: each photo letterboxed to one size (long
     side `side`), the person cut out by its mask onto black (nothing of the background is fitted), and its body
     estimate in the letterboxed pixels. Photos whose fit is poor are refused (their colours would land on the wrong
     body part), unless `poor` and the fit has per-bone trust: then the photo joins, and that trust keeps its
     misplaced regions out of the refinement. Every landmark fit's per-bone trust is carried (`trust`). With
     `head_rig` (the core.model.rig.BodyRig the estimates drive), each photo whose fitted head is in view at a usable
-    size also gets a head close-up of the same size (`heads`), cut from the photo at its full resolution."""
+    size also gets a head close-up of the same size (`heads`), cut from the photo at its full resolution. With
+    `trim`, each trusted photo's mask is first trimmed to its fitted body (`trimmed_checks`)."""
     usable = [c for c in checks if refinable(c, poor=poor)]
     if not usable:
         raise ValueError(
@@ -75,6 +99,8 @@ def photo_references(checks, *, side: int = PHOTO_SIDE, poor: bool = False, head
             + ("the body fit of every photo is poor (see each photo's fit); " if any(c.usable for c in checks) else "")
             + "add a photo where the whole person is found and the fitted body lies on them"
         )
+    if trim:
+        usable = trimmed_checks(usable, head_rig)
     H = W = side
     images, masks, valid, estimates, trust = [], [], [], [], []
     for c in usable:

@@ -92,6 +92,11 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
         "--refine-lr", type=float, default=2e-3, metavar="LR", help="learning rate of --refine (as create's)"
     )
     p.add_argument(
+        "--refine-raw-masks", action="store_true",
+        help="with --refine: fit the person masks as ingested (default: trimmed to each frame's fitted body, "
+        "core.capture.mask_trim; the scores use the masks as ingested either way)",
+    )  # fmt: skip
+    p.add_argument(
         "--sets", nargs="+", default=["wild-test", "studio-test"],
         choices=["wild-test", "studio-test", "loose-test", "none"],
         help="held-out sets to score (loose-test: identities in skirts and dresses, for the loose-garment deformer; "
@@ -156,6 +161,7 @@ def add_eval_cli(p: argparse.ArgumentParser) -> Callable[[argparse.Namespace], i
                 closeup_size=args.face_size,
                 refine_steps=args.refine,
                 refine_lr=args.refine_lr,
+                refine_trim=not args.refine_raw_masks,
             )
         except (FileNotFoundError, ValueError) as e:  # --real without ingested footage (checked before any other work)
             log.error("%s", e)

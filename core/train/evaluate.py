@@ -359,6 +359,7 @@ def evaluate(
     closeup_size: int = 0,
     refine_steps: int = 0,
     refine_lr: float = 2e-3,
+    refine_trim: bool = True,
 ) -> dict:
     """Metrics per benchmark (generating the held-out sets under `bench_root` first when they are missing, with head
     close-ups of `closeup_size` px when it is > 0); with `real`, also on the clips and photos that `main.py prepare
@@ -397,7 +398,7 @@ def evaluate(
 
         real_res, tiles = evaluate_real(
             model, footage, crop_size=crop_size, face_size=face_size, device=device, progress=progress,
-            refine_steps=refine_steps, refine_lr=refine_lr,
+            refine_steps=refine_steps, refine_lr=refine_lr, refine_trim=refine_trim,
         )  # fmt: skip
         results["real"] = real_res
         if sheet is not None:

@@ -181,12 +181,15 @@ def refine_sources(
     lr: float,
     device: torch.device,
     progress: bool = True,
+    trim: bool = True,
 ) -> tuple[list[IdentityState], list[dict]]:
     """Each source's feed-forward `states[i]` refined for `steps` steps on its reference frames `references[i]` only
     (core.train.refine_frames: the person cut out onto black by the frame's mask and valid box, driven by the frame's
     fitted body and camera, each frame followed by its head close-up where the fitted head is in view at >= 40 px,
     pixels outside the valid box left out and floaters pruned after, as `create --refine` does with photos); the
-    refined states and, per source, what the refinement did."""
+    refined states and, per source, what the refinement did. With `trim`, the masks refinement fits are first
+    trimmed to each frame's fitted body (core.train.refine_frames.trimmed_masks); the frames are scored with their
+    masks as ingested."""
     import time
 
     from tqdm import tqdm  # noqa: PLC0415
@@ -196,7 +199,7 @@ def refine_sources(
     refined, info = [], []
     bar = tqdm(total=steps * len(footage), desc="real: refine", unit="step", disable=not progress, dynamic_ncols=True)
     for s, state, refs in zip(footage, states, references, strict=True):
-        views = frame_views(s, refs, head_rig=model.rig)
+        views = frame_views(s, refs, head_rig=model.rig, trim=trim)
         bar.set_postfix_str(_name(s)[:24])
         t0 = time.perf_counter()
         new, losses, pruned = personalise_views(
@@ -209,6 +212,7 @@ def refine_sources(
             "frames": sorted({int(f) for f in views.frames}), "views": len(views), "closeups": views.closeups,
             "closeup_notes": list(views.notes), "steps": steps, "lr": lr, "loss_first": round(losses[0], 5),
             "loss_last": round(losses[-1], 5), "seconds": round(time.perf_counter() - t0, 2), "pruned": pruned,
+            "mask_trimmed": [round(x, 4) for x in views.trimmed],
         })  # fmt: skip
     bar.close()
     return refined, info
@@ -226,6 +230,7 @@ def evaluate_real(
     progress: bool = True,
     refine_steps: int = 0,
     refine_lr: float = 2e-3,
+    refine_trim: bool = True,
 ) -> tuple[dict, list[dict]]:
     """Per-source rows (held-out and reconstruction kept apart) and a summary; plus the tiles for `real_sheet`.
 
@@ -233,6 +238,8 @@ def evaluate_real(
     (`refine_sources`, what `create --refine N` does with photos) and scored as "refined" on the same frames with the
     same metric; a reconstruction row's refined score is still a reconstruction (the photo was refined on). The
     wrong-identity control stays the other source's feed-forward avatar. Per-frame values are kept (`per_frame`).
+    `refine_trim`: refinement fits masks trimmed to the frames' fitted bodies (False: the masks as ingested); the
+    scores always use the masks as ingested.
     """
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -248,7 +255,15 @@ def evaluate_real(
     refined, refine_info = None, None
     if refine_steps > 0:
         refined, refine_info = refine_sources(
-            model, footage, states, references, steps=refine_steps, lr=refine_lr, device=device, progress=progress
+            model,
+            footage,
+            states,
+            references,
+            steps=refine_steps,
+            lr=refine_lr,
+            device=device,
+            progress=progress,
+            trim=refine_trim,
         )
     kinds = ("avatar", "refined", "flat", "wrong_identity") if refined else ("avatar", "flat", "wrong_identity")
     rows, tiles = [], []
@@ -313,7 +328,7 @@ def evaluate_real(
     res = {"protocol": __doc__.split("\n\n")[1].replace("\n", " "), "summary": summary, "sources": rows}
     if refine_info is not None:
         res["refinement"] = {
-            "steps": refine_steps, "lr": refine_lr, "seconds": round(sum(x["seconds"] for x in refine_info), 2),
+            "steps": refine_steps, "lr": refine_lr, "mask_trim": refine_trim, "seconds": round(sum(x["seconds"] for x in refine_info), 2),
             "on": "each source's reference frames only (with their head close-ups), never a scored frame",
         }  # fmt: skip
     return res, tiles
