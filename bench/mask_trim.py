@@ -1,8 +1,9 @@
-"""How much of each ingested source's person masks refinement's trim to the fitted body takes out
-(core.capture.mask_trim, core.train.refine_frames.trimmed_masks), per frame and per source, with overlays: the kept
-mask green, the trimmed part red, the dressed body's outline white.
+"""How much of each ingested source's person masks the trim to the fitted body takes out (core.capture.mask_trim,
+what `prepare video` now writes as `arrays["fit_mask"]` and refinement fits), per frame and per source, with
+overlays: the kept mask green, the trimmed part red, the dressed body's outline white. With --write, the sources are
+also written again with their trimmed masks (a folder ingested before the trim, for `main.py eval --real`).
 
-    python bench/mask_trim.py out/real [--out out/mask_trim]   # DIR as `main.py eval --real DIR` takes it
+    python bench/mask_trim.py out/real [--out out/mask_trim] [--write out/real_trimmed]
 """
 
 from __future__ import annotations
@@ -19,21 +20,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("real", type=Path)
     ap.add_argument("--out", type=Path, default=Path("out/mask_trim"))
+    ap.add_argument("--write", type=Path, default=None, help="write the sources with arrays['fit_mask'] here")
     args = ap.parse_args()
+    from core.capture.mask_trim import with_fit_masks
     from core.capture.photo_fit import body_silhouette
     from core.capture.photos import _fit_rig
-    from core.train.evaluate import real_footage
+    from core.data.shards import iter_shard, list_shards, write_shard
+    from core.train.evaluate import natural_key
     from core.train.evaluate_real import ROLE_RECONSTRUCTION, ROLE_REF, held_out_roles
-    from core.train.refine_frames import frame_estimates, trimmed_masks
+    from core.train.refine_frames import frame_estimates
 
     rig = _fit_rig()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
-    for s in real_footage(args.real):
+    for shard in sorted(list_shards(args.real / "video"), key=natural_key):
+        (s,) = [x for x in iter_shard(shard) if x.meta.get("kind") == "video"]
         name = Path(s.meta.get("source", s.key)).stem
         frames = np.arange(s.num_frames)
         refs = np.nonzero(np.isin(held_out_roles(s), (ROLE_REF, ROLE_RECONSTRUCTION)))[0]
-        trims = trimmed_masks(s, frames, rig)
+        trimmed, trims = with_fit_masks(s, rig)
+        if args.write is not None:
+            dest = args.write / shard.relative_to(args.real)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            write_shard(dest, [trimmed])
         g = (s.meta.get("fit_quality") or {}).get("garment_m")
         tiles = []
         for f, est, t in zip(frames, frame_estimates(s, frames), trims, strict=True):

@@ -7,9 +7,9 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 
-from core.capture.mask_trim import BODY_MARGIN, trim_frame_mask, trim_to_body
-from core.train.refine_frames import fit_poor
+from core.capture.mask_trim import BODY_MARGIN, fit_poor, trim_frame_mask, trim_to_body
 
 H = W = 96
 HEAD = (np.array([48.0, 14.0]), 12.0)  # centre (u, v) and height in pixels
@@ -100,3 +100,23 @@ def test_photo_references_trim_only_trusted_landmark_fits(monkeypatch):
     out = trimmed_checks(checks, rig=object())
     assert out[0].mask is cut and checks[0].mask is mask, "a trusted fit is trimmed, on a copy"
     assert out[1] is checks[1] and out[2] is checks[2], "POOR and box fits keep their masks"
+
+
+def test_refinement_fits_the_trimmed_masks_and_scores_keep_the_raw_ones(real_footage):
+    import dataclasses
+
+    from core.train.evaluate import real_footage as load_footage
+    from core.train.refine_frames import frame_views
+
+    clip = load_footage(real_footage)[0]
+    fit_mask = clip.mask[:, 0].copy()
+    fit_mask[:, :, : fit_mask.shape[2] // 2] = 0  # the left half trimmed
+    trimmed = dataclasses.replace(clip, arrays=dict(clip.arrays, fit_mask=fit_mask))
+    refs = np.array([0, 1])
+    raw, cut = frame_views(trimmed, refs), frame_views(trimmed, refs, trim=True)
+    half = fit_mask.shape[2] // 2
+    assert raw.trimmed == () and raw.masks[..., :half].sum() > 0, "without trim: the raw masks"
+    assert not cut.masks[..., :half].any() and torch.equal(cut.masks[..., half:], raw.masks[..., half:])
+    assert not cut.images[..., :half].any(), "nothing trimmed is fitted as the person"
+    assert all(0 < t < 1 for t in cut.trimmed) and np.array_equal(trimmed.mask, clip.mask), "scores: the raw masks"
+    assert frame_views(clip, refs, trim=True).trimmed == (), "no fit_mask: the raw masks"

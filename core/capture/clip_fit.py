@@ -215,7 +215,9 @@ def report_clip_fit(fit: ClipFit, source: str) -> None:
 
 def refit_sample(sample: Sample, source: str) -> Sample:
     """`prepare video`'s step after the landmark fit: the clip's bodies refitted with silhouettes (`fit_clip`), its
-    quality logged; the sample as it was when it has no landmarks (the coarse fallback) or the fit diverges."""
+    quality logged, and the masks refinement fits trimmed to those bodies (core.capture.mask_trim.with_fit_masks:
+    `arrays["fit_mask"]`; `sample.mask` stays the segmenter's); the sample as it was when it has no landmarks (the
+    coarse fallback) or the fit diverges."""
     if "pose_landmarks" not in sample.arrays:
         return sample
     try:
@@ -224,4 +226,15 @@ def refit_sample(sample: Sample, source: str) -> Sample:
         log.warning("%s: %s; its frames keep the landmark fit", source, e)
         return sample
     report_clip_fit(fit, source)
-    return fit.sample
+    from core.capture.mask_trim import with_fit_masks
+
+    sample, trims = with_fit_masks(fit.sample)
+    raw = [int((fit.sample.mask[f, 0] > 127).sum()) for f in range(sample.num_frames)]
+    cut = sum(n * t.trimmed for n, t in zip(raw, trims, strict=True))
+    worst = max(range(len(trims)), key=lambda f: trims[f].trimmed)
+    log.info(
+        "%s: masks refinement fits trimmed to the fitted bodies: %.1f%% of mask pixels (at most %.1f%%, frame %d); "
+        "%d frame(s) keep their raw mask (POOR fit)", source, 100 * cut / max(sum(raw), 1),
+        100 * trims[worst].trimmed, worst, sum(t.note.startswith("POOR") for t in trims),
+    )  # fmt: skip
+    return sample

@@ -9,16 +9,20 @@ the dressed silhouette (loose sleeves, skirts, a held object's near part), and a
 around the head's centre (hair, hats). Of what is left, mask regions that do not touch the dressed silhouette at all
 are dropped (a patch of background inside the margin, cut off from the person). A frame whose fit is POOR keeps its
 raw mask: its body may not lie on the person, so its silhouette says nothing about where the background is.
-Only what refinement fits is trimmed; the masks a frame is scored with are the segmenter's as ingested."""
+Ingestion (`prepare video`, core.capture.clip_fit.refit_sample) keeps both: `sample.mask` as the segmenter gave
+it (what a frame is scored with) and `arrays["fit_mask"]`, the trimmed masks refinement fits (`with_fit_masks`);
+`create --refine` trims its photos' masks the same way (core.capture.references.trimmed_checks)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
+from core.data.shards import Sample
 from core.model.crops import BodyEstimate
 from core.model.rig import BodyRig
 
@@ -110,3 +114,50 @@ def trim_frame_mask(
     if head is None:
         return MaskTrim(mask, 0.0, float("nan"), "no fitted head on screen: raw mask kept")
     return trim_to_body(mask, body_silhouette(rig, est, mask.shape, garment), head)
+
+
+def fit_poor(sample: Sample, f: int) -> bool | None:
+    """Whether frame f's body fit is POOR as ingestion's silhouette fit measured it (core.capture.clip_fit
+    .FrameQuality.poor: landmark error or silhouette IoU past the photos' limits); None when not measured."""
+    from core.capture.photo_fit import IOU_WARN, REPROJ_WARN
+
+    q = (sample.meta.get("fit_quality") or {}).get("silhouette_fit")
+    if not q or f >= len(q.get("iou", [])):
+        return None
+    rel, iou = q["reproj_rel"][f], q["iou"][f]
+    return not (rel is not None and rel <= REPROJ_WARN) or (iou is not None and np.isfinite(iou) and iou < IOU_WARN)
+
+
+def trimmed_masks(sample: Sample, frames: np.ndarray, rig=None) -> list:
+    """Frames `frames`' person masks trimmed to their fitted bodies with the clip's clothing allowance
+    (`trim_frame_mask`, one MaskTrim each); a frame whose fit is POOR, or was not measured by
+    the silhouette fit, keeps its raw mask."""
+    from core.train.refine_frames import frame_estimates
+
+    if rig is None:
+        from core.capture.photos import _fit_rig
+
+        rig = _fit_rig()
+    g = (sample.meta.get("fit_quality") or {}).get("garment_m")
+    garment = None if g is None else np.asarray(g, np.float32)
+    out = []
+    for f, est in zip(frames, frame_estimates(sample, frames), strict=True):
+        mask = sample.mask[int(f), 0]
+        poor = fit_poor(sample, int(f))
+        if poor is None:
+            out.append(MaskTrim(mask, 0.0, float("nan"), "no silhouette fit measured: raw mask kept"))
+            continue
+        out.append(trim_frame_mask(rig, est, mask, garment, poor=poor))
+    return out
+
+
+def with_fit_masks(sample: Sample, rig: BodyRig | None = None) -> tuple[Sample, list[MaskTrim]]:
+    """The sample with `arrays["fit_mask"]` [F, H, W] uint8: camera 0's person masks trimmed to the fitted bodies
+    (`trimmed_masks`), what refinement fits; `sample.mask` is left as it was (what frames are scored with). The
+    share trimmed per frame goes into `meta["fit_quality"]["mask_trimmed"]` when the fit was measured."""
+    trims = trimmed_masks(sample, np.arange(sample.num_frames), rig)
+    arrays = dict(sample.arrays, fit_mask=np.stack([t.mask for t in trims]).astype(np.uint8))
+    meta = dict(sample.meta)
+    if isinstance(meta.get("fit_quality"), dict):
+        meta["fit_quality"] = dict(meta["fit_quality"], mask_trimmed=[round(t.trimmed, 4) for t in trims])
+    return dataclasses.replace(sample, arrays=arrays, meta=meta), trims

@@ -29,41 +29,6 @@ def valid_pixels(sample: Sample, f: int) -> np.ndarray | None:
     return v
 
 
-def fit_poor(sample: Sample, f: int) -> bool | None:
-    """Whether frame f's body fit is POOR as ingestion's silhouette fit measured it (core.capture.clip_fit
-    .FrameQuality.poor: landmark error or silhouette IoU past the photos' limits); None when not measured."""
-    from core.capture.photo_fit import IOU_WARN, REPROJ_WARN
-
-    q = (sample.meta.get("fit_quality") or {}).get("silhouette_fit")
-    if not q or f >= len(q.get("iou", [])):
-        return None
-    rel, iou = q["reproj_rel"][f], q["iou"][f]
-    return not (rel is not None and rel <= REPROJ_WARN) or (iou is not None and np.isfinite(iou) and iou < IOU_WARN)
-
-
-def trimmed_masks(sample: Sample, frames: np.ndarray, rig=None) -> list:
-    """Frames `frames`' person masks trimmed to their fitted bodies with the clip's clothing allowance
-    (core.capture.mask_trim.trim_frame_mask, one MaskTrim each); a frame whose fit is POOR, or was not measured by
-    the silhouette fit, keeps its raw mask."""
-    from core.capture.mask_trim import MaskTrim, trim_frame_mask
-
-    if rig is None:
-        from core.capture.photos import _fit_rig
-
-        rig = _fit_rig()
-    g = (sample.meta.get("fit_quality") or {}).get("garment_m")
-    garment = None if g is None else np.asarray(g, np.float32)
-    out = []
-    for f, est in zip(frames, frame_estimates(sample, frames), strict=True):
-        mask = sample.mask[int(f), 0]
-        poor = fit_poor(sample, int(f))
-        if poor is None:
-            out.append(MaskTrim(mask, 0.0, float("nan"), "no silhouette fit measured: raw mask kept"))
-            continue
-        out.append(trim_frame_mask(rig, est, mask, garment, poor=poor))
-    return out
-
-
 def frame_estimates(sample: Sample, frames: np.ndarray) -> list[BodyEstimate]:
     """One body estimate per frame of `frames` (camera 0): its fitted pose, expression, gaze and translation with the
     sample's fitted shape (`est_*`), and its camera (K, T_cam_world) sized like the frames."""
@@ -92,7 +57,7 @@ class FrameViews:
     frames: tuple[int, ...]  # N: the sample frame each view was cut from
     closeups: int  # how many of the N views are head close-ups
     notes: tuple[str, ...] = ()  # frames without a close-up, and why
-    trimmed: tuple[float, ...] = ()  # per frame (not per view): share of its mask trimmed to the fitted body
+    trimmed: tuple[float, ...] = ()  # per frame (not per view) with a trimmed mask: the share of its mask trimmed
 
     def __len__(self) -> int:
         return len(self.estimates)
@@ -102,18 +67,24 @@ def frame_views(sample: Sample, frames: np.ndarray, *, head_rig=None, trim: bool
     """The frames `frames` (camera 0) with the person cut out onto black by the frame's mask and its valid box; with
     `head_rig` (the core.model.rig.BodyRig the estimates drive) and square frames, each frame whose fitted head is in
     view at a usable size is followed by its head close-up at the frame's size (core.model.closeups.head_closeup).
-    With `trim`, each mask is first trimmed to the frame's fitted body (`trimmed_masks`: background the segmenter
-    took in far from the body is cut out, so refinement does not paint it onto the avatar)."""
+    With `trim`, the frames' masks trimmed to their fitted bodies at ingestion are fitted where the sample has them
+    (`arrays["fit_mask"]`, core.capture.mask_trim.with_fit_masks: background the segmenter took in far from the body
+    is cut out, so refinement does not paint it onto the avatar); the person masks a frame is scored with are
+    `sample.mask`, as the segmenter gave them."""
     from core.model.closeups import head_closeup
 
     H, W = sample.rgb.shape[2:4]
     images, masks, valids, estimates, owners, notes = [], [], [], [], [], []
-    trims = trimmed_masks(sample, frames) if trim else None
+    fit_mask = sample.arrays.get("fit_mask") if trim else None  # [F, H, W] uint8, ingestion's trimmed masks
     closeups = 0
-    for k, (f, est) in enumerate(zip(frames, frame_estimates(sample, frames), strict=True)):
+    trimmed: list[float] = []
+    for f, est in zip(frames, frame_estimates(sample, frames), strict=True):
         f = int(f)
         valid = valid_pixels(sample, f)
-        raw = sample.mask[f, 0] if trims is None else trims[k].mask
+        raw = sample.mask[f, 0] if fit_mask is None else fit_mask[f]
+        if fit_mask is not None:
+            n = int((sample.mask[f, 0] > 127).sum())
+            trimmed.append(1.0 - int((raw > 127).sum()) / n if n else 0.0)
         mask = raw if valid is None else raw * valid  # [H, W] uint8, 255 on the person
         rgb = sample.rgb[f, 0] * (mask[..., None] > 127)  # [H, W, 3] uint8, the person on black
         images.append(torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0)
@@ -140,7 +111,7 @@ def frame_views(sample: Sample, frames: np.ndarray, *, head_rig=None, trim: bool
         closeups += 1
     return FrameViews(
         torch.stack(images), torch.stack(masks), torch.stack(valids), tuple(estimates), tuple(owners), closeups,
-        tuple(notes), () if trims is None else tuple(t.trimmed for t in trims),
+        tuple(notes), tuple(trimmed),
     )  # fmt: skip
 
 
