@@ -73,7 +73,7 @@ def _graphed_step(monkeypatch, fake: _FakeCapture) -> TrainStep:
 def test_stages_are_recorded_then_captured_then_replayed_while_the_shapes_hold(shards, monkeypatch, caplog):
     fake = _FakeCapture()
     step = _graphed_step(monkeypatch, fake)
-    eager = TrainStep(copy.deepcopy(step.model), step.cfg, render_size=24, perceptual=None)
+    eager = TrainStep(copy.deepcopy(step.model), step.cfg, render_size=16, perceptual=None)
     b1, b2 = _batches(shards)
 
     out1 = step(b1)  # first training step: the stages run once to record their inputs, are captured, replayed
