@@ -447,18 +447,11 @@ class TrainStep(nn.Module):
         frame = batch["tgt_rgb"][b, t].to(dev) * batch["tgt_mask"][b, t].to(dev)  # [3, H, W] person over black
         return replace(Lighting.neutral(dev), code=est(frame))
 
-    def _image_terms(
-        self,
-        pred: Tensor,  # [M, H, W, 3]
-        target: Tensor,  # [M, H, W, 3]
-        alpha: Tensor,  # [M, H, W, 1]
-        mask: Tensor,  # [M, H, W, 1]
-        part_probs: Tensor | None,  # [M, H, W, P]
-        part_labels: Tensor | None,  # [M, H, W] int, -1 = none
-        canonical: Tensor | None,  # [M, H, W, 3] renders of the canonical branch alone
-    ) -> dict[str, Tensor]:
-        """The unweighted image losses of the target renders (those with a non-zero weight)."""
+    def _image_terms(self, x: dict) -> dict[str, Tensor]:
+        """The unweighted image losses of the target renders (those with a non-zero weight); `x` as
+        `_loss_inputs` makes it."""
         cfg = self.cfg
+        pred, target = x["pred"], x["target"]
         terms: dict[str, Tensor] = {"l1": (pred - target).abs().mean()}
         if cfg.ssim > 0:
             terms["ssim"] = 1.0 - ssim(pred, target)
@@ -466,19 +459,17 @@ class TrainStep(nn.Module):
             with self._autocast(pred.device):  # a frozen feature network: bf16 under `amp`, like the encoder
                 terms["perceptual"] = self.perceptual(pred, target).float()
         if cfg.mask > 0:
-            terms["mask"] = mask_loss(alpha, mask)
-        if canonical is not None:
-            terms["canonical"] = canonical_render_loss(canonical, target)
-        if part_probs is not None and part_labels is not None:
-            terms["parts"] = part_loss(part_probs, part_labels)
+            terms["mask"] = mask_loss(x["alpha"], x["mask"])
+        if "canonical" in x:
+            terms["canonical"] = canonical_render_loss(x["canonical"], target)
+        if "parts" in x:
+            terms["parts"] = part_loss(x["parts"], x["labels"])
         return terms
 
     def _loss_stage(self, x: dict) -> dict:
         """Stage 3: the unweighted loss terms with a non-zero weight and their weighted sum ("loss")."""
         cfg = self.cfg
-        terms = self._fast["losses"](
-            x["pred"], x["target"], x["alpha"], x["mask"], x.get("parts"), x.get("labels"), x.get("canonical")
-        )
+        terms = self._fast["losses"](x)
         terms.update({k: v for k, v in x["regs"].items() if getattr(cfg, k) > 0})
         if "face" in x:
             terms["loss_face"] = self._fast["face"](x["face"], x["face_target"], x["face_valid"])
