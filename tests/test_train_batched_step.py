@@ -15,7 +15,8 @@ from core.model.drive_batch import drive_targets
 from core.model.model import LCAModel
 from core.model.rig import rig_from_body_asset
 from core.train.config import LossConfig
-from core.train.step import TrainStep, target_frames
+from core.train.step import TrainStep
+from core.train.step_inputs import target_frames
 
 # float32 on the CPU: sums taken in another order (per target vs per batch) and the deformer's per-anchor affine
 # form differ in the last bits; losses agree to 1e-5 relative, each parameter's gradient to 1e-3 of its largest
@@ -238,7 +239,7 @@ def test_environment_from_sh_keeps_the_ambient_and_linear_rows():
     """`env_from_sh` (one product with a constant matrix) is the band-0 and band-1 rows at their irradiance gains."""
     from core.raster.sh import SH_C1
     from core.raster.types import SH_C0
-    from core.train.step import env_from_sh
+    from core.train.step_inputs import env_from_sh
 
     sh = torch.randn(2, 3, 9, 3)
     c1 = (2 / 3) * SH_C1

@@ -45,7 +45,8 @@ def test_a_studio_target_is_shaded_in_training_as_the_benchmark_shades_it(shards
     from core.model.drive_batch import drive_targets
     from core.model.rig import rig_from_body_asset
     from core.train.config import LossConfig
-    from core.train.step import TrainStep, lighting_from_sh, target_frames
+    from core.train.step import TrainStep
+    from core.train.step_inputs import lighting_from_sh, target_frames
 
     torch.manual_seed(0)
     mcfg = load_model_config("tiny", {"appearance": {"lighting_code_dim": 8, "lighting_estimator": True}})

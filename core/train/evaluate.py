@@ -41,7 +41,7 @@ from core.raster import Camera, Gaussians
 from core.raster.rasterize import rasterize
 from core.train.losses import l1_error, psnr, ssim
 from core.train.lpips import LPIPSMetric
-from core.train.step import lighting_from_sh
+from core.train.step_inputs import lighting_from_sh
 
 log = logging.getLogger(__name__)
 
